@@ -1,0 +1,744 @@
+//! The pipeline steps, written once against the ports: submit a batch,
+//! process deliveries of work items, finalize a job, cancel it, and record
+//! dead-lettered items. Lambda functions and the local runner only wire
+//! these to their event sources.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{self, DocumentStatus, ResultsDocument};
+use crate::chunking;
+use crate::evaluation::{Evaluation, Score, default_merge};
+use crate::failure::{Failure, FailureCategory, RetryDecision, RetryPolicy};
+use crate::model::{
+    BodyRef, DocumentSpec, EvaluatorRef, ItemOutcome, ItemResult, Job, JobCounters, JobId,
+    JobOptions, JobStatus, RejectedDocument, TenantId, WorkItem,
+};
+use crate::ports::{
+    BlobError, BlobStore, Clock, Delivery, DocumentView, Evaluators, JobStore, OutgoingMessage,
+    QueueError, QueueName, StoreError, WorkQueue,
+};
+
+/// Tunables of the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSettings {
+    /// Retry policy for failed evaluations.
+    pub retry: RetryPolicy,
+    /// How long a received work item stays hidden from other processors.
+    pub visibility: Duration,
+    /// Target size of a body pack: small documents share one blob up to this
+    /// many bytes (one PUT for many documents).
+    pub pack_bytes: usize,
+    /// Messages claimed per receive.
+    pub receive_batch: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            visibility: Duration::from_secs(60),
+            pack_bytes: 1024 * 1024,
+            receive_batch: 10,
+        }
+    }
+}
+
+/// Errors of the pipeline steps.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PipelineError {
+    /// The submission is not acceptable; nothing was stored.
+    #[error("invalid submission: {0}")]
+    Invalid(String),
+    /// A queue operation failed.
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+    /// A blob operation failed.
+    #[error("blob store: {0}")]
+    Blob(#[from] BlobError),
+    /// A job store operation failed.
+    #[error("job store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl PipelineError {
+    /// The retry class of this error.
+    pub fn category(&self) -> FailureCategory {
+        match self {
+            PipelineError::Invalid(_) => FailureCategory::Data,
+            PipelineError::Queue(e) => e.category(),
+            PipelineError::Blob(e) => e.category(),
+            PipelineError::Store(e) => e.category(),
+        }
+    }
+}
+
+/// A document as it arrives: readable, or already known to be unusable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeDocument {
+    /// Read; will be evaluated.
+    Accepted(DocumentSpec),
+    /// Could not be read (empty, unreadable): recorded failed at once.
+    Rejected(RejectedDocument),
+}
+
+impl IntakeDocument {
+    fn id(&self) -> &str {
+        match self {
+            IntakeDocument::Accepted(d) => &d.id,
+            IntakeDocument::Rejected(d) => &d.id,
+        }
+    }
+}
+
+/// A batch to submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// Use this id (idempotent retries); a new one when `None`.
+    pub job_id: Option<JobId>,
+    /// The owner.
+    pub tenant: TenantId,
+    /// The pinned evaluator.
+    pub evaluator: EvaluatorRef,
+    /// Its configuration.
+    pub config: serde_json::Value,
+    /// Options.
+    pub options: JobOptions,
+    /// The documents, in order.
+    pub documents: Vec<IntakeDocument>,
+}
+
+/// What to do with a delivery after processing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Its outcome is recorded (or it needs no work): delete it.
+    Done,
+    /// Retry it after this delay (change its visibility).
+    RetryAfter(Duration),
+    /// Leave it: it becomes visible again when its visibility expires, and
+    /// the queue dead-letters it after too many receives.
+    Keep,
+}
+
+/// The message on the finalize queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeMessage {
+    /// The job to finalize.
+    pub job_id: JobId,
+}
+
+/// The message on the webhook queue (the body of the callback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookMessage {
+    /// The job.
+    pub job_id: JobId,
+    /// Its final status.
+    pub status: JobStatus,
+    /// Where to deliver.
+    pub url: String,
+    /// Documents in the job.
+    pub document_count: u32,
+    /// Completed documents.
+    pub completed_documents: u32,
+    /// Failed documents.
+    pub failed_documents: u32,
+    /// Key of `results.json`.
+    pub results_key: String,
+}
+
+/// What [`Pipeline::finalize`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FinalizeOutcome {
+    /// This call finalized the job.
+    Finalized(Box<Job>),
+    /// Another call did already.
+    AlreadyFinalized,
+    /// Items are still pending; try again later.
+    NotReady {
+        /// How many.
+        pending: u32,
+    },
+}
+
+/// Key of a job's `results.json`.
+pub fn results_key(job: &JobId) -> String {
+    format!("results/{job}/results.json")
+}
+
+/// Key of a job's `documents.jsonl`.
+pub fn documents_key(job: &JobId) -> String {
+    format!("results/{job}/documents.jsonl")
+}
+
+fn pack_key(job: &JobId, n: usize) -> String {
+    format!("documents/{job}/pack-{n:05}")
+}
+
+/// Deterministic jitter in `[0, 1)` from a message id and attempt: spreads
+/// retries without a random source in the core.
+fn jitter(message_id: &str, attempt: u32) -> f64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (message_id, attempt).hash(&mut hasher);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The pipeline over a set of ports.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// Work, finalize and webhook queues.
+    pub queue: Arc<dyn WorkQueue>,
+    /// Document bodies and results.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Jobs and outcomes.
+    pub store: Arc<dyn JobStore>,
+    /// The evaluator runtime.
+    pub evaluators: Arc<dyn Evaluators>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Tunables.
+    pub settings: PipelineSettings,
+}
+
+impl Pipeline {
+    /// Accepts a batch: splits documents into work items, stores their text
+    /// in packs, creates the job, records intake rejections as failed and
+    /// enqueues one message per item (in batched sends).
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] for an empty batch or duplicate document
+    /// ids (nothing stored); port errors otherwise.
+    pub async fn submit(&self, submission: Submission) -> Result<Job, PipelineError> {
+        if submission.documents.is_empty() {
+            return Err(PipelineError::Invalid("the batch has no documents".into()));
+        }
+        let mut seen = HashSet::new();
+        for (n, document) in submission.documents.iter().enumerate() {
+            if !seen.insert(document.id()) {
+                return Err(PipelineError::Invalid(format!(
+                    "documents[{n}].id: duplicate id {:?}",
+                    document.id()
+                )));
+            }
+        }
+        let job_id = submission.job_id.clone().unwrap_or_else(JobId::generate);
+        let mut packs: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut items = Vec::new();
+        let mut rejected = Vec::new();
+        let mut next_item = 0u32;
+        for (document_index, document) in submission.documents.iter().enumerate() {
+            let document_index = document_index as u32;
+            match document {
+                IntakeDocument::Accepted(spec) => {
+                    for chunk in chunking::plan(&spec.body, &submission.options.chunking) {
+                        let current = packs.last_mut().expect("packs start non-empty");
+                        if !current.is_empty()
+                            && current.len() + chunk.text.len() > self.settings.pack_bytes
+                        {
+                            packs.push(Vec::new());
+                        }
+                        let pack_index = packs.len() - 1;
+                        let pack = &mut packs[pack_index];
+                        let body = BodyRef {
+                            key: pack_key(&job_id, pack_index),
+                            offset: pack.len() as u64,
+                            len: chunk.text.len() as u64,
+                        };
+                        pack.extend_from_slice(chunk.text.as_bytes());
+                        items.push(WorkItem {
+                            job_id: job_id.clone(),
+                            item: next_item,
+                            document: document_index,
+                            document_id: spec.id.clone(),
+                            title: spec.title.clone(),
+                            metadata: spec.metadata.clone(),
+                            chunk: chunk.info,
+                            body,
+                        });
+                        next_item += 1;
+                    }
+                }
+                IntakeDocument::Rejected(doc) => {
+                    rejected.push(ItemOutcome {
+                        item: next_item,
+                        document: document_index,
+                        document_id: doc.id.clone(),
+                        title: doc.title.clone(),
+                        chunk: crate::model::ChunkInfo::WHOLE,
+                        bytes: 0,
+                        result: ItemResult::Failed {
+                            failure: doc.failure.clone(),
+                            seconds: 0.0,
+                        },
+                    });
+                    next_item += 1;
+                }
+            }
+        }
+        for (n, pack) in packs.into_iter().enumerate() {
+            if !pack.is_empty() {
+                self.blobs.put(&pack_key(&job_id, n), pack).await?;
+            }
+        }
+        let now = self.clock.now();
+        let job = Job {
+            id: job_id.clone(),
+            tenant: submission.tenant,
+            status: JobStatus::Queued,
+            evaluator: submission.evaluator,
+            config: submission.config,
+            options: submission.options,
+            counters: JobCounters {
+                documents_total: submission.documents.len() as u32,
+                items_total: next_item,
+                ..JobCounters::default()
+            },
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        };
+        self.store.create_job(&job).await?;
+        let queue = QueueName::Work(job.options.priority);
+        let messages = items
+            .iter()
+            .map(|item| OutgoingMessage::new(serde_json::to_string(item).unwrap_or_default()))
+            .collect();
+        self.queue.send(queue, messages).await?;
+        if !rejected.is_empty() {
+            let receipt = self.store.record_outcomes(&job_id, &rejected, now).await?;
+            self.after_record(&job_id, &job.options, &receipt.counters, receipt.completed_job)
+                .await?;
+        }
+        Ok(self.store.job(&job_id).await?)
+    }
+
+    /// Processes a batch of work-item deliveries and says what to do with
+    /// each (same order). Never fails the whole batch: a message that cannot
+    /// be handled gets `Keep` or `RetryAfter` on its own, and its neighbours'
+    /// outcomes are still recorded — one store call per job.
+    pub async fn process(&self, deliveries: &[Delivery]) -> Vec<Disposition> {
+        let mut dispositions = vec![Disposition::Keep; deliveries.len()];
+        let mut jobs: HashMap<JobId, Option<Job>> = HashMap::new();
+        let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
+        for (n, delivery) in deliveries.iter().enumerate() {
+            let item: WorkItem = match serde_json::from_str(&delivery.body) {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::error!(message_id = %delivery.message_id, error = %e, "malformed work message left for the dead-letter queue");
+                    continue;
+                }
+            };
+            if !jobs.contains_key(&item.job_id) {
+                let job = match self.store.job(&item.job_id).await {
+                    Ok(job) => Some(job),
+                    Err(StoreError::NotFound(_)) => None,
+                    Err(e) => {
+                        tracing::warn!(job_id = %item.job_id, error = %e, "job not readable; message kept");
+                        continue;
+                    }
+                };
+                jobs.insert(item.job_id.clone(), job);
+            }
+            let Some(Some(job)) = jobs.get(&item.job_id) else {
+                tracing::warn!(job_id = %item.job_id, "work item of an unknown job dropped");
+                dispositions[n] = Disposition::Done;
+                continue;
+            };
+            let result = if job.skips_items() {
+                ItemResult::Skipped {
+                    reason: match (&job.error, job.status) {
+                        (Some(error), _) => format!("job failing: {error}"),
+                        (None, JobStatus::Cancelled) => "job cancelled".to_owned(),
+                        _ => "job already finalized".to_owned(),
+                    },
+                }
+            } else if delivery.receive_count > self.settings.retry.max_receives {
+                ItemResult::Failed {
+                    failure: Failure::new(
+                        FailureCategory::Permanent,
+                        format!(
+                            "gave up after {} deliveries without a recorded outcome",
+                            delivery.receive_count - 1
+                        ),
+                    ),
+                    seconds: 0.0,
+                }
+            } else {
+                match self.evaluate_item(job, &item).await {
+                    Ok(result) => result,
+                    Err((failure, seconds)) => {
+                        let decision = self.settings.retry.decide(
+                            failure.category,
+                            delivery.receive_count,
+                            jitter(&delivery.message_id, delivery.receive_count),
+                        );
+                        match decision {
+                            RetryDecision::RetryAfter(delay) => {
+                                tracing::info!(job_id = %item.job_id, document_id = %item.document_id, %failure, ?delay, "retrying work item");
+                                dispositions[n] = Disposition::RetryAfter(delay);
+                                continue;
+                            }
+                            RetryDecision::GiveUp => ItemResult::Failed { failure, seconds },
+                        }
+                    }
+                }
+            };
+            by_job
+                .entry(item.job_id.clone())
+                .or_default()
+                .push((n, ItemOutcome::of(&item, result)));
+        }
+        for (job_id, entries) in by_job {
+            let Some(Some(job)) = jobs.get(&job_id) else { continue };
+            let outcomes: Vec<ItemOutcome> = entries.iter().map(|(_, o)| o.clone()).collect();
+            let settled = match self.store.record_outcomes(&job_id, &outcomes, self.clock.now()).await {
+                Ok(receipt) => {
+                    let resend = receipt.recorded.is_empty()
+                        && receipt.counters.items_pending() == 0
+                        && job.finished_at.is_none();
+                    match self
+                        .after_record(&job_id, &job.options, &receipt.counters, receipt.completed_job || resend)
+                        .await
+                    {
+                        Ok(()) => Disposition::Done,
+                        Err(e) => {
+                            // Outcomes are recorded; redelivery finds them
+                            // recorded and sends the finalize message again.
+                            tracing::warn!(%job_id, error = %e, "finalize message not sent; items kept for redelivery");
+                            Disposition::Keep
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%job_id, error = %e, "outcomes not recorded; items retried");
+                    match self.settings.retry.decide(e.category(), 1, 0.5) {
+                        RetryDecision::RetryAfter(delay) => Disposition::RetryAfter(delay),
+                        RetryDecision::GiveUp => Disposition::Keep,
+                    }
+                }
+            };
+            for (n, _) in entries {
+                dispositions[n] = settled;
+            }
+        }
+        dispositions
+    }
+
+    /// After outcomes are recorded: send the finalize message when asked and
+    /// trip the failure threshold when it is passed.
+    async fn after_record(
+        &self,
+        job_id: &JobId,
+        options: &JobOptions,
+        counters: &JobCounters,
+        send_finalize: bool,
+    ) -> Result<(), PipelineError> {
+        if counters.exceeds_failure_threshold(options.tolerated_failure_percent) {
+            let reason = format!(
+                "failure threshold exceeded: {} of {} documents failed (tolerated {}%)",
+                counters.documents_failed, counters.documents_total, options.tolerated_failure_percent
+            );
+            if self.store.halt_job(job_id, &reason).await? {
+                tracing::warn!(%job_id, %reason, "job failing fast");
+            }
+        }
+        if send_finalize {
+            let message = FinalizeMessage {
+                job_id: job_id.clone(),
+            };
+            self.queue
+                .send(
+                    QueueName::Finalize,
+                    vec![OutgoingMessage::new(serde_json::to_string(&message).unwrap_or_default())],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn evaluate_item(&self, job: &Job, item: &WorkItem) -> Result<ItemResult, (Failure, f64)> {
+        let started = Instant::now();
+        let fail = |failure: Failure| (failure, started.elapsed().as_secs_f64());
+        let bytes = self
+            .blobs
+            .get_range(&item.body.key, item.body.offset, item.body.len)
+            .await
+            .map_err(|e| fail(Failure::new(e.category(), format!("reading the document's text: {e}"))))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(Failure::new(
+                FailureCategory::Data,
+                format!("document text is not UTF-8: {e}"),
+            ))
+        })?;
+        let view = DocumentView {
+            id: &item.document_id,
+            title: &item.title,
+            content: &text,
+            metadata: &item.metadata,
+            chunk: &item.chunk,
+        };
+        let report = self
+            .evaluators
+            .evaluate(&job.evaluator, &view, &job.config)
+            .map_err(fail)?;
+        let mut evaluation = report.evaluation;
+        evaluation.rebase(item.chunk.offset);
+        Ok(ItemResult::Succeeded {
+            evaluation,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Finalizes a job whose items all have outcomes: merges chunks per
+    /// document, summarizes, writes `results.json` and `documents.jsonl`,
+    /// then moves the job to its final status by a conditional change that
+    /// only one caller wins; the winner enqueues the webhook.
+    ///
+    /// # Errors
+    /// Port errors; the finalize message should then be retried.
+    pub async fn finalize(&self, job_id: &JobId) -> Result<FinalizeOutcome, PipelineError> {
+        let job = self.store.job(job_id).await?;
+        if job.finished_at.is_some() {
+            return Ok(FinalizeOutcome::AlreadyFinalized);
+        }
+        let pending = job.counters.items_pending();
+        if pending > 0 {
+            return Ok(FinalizeOutcome::NotReady { pending });
+        }
+        let outcomes = self.store.outcomes(job_id).await?;
+        let evaluators = &self.evaluators;
+        let documents = aggregate::assemble_documents(outcomes, |chunks| {
+            if chunks.len() == 1 {
+                return Ok(chunks[0].evaluation.clone());
+            }
+            let evaluations: Vec<Evaluation> = chunks.iter().map(|c| c.evaluation.clone()).collect();
+            Ok(evaluators
+                .merge_chunks(&job.evaluator, &evaluations)?
+                .unwrap_or_else(|| default_merge(chunks)))
+        });
+        let evaluations: Vec<Evaluation> = documents
+            .iter()
+            .filter(|d| d.status == DocumentStatus::Completed)
+            .map(|d| Evaluation {
+                scores: d
+                    .scores
+                    .iter()
+                    .map(|(name, s)| Score {
+                        name: name.clone(),
+                        value: s.total_score,
+                        max: s.max_score,
+                    })
+                    .collect(),
+                findings: d.findings.clone(),
+                labels: d.labels.clone(),
+                data: d.data.clone(),
+            })
+            .collect();
+        let evaluator_summary = match self.evaluators.summarize(&job.evaluator, &evaluations) {
+            Ok(summary) => summary,
+            Err(failure) => {
+                tracing::warn!(%job_id, %failure, "evaluator summary failed; summary written without it");
+                None
+            }
+        };
+        let summary = aggregate::summarize(&documents, evaluator_summary);
+        let (status, error) = aggregate::final_status(&job, &summary);
+        let now = self.clock.now();
+        let results = ResultsDocument {
+            job_id: job.id.clone(),
+            status,
+            document_count: job.counters.documents_total,
+            evaluator: job.evaluator.clone(),
+            created_at: job.created_at,
+            finished_at: now,
+            error: error.clone(),
+            summary,
+            documents,
+        };
+        self.blobs
+            .put(&documents_key(job_id), results.to_jsonl().into_bytes())
+            .await?;
+        let json = serde_json::to_vec_pretty(&results).unwrap_or_default();
+        self.blobs.put(&results_key(job_id), json).await?;
+        let finished = match self.store.finish_job(job_id, status, error.as_deref(), now).await {
+            Ok(job) => job,
+            Err(StoreError::Conflict(_)) => return Ok(FinalizeOutcome::AlreadyFinalized),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(url) = &finished.options.webhook_url {
+            let message = WebhookMessage {
+                job_id: finished.id.clone(),
+                status: finished.status,
+                url: url.clone(),
+                document_count: finished.counters.documents_total,
+                completed_documents: results.summary.completed_documents,
+                failed_documents: results.summary.failed_documents,
+                results_key: results_key(job_id),
+            };
+            self.queue
+                .send(
+                    QueueName::Webhook,
+                    vec![OutgoingMessage::new(serde_json::to_string(&message).unwrap_or_default())],
+                )
+                .await?;
+        }
+        tracing::info!(%job_id, status = %finished.status, "job finalized");
+        Ok(FinalizeOutcome::Finalized(Box::new(finished)))
+    }
+
+    /// Cancels a job: its remaining items are skipped and the finalizer
+    /// still writes the partial results.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (as [`PipelineError::Store`]) when the job is
+    /// already finished or cancelled; [`StoreError::NotFound`].
+    pub async fn cancel(&self, job_id: &JobId) -> Result<Job, PipelineError> {
+        let job = self
+            .store
+            .transition(job_id, &JobStatus::sources_of(JobStatus::Cancelled), JobStatus::Cancelled)
+            .await?;
+        if job.counters.items_pending() == 0 && job.finished_at.is_none() {
+            self.after_record(job_id, &job.options, &job.counters, true).await?;
+        }
+        Ok(job)
+    }
+
+    /// Applies `dispositions` to `deliveries` of `queue`: acks the done ones
+    /// in one call, sets the visibility of the retried ones.
+    ///
+    /// # Errors
+    /// Queue errors (unsettled messages simply come back).
+    pub async fn settle(
+        &self,
+        queue: QueueName,
+        deliveries: &[Delivery],
+        dispositions: &[Disposition],
+    ) -> Result<(), QueueError> {
+        let done: Vec<_> = deliveries
+            .iter()
+            .zip(dispositions)
+            .filter(|(_, d)| **d == Disposition::Done)
+            .map(|(delivery, _)| delivery.receipt.clone())
+            .collect();
+        if !done.is_empty() {
+            self.queue.ack(queue, &done).await?;
+        }
+        for (delivery, disposition) in deliveries.iter().zip(dispositions) {
+            if let Disposition::RetryAfter(delay) = disposition {
+                self.queue.retry_after(queue, &delivery.receipt, *delay).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of a processor: receives a batch from the highest-priority
+    /// work queue that has messages, processes and settles it. Returns how
+    /// many messages it handled (0 when every queue was empty).
+    ///
+    /// # Errors
+    /// Queue errors.
+    pub async fn work_once(&self) -> Result<usize, PipelineError> {
+        for priority in crate::model::Priority::ALL {
+            let queue = QueueName::Work(priority);
+            let deliveries = self
+                .queue
+                .receive(queue, self.settings.receive_batch, self.settings.visibility)
+                .await?;
+            if deliveries.is_empty() {
+                continue;
+            }
+            let dispositions = self.process(&deliveries).await;
+            self.settle(queue, &deliveries, &dispositions).await?;
+            return Ok(deliveries.len());
+        }
+        Ok(0)
+    }
+
+    /// One round of a finalizer: receives finalize messages and finalizes
+    /// their jobs. Returns how many messages it handled.
+    ///
+    /// # Errors
+    /// Queue errors.
+    pub async fn finalize_once(&self) -> Result<usize, PipelineError> {
+        let queue = QueueName::Finalize;
+        let deliveries = self.queue.receive(queue, 10, self.settings.visibility).await?;
+        let mut dispositions = Vec::with_capacity(deliveries.len());
+        for delivery in &deliveries {
+            let disposition = match serde_json::from_str::<FinalizeMessage>(&delivery.body) {
+                Err(e) => {
+                    tracing::error!(error = %e, "malformed finalize message left for the dead-letter queue");
+                    Disposition::Keep
+                }
+                Ok(message) => match self.finalize(&message.job_id).await {
+                    Ok(FinalizeOutcome::Finalized(_) | FinalizeOutcome::AlreadyFinalized) => Disposition::Done,
+                    Err(PipelineError::Store(StoreError::NotFound(_))) => Disposition::Done,
+                    Ok(FinalizeOutcome::NotReady { .. }) => Disposition::RetryAfter(Duration::from_secs(1)),
+                    Err(e) => {
+                        tracing::warn!(job_id = %message.job_id, error = %e, "finalize failed; retried");
+                        Disposition::Keep
+                    }
+                },
+            };
+            dispositions.push(disposition);
+        }
+        self.settle(queue, &deliveries, &dispositions).await?;
+        Ok(deliveries.len())
+    }
+
+    /// Records dead-lettered work items as failed (the queue gave them up
+    /// after too many receives, e.g. a processor crashing on them), so their
+    /// jobs still finish. Returns how many it handled.
+    ///
+    /// # Errors
+    /// Queue errors.
+    pub async fn drain_dead_letters(&self, queue: QueueName) -> Result<usize, PipelineError> {
+        let deliveries = self
+            .queue
+            .receive_dead(queue, self.settings.receive_batch, self.settings.visibility)
+            .await?;
+        let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
+        let mut done = Vec::new();
+        for (n, delivery) in deliveries.iter().enumerate() {
+            match serde_json::from_str::<WorkItem>(&delivery.body) {
+                Ok(item) => {
+                    let failure = Failure::new(
+                        FailureCategory::Permanent,
+                        "dead-lettered: the processor never recorded an outcome for this item",
+                    );
+                    by_job
+                        .entry(item.job_id.clone())
+                        .or_default()
+                        .push((n, ItemOutcome::of(&item, ItemResult::Failed { failure, seconds: 0.0 })));
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %delivery.message_id, error = %e, "malformed dead letter discarded");
+                    done.push(delivery.receipt.clone());
+                }
+            }
+        }
+        for (job_id, entries) in by_job {
+            let outcomes: Vec<_> = entries.iter().map(|(_, o)| o.clone()).collect();
+            match self.store.record_outcomes(&job_id, &outcomes, self.clock.now()).await {
+                Ok(receipt) => {
+                    let job = self.store.job(&job_id).await?;
+                    let resend = receipt.counters.items_pending() == 0 && job.finished_at.is_none();
+                    self.after_record(&job_id, &job.options, &receipt.counters, receipt.completed_job || resend)
+                        .await?;
+                    done.extend(entries.iter().map(|(n, _)| deliveries[*n].receipt.clone()));
+                }
+                Err(StoreError::NotFound(_)) => {
+                    done.extend(entries.iter().map(|(n, _)| deliveries[*n].receipt.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !done.is_empty() {
+            self.queue.ack_dead(queue, &done).await?;
+        }
+        Ok(deliveries.len())
+    }
+}
