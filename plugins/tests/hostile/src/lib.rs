@@ -1,0 +1,88 @@
+//! `hostile`: a test evaluator that misbehaves on request, so the host's
+//! limits can be shown to hold. A document whose content starts with one of
+//! these commands triggers it; any other document gets a normal evaluation
+//! (score `ok` 1 of 1).
+//!
+//! - `hostile:loop` — spins forever (stopped by fuel).
+//! - `hostile:alloc` — grows memory without end (stopped by the memory cap).
+//! - `hostile:panic` — panics with a message.
+//! - `hostile:huge` — returns 8 MiB of data (refused by the output cap).
+//! - `hostile:invalid` — reports the document invalid (a plugin error).
+//! - `hostile:ambient` — tries the filesystem, environment, clocks and
+//!   randomness and reports what it saw.
+
+use docket_sdk::{Document, Evaluation, Evaluator, PluginError, Score};
+use serde_json::{Value, json};
+
+/// The evaluator.
+pub struct Hostile;
+
+impl Evaluator for Hostile {
+    fn evaluate(document: Document, _config: Value) -> Result<Evaluation, PluginError> {
+        let command = document.content.split_whitespace().next().unwrap_or("");
+        match command {
+            "hostile:loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "hostile:alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "hostile:panic" => panic!("the hostile plugin panicked on purpose"),
+            "hostile:huge" => Ok(Evaluation {
+                data: Value::String("x".repeat(8 << 20)),
+                ..ok()
+            }),
+            "hostile:invalid" => Err(PluginError::InvalidDocument(
+                "this document is invalid on purpose".into(),
+            )),
+            "hostile:ambient" => Ok(Evaluation {
+                data: ambient(),
+                ..ok()
+            }),
+            _ => Ok(ok()),
+        }
+    }
+}
+
+docket_sdk::export_evaluator!(Hostile);
+
+fn ok() -> Evaluation {
+    Evaluation {
+        scores: vec![Score::new("ok", 1.0, 1.0)],
+        ..Evaluation::default()
+    }
+}
+
+/// What the ambient world looks like from inside.
+fn ambient() -> Value {
+    let file = std::fs::read_to_string("/etc/hostname")
+        .map(|_| "read".to_owned())
+        .unwrap_or_else(|e| e.to_string());
+    let dir = std::fs::read_dir(".")
+        .map(|_| "listed".to_owned())
+        .unwrap_or_else(|e| e.to_string());
+    let network = std::net::TcpStream::connect("127.0.0.1:80")
+        .map(|_| "connected".to_owned())
+        .unwrap_or_else(|e| e.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX);
+    let mut random = std::collections::hash_map::RandomState::new();
+    let _ = &mut random;
+    json!({
+        "file": file,
+        "dir": dir,
+        "network": network,
+        "env": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "unix_seconds": now,
+    })
+}
