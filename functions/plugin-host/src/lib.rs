@@ -1,1 +1,811 @@
-//! stub
+//! docket's plugin host: runs evaluator components (the
+//! `docket:evaluator@0.1.0` world) with wasmtime under hard limits.
+//!
+//! - One [`wasmtime::Engine`] per process, with the pooling allocator.
+//! - A fresh `Store` per call, so every document is isolated from the last;
+//!   components are pre-instantiated once (`InstancePre`).
+//! - Limits on every store: fuel (the deterministic CPU budget, base + per
+//!   KiB of input), an epoch deadline as wall-clock backstop, a memory cap,
+//!   input and output byte caps.
+//! - WASI is linked because guests' standard libraries import it, with no
+//!   preopened directories, environment, arguments or sockets, a clock frozen
+//!   at the epoch and deterministic randomness.
+//! - Compiled code is cached on disk keyed by the component's digest and the
+//!   engine's compatibility hash, and deserialized only when the artifact's
+//!   own digest matches the one recorded when docket wrote it.
+//!
+//! Every host-side failure is a categorized [`Failure`]: traps, exhausted
+//! limits and invalid output are `PERMANENT` with a message naming the limit
+//! and its value; a plugin's own errors keep their category.
+#![deny(missing_docs)]
+
+mod manifest;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use docket_core::model::EvaluatorRef;
+use docket_core::ports::{DocumentView, EvaluationReport, Evaluators, Usage};
+use docket_core::{Evaluation, Failure, FailureCategory, Finding, Score, Severity, Span};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use manifest::{Limits, Manifest, WORLD, digest};
+
+/// Bindings generated from the WIT world; `bindgen!` is called here only.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit",
+        world: "evaluator",
+    });
+}
+
+/// How often the epoch advances (the wall-clock backstop's resolution).
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How much of a plugin's stderr is kept (for panic messages).
+const STDERR_CAPTURE: usize = 16 * 1024;
+
+/// Settings of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Where compiled code is cached (created if missing); `None` compiles
+    /// in memory every time the host starts.
+    pub cache_dir: Option<PathBuf>,
+    /// Calls that may run at once (instance slots of the pooling allocator).
+    pub max_concurrent_instances: u32,
+    /// Largest memory any plugin may be given (the pool's slot size).
+    pub max_memory_bytes: u64,
+    /// Enforce each plugin's `timeout_ms` with epoch interruption.
+    pub wall_clock_backstop: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_concurrent_instances: 64,
+            max_memory_bytes: 512 << 20,
+            wall_clock_backstop: true,
+        }
+    }
+}
+
+/// Errors loading plugins.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The engine could not be configured.
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+    /// The bytes are not a usable component for the docket world.
+    #[error("invalid component {name}: {message}")]
+    InvalidComponent {
+        /// The plugin's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The bytes do not match the manifest's digest.
+    #[error("digest mismatch for {name}: manifest says {expected}, bytes are {actual}")]
+    DigestMismatch {
+        /// The plugin's name.
+        name: String,
+        /// From the manifest.
+        expected: String,
+        /// Of the bytes.
+        actual: String,
+    },
+    /// The manifest is unusable.
+    #[error("invalid manifest for {name}: {message}")]
+    InvalidManifest {
+        /// The plugin's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Per-store state: WASI (denied everything), the memory limiter and the
+/// captured stderr.
+struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and records the peak, and whether the cap was hit.
+struct MemoryLimiter {
+    cap: usize,
+    peak: usize,
+    denied: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.denied = Some(desired);
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 16)
+    }
+}
+
+/// A frozen clock: guests see the Unix epoch and time standing still.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+struct LoadedPlugin {
+    manifest: Manifest,
+    reference: EvaluatorRef,
+    pre: bindings::EvaluatorPre<StoreState>,
+}
+
+/// Advances the engine's epoch in the background; stops when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("docket-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Loads and runs evaluator components. Implements the core's
+/// [`Evaluators`] port.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    config: HostConfig,
+    plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, String>>>,
+    _ticker: Option<EpochTicker>,
+}
+
+/// Orders versions numerically where they are numbers (`0.10.0 > 0.9.1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct VersionKey(Vec<(u64, String)>);
+
+impl VersionKey {
+    fn parse(version: &str) -> Self {
+        Self(
+            version
+                .split(['.', '-', '+'])
+                .map(|part| (part.parse().unwrap_or(0), part.to_owned()))
+                .collect(),
+        )
+    }
+}
+
+fn configuration_failure(message: String) -> Failure {
+    Failure::new(FailureCategory::Configuration, message)
+}
+
+impl PluginHost {
+    /// Builds the engine (one per process) and the WASI linker.
+    ///
+    /// # Errors
+    /// [`HostError::Engine`] when wasmtime rejects the configuration or the
+    /// cache directory cannot be created.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let engine_error = |e: wasmtime::Error| HostError::Engine(format!("{e:#}"));
+        let slots = config.max_concurrent_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 4)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(2)
+            .max_tables_per_component(4)
+            .max_memory_size(config.max_memory_bytes as usize);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(config.wall_clock_backstop)
+            .cranelift_nan_canonicalization(true)
+            .max_wasm_stack(1 << 20)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(engine_error)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| HostError::Engine(format!("cache directory {}: {e}", dir.display())))?;
+        }
+        let ticker = config
+            .wall_clock_backstop
+            .then(|| EpochTicker::start(engine.clone()));
+        Ok(Self {
+            engine,
+            linker,
+            config,
+            plugins: RwLock::default(),
+            versions: RwLock::default(),
+            _ticker: ticker,
+        })
+    }
+
+    /// Loads a plugin: checks the bytes against the manifest's digest,
+    /// compiles them (or loads the verified cached artifact) and
+    /// pre-instantiates them against the docket world, so a component for
+    /// another world or with imports docket does not provide is refused
+    /// here. Loading the same digest twice is a no-op.
+    ///
+    /// # Errors
+    /// [`HostError::DigestMismatch`], [`HostError::InvalidManifest`],
+    /// [`HostError::InvalidComponent`].
+    pub fn load(&self, manifest: Manifest, bytes: &[u8]) -> Result<EvaluatorRef, HostError> {
+        let actual = digest(bytes);
+        if actual != manifest.sha256 {
+            return Err(HostError::DigestMismatch {
+                name: manifest.name,
+                expected: manifest.sha256,
+                actual,
+            });
+        }
+        if manifest.world != WORLD {
+            return Err(HostError::InvalidManifest {
+                message: format!("world {:?}, docket runs {WORLD:?}", manifest.world),
+                name: manifest.name,
+            });
+        }
+        let reference = EvaluatorRef {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            digest: manifest.sha256.clone(),
+        };
+        if self.read_plugins().contains_key(&reference.digest) {
+            self.register_version(&reference);
+            return Ok(reference);
+        }
+        let invalid = |message: String| HostError::InvalidComponent {
+            name: manifest.name.clone(),
+            message,
+        };
+        let component = self.compile(bytes, &manifest.sha256).map_err(|e| invalid(format!("{e:#}")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        let pre = bindings::EvaluatorPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
+        let plugin = Arc::new(LoadedPlugin {
+            manifest,
+            reference: reference.clone(),
+            pre,
+        });
+        self.plugins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reference.digest.clone(), plugin);
+        self.register_version(&reference);
+        Ok(reference)
+    }
+
+    fn read_plugins(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
+        self.plugins.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register_version(&self, reference: &EvaluatorRef) {
+        self.versions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reference.name.clone())
+            .or_default()
+            .insert(VersionKey::parse(&reference.version), reference.digest.clone());
+    }
+
+    /// The manifest of a loaded plugin.
+    pub fn manifest(&self, digest: &str) -> Option<Manifest> {
+        self.read_plugins().get(digest).map(|p| p.manifest.clone())
+    }
+
+    /// Compiles `bytes`, going through the on-disk cache when there is one.
+    fn compile(&self, bytes: &[u8], digest: &str) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.config.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let stem = format!(
+            "{}-{:016x}",
+            digest.trim_start_matches("sha256:"),
+            hasher.finish()
+        );
+        let artifact = dir.join(format!("{stem}.cwasm"));
+        let recorded = dir.join(format!("{stem}.cwasm.sha256"));
+        if let Some(component) = self.load_cached(&artifact, &recorded) {
+            return Ok(component);
+        }
+        let compiled = self.engine.precompile_component(bytes)?;
+        write_atomically(&artifact, &compiled);
+        write_atomically(&recorded, manifest::digest(&compiled).as_bytes());
+        self.deserialize_verified(&compiled)
+    }
+
+    /// The cached artifact, if it exists and its digest is the one docket
+    /// recorded when it wrote it.
+    fn load_cached(&self, artifact: &Path, recorded: &Path) -> Option<Component> {
+        let expected = std::fs::read_to_string(recorded).ok()?;
+        let compiled = std::fs::read(artifact).ok()?;
+        if manifest::digest(&compiled) != expected.trim() {
+            tracing::warn!(artifact = %artifact.display(), "cached compiled plugin does not match its recorded digest; recompiling");
+            return None;
+        }
+        match self.deserialize_verified(&compiled) {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(artifact = %artifact.display(), error = %e, "cached compiled plugin not usable by this engine; recompiling");
+                None
+            }
+        }
+    }
+
+    /// Deserializes compiled code that docket produced itself: either just
+    /// now by `precompile_component`, or read back from the cache and
+    /// checked against the digest recorded when it was written.
+    #[allow(unsafe_code)]
+    fn deserialize_verified(&self, compiled: &[u8]) -> wasmtime::Result<Component> {
+        // SAFETY: `compiled` is output of this engine configuration's
+        // `precompile_component` (fresh, or verified by digest above);
+        // wasmtime additionally checks the engine compatibility header.
+        unsafe { Component::deserialize(&self.engine, compiled) }
+    }
+
+    fn plugin(&self, evaluator: &EvaluatorRef) -> Result<Arc<LoadedPlugin>, Failure> {
+        self.read_plugins().get(&evaluator.digest).cloned().ok_or_else(|| {
+            configuration_failure(format!(
+                "evaluator {evaluator} ({}) is not loaded",
+                evaluator.digest
+            ))
+        })
+    }
+
+    /// Runs `call` on a fresh instance of `plugin` under its limits.
+    fn with_instance<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        input_bytes: u64,
+        call: impl FnOnce(&mut Store<StoreState>, &bindings::Evaluator) -> wasmtime::Result<R>,
+    ) -> Result<(R, Usage), Failure> {
+        let limits = plugin.manifest.limits;
+        if input_bytes > limits.max_input_bytes {
+            return Err(Failure::new(
+                FailureCategory::Permanent,
+                format!(
+                    "input of {input_bytes} bytes exceeds the plugin's limit of {} bytes",
+                    limits.max_input_bytes
+                ),
+            ));
+        }
+        let started = Instant::now();
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![0x2a; 32]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![0x2a; 32]))
+            .insecure_random_seed(0)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            StoreState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryLimiter {
+                    cap: limits.memory_bytes.min(self.config.max_memory_bytes) as usize,
+                    peak: 0,
+                    denied: None,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let fuel = limits.fuel_for(input_bytes);
+        let setup = store.set_fuel(fuel);
+        if self.config.wall_clock_backstop {
+            store.set_epoch_deadline(limits.timeout_ms / EPOCH_TICK.as_millis() as u64 + 1);
+            store.epoch_deadline_trap();
+        }
+        let result = setup
+            .and_then(|()| plugin.pre.instantiate(&mut store))
+            .and_then(|instance| call(&mut store, &instance));
+        let usage = Usage {
+            fuel: fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            peak_memory: store.data().limiter.peak as u64,
+            input_bytes,
+            output_bytes: 0,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        match result {
+            Ok(value) => Ok((value, usage)),
+            Err(error) => Err(host_failure(&error, &store, &limits, fuel, input_bytes, &stderr)),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// reader never sees half an artifact. Failures only cost a recompilation.
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "compiled plugin not cached");
+        let _ = std::fs::remove_file(&temp);
+    }
+}
+
+/// The panic message a Rust guest printed to stderr, if any.
+fn panic_message(stderr: &str) -> Option<String> {
+    let (_, after) = stderr.split_once("panicked at ")?;
+    let message = after.split_once(":\n").map_or(after, |(_, m)| m);
+    let message = message.split("\nnote:").next().unwrap_or(message);
+    Some(message.trim().to_owned())
+}
+
+fn host_failure(
+    error: &wasmtime::Error,
+    store: &Store<StoreState>,
+    limits: &Limits,
+    fuel: u64,
+    input_bytes: u64,
+    stderr: &MemoryOutputPipe,
+) -> Failure {
+    let permanent = |message: String| Failure::new(FailureCategory::Permanent, message);
+    let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
+    if let Some(asked) = store.data().limiter.denied {
+        return permanent(format!(
+            "memory limit of {} bytes exceeded (the plugin asked for {asked} bytes)",
+            store.data().limiter.cap
+        ));
+    }
+    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return Failure::new(
+            FailureCategory::Resource,
+            format!("no free plugin instance slot: {error}"),
+        );
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => permanent(format!(
+            "fuel limit of {fuel} exhausted (base {} + {} per KiB for {} KiB of input)",
+            limits.fuel_base,
+            limits.fuel_per_kib,
+            input_bytes.div_ceil(1024)
+        )),
+        Some(Trap::Interrupt) => permanent(format!("time limit of {} ms exceeded", limits.timeout_ms)),
+        Some(Trap::StackOverflow) => permanent("stack overflow: call stack exhausted".into()),
+        Some(trap) => match panic_message(&stderr_text) {
+            Some(message) => permanent(format!("plugin panicked: {message}")),
+            None if stderr_text.trim().is_empty() => permanent(format!("plugin trapped: {trap}")),
+            None => permanent(format!("plugin trapped: {trap}; stderr: {}", stderr_text.trim())),
+        },
+        None => permanent(format!("plugin failed: {error:#}")),
+    }
+}
+
+fn plugin_error(error: bindings::PluginError) -> Failure {
+    match error {
+        bindings::PluginError::InvalidDocument(m) => {
+            Failure::new(FailureCategory::Data, format!("evaluator rejected the document: {m}"))
+        }
+        bindings::PluginError::InvalidConfig(m) => {
+            Failure::new(FailureCategory::Configuration, format!("evaluator rejected its configuration: {m}"))
+        }
+        bindings::PluginError::Internal(m) => {
+            Failure::new(FailureCategory::Permanent, format!("evaluator failed: {m}"))
+        }
+    }
+}
+
+/// Bytes of text an evaluation carries (what the output cap limits).
+fn output_bytes(e: &bindings::Evaluation) -> u64 {
+    let scores: usize = e.scores.iter().map(|s| s.name.len() + 16).sum();
+    let findings: usize = e
+        .findings
+        .iter()
+        .map(|f| {
+            f.code.len() + f.message.len() + f.evidence.as_ref().map_or(0, |s| s.snippet.len() + 16)
+        })
+        .sum();
+    let labels: usize = e.labels.iter().map(String::len).sum();
+    (scores + findings + labels + e.data.len()) as u64
+}
+
+fn severity_from(severity: bindings::Severity) -> Severity {
+    match severity {
+        bindings::Severity::Info => Severity::Info,
+        bindings::Severity::Warning => Severity::Warning,
+        bindings::Severity::Violation => Severity::Violation,
+    }
+}
+
+fn severity_to(severity: Severity) -> bindings::Severity {
+    match severity {
+        Severity::Info => bindings::Severity::Info,
+        Severity::Warning => bindings::Severity::Warning,
+        Severity::Violation => bindings::Severity::Violation,
+    }
+}
+
+/// Converts and validates an evaluation returned by a plugin. `content_len`
+/// bounds evidence spans when known.
+fn evaluation_from(e: bindings::Evaluation, content_len: Option<u64>) -> Result<Evaluation, Failure> {
+    let invalid = |message: String| Failure::new(FailureCategory::Permanent, format!("invalid plugin output: {message}"));
+    let data = if e.data.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&e.data).map_err(|err| invalid(format!("data is not JSON: {err}")))?
+    };
+    let mut scores = Vec::with_capacity(e.scores.len());
+    for score in e.scores {
+        if !score.value.is_finite() || !score.max.is_finite() {
+            return Err(invalid(format!("score {:?} is not a finite number", score.name)));
+        }
+        scores.push(Score {
+            name: score.name,
+            value: score.value,
+            max: score.max,
+        });
+    }
+    let mut findings = Vec::with_capacity(e.findings.len());
+    for finding in e.findings {
+        let evidence = match finding.evidence {
+            Some(span) => {
+                if span.start > span.end || content_len.is_some_and(|len| span.end > len) {
+                    return Err(invalid(format!(
+                        "evidence span {}..{} of finding {:?} is outside the {}-byte input",
+                        span.start,
+                        span.end,
+                        finding.code,
+                        content_len.unwrap_or(0)
+                    )));
+                }
+                Some(Span {
+                    start: span.start,
+                    end: span.end,
+                    snippet: span.snippet,
+                })
+            }
+            None => None,
+        };
+        findings.push(Finding {
+            code: finding.code,
+            severity: severity_from(finding.severity),
+            message: finding.message,
+            evidence,
+        });
+    }
+    Ok(Evaluation {
+        scores,
+        findings,
+        labels: e.labels,
+        data,
+    })
+}
+
+fn evaluation_to(e: &Evaluation) -> bindings::Evaluation {
+    bindings::Evaluation {
+        scores: e
+            .scores
+            .iter()
+            .map(|s| bindings::Score {
+                name: s.name.clone(),
+                value: s.value,
+                max: s.max,
+            })
+            .collect(),
+        findings: e
+            .findings
+            .iter()
+            .map(|f| bindings::Finding {
+                code: f.code.clone(),
+                severity: severity_to(f.severity),
+                message: f.message.clone(),
+                evidence: f.evidence.as_ref().map(|s| bindings::Span {
+                    start: s.start,
+                    end: s.end,
+                    snippet: s.snippet.clone(),
+                }),
+            })
+            .collect(),
+        labels: e.labels.clone(),
+        data: e.data.to_string(),
+    }
+}
+
+impl PluginHost {
+    fn checked_output(&self, plugin: &LoadedPlugin, e: &bindings::Evaluation) -> Result<u64, Failure> {
+        let bytes = output_bytes(e);
+        let limit = plugin.manifest.limits.max_output_bytes;
+        if bytes > limit {
+            return Err(Failure::new(
+                FailureCategory::Permanent,
+                format!("output of {bytes} bytes exceeds the plugin's limit of {limit} bytes"),
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+impl Evaluators for PluginHost {
+    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        let (name, version) = match spec.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (spec, None),
+        };
+        let versions = self.versions.read().unwrap_or_else(|e| e.into_inner());
+        let Some(known) = versions.get(name) else {
+            let names: Vec<&str> = versions.keys().map(String::as_str).collect();
+            return Err(configuration_failure(format!(
+                "unknown evaluator {name:?} (known: {})",
+                names.join(", ")
+            )));
+        };
+        let digest = match version {
+            None => known.values().next_back(),
+            Some(version) => known.get(&VersionKey::parse(version)),
+        }
+        .ok_or_else(|| {
+            let listed: Vec<String> = known
+                .keys()
+                .map(|k| k.0.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("."))
+                .collect();
+            configuration_failure(format!(
+                "evaluator {name} has no version {} (known: {})",
+                version.unwrap_or("?"),
+                listed.join(", ")
+            ))
+        })?;
+        let plugins = self.read_plugins();
+        plugins
+            .get(digest)
+            .map(|p| p.reference.clone())
+            .ok_or_else(|| configuration_failure(format!("evaluator {spec} is not loaded")))
+    }
+
+    fn evaluate(
+        &self,
+        evaluator: &EvaluatorRef,
+        document: &DocumentView<'_>,
+        config: &serde_json::Value,
+    ) -> Result<EvaluationReport, Failure> {
+        let plugin = self.plugin(evaluator)?;
+        let input = bindings::Document {
+            id: document.id.to_owned(),
+            title: document.title.to_owned(),
+            content: document.content.to_owned(),
+            metadata: document.metadata.to_string(),
+            chunk: bindings::ChunkInfo {
+                index: document.chunk.index,
+                count: document.chunk.count,
+                first_page: document.chunk.first_page,
+                last_page: document.chunk.last_page,
+                offset: document.chunk.offset,
+            },
+        };
+        let config = if config.is_null() {
+            "{}".to_owned()
+        } else {
+            config.to_string()
+        };
+        let content_len = document.content.len() as u64;
+        let (result, mut usage) = self.with_instance(&plugin, content_len, |store, instance| {
+            instance.call_evaluate(store, &input, &config)
+        })?;
+        let raw = result.map_err(plugin_error)?;
+        usage.output_bytes = self.checked_output(&plugin, &raw)?;
+        Ok(EvaluationReport {
+            evaluation: evaluation_from(raw, Some(content_len))?,
+            usage,
+        })
+    }
+
+    fn merge_chunks(&self, evaluator: &EvaluatorRef, chunks: &[Evaluation]) -> Result<Option<Evaluation>, Failure> {
+        let plugin = self.plugin(evaluator)?;
+        let input: Vec<bindings::Evaluation> = chunks.iter().map(evaluation_to).collect();
+        let input_bytes = input.iter().map(output_bytes).sum();
+        let (merged, _) = self.with_instance(&plugin, input_bytes, |store, instance| {
+            instance.call_merge_chunks(store, &input)
+        })?;
+        match merged {
+            None => Ok(None),
+            Some(raw) => {
+                self.checked_output(&plugin, &raw)?;
+                evaluation_from(raw, None).map(Some)
+            }
+        }
+    }
+
+    fn summarize(&self, evaluator: &EvaluatorRef, evaluations: &[Evaluation]) -> Result<Option<serde_json::Value>, Failure> {
+        let plugin = self.plugin(evaluator)?;
+        let input: Vec<bindings::Evaluation> = evaluations.iter().map(evaluation_to).collect();
+        let input_bytes = input.iter().map(output_bytes).sum();
+        let (summary, _) = self.with_instance(&plugin, input_bytes, |store, instance| {
+            instance.call_summarize(store, &input)
+        })?;
+        summary
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|e| {
+                    Failure::new(FailureCategory::Permanent, format!("invalid plugin output: summary is not JSON: {e}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_extracted_from_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:40:32:\nthe hostile plugin panicked on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("the hostile plugin panicked on purpose")
+        );
+        assert_eq!(panic_message("nothing here"), None);
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        assert!(VersionKey::parse("0.10.0") > VersionKey::parse("0.9.1"));
+        assert!(VersionKey::parse("1.0.0") > VersionKey::parse("0.99.99"));
+    }
+}

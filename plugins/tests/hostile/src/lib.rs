@@ -6,7 +6,7 @@
 //! - `hostile:loop` — spins forever (stopped by fuel).
 //! - `hostile:alloc` — grows memory without end (stopped by the memory cap).
 //! - `hostile:panic` — panics with a message.
-//! - `hostile:huge` — returns 8 MiB of data (refused by the output cap).
+//! - `hostile:huge` — returns 8 MiB of labels (refused by the output cap).
 //! - `hostile:invalid` — reports the document invalid (a plugin error).
 //! - `hostile:ambient` — tries the filesystem, environment, clocks and
 //!   randomness and reports what it saw.
@@ -28,15 +28,17 @@ impl Evaluator for Hostile {
                 }
             }
             "hostile:alloc" => {
+                // Reserve without filling, so the memory cap (not fuel) stops it.
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    hoard.push(vec![1u8; 1 << 20]);
-                    std::hint::black_box(&hoard);
+                    let mut block = Vec::with_capacity(1 << 20);
+                    block.push(1u8);
+                    hoard.push(std::hint::black_box(block));
                 }
             }
             "hostile:panic" => panic!("the hostile plugin panicked on purpose"),
             "hostile:huge" => Ok(Evaluation {
-                data: Value::String("x".repeat(8 << 20)),
+                labels: vec!["x".repeat(1 << 10); 8 << 10],
                 ..ok()
             }),
             "hostile:invalid" => Err(PluginError::InvalidDocument(

@@ -1,0 +1,267 @@
+//! The plugin host against the real components built from `plugins/`:
+//! limits, isolation, error categories, caching and resolution.
+
+use docket_core::model::{ChunkInfo, EvaluatorRef};
+use docket_core::ports::{DocumentView, EvaluationReport, Evaluators};
+use docket_core::{Failure, FailureCategory};
+use docket_plugin_host::{HostConfig, HostError, Limits, Manifest, PluginHost};
+
+fn host() -> PluginHost {
+    PluginHost::new(HostConfig::default()).expect("engine")
+}
+
+fn load(host: &PluginHost, name: &str, bytes: &[u8]) -> EvaluatorRef {
+    host.load(Manifest::for_component(name, "0.1.0", bytes), bytes)
+        .expect("load component")
+}
+
+fn evaluate(host: &PluginHost, evaluator: &EvaluatorRef, content: &str) -> Result<EvaluationReport, Failure> {
+    let metadata = serde_json::json!({ "source": "test" });
+    let view = DocumentView {
+        id: "doc-1",
+        title: "Doc 1",
+        content,
+        metadata: &metadata,
+        chunk: &ChunkInfo::WHOLE,
+    };
+    host.evaluate(evaluator, &view, &serde_json::json!({}))
+}
+
+fn permanent_message(result: Result<EvaluationReport, Failure>) -> String {
+    let failure = result.expect_err("should fail");
+    assert_eq!(failure.category, FailureCategory::Permanent, "{failure}");
+    failure.message
+}
+
+#[test]
+fn wordstats_component_gives_the_native_result() {
+    let host = host();
+    let evaluator = load(&host, "wordstats", docket_bundled::WORDSTATS);
+    let text = "Water, water everywhere; nor any drop to drink. Water!";
+    let report = evaluate(&host, &evaluator, text).expect("evaluate");
+    let native = wordstats::evaluate_text(text);
+    assert_eq!(report.evaluation.scores[0].name, "lexical_diversity");
+    assert_eq!(report.evaluation.scores[0].value, 77.78);
+    assert_eq!(report.evaluation.data, native.data);
+    assert_eq!(report.evaluation.data["top_terms"][0]["term"], "water");
+    assert_eq!(report.evaluation.labels, ["length:short"]);
+    assert!(report.usage.fuel > 0);
+    assert!(report.usage.peak_memory > 0);
+    assert_eq!(report.usage.input_bytes, text.len() as u64);
+}
+
+#[test]
+fn decalogo_component_matches_the_native_build() {
+    let host = host();
+    let evaluator = load(&host, "decalogo", docket_bundled::DECALOGO);
+    let text = include_str!("../../../../examples/plans/plan-municipal-la-esperanza.md");
+    let report = evaluate(&host, &evaluator, text).expect("evaluate");
+    let native = decalogo::evaluate_text(text);
+    let scores: Vec<_> = report.evaluation.scores.iter().map(|s| (s.name.as_str(), s.value, s.max)).collect();
+    let native_scores: Vec<_> = native.scores.iter().map(|s| (s.name.as_str(), s.value, s.max)).collect();
+    assert_eq!(scores, native_scores);
+    let spans: Vec<_> = report
+        .evaluation
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.evidence.as_ref().map(|s| (s.start, s.end))))
+        .collect();
+    let native_spans: Vec<_> = native
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.evidence.as_ref().map(|s| (s.start, s.end))))
+        .collect();
+    assert_eq!(spans, native_spans);
+    assert_eq!(report.evaluation.data, native.data);
+    // Every evidence span points at the text it quotes.
+    for finding in &report.evaluation.findings {
+        if let Some(span) = &finding.evidence {
+            let quoted = &text[span.start as usize..span.end as usize];
+            assert!(span.snippet.contains(quoted.split_whitespace().next().unwrap()), "{quoted} in {}", span.snippet);
+        }
+    }
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_fuel() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let message = permanent_message(evaluate(&host, &evaluator, "hostile:loop"));
+    let limits = Limits::default();
+    assert_eq!(
+        message,
+        format!(
+            "fuel limit of {} exhausted (base {} + {} per KiB for 1 KiB of input)",
+            limits.fuel_for(12),
+            limits.fuel_base,
+            limits.fuel_per_kib
+        )
+    );
+}
+
+#[test]
+fn the_wall_clock_backstop_stops_a_call_fuel_would_let_run() {
+    let host = host();
+    let bytes = docket_bundled::HOSTILE;
+    let mut manifest = Manifest::for_component("hostile", "0.1.0", bytes);
+    manifest.limits.fuel_base = u64::MAX / 2;
+    manifest.limits.timeout_ms = 50;
+    let evaluator = host.load(manifest, bytes).expect("load");
+    let message = permanent_message(evaluate(&host, &evaluator, "hostile:loop"));
+    assert_eq!(message, "time limit of 50 ms exceeded");
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_by_the_cap() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let message = permanent_message(evaluate(&host, &evaluator, "hostile:alloc"));
+    assert!(
+        message.starts_with(&format!("memory limit of {} bytes exceeded", Limits::default().memory_bytes)),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_panic_becomes_a_permanent_failure_with_its_message() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let message = permanent_message(evaluate(&host, &evaluator, "hostile:panic"));
+    assert_eq!(message, "plugin panicked: the hostile plugin panicked on purpose");
+}
+
+#[test]
+fn huge_output_is_refused() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let message = permanent_message(evaluate(&host, &evaluator, "hostile:huge"));
+    assert!(message.starts_with("output of "), "{message}");
+    assert!(message.ends_with(&format!("exceeds the plugin's limit of {} bytes", 1 << 20)), "{message}");
+}
+
+#[test]
+fn oversized_input_is_refused_before_running() {
+    let host = host();
+    let bytes = docket_bundled::WORDSTATS;
+    let mut manifest = Manifest::for_component("wordstats", "0.1.0", bytes);
+    manifest.limits.max_input_bytes = 10;
+    let evaluator = host.load(manifest, bytes).expect("load");
+    let message = permanent_message(evaluate(&host, &evaluator, "eleven byte"));
+    assert_eq!(message, "input of 11 bytes exceeds the plugin's limit of 10 bytes");
+}
+
+#[test]
+fn plugin_errors_keep_their_own_category() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let failure = evaluate(&host, &evaluator, "hostile:invalid").unwrap_err();
+    assert_eq!(failure.category, FailureCategory::Data);
+    assert_eq!(failure.message, "evaluator rejected the document: this document is invalid on purpose");
+}
+
+#[test]
+fn plugins_have_no_ambient_capabilities() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let report = evaluate(&host, &evaluator, "hostile:ambient").expect("evaluate");
+    let seen = &report.evaluation.data;
+    assert_ne!(seen["file"], "read", "{seen}");
+    assert_ne!(seen["dir"], "listed", "{seen}");
+    assert_ne!(seen["network"], "connected", "{seen}");
+    assert_eq!(seen["env"], 0);
+    assert_eq!(seen["args"], 0);
+    assert_eq!(seen["unix_seconds"], 0, "the clock is frozen at the epoch");
+}
+
+#[test]
+fn each_call_gets_a_fresh_instance() {
+    // After a trap the next document still evaluates normally.
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    assert!(evaluate(&host, &evaluator, "hostile:panic").is_err());
+    let report = evaluate(&host, &evaluator, "a normal document").expect("evaluate");
+    assert_eq!(report.evaluation.scores[0].value, 1.0);
+}
+
+#[test]
+fn bytes_must_match_the_manifest_digest() {
+    let host = host();
+    let mut manifest = Manifest::for_component("wordstats", "0.1.0", docket_bundled::WORDSTATS);
+    manifest.sha256 = docket_plugin_host::digest(b"something else");
+    let error = host.load(manifest, docket_bundled::WORDSTATS).unwrap_err();
+    assert!(matches!(error, HostError::DigestMismatch { .. }), "{error}");
+}
+
+#[test]
+fn corrupt_components_are_refused() {
+    let host = host();
+    let bytes = b"\0asm\x0d\0\x01\0garbage";
+    let error = host
+        .load(Manifest::for_component("broken", "0.1.0", bytes), bytes)
+        .unwrap_err();
+    assert!(matches!(error, HostError::InvalidComponent { .. }), "{error}");
+}
+
+#[test]
+fn compiled_code_is_cached_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HostConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        ..HostConfig::default()
+    };
+    let first = PluginHost::new(config.clone()).unwrap();
+    let evaluator = load(&first, "wordstats", docket_bundled::WORDSTATS);
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1);
+
+    // A second host loads the cached artifact and gives the same result.
+    let second = PluginHost::new(config.clone()).unwrap();
+    load(&second, "wordstats", docket_bundled::WORDSTATS);
+    let a = evaluate(&first, &evaluator, "one two three").unwrap();
+    let b = evaluate(&second, &evaluator, "one two three").unwrap();
+    assert_eq!(a.evaluation, b.evaluation);
+
+    // A tampered artifact is not deserialized: the host recompiles.
+    std::fs::write(&artifacts[0], b"tampered").unwrap();
+    let third = PluginHost::new(config).unwrap();
+    load(&third, "wordstats", docket_bundled::WORDSTATS);
+    let c = evaluate(&third, &evaluator, "one two three").unwrap();
+    assert_eq!(c.evaluation, a.evaluation);
+    assert_ne!(std::fs::read(&artifacts[0]).unwrap(), b"tampered");
+}
+
+#[test]
+fn evaluators_resolve_by_name_and_exact_version() {
+    let host = host();
+    let bytes = docket_bundled::WORDSTATS;
+    host.load(Manifest::for_component("wordstats", "0.9.0", bytes), bytes).unwrap();
+    let hostile = docket_bundled::HOSTILE;
+    let newer = host
+        .load(Manifest::for_component("wordstats", "0.10.0", hostile), hostile)
+        .unwrap();
+    assert_eq!(host.resolve("wordstats").unwrap(), newer);
+    assert_eq!(host.resolve("wordstats@0.9.0").unwrap().version, "0.9.0");
+    let unknown = host.resolve("nope").unwrap_err();
+    assert_eq!(unknown.category, FailureCategory::Configuration);
+    assert_eq!(unknown.message, "unknown evaluator \"nope\" (known: wordstats)");
+    let missing = host.resolve("wordstats@2.0.0").unwrap_err();
+    assert_eq!(missing.message, "evaluator wordstats has no version 2.0.0 (known: 0.9.0, 0.10.0)");
+}
+
+#[test]
+fn chunk_merges_run_the_plugin_hook_or_fall_back() {
+    let host = host();
+    let decalogo = load(&host, "decalogo", docket_bundled::DECALOGO);
+    let wordstats = load(&host, "wordstats", docket_bundled::WORDSTATS);
+    let first = evaluate(&host, &decalogo, "Diagnosis and goals.").unwrap().evaluation;
+    let second = evaluate(&host, &decalogo, "Indicators and a baseline.").unwrap().evaluation;
+    let merged = host.merge_chunks(&decalogo, &[first, second]).unwrap().expect("decalogo merges");
+    let whole = evaluate(&host, &decalogo, "Diagnosis and goals.\n\nIndicators and a baseline.").unwrap().evaluation;
+    assert_eq!(merged.scores, whole.scores);
+    let plain = evaluate(&host, &wordstats, "x").unwrap().evaluation;
+    assert_eq!(host.merge_chunks(&wordstats, &[plain.clone(), plain]).unwrap(), None);
+}
