@@ -1,1 +1,76 @@
-//! stub
+//! docket's embedded backend: the ports on one machine with no server.
+//!
+//! - [`queue::SqliteQueue`]: the work, finalize and webhook queues in SQLite
+//!   with SQS semantics (visibility timeouts, receive counts, dead-letter
+//!   after too many receives).
+//! - [`store::SqliteJobStore`]: jobs and item outcomes; recording outcomes
+//!   and updating the job's counters is one `BEGIN IMMEDIATE` transaction.
+//! - [`blob::FsBlobStore`]: blobs as files under a directory.
+//!
+//! [`LocalBackend::open`] puts everything under one state directory:
+//! `docket.sqlite3` (WAL mode) and `blobs/`.
+
+pub mod blob;
+mod db;
+pub mod queue;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use docket_core::ports::{Clock, SystemClock};
+
+pub use db::Database;
+
+/// Settings of the embedded backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// Receives after which a message moves to its queue's dead-letter
+    /// companion (SQS's `maxReceiveCount`).
+    pub max_receives: u32,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self { max_receives: 6 }
+    }
+}
+
+/// The three local adapters over one state directory.
+#[derive(Clone)]
+pub struct LocalBackend {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// Queues.
+    pub queue: Arc<queue::SqliteQueue>,
+    /// Jobs and outcomes.
+    pub store: Arc<store::SqliteJobStore>,
+    /// Blobs.
+    pub blobs: Arc<blob::FsBlobStore>,
+}
+
+impl LocalBackend {
+    /// Opens (creating if needed) the backend under `dir` with the system
+    /// clock.
+    ///
+    /// # Errors
+    /// When the directory or database cannot be created or migrated.
+    pub fn open(dir: &Path, options: LocalOptions) -> anyhow::Result<Self> {
+        Self::open_with_clock(dir, options, Arc::new(SystemClock))
+    }
+
+    /// Opens the backend with `clock` driving visibility timeouts.
+    ///
+    /// # Errors
+    /// When the directory or database cannot be created or migrated.
+    pub fn open_with_clock(dir: &Path, options: LocalOptions, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let database = Arc::new(Database::open(&dir.join("docket.sqlite3"))?);
+        Ok(Self {
+            dir: dir.to_owned(),
+            queue: Arc::new(queue::SqliteQueue::new(database.clone(), clock, options.max_receives)),
+            store: Arc::new(store::SqliteJobStore::new(database)),
+            blobs: Arc::new(blob::FsBlobStore::new(dir.join("blobs"))),
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! [`WorkQueue`] on SQLite with SQS semantics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use docket_core::ports::{
+    Clock, Delivery, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt,
+    WorkQueue,
+};
+use rusqlite::{OptionalExtension, params};
+
+use crate::db::{Database, backend_error, millis};
+
+/// Queues in the `messages` table: a message is visible when its
+/// `visible_ms` has passed; receiving it hides it for the visibility timeout
+/// and counts the receive; a visible message already received
+/// `max_receives` times moves to the dead-letter companion instead.
+pub struct SqliteQueue {
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    max_receives: u32,
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Receipts are `<message id>:<nonce>`; a new receive changes the nonce,
+/// which makes older receipts stale.
+fn parse_receipt(receipt: &Receipt) -> Option<i64> {
+    receipt.0.split_once(':')?.0.parse().ok()
+}
+
+impl SqliteQueue {
+    /// A queue over `db`, timed by `clock`.
+    pub fn new(db: Arc<Database>, clock: Arc<dyn Clock>, max_receives: u32) -> Self {
+        Self {
+            db,
+            clock,
+            max_receives: max_receives.max(1),
+        }
+    }
+
+    fn receive_from(&self, queue: QueueName, dead: bool, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let now = millis(self.clock.now());
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend_error)?;
+        let mut deliveries = Vec::new();
+        'fill: while deliveries.len() < max {
+            let candidates: Vec<(i64, String, u32)> = {
+                let mut select = tx
+                    .prepare_cached(
+                        "SELECT id, body, receive_count FROM messages
+                         WHERE queue = ?1 AND dead = ?2 AND visible_ms <= ?3
+                         ORDER BY id LIMIT ?4",
+                    )
+                    .map_err(backend_error)?;
+                select
+                    .query_map(
+                        params![queue.as_str(), dead, now, (max - deliveries.len()) as i64],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .and_then(|rows| rows.collect())
+                    .map_err(backend_error)?
+            };
+            if candidates.is_empty() {
+                break;
+            }
+            let mut moved_any = false;
+            for (id, body, receive_count) in candidates {
+                if !dead && receive_count >= self.max_receives {
+                    tx.prepare_cached(
+                        "UPDATE messages SET dead = 1, receive_count = 0, visible_ms = ?2 WHERE id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![id, now]))
+                    .map_err(backend_error)?;
+                    tracing::warn!(queue = queue.as_str(), message_id = id, receive_count, "message dead-lettered");
+                    moved_any = true;
+                    continue;
+                }
+                let receipt = format!("{id}:{:016x}", rand::random::<u64>());
+                tx.prepare_cached(
+                    "UPDATE messages SET visible_ms = ?2, receive_count = receive_count + 1, receipt = ?3 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, now.saturating_add(duration_ms(visibility)), receipt]))
+                .map_err(backend_error)?;
+                deliveries.push(Delivery {
+                    message_id: id.to_string(),
+                    receipt: Receipt(receipt),
+                    body,
+                    receive_count: receive_count + 1,
+                });
+                if deliveries.len() == max {
+                    break 'fill;
+                }
+            }
+            if !moved_any {
+                break;
+            }
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(deliveries)
+    }
+
+    fn delete(&self, dead: bool, receipts: &[Receipt]) -> Result<(), QueueError> {
+        let mut connection = self.db.lock();
+        let tx = connection.transaction().map_err(backend_error)?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2 AND dead = ?3")
+                .map_err(backend_error)?;
+            for receipt in receipts {
+                if let Some(id) = parse_receipt(receipt) {
+                    delete.execute(params![id, receipt.0, dead]).map_err(backend_error)?;
+                }
+            }
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WorkQueue for SqliteQueue {
+    async fn send(&self, queue: QueueName, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
+        if let Some(large) = messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
+            return Err(QueueError::MessageTooLarge {
+                size: large.body.len(),
+                limit: MAX_MESSAGE_BYTES,
+            });
+        }
+        let now = millis(self.clock.now());
+        let mut connection = self.db.lock();
+        let tx = connection.transaction().map_err(backend_error)?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO messages (queue, body, visible_ms) VALUES (?1, ?2, ?3)")
+                .map_err(backend_error)?;
+            for message in &messages {
+                insert
+                    .execute(params![queue.as_str(), message.body, now.saturating_add(duration_ms(message.delay))])
+                    .map_err(backend_error)?;
+            }
+        }
+        tx.commit().map_err(backend_error)?;
+        Ok(())
+    }
+
+    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.receive_from(queue, false, max, visibility)
+    }
+
+    async fn ack(&self, _queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.delete(false, receipts)
+    }
+
+    async fn retry_after(&self, _queue: QueueName, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        let Some(id) = parse_receipt(receipt) else { return Ok(()) };
+        let visible = millis(self.clock.now()).saturating_add(duration_ms(delay));
+        self.db
+            .lock()
+            .execute(
+                "UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2",
+                params![id, receipt.0, visible],
+            )
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    async fn receive_dead(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.receive_from(queue, true, max, visibility)
+    }
+
+    async fn ack_dead(&self, _queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.delete(true, receipts)
+    }
+
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        let now = millis(self.clock.now());
+        let connection = self.db.lock();
+        let depth = connection
+            .query_row(
+                "SELECT
+                    COALESCE(SUM(dead = 0 AND visible_ms <= ?2 OR dead = 0 AND receive_count = 0), 0),
+                    COALESCE(SUM(dead = 0 AND visible_ms > ?2 AND receive_count > 0), 0),
+                    COALESCE(SUM(dead = 1), 0)
+                 FROM messages WHERE queue = ?1",
+                params![queue.as_str(), now],
+                |row| {
+                    Ok(QueueDepth {
+                        visible: row.get::<_, i64>(0)? as u64,
+                        in_flight: row.get::<_, i64>(1)? as u64,
+                        dead: row.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend_error)?;
+        Ok(depth.unwrap_or_default())
+    }
+}

@@ -1,0 +1,268 @@
+//! [`JobStore`] on SQLite: the job row holds the job as JSON (counters
+//! included); outcomes are rows keyed by (job, item). Recording outcomes is
+//! one `BEGIN IMMEDIATE` transaction: insert-if-absent, count, update.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
+use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError};
+use docket_core::FailureCategory;
+use docket_core::ports::BackendError;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::db::{Database, backend_error, millis};
+
+/// Jobs and outcomes in SQLite.
+pub struct SqliteJobStore {
+    db: Arc<Database>,
+}
+
+fn corrupt(what: &str, error: serde_json::Error) -> StoreError {
+    StoreError::Backend(BackendError::new(
+        FailureCategory::Permanent,
+        format!("stored {what} is not readable: {error}"),
+    ))
+}
+
+fn sql(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(backend_error(error))
+}
+
+fn status_of(result: &ItemResult) -> &'static str {
+    match result {
+        ItemResult::Succeeded { .. } => "succeeded",
+        ItemResult::Failed { .. } => "failed",
+        ItemResult::Skipped { .. } => "skipped",
+    }
+}
+
+fn read_job(tx: &Transaction<'_>, id: &JobId) -> Result<Job, StoreError> {
+    let body: Option<String> = tx
+        .prepare_cached("SELECT body FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row(params![id.as_str()], |row| row.get(0)).optional())
+        .map_err(sql)?;
+    let body = body.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    serde_json::from_str(&body).map_err(|e| corrupt("job", e))
+}
+
+fn write_job(tx: &Transaction<'_>, job: &Job) -> Result<(), StoreError> {
+    let body = serde_json::to_string(job).map_err(|e| corrupt("job", e))?;
+    tx.prepare_cached("UPDATE jobs SET status = ?2, body = ?3 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![job.id.as_str(), job.status.as_str(), body]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+impl SqliteJobStore {
+    /// A store over `db`.
+    pub fn new(db: Arc<Database>) -> Self {
+        Self { db }
+    }
+
+    /// Runs `change` on the job inside an immediate transaction and writes
+    /// the job back when it returns `Ok`.
+    fn update<R>(&self, id: &JobId, change: impl FnOnce(&Transaction<'_>, &mut Job) -> Result<R, StoreError>) -> Result<(R, Job), StoreError> {
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let mut job = read_job(&tx, id)?;
+        let result = change(&tx, &mut job)?;
+        write_job(&tx, &job)?;
+        tx.commit().map_err(sql)?;
+        Ok((result, job))
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
+        let body = serde_json::to_string(job).map_err(|e| corrupt("job", e))?;
+        let inserted = self
+            .db
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO jobs (id, tenant, status, created_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![job.id.as_str(), job.tenant.as_str(), job.status.as_str(), millis(job.created_at), body],
+            )
+            .map_err(sql)?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!("job {} already exists", job.id)));
+        }
+        Ok(())
+    }
+
+    async fn job(&self, id: &JobId) -> Result<Job, StoreError> {
+        let body: Option<String> = self
+            .db
+            .lock()
+            .query_row("SELECT body FROM jobs WHERE id = ?1", params![id.as_str()], |row| row.get(0))
+            .optional()
+            .map_err(sql)?;
+        let body = body.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        serde_json::from_str(&body).map_err(|e| corrupt("job", e))
+    }
+
+    async fn record_outcomes(&self, id: &JobId, outcomes: &[ItemOutcome], now: DateTime<Utc>) -> Result<RecordReceipt, StoreError> {
+        let ((recorded, duplicates, completed_job), job) = self.update(id, |tx, job| {
+            let pending_before = job.counters.items_pending();
+            let mut recorded = Vec::new();
+            let mut duplicates = Vec::new();
+            let mut seen = HashSet::new();
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outcomes (job_id, item, document, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql)?;
+            let mut document_states = tx
+                .prepare_cached("SELECT status FROM outcomes WHERE job_id = ?1 AND document = ?2")
+                .map_err(sql)?;
+            for outcome in outcomes {
+                if !seen.insert(outcome.item) {
+                    duplicates.push(outcome.item);
+                    continue;
+                }
+                let status = status_of(&outcome.result);
+                let body = serde_json::to_string(outcome).map_err(|e| corrupt("outcome", e))?;
+                let inserted = insert
+                    .execute(params![id.as_str(), outcome.item, outcome.document, status, body])
+                    .map_err(sql)?;
+                if inserted == 0 {
+                    duplicates.push(outcome.item);
+                    continue;
+                }
+                recorded.push(outcome.item);
+                let c = &mut job.counters;
+                match status {
+                    "succeeded" => c.items_succeeded += 1,
+                    "failed" => c.items_failed += 1,
+                    _ => c.items_skipped += 1,
+                }
+                // A document is counted when its last chunk is recorded.
+                let states: Vec<String> = if outcome.chunk.count <= 1 {
+                    vec![status.to_owned()]
+                } else {
+                    document_states
+                        .query_map(params![id.as_str(), outcome.document], |row| row.get(0))
+                        .and_then(|rows| rows.collect())
+                        .map_err(sql)?
+                };
+                if states.len() as u32 >= outcome.chunk.count.max(1) {
+                    if states.iter().any(|s| s == "failed") {
+                        c.documents_failed += 1;
+                    } else if states.iter().any(|s| s == "skipped") {
+                        c.documents_skipped += 1;
+                    } else {
+                        c.documents_succeeded += 1;
+                    }
+                }
+            }
+            if !recorded.is_empty() && job.status == JobStatus::Queued {
+                job.status = JobStatus::Processing;
+                job.started_at = Some(now);
+            }
+            let completed = !recorded.is_empty() && pending_before > 0 && job.counters.items_pending() == 0;
+            Ok((recorded, duplicates, completed))
+        })?;
+        Ok(RecordReceipt {
+            recorded,
+            duplicates,
+            counters: job.counters,
+            status: job.status,
+            completed_job,
+        })
+    }
+
+    async fn outcomes(&self, id: &JobId) -> Result<Vec<ItemOutcome>, StoreError> {
+        self.job(id).await?;
+        let connection = self.db.lock();
+        let mut select = connection
+            .prepare_cached("SELECT body FROM outcomes WHERE job_id = ?1 ORDER BY item")
+            .map_err(sql)?;
+        let bodies: Vec<String> = select
+            .query_map(params![id.as_str()], |row| row.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql)?;
+        bodies
+            .iter()
+            .map(|body| serde_json::from_str(body).map_err(|e| corrupt("outcome", e)))
+            .collect()
+    }
+
+    async fn transition(&self, id: &JobId, from: &[JobStatus], to: JobStatus) -> Result<Job, StoreError> {
+        let ((), job) = self.update(id, |_, job| {
+            if job.finished_at.is_some() || !from.contains(&job.status) {
+                return Err(StoreError::Conflict(format!(
+                    "job {id} is {}{}",
+                    job.status,
+                    if job.finished_at.is_some() { " and finalized" } else { "" }
+                )));
+            }
+            job.status = to;
+            Ok(())
+        })?;
+        Ok(job)
+    }
+
+    async fn halt_job(&self, id: &JobId, reason: &str) -> Result<bool, StoreError> {
+        let (set, _) = self.update(id, |_, job| {
+            if job.error.is_some() {
+                return Ok(false);
+            }
+            job.error = Some(reason.to_owned());
+            Ok(true)
+        })?;
+        Ok(set)
+    }
+
+    async fn finish_job(&self, id: &JobId, status: JobStatus, error: Option<&str>, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        let ((), job) = self.update(id, |_, job| {
+            if job.finished_at.is_some() {
+                return Err(StoreError::Conflict(format!("job {id} is already finalized")));
+            }
+            if status != job.status && !job.status.can_become(status) {
+                return Err(StoreError::Conflict(format!("job {id} cannot go from {} to {status}", job.status)));
+            }
+            job.status = status;
+            job.error = error.map(str::to_owned).or(job.error.take());
+            job.finished_at = Some(now);
+            Ok(())
+        })?;
+        Ok(job)
+    }
+
+    async fn list_jobs(&self, tenant: &TenantId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let connection = self.db.lock();
+        let mut select = connection
+            .prepare_cached(
+                "SELECT body FROM jobs
+                 WHERE tenant = ?1
+                   AND (?2 IS NULL OR status = ?2)
+                   AND (?3 IS NULL OR created_ms >= ?3)
+                   AND (?4 IS NULL OR id < ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )
+            .map_err(sql)?;
+        let limit = filter.limit.clamp(1, 1000) as i64;
+        let bodies: Vec<String> = select
+            .query_map(
+                params![
+                    tenant.as_str(),
+                    filter.status.map(JobStatus::as_str),
+                    filter.since.map(millis),
+                    filter.before.as_ref().map(JobId::as_str),
+                    limit
+                ],
+                |row| row.get(0),
+            )
+            .and_then(|rows| rows.collect())
+            .map_err(sql)?;
+        bodies
+            .iter()
+            .map(|body| serde_json::from_str(body).map_err(|e| corrupt("job", e)))
+            .collect()
+    }
+}
