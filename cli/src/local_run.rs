@@ -1,0 +1,354 @@
+//! `docket run`: the whole pipeline on the embedded backend — submit,
+//! workers that process and finalize, a progress bar, the results files and
+//! a summary table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use docket_core::aggregate::{DocumentStatus, ResultsDocument};
+use docket_core::model::{Chunking, Job, JobId, JobOptions, Priority, TenantId};
+use docket_core::pipeline::{Pipeline, PipelineSettings, Submission, documents_key, results_key};
+use docket_core::ports::{Clock, Evaluators, QueueName, SystemClock};
+use docket_core::progress::StatusReport;
+use docket_local::{LocalBackend, LocalOptions};
+use docket_plugin_host::{HostConfig, Manifest, PluginHost};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::intake;
+
+/// What `docket run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Files, directories and manifests.
+    pub inputs: Vec<PathBuf>,
+    /// Bundled evaluator name (`decalogo`, `name@version`) or a `.wasm` path.
+    pub evaluator: String,
+    /// The evaluator's configuration.
+    pub config: serde_json::Value,
+    /// Where `results.json` and `documents.jsonl` go.
+    pub out: PathBuf,
+    /// The embedded backend's state directory.
+    pub state: PathBuf,
+    /// Work queue.
+    pub priority: Priority,
+    /// Splitting.
+    pub chunking: Chunking,
+    /// Concurrent workers.
+    pub workers: usize,
+    /// Fail fast past this share of failed documents.
+    pub tolerated_failure_percent: f64,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// What came out.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The finalized job.
+    pub job: Job,
+    /// Its results.
+    pub results: ResultsDocument,
+    /// Wall-clock seconds from intake to results.
+    pub seconds: f64,
+    /// Where the results files were written.
+    pub files: Vec<PathBuf>,
+    /// Files skipped in directories (unsupported types).
+    pub skipped: Vec<PathBuf>,
+}
+
+/// A plugin host with the bundled evaluators loaded, compiling through the
+/// cache under `state/cache`.
+///
+/// # Errors
+/// When the engine cannot start or a bundled component does not load.
+pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(state.join("cache")),
+        max_concurrent_instances: (workers as u32 * 2).max(8),
+        ..HostConfig::default()
+    })?;
+    for bundled in docket_bundled::EVALUATORS {
+        host.load(Manifest::for_component(bundled.name, bundled.version, bundled.bytes), bundled.bytes)?;
+    }
+    Ok(host)
+}
+
+/// Resolves `spec`: a bundled (or loaded) evaluator by name, or a path to a
+/// component file, loaded with default limits as `<file stem>@0.0.0-local`.
+///
+/// # Errors
+/// When the file cannot be read or loaded, or the name is unknown.
+pub fn resolve_evaluator(host: &PluginHost, spec: &str) -> anyhow::Result<docket_core::EvaluatorRef> {
+    let path = Path::new(spec);
+    if spec.ends_with(".wasm") || path.is_file() {
+        let bytes = std::fs::read(path).with_context(|| format!("reading evaluator {spec}"))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".into());
+        return Ok(host.load(Manifest::for_component(&name, "0.0.0-local", &bytes), &bytes)?);
+    }
+    host.resolve(spec).map_err(|f| anyhow::anyhow!(f.message))
+}
+
+/// The pipeline over the local backend in `state`.
+///
+/// # Errors
+/// When the backend or the plugin host cannot start.
+pub fn local_pipeline(state: &Path, host: Arc<PluginHost>) -> anyhow::Result<Pipeline> {
+    let backend = LocalBackend::open(state, LocalOptions::default())
+        .with_context(|| format!("opening the state directory {}", state.display()))?;
+    Ok(Pipeline {
+        queue: backend.queue.clone(),
+        blobs: backend.blobs.clone(),
+        store: backend.store.clone(),
+        evaluators: host,
+        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+        settings: PipelineSettings {
+            receive_batch: 32,
+            visibility: Duration::from_secs(120),
+            ..PipelineSettings::default()
+        },
+    })
+}
+
+/// Runs workers on `pipeline` until `job` is finalized: each processes work
+/// items (highest priority first), finalizes jobs whose last item it
+/// recorded and records dead-lettered items as failed.
+///
+/// # Errors
+/// When a worker hits a backend error it cannot get past.
+pub async fn drive(pipeline: &Pipeline, job: &JobId, workers: usize, mut on_progress: impl FnMut(&Job)) -> anyhow::Result<Job> {
+    let mut handles = Vec::with_capacity(workers);
+    for _ in 0..workers.max(1) {
+        let pipeline = pipeline.clone();
+        let job = job.clone();
+        handles.push(tokio::spawn(async move { worker(&pipeline, &job).await }));
+    }
+    loop {
+        let current = pipeline.store.job(job).await?;
+        on_progress(&current);
+        if current.finished_at.is_some() {
+            break;
+        }
+        if let Some(finished) = handles.iter().position(|h| h.is_finished()) {
+            let handle = handles.swap_remove(finished);
+            handle.await.context("worker panicked")??;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for handle in handles {
+        handle.await.context("worker panicked")??;
+    }
+    Ok(pipeline.store.job(job).await?)
+}
+
+async fn worker(pipeline: &Pipeline, job: &JobId) -> anyhow::Result<()> {
+    let mut idle = Duration::from_millis(1);
+    loop {
+        let worked = pipeline.work_once().await?;
+        if worked > 0 {
+            idle = Duration::from_millis(1);
+            continue;
+        }
+        let mut other = pipeline.finalize_once().await?;
+        for priority in Priority::ALL {
+            other += pipeline.drain_dead_letters(QueueName::Work(priority)).await?;
+        }
+        if other > 0 {
+            continue;
+        }
+        if pipeline.store.job(job).await?.finished_at.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(idle).await;
+        idle = (idle * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn progress_bar(enabled: bool, total: u32) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(u64::from(total)),
+        if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} items · {per_sec} · ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs a batch end to end.
+///
+/// # Errors
+/// When inputs are missing, the evaluator cannot be resolved, or the
+/// backend fails. A job whose documents fail is not an error: it is in the
+/// outcome.
+pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    let intake = intake::read_inputs(&request.inputs)?;
+    if intake.documents.is_empty() {
+        bail!(
+            "no documents found in {} (supported: {})",
+            request.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            intake::SUPPORTED.join(", ")
+        );
+    }
+    let host = Arc::new(plugin_host(&request.state, request.workers)?);
+    let evaluator = resolve_evaluator(&host, &request.evaluator)?;
+    let pipeline = local_pipeline(&request.state, host)?;
+    let submission = Submission {
+        job_id: None,
+        tenant: TenantId::local(),
+        evaluator,
+        config: request.config.clone(),
+        options: JobOptions {
+            priority: request.priority,
+            include_evidence: true,
+            tolerated_failure_percent: request.tolerated_failure_percent,
+            chunking: request.chunking,
+            webhook_url: None,
+        },
+        documents: intake.documents,
+    };
+    let job = pipeline.submit(submission).await?;
+    let bar = progress_bar(request.progress, job.counters.items_total);
+    let finished = drive(&pipeline, &job.id, request.workers, |current| {
+        let report = StatusReport::of(current, pipeline.clock.now());
+        bar.set_position(u64::from(current.counters.items_done()));
+        bar.set_message(format!(
+            "{} failed{}",
+            report.progress.failed_documents,
+            current.error.as_ref().map(|e| format!(" · {e}")).unwrap_or_default()
+        ));
+    })
+    .await?;
+    bar.finish_and_clear();
+    let results_bytes = pipeline.blobs.get(&results_key(&finished.id)).await?;
+    let results: ResultsDocument = serde_json::from_slice(&results_bytes).context("reading results.json")?;
+    std::fs::create_dir_all(&request.out).with_context(|| format!("creating {}", request.out.display()))?;
+    let results_path = request.out.join("results.json");
+    let documents_path = request.out.join("documents.jsonl");
+    std::fs::write(&results_path, &results_bytes)?;
+    std::fs::write(&documents_path, pipeline.blobs.get(&documents_key(&finished.id)).await?)?;
+    Ok(RunOutcome {
+        job: finished,
+        results,
+        seconds: started.elapsed().as_secs_f64(),
+        files: vec![results_path, documents_path],
+        skipped: intake.skipped,
+    })
+}
+
+/// The summary table printed after a run (at most `rows` documents).
+pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
+    use std::fmt::Write as _;
+    let results = &outcome.results;
+    let summary = &results.summary;
+    let mut out = String::new();
+    let docs_per_second = f64::from(results.document_count) / outcome.seconds.max(1e-9);
+    let _ = writeln!(
+        out,
+        "job {} {} in {:.2} s — {} documents ({} completed, {} failed, {} skipped), {:.0} docs/s",
+        results.job_id,
+        results.status,
+        outcome.seconds,
+        results.document_count,
+        summary.completed_documents,
+        summary.failed_documents,
+        summary.skipped_documents,
+        docs_per_second
+    );
+    let _ = writeln!(
+        out,
+        "evaluator {}@{} ({})",
+        results.evaluator.name, results.evaluator.version, results.evaluator.digest
+    );
+    let score_names: Vec<&String> = {
+        let mut names: Vec<&String> = results.documents.iter().flat_map(|d| d.scores.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let width = results
+        .documents
+        .iter()
+        .take(rows)
+        .map(|d| d.id.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 48);
+    let _ = write!(out, "\n{:<width$}  {:<9}", "document", "status");
+    for name in &score_names {
+        let _ = write!(out, "  {:>14}", name);
+    }
+    let _ = writeln!(out, "  {:>10}  {:>8}  {:>9}", "violations", "warnings", "time");
+    for document in results.documents.iter().take(rows) {
+        let id: String = document.id.chars().take(width).collect();
+        let status = match document.status {
+            DocumentStatus::Completed => "completed",
+            DocumentStatus::Failed => "failed",
+            DocumentStatus::Skipped => "skipped",
+        };
+        let _ = write!(out, "{id:<width$}  {status:<9}");
+        for name in &score_names {
+            let cell = document
+                .scores
+                .get(*name)
+                .map(|s| format!("{}/{}", trim_float(s.total_score), trim_float(s.max_score)))
+                .unwrap_or_else(|| "—".into());
+            let _ = write!(out, "  {cell:>14}");
+        }
+        let count = |severity| document.findings.iter().filter(|f| f.severity == severity).count();
+        let _ = writeln!(
+            out,
+            "  {:>10}  {:>8}  {:>7.2}ms",
+            count(docket_core::Severity::Violation),
+            count(docket_core::Severity::Warning),
+            document.processing_time_seconds * 1000.0
+        );
+        if let Some(error) = &document.error {
+            let _ = writeln!(out, "{:<width$}    └ {}: {}", "", error.category, error.message);
+        }
+    }
+    if results.documents.len() > rows {
+        let _ = writeln!(out, "… and {} more documents", results.documents.len() - rows);
+    }
+    let _ = writeln!(out);
+    let mut parts: Vec<String> = summary
+        .average_scores
+        .iter()
+        .map(|(name, value)| format!("{name} {}", trim_float(*value)))
+        .collect();
+    parts.push(format!("total_violations {}", summary.total_violations));
+    parts.push(format!("documents_with_warnings {}", summary.documents_with_warnings));
+    for (category, count) in &summary.failures_by_category {
+        parts.push(format!("{category} failures {count}"));
+    }
+    let _ = writeln!(out, "summary: {}", parts.join(" · "));
+    if let Some(error) = &results.error {
+        let _ = writeln!(out, "job error: {error}");
+    }
+    let files: Vec<String> = outcome.files.iter().map(|p| p.display().to_string()).collect();
+    let _ = writeln!(out, "results: {}", files.join(", "));
+    if !outcome.skipped.is_empty() {
+        let _ = writeln!(out, "skipped {} files of unsupported types", outcome.skipped.len());
+    }
+    out
+}
+
+fn trim_float(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}

@@ -1,0 +1,142 @@
+//! `docket`: serverless batch document evaluation, on one machine.
+//!
+//! ```text
+//! docket run examples/plans --evaluator decalogo
+//! ```
+//!
+//! runs a batch through the same pipeline docket runs on AWS — work items
+//! queued, evaluated by WebAssembly components under hard limits, accounted
+//! exactly once, finalized — on the embedded backend (SQLite + files in
+//! `.docket/`), and writes `results.json` and `documents.jsonl`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use docket_core::model::{Chunking, JobStatus, Priority};
+use docket_cli::local_run::{self, RunRequest};
+
+#[derive(Parser)]
+#[command(name = "docket", version, about = "Serverless batch document evaluation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate a batch of documents on the embedded backend.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Directories, files (.txt, .md, .pdf, .json documents) or manifests
+    /// (.json with "documents", .jsonl).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Evaluator: a bundled name (decalogo, wordstats), name@version, or a
+    /// path to a .wasm component.
+    #[arg(long, short, default_value = "decalogo")]
+    evaluator: String,
+    /// Evaluator configuration: inline JSON or a path to a JSON file.
+    #[arg(long)]
+    config: Option<String>,
+    /// Directory for results.json and documents.jsonl.
+    #[arg(long, default_value = "docket-out")]
+    out: PathBuf,
+    /// State directory of the embedded backend.
+    #[arg(long, env = "DOCKET_STATE", default_value = ".docket")]
+    state: PathBuf,
+    /// Work queue priority: high, normal or low.
+    #[arg(long, default_value = "normal")]
+    priority: Priority,
+    /// Pages per work item for PDFs (0 keeps them whole).
+    #[arg(long, default_value_t = 25)]
+    chunk_pages: u32,
+    /// KiB per work item for long texts, cut on paragraphs (0 keeps them whole).
+    #[arg(long, default_value_t = 256)]
+    chunk_kib: u32,
+    /// Concurrent workers (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Fail the job fast once more than this percentage of documents failed.
+    #[arg(long, default_value_t = 100.0)]
+    tolerated_failure_percent: f64,
+    /// Rows of the summary table.
+    #[arg(long, default_value_t = 25)]
+    rows: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_config(config: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let Some(config) = config else {
+        return Ok(serde_json::json!({}));
+    };
+    let text = if config.trim_start().starts_with('{') {
+        config.to_owned()
+    } else {
+        std::fs::read_to_string(config).map_err(|e| anyhow::anyhow!("--config {config}: {e}"))?
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--config is not valid JSON: {e}"))?;
+    if !value.is_object() {
+        anyhow::bail!("--config must be a JSON object");
+    }
+    Ok(value)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let request = RunRequest {
+        inputs: args.inputs,
+        evaluator: args.evaluator,
+        config: parse_config(args.config.as_deref())?,
+        out: args.out,
+        state: args.state,
+        priority: args.priority,
+        chunking: Chunking {
+            pages: (args.chunk_pages > 0).then_some(args.chunk_pages),
+            text_kib: (args.chunk_kib > 0).then_some(args.chunk_kib),
+        },
+        workers,
+        tolerated_failure_percent: args.tolerated_failure_percent,
+        progress: !args.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers + 1)
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(local_run::run(request))?;
+    print!("{}", local_run::summary_table(&outcome, args.rows));
+    Ok(if outcome.job.status == JobStatus::Failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("docket: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
