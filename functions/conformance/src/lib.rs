@@ -20,7 +20,7 @@ use docket_core::model::{
 };
 use docket_core::pipeline::{FinalizeMessage, FinalizeOutcome, IntakeDocument, Pipeline, PipelineSettings, Submission};
 use docket_core::ports::{
-    BlobError, BlobStore, Clock, DocumentView, EvaluationReport, Evaluators, JobFilter, JobStore,
+    BlobError, BlobStore, Clock, EvaluationReport, EvaluationRequest, Evaluators, JobFilter, JobStore,
     OutgoingMessage, QueueError, QueueName, StoreError, SystemClock, Usage, WorkQueue,
 };
 use docket_core::{DocumentBody, DocumentSpec, Evaluation, Failure, FailureCategory, Priority, Score};
@@ -554,6 +554,7 @@ pub struct FakeEvaluators {
     pub calls: AtomicU32,
 }
 
+#[async_trait::async_trait]
 impl Evaluators for FakeEvaluators {
     fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
         Ok(EvaluatorRef {
@@ -563,26 +564,31 @@ impl Evaluators for FakeEvaluators {
         })
     }
 
-    fn evaluate(&self, _: &EvaluatorRef, document: &DocumentView<'_>, _: &serde_json::Value) -> Result<EvaluationReport, Failure> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        Ok(EvaluationReport {
-            evaluation: Evaluation {
-                scores: vec![Score {
-                    name: "length".into(),
-                    value: document.content.len() as f64,
-                    max: 1000.0,
-                }],
-                ..Evaluation::default()
-            },
-            usage: Usage::default(),
-        })
+    async fn evaluate(&self, requests: Vec<EvaluationRequest>) -> Vec<Result<EvaluationReport, Failure>> {
+        self.calls.fetch_add(requests.len() as u32, Ordering::Relaxed);
+        requests
+            .iter()
+            .map(|request| {
+                Ok(EvaluationReport {
+                    evaluation: Evaluation {
+                        scores: vec![Score {
+                            name: "length".into(),
+                            value: request.content.len() as f64,
+                            max: 1000.0,
+                        }],
+                        ..Evaluation::default()
+                    },
+                    usage: Usage::default(),
+                })
+            })
+            .collect()
     }
 
-    fn merge_chunks(&self, _: &EvaluatorRef, _: &[Evaluation]) -> Result<Option<Evaluation>, Failure> {
+    async fn merge_chunks(&self, _: &EvaluatorRef, _: Vec<Evaluation>) -> Result<Option<Evaluation>, Failure> {
         Ok(None)
     }
 
-    fn summarize(&self, _: &EvaluatorRef, _: &[Evaluation]) -> Result<Option<serde_json::Value>, Failure> {
+    async fn summarize(&self, _: &EvaluatorRef, _: Vec<Evaluation>) -> Result<Option<serde_json::Value>, Failure> {
         Ok(None)
     }
 }

@@ -142,12 +142,35 @@ fn round(x: f64, places: i32) -> f64 {
     (x * scale).round() / scale
 }
 
+/// The documents split into several chunks that all succeeded, with their
+/// chunk evaluations in chunk order: the ones that need a merge.
+pub fn mergeable_documents(outcomes: &[ItemOutcome]) -> Vec<(u32, Vec<ChunkEvaluation>)> {
+    let mut sorted: Vec<&ItemOutcome> = outcomes.iter().filter(|o| o.chunk.count > 1).collect();
+    sorted.sort_by_key(|o| (o.document, o.chunk.index));
+    sorted
+        .chunk_by(|a, b| a.document == b.document)
+        .filter_map(|group| {
+            let chunks: Vec<ChunkEvaluation> = group
+                .iter()
+                .filter_map(|o| match &o.result {
+                    ItemResult::Succeeded { evaluation, .. } => Some(ChunkEvaluation {
+                        weight: o.bytes,
+                        evaluation: evaluation.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            (chunks.len() as u32 == group[0].chunk.count).then(|| (group[0].document, chunks))
+        })
+        .collect()
+}
+
 /// Groups `outcomes` by document and merges each document's chunks in chunk
-/// order with `merge` (called only for documents whose chunks all
-/// succeeded). Documents come out in submission order.
+/// order with `merge(document, chunks)` (called only for documents whose
+/// chunks all succeeded). Documents come out in submission order.
 pub fn assemble_documents(
     mut outcomes: Vec<ItemOutcome>,
-    mut merge: impl FnMut(&[ChunkEvaluation]) -> Result<Evaluation, Failure>,
+    mut merge: impl FnMut(u32, &[ChunkEvaluation]) -> Result<Evaluation, Failure>,
 ) -> Vec<DocumentResult> {
     outcomes.sort_by_key(|o| (o.document, o.chunk.index));
     let mut documents = Vec::new();
@@ -198,7 +221,7 @@ pub fn assemble_documents(
                     })
                     .collect();
                 if chunks.len() as u32 == first.chunk.count {
-                    merge(&chunks).map_err(|f| (DocumentStatus::Failed, f))
+                    merge(first.document, &chunks).map_err(|f| (DocumentStatus::Failed, f))
                 } else {
                     Err((
                         DocumentStatus::Failed,
@@ -380,7 +403,7 @@ mod tests {
         }
     }
 
-    fn merge(chunks: &[ChunkEvaluation]) -> Result<Evaluation, Failure> {
+    fn merge(_: u32, chunks: &[ChunkEvaluation]) -> Result<Evaluation, Failure> {
         Ok(default_merge(chunks))
     }
 
@@ -441,7 +464,7 @@ mod tests {
     #[test]
     fn a_failing_merge_fails_the_document() {
         let outcomes = vec![outcome(0, (0, 1), scored(10.0, &[]))];
-        let documents = assemble_documents(outcomes, |_| {
+        let documents = assemble_documents(outcomes, |_, _| {
             Err(Failure::new(FailureCategory::Permanent, "merge trapped"))
         });
         assert_eq!(documents[0].status, DocumentStatus::Failed);

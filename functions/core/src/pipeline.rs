@@ -19,7 +19,7 @@ use crate::model::{
     JobOptions, JobStatus, RejectedDocument, TenantId, WorkItem,
 };
 use crate::ports::{
-    BlobError, BlobStore, Clock, Delivery, DocumentView, Evaluators, JobStore, OutgoingMessage,
+    BlobError, BlobStore, Clock, Delivery, EvaluationRequest, Evaluators, JobStore, OutgoingMessage,
     QueueError, QueueName, StoreError, WorkQueue,
 };
 
@@ -319,11 +319,15 @@ impl Pipeline {
     /// Processes a batch of work-item deliveries and says what to do with
     /// each (same order). Never fails the whole batch: a message that cannot
     /// be handled gets `Keep` or `RetryAfter` on its own, and its neighbours'
-    /// outcomes are still recorded — one store call per job.
+    /// outcomes are still recorded. Bodies are read first, the batch is
+    /// evaluated in one call, and outcomes are recorded with one store call
+    /// per job.
     pub async fn process(&self, deliveries: &[Delivery]) -> Vec<Disposition> {
         let mut dispositions = vec![Disposition::Keep; deliveries.len()];
-        let mut jobs: HashMap<JobId, Option<Job>> = HashMap::new();
-        let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
+        let mut jobs: HashMap<JobId, Option<(Job, Arc<serde_json::Value>)>> = HashMap::new();
+        let mut decided: Vec<(usize, WorkItem, ItemResult)> = Vec::new();
+        let mut evaluating: Vec<(usize, WorkItem, f64)> = Vec::new();
+        let mut requests = Vec::new();
         for (n, delivery) in deliveries.iter().enumerate() {
             let item: WorkItem = match serde_json::from_str(&delivery.body) {
                 Ok(item) => item,
@@ -334,7 +338,10 @@ impl Pipeline {
             };
             if !jobs.contains_key(&item.job_id) {
                 let job = match self.store.job(&item.job_id).await {
-                    Ok(job) => Some(job),
+                    Ok(job) => {
+                        let config = Arc::new(job.config.clone());
+                        Some((job, config))
+                    }
                     Err(StoreError::NotFound(_)) => None,
                     Err(e) => {
                         tracing::warn!(job_id = %item.job_id, error = %e, "job not readable; message kept");
@@ -343,57 +350,80 @@ impl Pipeline {
                 };
                 jobs.insert(item.job_id.clone(), job);
             }
-            let Some(Some(job)) = jobs.get(&item.job_id) else {
+            let Some(Some((job, config))) = jobs.get(&item.job_id) else {
                 tracing::warn!(job_id = %item.job_id, "work item of an unknown job dropped");
                 dispositions[n] = Disposition::Done;
                 continue;
             };
-            let result = if job.skips_items() {
-                ItemResult::Skipped {
-                    reason: match (&job.error, job.status) {
-                        (Some(error), _) => format!("job failing: {error}"),
-                        (None, JobStatus::Cancelled) => "job cancelled".to_owned(),
-                        _ => "job already finalized".to_owned(),
-                    },
-                }
-            } else if delivery.receive_count > self.settings.retry.max_receives {
-                ItemResult::Failed {
-                    failure: Failure::new(
-                        FailureCategory::Permanent,
-                        format!(
-                            "gave up after {} deliveries without a recorded outcome",
-                            delivery.receive_count - 1
-                        ),
+            if job.skips_items() {
+                let reason = match (&job.error, job.status) {
+                    (Some(error), _) => format!("job failing: {error}"),
+                    (None, JobStatus::Cancelled) => "job cancelled".to_owned(),
+                    _ => "job already finalized".to_owned(),
+                };
+                decided.push((n, item, ItemResult::Skipped { reason }));
+                continue;
+            }
+            if delivery.receive_count > self.settings.retry.max_receives {
+                let failure = Failure::new(
+                    FailureCategory::Permanent,
+                    format!(
+                        "gave up after {} deliveries without a recorded outcome",
+                        delivery.receive_count - 1
                     ),
-                    seconds: 0.0,
+                );
+                decided.push((n, item, ItemResult::Failed { failure, seconds: 0.0 }));
+                continue;
+            }
+            let started = Instant::now();
+            match self.load_text(&item).await {
+                Ok(content) => {
+                    requests.push(EvaluationRequest {
+                        evaluator: job.evaluator.clone(),
+                        id: item.document_id.clone(),
+                        title: item.title.clone(),
+                        content,
+                        metadata: item.metadata.clone(),
+                        chunk: item.chunk,
+                        config: config.clone(),
+                    });
+                    evaluating.push((n, item, started.elapsed().as_secs_f64()));
                 }
-            } else {
-                match self.evaluate_item(job, &item).await {
-                    Ok(result) => result,
-                    Err((failure, seconds)) => {
-                        let decision = self.settings.retry.decide(
-                            failure.category,
-                            delivery.receive_count,
-                            jitter(&delivery.message_id, delivery.receive_count),
-                        );
-                        match decision {
-                            RetryDecision::RetryAfter(delay) => {
-                                tracing::info!(job_id = %item.job_id, document_id = %item.document_id, %failure, ?delay, "retrying work item");
-                                dispositions[n] = Disposition::RetryAfter(delay);
-                                continue;
-                            }
-                            RetryDecision::GiveUp => ItemResult::Failed { failure, seconds },
-                        }
+                Err(failure) => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    if let Some(result) = self.give_up_or_retry(delivery, failure, seconds, &mut dispositions[n]) {
+                        decided.push((n, item, result));
                     }
                 }
-            };
+            }
+        }
+        let reports = self.evaluators.evaluate(requests).await;
+        for ((n, item, load_seconds), report) in evaluating.into_iter().zip(reports) {
+            match report {
+                Ok(report) => {
+                    let mut evaluation = report.evaluation;
+                    evaluation.rebase(item.chunk.offset);
+                    let seconds = load_seconds + report.usage.seconds;
+                    decided.push((n, item, ItemResult::Succeeded { evaluation, seconds }));
+                }
+                Err(failure) => {
+                    if let Some(result) =
+                        self.give_up_or_retry(&deliveries[n], failure, load_seconds, &mut dispositions[n])
+                    {
+                        decided.push((n, item, result));
+                    }
+                }
+            }
+        }
+        let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
+        for (n, item, result) in decided {
             by_job
                 .entry(item.job_id.clone())
                 .or_default()
                 .push((n, ItemOutcome::of(&item, result)));
         }
         for (job_id, entries) in by_job {
-            let Some(Some(job)) = jobs.get(&job_id) else { continue };
+            let Some(Some((job, _))) = jobs.get(&job_id) else { continue };
             let outcomes: Vec<ItemOutcome> = entries.iter().map(|(_, o)| o.clone()).collect();
             let settled = match self.store.record_outcomes(&job_id, &outcomes, self.clock.now()).await {
                 Ok(receipt) => {
@@ -428,6 +458,41 @@ impl Pipeline {
         dispositions
     }
 
+    /// Applies the retry policy to a failed delivery: sets a retry
+    /// disposition and returns `None`, or returns the failed result to
+    /// record.
+    fn give_up_or_retry(
+        &self,
+        delivery: &Delivery,
+        failure: Failure,
+        seconds: f64,
+        disposition: &mut Disposition,
+    ) -> Option<ItemResult> {
+        let decision = self.settings.retry.decide(
+            failure.category,
+            delivery.receive_count,
+            jitter(&delivery.message_id, delivery.receive_count),
+        );
+        match decision {
+            RetryDecision::RetryAfter(delay) => {
+                tracing::info!(message_id = %delivery.message_id, %failure, ?delay, "retrying work item");
+                *disposition = Disposition::RetryAfter(delay);
+                None
+            }
+            RetryDecision::GiveUp => Some(ItemResult::Failed { failure, seconds }),
+        }
+    }
+
+    async fn load_text(&self, item: &WorkItem) -> Result<String, Failure> {
+        let bytes = self
+            .blobs
+            .get_range(&item.body.key, item.body.offset, item.body.len)
+            .await
+            .map_err(|e| Failure::new(e.category(), format!("reading the document's text: {e}")))?;
+        String::from_utf8(bytes)
+            .map_err(|e| Failure::new(FailureCategory::Data, format!("document text is not UTF-8: {e}")))
+    }
+
     /// After outcomes are recorded: send the finalize message when asked and
     /// trip the failure threshold when it is passed.
     async fn after_record(
@@ -460,39 +525,6 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn evaluate_item(&self, job: &Job, item: &WorkItem) -> Result<ItemResult, (Failure, f64)> {
-        let started = Instant::now();
-        let fail = |failure: Failure| (failure, started.elapsed().as_secs_f64());
-        let bytes = self
-            .blobs
-            .get_range(&item.body.key, item.body.offset, item.body.len)
-            .await
-            .map_err(|e| fail(Failure::new(e.category(), format!("reading the document's text: {e}"))))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            fail(Failure::new(
-                FailureCategory::Data,
-                format!("document text is not UTF-8: {e}"),
-            ))
-        })?;
-        let view = DocumentView {
-            id: &item.document_id,
-            title: &item.title,
-            content: &text,
-            metadata: &item.metadata,
-            chunk: &item.chunk,
-        };
-        let report = self
-            .evaluators
-            .evaluate(&job.evaluator, &view, &job.config)
-            .map_err(fail)?;
-        let mut evaluation = report.evaluation;
-        evaluation.rebase(item.chunk.offset);
-        Ok(ItemResult::Succeeded {
-            evaluation,
-            seconds: started.elapsed().as_secs_f64(),
-        })
-    }
-
     /// Finalizes a job whose items all have outcomes: merges chunks per
     /// document, summarizes, writes `results.json` and `documents.jsonl`,
     /// then moves the job to its final status by a conditional change that
@@ -510,15 +542,20 @@ impl Pipeline {
             return Ok(FinalizeOutcome::NotReady { pending });
         }
         let outcomes = self.store.outcomes(job_id).await?;
-        let evaluators = &self.evaluators;
-        let documents = aggregate::assemble_documents(outcomes, |chunks| {
-            if chunks.len() == 1 {
-                return Ok(chunks[0].evaluation.clone());
-            }
+        let mut merged: HashMap<u32, Result<Evaluation, Failure>> = HashMap::new();
+        for (document, chunks) in aggregate::mergeable_documents(&outcomes) {
             let evaluations: Vec<Evaluation> = chunks.iter().map(|c| c.evaluation.clone()).collect();
-            Ok(evaluators
-                .merge_chunks(&job.evaluator, &evaluations)?
-                .unwrap_or_else(|| default_merge(chunks)))
+            let result = self
+                .evaluators
+                .merge_chunks(&job.evaluator, evaluations)
+                .await
+                .map(|own| own.unwrap_or_else(|| default_merge(&chunks)));
+            merged.insert(document, result);
+        }
+        let documents = aggregate::assemble_documents(outcomes, |document, chunks| {
+            merged
+                .remove(&document)
+                .unwrap_or_else(|| Ok(default_merge(chunks)))
         });
         let evaluations: Vec<Evaluation> = documents
             .iter()
@@ -538,7 +575,7 @@ impl Pipeline {
                 data: d.data.clone(),
             })
             .collect();
-        let evaluator_summary = match self.evaluators.summarize(&job.evaluator, &evaluations) {
+        let evaluator_summary = match self.evaluators.summarize(&job.evaluator, evaluations).await {
             Ok(summary) => summary,
             Err(failure) => {
                 tracing::warn!(%job_id, %failure, "evaluator summary failed; summary written without it");

@@ -7,6 +7,7 @@
 //! translate their backend's errors into the errors below at the seam; no
 //! backend type crosses a port.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -464,6 +465,39 @@ pub struct DocumentView<'a> {
     pub chunk: &'a ChunkInfo,
 }
 
+/// One evaluation to run: owned, so a batch can move to a thread that may
+/// block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationRequest {
+    /// The pinned evaluator.
+    pub evaluator: EvaluatorRef,
+    /// The document's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// The chunk's text.
+    pub content: String,
+    /// The document's metadata.
+    pub metadata: serde_json::Value,
+    /// Where the chunk sits.
+    pub chunk: ChunkInfo,
+    /// The job's evaluator configuration.
+    pub config: Arc<serde_json::Value>,
+}
+
+impl EvaluationRequest {
+    /// The document as the evaluator sees it.
+    pub fn view(&self) -> DocumentView<'_> {
+        DocumentView {
+            id: &self.id,
+            title: &self.title,
+            content: &self.content,
+            metadata: &self.metadata,
+            chunk: &self.chunk,
+        }
+    }
+}
+
 /// What one evaluation cost, against the plugin's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Usage {
@@ -488,8 +522,10 @@ pub struct EvaluationReport {
     pub usage: Usage,
 }
 
-/// Resolves and runs evaluators. Evaluation is synchronous CPU work under the
-/// plugin's limits.
+/// Resolves and runs evaluators. Evaluation is CPU work under the plugin's
+/// limits; implementations run a batch where blocking is allowed (a
+/// blocking thread), so callers simply await it.
+#[async_trait]
 pub trait Evaluators: Send + Sync {
     /// Resolves `name` or `name@version` to a pinned evaluator.
     ///
@@ -497,19 +533,13 @@ pub trait Evaluators: Send + Sync {
     /// A `Configuration` [`Failure`] naming the unknown evaluator or version.
     fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure>;
 
-    /// Evaluates one document or chunk.
-    ///
-    /// # Errors
-    /// A categorized [`Failure`]: the plugin's own errors (`Data` for an
-    /// invalid document, `Configuration` for an invalid config) and host
-    /// failures (trap, fuel, memory, time, oversized input or output:
-    /// `Permanent`, naming the limit and its value).
-    fn evaluate(
-        &self,
-        evaluator: &EvaluatorRef,
-        document: &DocumentView<'_>,
-        config: &serde_json::Value,
-    ) -> Result<EvaluationReport, Failure>;
+    /// Evaluates a batch of documents or chunks, one result per request in
+    /// order. Each request fails alone with a categorized [`Failure`]: the
+    /// plugin's own errors (`Data` for an invalid document, `Configuration`
+    /// for an invalid config) and host failures (trap, fuel, memory, time,
+    /// oversized input or output: `Permanent`, naming the limit and its
+    /// value).
+    async fn evaluate(&self, requests: Vec<EvaluationRequest>) -> Vec<Result<EvaluationReport, Failure>>;
 
     /// The plugin's own merge of a document's chunk evaluations (in order,
     /// spans already relative to the document), or `None` for the host's
@@ -517,10 +547,10 @@ pub trait Evaluators: Send + Sync {
     ///
     /// # Errors
     /// A categorized [`Failure`], as for `evaluate`.
-    fn merge_chunks(
+    async fn merge_chunks(
         &self,
         evaluator: &EvaluatorRef,
-        chunks: &[Evaluation],
+        chunks: Vec<Evaluation>,
     ) -> Result<Option<Evaluation>, Failure>;
 
     /// The plugin's own summary of the job's document evaluations (JSON
@@ -528,10 +558,10 @@ pub trait Evaluators: Send + Sync {
     ///
     /// # Errors
     /// A categorized [`Failure`], as for `evaluate`.
-    fn summarize(
+    async fn summarize(
         &self,
         evaluator: &EvaluatorRef,
-        evaluations: &[Evaluation],
+        evaluations: Vec<Evaluation>,
     ) -> Result<Option<serde_json::Value>, Failure>;
 }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use docket_core::model::EvaluatorRef;
-use docket_core::ports::{DocumentView, EvaluationReport, Evaluators, Usage};
+use docket_core::ports::{DocumentView, EvaluationReport, EvaluationRequest, Evaluators, Usage};
 use docket_core::{Evaluation, Failure, FailureCategory, Finding, Score, Severity, Span};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
@@ -205,8 +205,13 @@ impl Drop for EpochTicker {
 }
 
 /// Loads and runs evaluator components. Implements the core's
-/// [`Evaluators`] port.
+/// [`Evaluators`] port; cheap to clone (one engine, shared).
+#[derive(Clone)]
 pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
     engine: Engine,
     linker: Linker<StoreState>,
     config: HostConfig,
@@ -270,12 +275,14 @@ impl PluginHost {
             .wall_clock_backstop
             .then(|| EpochTicker::start(engine.clone()));
         Ok(Self {
-            engine,
-            linker,
-            config,
-            plugins: RwLock::default(),
-            versions: RwLock::default(),
-            _ticker: ticker,
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                config,
+                plugins: RwLock::default(),
+                versions: RwLock::default(),
+                _ticker: ticker,
+            }),
         })
     }
 
@@ -289,6 +296,42 @@ impl PluginHost {
     /// [`HostError::DigestMismatch`], [`HostError::InvalidManifest`],
     /// [`HostError::InvalidComponent`].
     pub fn load(&self, manifest: Manifest, bytes: &[u8]) -> Result<EvaluatorRef, HostError> {
+        self.inner.load(manifest, bytes)
+    }
+
+    /// The manifest of a loaded plugin.
+    pub fn manifest(&self, digest: &str) -> Option<Manifest> {
+        self.inner.read_plugins().get(digest).map(|p| p.manifest.clone())
+    }
+
+    /// Evaluates one document on the calling thread. Do not call it from an
+    /// async task: a plugin writing to stderr makes WASI block on its own
+    /// runtime. Async callers use the [`Evaluators`] implementation, which
+    /// moves the batch to a blocking thread.
+    ///
+    /// # Errors
+    /// As [`Evaluators::evaluate`].
+    pub fn evaluate_document(
+        &self,
+        evaluator: &EvaluatorRef,
+        document: &DocumentView<'_>,
+        config: &serde_json::Value,
+    ) -> Result<EvaluationReport, Failure> {
+        self.inner.evaluate(evaluator, document, config)
+    }
+
+    /// The plugin's merge of chunk evaluations, on the calling thread (see
+    /// [`PluginHost::evaluate_document`]).
+    ///
+    /// # Errors
+    /// As [`Evaluators::merge_chunks`].
+    pub fn merge_chunks_now(&self, evaluator: &EvaluatorRef, chunks: &[Evaluation]) -> Result<Option<Evaluation>, Failure> {
+        self.inner.merge_chunks(evaluator, chunks)
+    }
+}
+
+impl HostInner {
+    fn load(&self, manifest: Manifest, bytes: &[u8]) -> Result<EvaluatorRef, HostError> {
         let actual = digest(bytes);
         if actual != manifest.sha256 {
             return Err(HostError::DigestMismatch {
@@ -346,11 +389,6 @@ impl PluginHost {
             .entry(reference.name.clone())
             .or_default()
             .insert(VersionKey::parse(&reference.version), reference.digest.clone());
-    }
-
-    /// The manifest of a loaded plugin.
-    pub fn manifest(&self, digest: &str) -> Option<Manifest> {
-        self.read_plugins().get(digest).map(|p| p.manifest.clone())
     }
 
     /// Compiles `bytes`, going through the on-disk cache when there is one.
@@ -669,7 +707,7 @@ fn evaluation_to(e: &Evaluation) -> bindings::Evaluation {
     }
 }
 
-impl PluginHost {
+impl HostInner {
     fn checked_output(&self, plugin: &LoadedPlugin, e: &bindings::Evaluation) -> Result<u64, Failure> {
         let bytes = output_bytes(e);
         let limit = plugin.manifest.limits.max_output_bytes;
@@ -683,7 +721,7 @@ impl PluginHost {
     }
 }
 
-impl Evaluators for PluginHost {
+impl HostInner {
     fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
         let (name, version) = match spec.split_once('@') {
             Some((name, version)) => (name, Some(version)),
@@ -786,6 +824,53 @@ impl Evaluators for PluginHost {
                 })
             })
             .transpose()
+    }
+}
+
+/// Runs `work` on a thread where blocking is allowed: WASI's synchronous
+/// streams block on a runtime of their own, which must not happen on an
+/// async worker thread.
+async fn off_the_runtime<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Result<R, Failure> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Failure::new(FailureCategory::Permanent, format!("evaluation thread failed: {e}"))),
+        Err(_) => Ok(work()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Evaluators for PluginHost {
+    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        self.inner.resolve(spec)
+    }
+
+    async fn evaluate(&self, requests: Vec<EvaluationRequest>) -> Vec<Result<EvaluationReport, Failure>> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        let count = requests.len();
+        let inner = self.inner.clone();
+        let batch = off_the_runtime(move || {
+            requests
+                .iter()
+                .map(|request| inner.evaluate(&request.evaluator, &request.view(), &request.config))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        batch.unwrap_or_else(|failure| vec![Err(failure); count])
+    }
+
+    async fn merge_chunks(&self, evaluator: &EvaluatorRef, chunks: Vec<Evaluation>) -> Result<Option<Evaluation>, Failure> {
+        let inner = self.inner.clone();
+        let evaluator = evaluator.clone();
+        off_the_runtime(move || inner.merge_chunks(&evaluator, &chunks)).await?
+    }
+
+    async fn summarize(&self, evaluator: &EvaluatorRef, evaluations: Vec<Evaluation>) -> Result<Option<serde_json::Value>, Failure> {
+        let inner = self.inner.clone();
+        let evaluator = evaluator.clone();
+        off_the_runtime(move || inner.summarize(&evaluator, &evaluations)).await?
     }
 }
 

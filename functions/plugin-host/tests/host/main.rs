@@ -2,7 +2,9 @@
 //! limits, isolation, error categories, caching and resolution.
 
 use docket_core::model::{ChunkInfo, EvaluatorRef};
-use docket_core::ports::{DocumentView, EvaluationReport, Evaluators};
+use std::sync::Arc;
+
+use docket_core::ports::{DocumentView, EvaluationReport, EvaluationRequest, Evaluators};
 use docket_core::{Failure, FailureCategory};
 use docket_plugin_host::{HostConfig, HostError, Limits, Manifest, PluginHost};
 
@@ -24,7 +26,7 @@ fn evaluate(host: &PluginHost, evaluator: &EvaluatorRef, content: &str) -> Resul
         metadata: &metadata,
         chunk: &ChunkInfo::WHOLE,
     };
-    host.evaluate(evaluator, &view, &serde_json::json!({}))
+    host.evaluate_document(evaluator, &view, &serde_json::json!({}))
 }
 
 fn permanent_message(result: Result<EvaluationReport, Failure>) -> String {
@@ -259,9 +261,37 @@ fn chunk_merges_run_the_plugin_hook_or_fall_back() {
     let wordstats = load(&host, "wordstats", docket_bundled::WORDSTATS);
     let first = evaluate(&host, &decalogo, "Diagnosis and goals.").unwrap().evaluation;
     let second = evaluate(&host, &decalogo, "Indicators and a baseline.").unwrap().evaluation;
-    let merged = host.merge_chunks(&decalogo, &[first, second]).unwrap().expect("decalogo merges");
+    let merged = host.merge_chunks_now(&decalogo, &[first, second]).unwrap().expect("decalogo merges");
     let whole = evaluate(&host, &decalogo, "Diagnosis and goals.\n\nIndicators and a baseline.").unwrap().evaluation;
     assert_eq!(merged.scores, whole.scores);
     let plain = evaluate(&host, &wordstats, "x").unwrap().evaluation;
-    assert_eq!(host.merge_chunks(&wordstats, &[plain.clone(), plain]).unwrap(), None);
+    assert_eq!(host.merge_chunks_now(&wordstats, &[plain.clone(), plain]).unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_evaluate_from_async_tasks_even_when_plugins_write_to_stderr() {
+    // WASI's synchronous streams block on a runtime of their own; the port
+    // moves the batch off the async worker so a panicking plugin's stderr
+    // write cannot take the worker down.
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let request = |content: &str| EvaluationRequest {
+        evaluator: evaluator.clone(),
+        id: content.into(),
+        title: String::new(),
+        content: content.into(),
+        metadata: serde_json::Value::Null,
+        chunk: ChunkInfo::WHOLE,
+        config: Arc::new(serde_json::json!({})),
+    };
+    let results = host
+        .evaluate(vec![request("fine"), request("hostile:panic"), request("also fine")])
+        .await;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap().evaluation.scores[0].value, 1.0);
+    assert_eq!(
+        results[1].as_ref().unwrap_err().message,
+        "plugin panicked: the hostile plugin panicked on purpose"
+    );
+    assert!(results[2].is_ok());
 }

@@ -1,0 +1,256 @@
+//! `docket run` end to end: the real binary on real files, the embedded
+//! backend in a temporary state directory, the bundled components.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `docket run` in a fresh working directory.
+fn docket_run(work: &Path, args: &[&str]) -> (Output, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .current_dir(work)
+        .env("DOCKET_STATE", work.join("state"))
+        .arg("run")
+        .args(["--quiet", "--out"])
+        .arg(work.join("out"))
+        .args(args)
+        .output()
+        .expect("run docket");
+    let results = std::fs::read(work.join("out/results.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null);
+    (output, results)
+}
+
+fn document<'a>(results: &'a Value, id: &str) -> &'a Value {
+    results["documents"]
+        .as_array()
+        .and_then(|docs| docs.iter().find(|d| d["id"] == id))
+        .unwrap_or_else(|| panic!("no document {id} in {results}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_sample_corpus_runs_end_to_end() {
+    let work = tempfile::tempdir().unwrap();
+    let plans = repo().join("examples/plans");
+    let (output, results) = docket_run(work.path(), &[plans.to_str().unwrap(), "--evaluator", "decalogo"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(results["status"], "completed");
+    assert_eq!(results["document_count"], 5);
+    assert_eq!(results["evaluator"]["name"], "decalogo");
+    assert!(results["evaluator"]["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // Computed by hand from the default rubric (see docs/evaluators.md).
+    let roble = document(&results, "plan-vereda-el-roble.txt");
+    assert_eq!(roble["status"], "completed");
+    assert_eq!(roble["scores"]["decalogo"]["total_score"], 15.0);
+    assert_eq!(roble["scores"]["decalogo"]["max_score"], 100.0);
+    assert_eq!(roble["scores"]["questionnaire"]["total_score"], 8.0);
+    assert_eq!(roble["scores"]["questionnaire"]["max_score"], 60.0);
+    let codes = |doc: &Value, severity: &str| -> Vec<String> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == severity)
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(codes(roble, "violation"), ["missing-section:budget", "missing-section:monitoring"]);
+    assert_eq!(
+        codes(roble, "warning"),
+        ["goals-without-indicators", "goals-without-baseline", "no-budget-figures"]
+    );
+    assert_eq!(roble["labels"], serde_json::json!(["language:es"]));
+    let evidence = roble["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "evidence:P01")
+        .unwrap();
+    let text = std::fs::read_to_string(plans.join("plan-vereda-el-roble.txt")).unwrap();
+    let (start, end) = (
+        evidence["evidence"]["start"].as_u64().unwrap() as usize,
+        evidence["evidence"]["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&text[start..end], "Diagnóstico");
+
+    let harbor = document(&results, "harbor-town-strategy.txt");
+    assert_eq!(harbor["scores"]["decalogo"]["total_score"], 25.0);
+    assert_eq!(harbor["scores"]["questionnaire"]["total_score"], 10.0);
+    assert_eq!(
+        codes(harbor, "violation"),
+        ["missing-section:diagnosis", "missing-section:monitoring", "missing-section:objectives"]
+    );
+    assert!(codes(harbor, "warning").is_empty());
+    assert_eq!(harbor["labels"], serde_json::json!(["language:en"]));
+
+    // The 30-page PDF is split into two 25-page work items and merged.
+    let pdf = document(&results, "northfield-regional-plan.pdf");
+    assert_eq!(pdf["status"], "completed");
+    assert_eq!(pdf["chunks"], 2);
+
+    let summary = &results["summary"];
+    assert_eq!(summary["completed_documents"], 5);
+    assert_eq!(summary["failed_documents"], 0);
+    assert!(summary["avg_decalogo_score"].is_number());
+    assert!(summary["avg_questionnaire_score"].is_number());
+    assert_eq!(summary["total_violations"], 5);
+    assert_eq!(summary["documents_with_warnings"], 1);
+
+    let jsonl = std::fs::read_to_string(work.path().join("out/documents.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 5);
+    for line in jsonl.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(&doc, document(&results, doc["id"].as_str().unwrap()));
+    }
+    let table = stdout(&output);
+    assert!(table.contains("completed"), "{table}");
+    assert!(table.contains("plan-vereda-el-roble.txt"), "{table}");
+    assert!(table.contains("15/100"), "{table}");
+}
+
+#[test]
+fn unreadable_files_fail_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let inputs = work.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    std::fs::write(inputs.join("empty.txt"), b"").unwrap();
+    std::fs::write(inputs.join("broken.pdf"), b"%PDF-1.4 not really").unwrap();
+    std::fs::write(inputs.join("latin1.txt"), b"caf\xe9 con leche").unwrap();
+    std::fs::copy(repo().join("examples/plans/harbor-town-strategy.txt"), inputs.join("harbor.txt")).unwrap();
+    std::fs::write(inputs.join("notes.txt"), "Diagnosis: budget of USD 5 million.").unwrap();
+    let (output, results) = docket_run(work.path(), &[inputs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(results["status"], "completed");
+    assert_eq!(results["summary"]["completed_documents"], 2);
+    assert_eq!(results["summary"]["failed_documents"], 3);
+    assert_eq!(results["summary"]["failures_by_category"]["DATA"], 3);
+    let error = |id: &str| document(&results, id)["error"].clone();
+    assert_eq!(error("empty.txt")["message"], "the document is empty");
+    assert_eq!(error("empty.txt")["category"], "DATA");
+    assert_eq!(error("latin1.txt")["message"], "not UTF-8 text: invalid byte at offset 3");
+    assert!(error("broken.pdf")["message"].as_str().unwrap().starts_with("unreadable PDF: "));
+    assert_eq!(document(&results, "harbor.txt")["scores"]["decalogo"]["total_score"], 25.0);
+}
+
+#[test]
+fn hostile_plugins_fail_their_documents_and_spare_the_rest() {
+    let work = tempfile::tempdir().unwrap();
+    let plugin = work.path().join("hostile.wasm");
+    std::fs::write(&plugin, docket_bundled::HOSTILE).unwrap();
+    let batch = serde_json::json!({"documents": [
+        {"id": "loop", "content": "hostile:loop"},
+        {"id": "ok-1", "content": "an ordinary document"},
+        {"id": "alloc", "content": "hostile:alloc"},
+        {"id": "ok-2", "content": "another ordinary document"},
+        {"id": "panic", "content": "hostile:panic"},
+        {"id": "huge", "content": "hostile:huge"},
+        {"id": "invalid", "content": "hostile:invalid"},
+        {"id": "ok-3", "content": "a third ordinary document"},
+    ]});
+    let manifest = work.path().join("batch.json");
+    std::fs::write(&manifest, batch.to_string()).unwrap();
+    let (output, results) = docket_run(
+        work.path(),
+        &[manifest.to_str().unwrap(), "--evaluator", plugin.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{output:?}");
+    for ok in ["ok-1", "ok-2", "ok-3"] {
+        assert_eq!(document(&results, ok)["status"], "completed", "{ok}");
+        assert_eq!(document(&results, ok)["scores"]["ok"]["total_score"], 1.0);
+    }
+    let failure = |id: &str| {
+        let doc = document(&results, id);
+        assert_eq!(doc["status"], "failed", "{id}");
+        (
+            doc["error"]["category"].as_str().unwrap().to_owned(),
+            doc["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (category, message) = failure("loop");
+    assert_eq!(category, "PERMANENT");
+    assert!(message.starts_with("fuel limit of 22000000 exhausted"), "{message}");
+    let (category, message) = failure("alloc");
+    assert_eq!(category, "PERMANENT");
+    assert!(message.starts_with("memory limit of 67108864 bytes exceeded"), "{message}");
+    assert_eq!(failure("panic"), ("PERMANENT".into(), "plugin panicked: the hostile plugin panicked on purpose".into()));
+    let (category, message) = failure("huge");
+    assert_eq!(category, "PERMANENT");
+    assert!(message.ends_with("exceeds the plugin's limit of 1048576 bytes"), "{message}");
+    assert_eq!(
+        failure("invalid"),
+        ("DATA".into(), "evaluator rejected the document: this document is invalid on purpose".into())
+    );
+    assert_eq!(results["summary"]["failures_by_category"]["PERMANENT"], 4);
+    assert_eq!(results["summary"]["failures_by_category"]["DATA"], 1);
+}
+
+#[test]
+fn a_job_past_its_failure_threshold_fails_and_exits_non_zero() {
+    let work = tempfile::tempdir().unwrap();
+    let plugin = work.path().join("hostile.wasm");
+    std::fs::write(&plugin, docket_bundled::HOSTILE).unwrap();
+    let documents: Vec<Value> = (0..20)
+        .map(|n| {
+            let content = if n % 2 == 0 { "hostile:invalid" } else { "fine" };
+            serde_json::json!({"id": format!("d{n}"), "content": content})
+        })
+        .collect();
+    let manifest = work.path().join("batch.json");
+    std::fs::write(&manifest, serde_json::json!({ "documents": documents }).to_string()).unwrap();
+    let (output, results) = docket_run(
+        work.path(),
+        &[
+            manifest.to_str().unwrap(),
+            "--evaluator",
+            plugin.to_str().unwrap(),
+            "--tolerated-failure-percent",
+            "10",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(results["status"], "failed");
+    let error = results["error"].as_str().unwrap();
+    assert!(error.starts_with("failure threshold exceeded: "), "{error}");
+    assert!(error.ends_with("of 20 documents failed (tolerated 10%)"), "{error}");
+    // Every document is accounted for: completed, failed, or skipped.
+    let summary = &results["summary"];
+    let total = summary["completed_documents"].as_u64().unwrap()
+        + summary["failed_documents"].as_u64().unwrap()
+        + summary["skipped_documents"].as_u64().unwrap();
+    assert_eq!(total, 20);
+}
+
+#[test]
+fn wordstats_runs_by_name_and_bad_arguments_are_explained() {
+    let work = tempfile::tempdir().unwrap();
+    let plans = repo().join("examples/plans");
+    let (output, results) = docket_run(work.path(), &[plans.to_str().unwrap(), "--evaluator", "wordstats"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(results["evaluator"]["name"], "wordstats");
+    assert!(results["summary"]["avg_lexical_diversity_score"].is_number());
+
+    let (output, _) = docket_run(work.path(), &[plans.to_str().unwrap(), "--evaluator", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown evaluator \"nope\" (known: decalogo, wordstats)"), "{stderr}");
+
+    let (output, _) = docket_run(work.path(), &["/no/such/dir"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/no/such/dir: no such file or directory"));
+
+    let (output, _) = docket_run(work.path(), &[plans.to_str().unwrap(), "--config", "{not json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--config is not valid JSON"));
+}
