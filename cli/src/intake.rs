@@ -114,7 +114,11 @@ fn unique(mut document: IntakeDocument, ids: &mut HashSet<String>) -> IntakeDocu
     document
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>, skipped: &mut Vec<PathBuf>) -> Result<(), IntakeError> {
+fn walk(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    skipped: &mut Vec<PathBuf>,
+) -> Result<(), IntakeError> {
     let entries = std::fs::read_dir(dir).map_err(|error| IntakeError::Unlistable {
         path: dir.to_owned(),
         error,
@@ -143,7 +147,13 @@ pub fn read_file(path: &Path, id: &str) -> Vec<IntakeDocument> {
         .unwrap_or_else(|| id.to_owned());
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) => return vec![rejected(id.to_owned(), title, format!("cannot read {}: {e}", path.display()))],
+        Err(e) => {
+            return vec![rejected(
+                id.to_owned(),
+                title,
+                format!("cannot read {}: {e}", path.display()),
+            )];
+        }
     };
     let metadata = json!({ "path": path.display().to_string(), "bytes": bytes.len() });
     match extension(path).as_str() {
@@ -161,13 +171,22 @@ fn from_text(id: &str, title: String, bytes: &[u8], metadata: Value) -> IntakeDo
             title,
             format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
         ),
-        Ok(text) => accept(id.to_owned(), title, DocumentBody::Text(text.to_owned()), metadata),
+        Ok(text) => accept(
+            id.to_owned(),
+            title,
+            DocumentBody::Text(text.to_owned()),
+            metadata,
+        ),
     }
 }
 
 fn accept(id: String, title: String, body: DocumentBody, metadata: Value) -> IntakeDocument {
     if body.is_blank() {
-        let what = if body.is_empty() { "the document is empty" } else { "the document has only white space" };
+        let what = if body.is_empty() {
+            "the document is empty"
+        } else {
+            "the document has only white space"
+        };
         return rejected(id, title, what);
     }
     IntakeDocument::Accepted(DocumentSpec {
@@ -187,7 +206,10 @@ fn from_pdf(id: &str, title: String, bytes: &[u8], mut metadata: Value) -> Intak
                 return rejected(
                     id.to_owned(),
                     title,
-                    format!("the PDF's {} pages have no extractable text (scanned images?)", pages.len()),
+                    format!(
+                        "the PDF's {} pages have no extractable text (scanned images?)",
+                        pages.len()
+                    ),
                 );
             }
             accept(id.to_owned(), title, DocumentBody::Pages(pages), metadata)
@@ -208,7 +230,9 @@ fn from_entry(entry: &Value, at: &str, fallback_id: String) -> IntakeDocument {
         .map_or_else(|| id.clone(), str::to_owned);
     let metadata = entry.get("metadata").cloned().unwrap_or(Value::Null);
     match entry.get("content") {
-        Some(Value::String(content)) => accept(id, title, DocumentBody::Text(content.clone()), metadata),
+        Some(Value::String(content)) => {
+            accept(id, title, DocumentBody::Text(content.clone()), metadata)
+        }
         Some(_) => rejected(id, title, format!("{at}.content: must be a string")),
         None => rejected(id, title, format!("{at}.content: missing")),
     }
@@ -223,11 +247,19 @@ fn from_json(id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
         Some(Value::Array(entries)) if !entries.is_empty() => entries
             .iter()
             .enumerate()
-            .map(|(n, entry)| from_entry(entry, &format!("documents[{n}]"), format!("{id}#{}", n + 1)))
+            .map(|(n, entry)| {
+                from_entry(entry, &format!("documents[{n}]"), format!("{id}#{}", n + 1))
+            })
             .collect(),
-        Some(Value::Array(_)) => vec![rejected(id.to_owned(), title, "the manifest's documents list is empty")],
+        Some(Value::Array(_)) => vec![rejected(
+            id.to_owned(),
+            title,
+            "the manifest's documents list is empty",
+        )],
         Some(_) => vec![rejected(id.to_owned(), title, "documents: must be a list")],
-        None if value.get("content").is_some() => vec![from_entry(&value, "document", id.to_owned())],
+        None if value.get("content").is_some() => {
+            vec![from_entry(&value, "document", id.to_owned())]
+        }
         None => vec![rejected(
             id.to_owned(),
             title,
@@ -245,7 +277,11 @@ fn from_jsonl(id: &str, bytes: &[u8]) -> Vec<IntakeDocument> {
             let fallback = format!("{id}#{}", n + 1);
             match serde_json::from_str::<Value>(line) {
                 Ok(entry) => from_entry(&entry, &format!("line {}", n + 1), fallback),
-                Err(e) => rejected(fallback.clone(), fallback, format!("line {}: invalid JSON: {e}", n + 1)),
+                Err(e) => rejected(
+                    fallback.clone(),
+                    fallback,
+                    format!("line {}: invalid JSON: {e}", n + 1),
+                ),
             }
         })
         .collect()
@@ -294,8 +330,14 @@ mod tests {
         };
         assert_eq!(intake.documents.len(), 6);
         assert_eq!(failure(by_id("empty.txt")), "the document is empty");
-        assert_eq!(failure(by_id("blank.md")), "the document has only white space");
-        assert_eq!(failure(by_id("latin1.txt")), "not UTF-8 text: invalid byte at offset 3");
+        assert_eq!(
+            failure(by_id("blank.md")),
+            "the document has only white space"
+        );
+        assert_eq!(
+            failure(by_id("latin1.txt")),
+            "not UTF-8 text: invalid byte at offset 3"
+        );
         assert!(failure(by_id("broken.pdf")).starts_with("unreadable PDF: "));
         assert!(failure(by_id("bad.json")).starts_with("invalid JSON: "));
         assert!(matches!(by_id("good.txt"), IntakeDocument::Accepted(_)));
@@ -320,10 +362,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(failure(&documents[1]), "documents[1].content: must be a string");
+        assert_eq!(
+            failure(&documents[1]),
+            "documents[1].content: must be a string"
+        );
         assert!(matches!(&documents[2], IntakeDocument::Accepted(c) if c.id == "batch.json#3"));
 
-        let path = write(dir.path(), "lines.jsonl", b"{\"id\":\"x\",\"content\":\"one\"}\n\nnot json\n");
+        let path = write(
+            dir.path(),
+            "lines.jsonl",
+            b"{\"id\":\"x\",\"content\":\"one\"}\n\nnot json\n",
+        );
         let documents = read_file(&path, "lines.jsonl");
         assert_eq!(documents.len(), 2);
         assert!(failure(&documents[1]).starts_with("line 3: invalid JSON"));
@@ -348,6 +397,9 @@ mod tests {
     #[test]
     fn missing_inputs_stop_the_run() {
         let error = read_inputs(&[PathBuf::from("/definitely/not/here")]).unwrap_err();
-        assert_eq!(error.to_string(), "/definitely/not/here: no such file or directory");
+        assert_eq!(
+            error.to_string(),
+            "/definitely/not/here: no such file or directory"
+        );
     }
 }

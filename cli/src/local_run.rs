@@ -70,7 +70,10 @@ pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
         ..HostConfig::default()
     })?;
     for bundled in docket_bundled::EVALUATORS {
-        host.load(Manifest::for_component(bundled.name, bundled.version, bundled.bytes), bundled.bytes)?;
+        host.load(
+            Manifest::for_component(bundled.name, bundled.version, bundled.bytes),
+            bundled.bytes,
+        )?;
     }
     Ok(host)
 }
@@ -80,7 +83,10 @@ pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
 ///
 /// # Errors
 /// When the file cannot be read or loaded, or the name is unknown.
-pub fn resolve_evaluator(host: &PluginHost, spec: &str) -> anyhow::Result<docket_core::EvaluatorRef> {
+pub fn resolve_evaluator(
+    host: &PluginHost,
+    spec: &str,
+) -> anyhow::Result<docket_core::EvaluatorRef> {
     let path = Path::new(spec);
     if spec.ends_with(".wasm") || path.is_file() {
         let bytes = std::fs::read(path).with_context(|| format!("reading evaluator {spec}"))?;
@@ -88,7 +94,10 @@ pub fn resolve_evaluator(host: &PluginHost, spec: &str) -> anyhow::Result<docket
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "local".into());
-        return Ok(host.load(Manifest::for_component(&name, "0.0.0-local", &bytes), &bytes)?);
+        return Ok(host.load(
+            Manifest::for_component(&name, "0.0.0-local", &bytes),
+            &bytes,
+        )?);
     }
     host.resolve(spec).map_err(|f| anyhow::anyhow!(f.message))
 }
@@ -120,7 +129,12 @@ pub fn local_pipeline(state: &Path, host: Arc<PluginHost>) -> anyhow::Result<Pip
 ///
 /// # Errors
 /// When a worker hits a backend error it cannot get past.
-pub async fn drive(pipeline: &Pipeline, job: &JobId, workers: usize, mut on_progress: impl FnMut(&Job)) -> anyhow::Result<Job> {
+pub async fn drive(
+    pipeline: &Pipeline,
+    job: &JobId,
+    workers: usize,
+    mut on_progress: impl FnMut(&Job),
+) -> anyhow::Result<Job> {
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers.max(1) {
         let pipeline = pipeline.clone();
@@ -155,7 +169,9 @@ async fn worker(pipeline: &Pipeline, job: &JobId) -> anyhow::Result<()> {
         }
         let mut other = pipeline.finalize_once().await?;
         for priority in Priority::ALL {
-            other += pipeline.drain_dead_letters(QueueName::Work(priority)).await?;
+            other += pipeline
+                .drain_dead_letters(QueueName::Work(priority))
+                .await?;
         }
         if other > 0 {
             continue;
@@ -198,7 +214,12 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     if intake.documents.is_empty() {
         bail!(
             "no documents found in {} (supported: {})",
-            request.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            request
+                .inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             intake::SUPPORTED.join(", ")
         );
     }
@@ -227,18 +248,27 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         bar.set_message(format!(
             "{} failed{}",
             report.progress.failed_documents,
-            current.error.as_ref().map(|e| format!(" · {e}")).unwrap_or_default()
+            current
+                .error
+                .as_ref()
+                .map(|e| format!(" · {e}"))
+                .unwrap_or_default()
         ));
     })
     .await?;
     bar.finish_and_clear();
     let results_bytes = pipeline.blobs.get(&results_key(&finished.id)).await?;
-    let results: ResultsDocument = serde_json::from_slice(&results_bytes).context("reading results.json")?;
-    std::fs::create_dir_all(&request.out).with_context(|| format!("creating {}", request.out.display()))?;
+    let results: ResultsDocument =
+        serde_json::from_slice(&results_bytes).context("reading results.json")?;
+    std::fs::create_dir_all(&request.out)
+        .with_context(|| format!("creating {}", request.out.display()))?;
     let results_path = request.out.join("results.json");
     let documents_path = request.out.join("documents.jsonl");
     std::fs::write(&results_path, &results_bytes)?;
-    std::fs::write(&documents_path, pipeline.blobs.get(&documents_key(&finished.id)).await?)?;
+    std::fs::write(
+        &documents_path,
+        pipeline.blobs.get(&documents_key(&finished.id)).await?,
+    )?;
     Ok(RunOutcome {
         job: finished,
         results,
@@ -273,7 +303,11 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         results.evaluator.name, results.evaluator.version, results.evaluator.digest
     );
     let score_names: Vec<&String> = {
-        let mut names: Vec<&String> = results.documents.iter().flat_map(|d| d.scores.keys()).collect();
+        let mut names: Vec<&String> = results
+            .documents
+            .iter()
+            .flat_map(|d| d.scores.keys())
+            .collect();
         names.sort();
         names.dedup();
         names
@@ -290,7 +324,11 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
     for name in &score_names {
         let _ = write!(out, "  {:>14}", name);
     }
-    let _ = writeln!(out, "  {:>10}  {:>8}  {:>9}", "violations", "warnings", "time");
+    let _ = writeln!(
+        out,
+        "  {:>10}  {:>8}  {:>9}",
+        "violations", "warnings", "time"
+    );
     for document in results.documents.iter().take(rows) {
         let id: String = document.id.chars().take(width).collect();
         let status = match document.status {
@@ -307,7 +345,13 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
                 .unwrap_or_else(|| "—".into());
             let _ = write!(out, "  {cell:>14}");
         }
-        let count = |severity| document.findings.iter().filter(|f| f.severity == severity).count();
+        let count = |severity| {
+            document
+                .findings
+                .iter()
+                .filter(|f| f.severity == severity)
+                .count()
+        };
         let _ = writeln!(
             out,
             "  {:>10}  {:>8}  {:>7.2}ms",
@@ -316,11 +360,19 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
             document.processing_time_seconds * 1000.0
         );
         if let Some(error) = &document.error {
-            let _ = writeln!(out, "{:<width$}    └ {}: {}", "", error.category, error.message);
+            let _ = writeln!(
+                out,
+                "{:<width$}    └ {}: {}",
+                "", error.category, error.message
+            );
         }
     }
     if results.documents.len() > rows {
-        let _ = writeln!(out, "… and {} more documents", results.documents.len() - rows);
+        let _ = writeln!(
+            out,
+            "… and {} more documents",
+            results.documents.len() - rows
+        );
     }
     let _ = writeln!(out);
     let mut parts: Vec<String> = summary
@@ -329,7 +381,10 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         .map(|(name, value)| format!("{name} {}", trim_float(*value)))
         .collect();
     parts.push(format!("total_violations {}", summary.total_violations));
-    parts.push(format!("documents_with_warnings {}", summary.documents_with_warnings));
+    parts.push(format!(
+        "documents_with_warnings {}",
+        summary.documents_with_warnings
+    ));
     for (category, count) in &summary.failures_by_category {
         parts.push(format!("{category} failures {count}"));
     }
@@ -337,10 +392,18 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
     if let Some(error) = &results.error {
         let _ = writeln!(out, "job error: {error}");
     }
-    let files: Vec<String> = outcome.files.iter().map(|p| p.display().to_string()).collect();
+    let files: Vec<String> = outcome
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let _ = writeln!(out, "results: {}", files.join(", "));
     if !outcome.skipped.is_empty() {
-        let _ = writeln!(out, "skipped {} files of unsupported types", outcome.skipped.len());
+        let _ = writeln!(
+            out,
+            "skipped {} files of unsupported types",
+            outcome.skipped.len()
+        );
     }
     out
 }

@@ -13,11 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use docket_core::model::{Chunking, JobStatus, Priority};
 use docket_cli::local_run::{self, RunRequest};
+use docket_core::model::{Chunking, JobStatus, Priority};
 
 #[derive(Parser)]
-#[command(name = "docket", version, about = "Serverless batch document evaluation")]
+#[command(
+    name = "docket",
+    version,
+    about = "Serverless batch document evaluation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,8 +84,8 @@ fn parse_config(config: Option<&str>) -> anyhow::Result<serde_json::Value> {
     } else {
         std::fs::read_to_string(config).map_err(|e| anyhow::anyhow!("--config {config}: {e}"))?
     };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--config is not valid JSON: {e}"))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("--config is not valid JSON: {e}"))?;
     if !value.is_object() {
         anyhow::bail!("--config must be a JSON object");
     }
@@ -124,7 +128,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

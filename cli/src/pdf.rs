@@ -58,7 +58,10 @@ pub fn write_text_pdf(pages: &[String]) -> Result<Vec<u8>, lopdf::Error> {
             Operation::new("Td", vec![50.into(), 790.into()]),
         ];
         for line in page.lines() {
-            operations.push(Operation::new("Tj", vec![Object::string_literal(win_ansi(line))]));
+            operations.push(Operation::new(
+                "Tj",
+                vec![Object::string_literal(win_ansi(line))],
+            ));
             operations.push(Operation::new("T*", vec![]));
         }
         operations.push(Operation::new("ET", vec![]));

@@ -43,12 +43,20 @@ fn stdout(output: &Output) -> String {
 fn the_sample_corpus_runs_end_to_end() {
     let work = tempfile::tempdir().unwrap();
     let plans = repo().join("examples/plans");
-    let (output, results) = docket_run(work.path(), &[plans.to_str().unwrap(), "--evaluator", "decalogo"]);
+    let (output, results) = docket_run(
+        work.path(),
+        &[plans.to_str().unwrap(), "--evaluator", "decalogo"],
+    );
     assert!(output.status.success(), "{output:?}");
     assert_eq!(results["status"], "completed");
     assert_eq!(results["document_count"], 5);
     assert_eq!(results["evaluator"]["name"], "decalogo");
-    assert!(results["evaluator"]["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        results["evaluator"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
 
     // Computed by hand from the default rubric (see docs/evaluators.md).
     let roble = document(&results, "plan-vereda-el-roble.txt");
@@ -66,10 +74,17 @@ fn the_sample_corpus_runs_end_to_end() {
             .map(|f| f["code"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(codes(roble, "violation"), ["missing-section:budget", "missing-section:monitoring"]);
+    assert_eq!(
+        codes(roble, "violation"),
+        ["missing-section:budget", "missing-section:monitoring"]
+    );
     assert_eq!(
         codes(roble, "warning"),
-        ["goals-without-indicators", "goals-without-baseline", "no-budget-figures"]
+        [
+            "goals-without-indicators",
+            "goals-without-baseline",
+            "no-budget-figures"
+        ]
     );
     assert_eq!(roble["labels"], serde_json::json!(["language:es"]));
     let evidence = roble["findings"]
@@ -90,7 +105,11 @@ fn the_sample_corpus_runs_end_to_end() {
     assert_eq!(harbor["scores"]["questionnaire"]["total_score"], 10.0);
     assert_eq!(
         codes(harbor, "violation"),
-        ["missing-section:diagnosis", "missing-section:monitoring", "missing-section:objectives"]
+        [
+            "missing-section:diagnosis",
+            "missing-section:monitoring",
+            "missing-section:objectives"
+        ]
     );
     assert!(codes(harbor, "warning").is_empty());
     assert_eq!(harbor["labels"], serde_json::json!(["language:en"]));
@@ -128,8 +147,16 @@ fn unreadable_files_fail_alone() {
     std::fs::write(inputs.join("empty.txt"), b"").unwrap();
     std::fs::write(inputs.join("broken.pdf"), b"%PDF-1.4 not really").unwrap();
     std::fs::write(inputs.join("latin1.txt"), b"caf\xe9 con leche").unwrap();
-    std::fs::copy(repo().join("examples/plans/harbor-town-strategy.txt"), inputs.join("harbor.txt")).unwrap();
-    std::fs::write(inputs.join("notes.txt"), "Diagnosis: budget of USD 5 million.").unwrap();
+    std::fs::copy(
+        repo().join("examples/plans/harbor-town-strategy.txt"),
+        inputs.join("harbor.txt"),
+    )
+    .unwrap();
+    std::fs::write(
+        inputs.join("notes.txt"),
+        "Diagnosis: budget of USD 5 million.",
+    )
+    .unwrap();
     let (output, results) = docket_run(work.path(), &[inputs.to_str().unwrap()]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(results["status"], "completed");
@@ -139,9 +166,20 @@ fn unreadable_files_fail_alone() {
     let error = |id: &str| document(&results, id)["error"].clone();
     assert_eq!(error("empty.txt")["message"], "the document is empty");
     assert_eq!(error("empty.txt")["category"], "DATA");
-    assert_eq!(error("latin1.txt")["message"], "not UTF-8 text: invalid byte at offset 3");
-    assert!(error("broken.pdf")["message"].as_str().unwrap().starts_with("unreadable PDF: "));
-    assert_eq!(document(&results, "harbor.txt")["scores"]["decalogo"]["total_score"], 25.0);
+    assert_eq!(
+        error("latin1.txt")["message"],
+        "not UTF-8 text: invalid byte at offset 3"
+    );
+    assert!(
+        error("broken.pdf")["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable PDF: ")
+    );
+    assert_eq!(
+        document(&results, "harbor.txt")["scores"]["decalogo"]["total_score"],
+        25.0
+    );
 }
 
 #[test]
@@ -163,7 +201,11 @@ fn hostile_plugins_fail_their_documents_and_spare_the_rest() {
     std::fs::write(&manifest, batch.to_string()).unwrap();
     let (output, results) = docket_run(
         work.path(),
-        &[manifest.to_str().unwrap(), "--evaluator", plugin.to_str().unwrap()],
+        &[
+            manifest.to_str().unwrap(),
+            "--evaluator",
+            plugin.to_str().unwrap(),
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     for ok in ["ok-1", "ok-2", "ok-3"] {
@@ -180,17 +222,35 @@ fn hostile_plugins_fail_their_documents_and_spare_the_rest() {
     };
     let (category, message) = failure("loop");
     assert_eq!(category, "PERMANENT");
-    assert!(message.starts_with("fuel limit of 22000000 exhausted"), "{message}");
+    assert!(
+        message.starts_with("fuel limit of 22000000 exhausted"),
+        "{message}"
+    );
     let (category, message) = failure("alloc");
     assert_eq!(category, "PERMANENT");
-    assert!(message.starts_with("memory limit of 67108864 bytes exceeded"), "{message}");
-    assert_eq!(failure("panic"), ("PERMANENT".into(), "plugin panicked: the hostile plugin panicked on purpose".into()));
+    assert!(
+        message.starts_with("memory limit of 67108864 bytes exceeded"),
+        "{message}"
+    );
+    assert_eq!(
+        failure("panic"),
+        (
+            "PERMANENT".into(),
+            "plugin panicked: the hostile plugin panicked on purpose".into()
+        )
+    );
     let (category, message) = failure("huge");
     assert_eq!(category, "PERMANENT");
-    assert!(message.ends_with("exceeds the plugin's limit of 1048576 bytes"), "{message}");
+    assert!(
+        message.ends_with("exceeds the plugin's limit of 1048576 bytes"),
+        "{message}"
+    );
     assert_eq!(
         failure("invalid"),
-        ("DATA".into(), "evaluator rejected the document: this document is invalid on purpose".into())
+        (
+            "DATA".into(),
+            "evaluator rejected the document: this document is invalid on purpose".into()
+        )
     );
     assert_eq!(results["summary"]["failures_by_category"]["PERMANENT"], 4);
     assert_eq!(results["summary"]["failures_by_category"]["DATA"], 1);
@@ -203,12 +263,20 @@ fn a_job_past_its_failure_threshold_fails_and_exits_non_zero() {
     std::fs::write(&plugin, docket_bundled::HOSTILE).unwrap();
     let documents: Vec<Value> = (0..20)
         .map(|n| {
-            let content = if n % 2 == 0 { "hostile:invalid" } else { "fine" };
+            let content = if n % 2 == 0 {
+                "hostile:invalid"
+            } else {
+                "fine"
+            };
             serde_json::json!({"id": format!("d{n}"), "content": content})
         })
         .collect();
     let manifest = work.path().join("batch.json");
-    std::fs::write(&manifest, serde_json::json!({ "documents": documents }).to_string()).unwrap();
+    std::fs::write(
+        &manifest,
+        serde_json::json!({ "documents": documents }).to_string(),
+    )
+    .unwrap();
     let (output, results) = docket_run(
         work.path(),
         &[
@@ -223,7 +291,10 @@ fn a_job_past_its_failure_threshold_fails_and_exits_non_zero() {
     assert_eq!(results["status"], "failed");
     let error = results["error"].as_str().unwrap();
     assert!(error.starts_with("failure threshold exceeded: "), "{error}");
-    assert!(error.ends_with("of 20 documents failed (tolerated 10%)"), "{error}");
+    assert!(
+        error.ends_with("of 20 documents failed (tolerated 10%)"),
+        "{error}"
+    );
     // Every document is accounted for: completed, failed, or skipped.
     let summary = &results["summary"];
     let total = summary["completed_documents"].as_u64().unwrap()
@@ -236,21 +307,35 @@ fn a_job_past_its_failure_threshold_fails_and_exits_non_zero() {
 fn wordstats_runs_by_name_and_bad_arguments_are_explained() {
     let work = tempfile::tempdir().unwrap();
     let plans = repo().join("examples/plans");
-    let (output, results) = docket_run(work.path(), &[plans.to_str().unwrap(), "--evaluator", "wordstats"]);
+    let (output, results) = docket_run(
+        work.path(),
+        &[plans.to_str().unwrap(), "--evaluator", "wordstats"],
+    );
     assert!(output.status.success(), "{output:?}");
     assert_eq!(results["evaluator"]["name"], "wordstats");
     assert!(results["summary"]["avg_lexical_diversity_score"].is_number());
 
-    let (output, _) = docket_run(work.path(), &[plans.to_str().unwrap(), "--evaluator", "nope"]);
+    let (output, _) = docket_run(
+        work.path(),
+        &[plans.to_str().unwrap(), "--evaluator", "nope"],
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unknown evaluator \"nope\" (known: decalogo, wordstats)"), "{stderr}");
+    assert!(
+        stderr.contains("unknown evaluator \"nope\" (known: decalogo, wordstats)"),
+        "{stderr}"
+    );
 
     let (output, _) = docket_run(work.path(), &["/no/such/dir"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("/no/such/dir: no such file or directory"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("/no/such/dir: no such file or directory")
+    );
 
-    let (output, _) = docket_run(work.path(), &[plans.to_str().unwrap(), "--config", "{not json"]);
+    let (output, _) = docket_run(
+        work.path(),
+        &[plans.to_str().unwrap(), "--config", "{not json"],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--config is not valid JSON"));
 }

@@ -7,10 +7,13 @@
 //! The checks use real time (visibility timeouts of one second), because a
 //! remote backend's clock cannot be controlled.
 
+// A test-support crate: a check fails by panicking.
+#![allow(clippy::unwrap_used)]
+
 use std::any::Any;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -18,12 +21,16 @@ use docket_core::model::{
     ChunkInfo, EvaluatorRef, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobOptions,
     JobStatus, TenantId,
 };
-use docket_core::pipeline::{FinalizeMessage, FinalizeOutcome, IntakeDocument, Pipeline, PipelineSettings, Submission};
-use docket_core::ports::{
-    BlobError, BlobStore, Clock, EvaluationReport, EvaluationRequest, Evaluators, JobFilter, JobStore,
-    OutgoingMessage, QueueError, QueueName, StoreError, SystemClock, Usage, WorkQueue,
+use docket_core::pipeline::{
+    FinalizeMessage, FinalizeOutcome, IntakeDocument, Pipeline, PipelineSettings, Submission,
 };
-use docket_core::{DocumentBody, DocumentSpec, Evaluation, Failure, FailureCategory, Priority, Score};
+use docket_core::ports::{
+    BlobError, BlobStore, Clock, EvaluationReport, EvaluationRequest, Evaluators, JobFilter,
+    JobStore, OutgoingMessage, QueueError, QueueName, StoreError, SystemClock, Usage, WorkQueue,
+};
+use docket_core::{
+    DocumentBody, DocumentSpec, Evaluation, Failure, FailureCategory, Priority, Score,
+};
 
 /// The adapters under test, fresh for each check (own queues, table,
 /// bucket or state directory).
@@ -85,10 +92,18 @@ macro_rules! conformance_tests {
 const VISIBILITY: Duration = Duration::from_secs(1);
 const NORMAL: QueueName = QueueName::Work(Priority::Normal);
 
-async fn receive_all(subject: &Subject, queue: QueueName, visibility: Duration) -> Vec<docket_core::ports::Delivery> {
+async fn receive_all(
+    subject: &Subject,
+    queue: QueueName,
+    visibility: Duration,
+) -> Vec<docket_core::ports::Delivery> {
     let mut all = Vec::new();
     for _ in 0..20 {
-        let batch = subject.queue.receive(queue, 10, visibility).await.expect("receive");
+        let batch = subject
+            .queue
+            .receive(queue, 10, visibility)
+            .await
+            .expect("receive");
         if batch.is_empty() && !all.is_empty() {
             break;
         }
@@ -104,7 +119,11 @@ fn messages(bodies: &[&str]) -> Vec<OutgoingMessage> {
 /// Sent messages are received with their bodies and a receive count of 1;
 /// acked ones are gone.
 pub async fn queue_send_receive_ack(subject: &Subject) {
-    subject.queue.send(NORMAL, messages(&["a", "b", "c"])).await.expect("send");
+    subject
+        .queue
+        .send(NORMAL, messages(&["a", "b", "c"]))
+        .await
+        .expect("send");
     let got = receive_all(subject, NORMAL, Duration::from_secs(30)).await;
     let bodies: BTreeSet<_> = got.iter().map(|d| d.body.as_str()).collect();
     assert_eq!(bodies, BTreeSet::from(["a", "b", "c"]));
@@ -118,24 +137,51 @@ pub async fn queue_send_receive_ack(subject: &Subject) {
 /// A received message is invisible until its visibility expires, then comes
 /// back with a higher receive count; a stale receipt does not delete it.
 pub async fn queue_hides_received_messages_until_visibility_expires(subject: &Subject) {
-    subject.queue.send(NORMAL, messages(&["m"])).await.expect("send");
-    let first = subject.queue.receive(NORMAL, 10, VISIBILITY).await.expect("receive");
+    subject
+        .queue
+        .send(NORMAL, messages(&["m"]))
+        .await
+        .expect("send");
+    let first = subject
+        .queue
+        .receive(NORMAL, 10, VISIBILITY)
+        .await
+        .expect("receive");
     assert_eq!(first.len(), 1);
-    assert!(subject.queue.receive(NORMAL, 10, VISIBILITY).await.expect("receive").is_empty());
+    assert!(
+        subject
+            .queue
+            .receive(NORMAL, 10, VISIBILITY)
+            .await
+            .expect("receive")
+            .is_empty()
+    );
     tokio::time::sleep(VISIBILITY + Duration::from_millis(600)).await;
     let second = receive_all(subject, NORMAL, Duration::from_secs(30)).await;
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].receive_count, 2);
     assert_eq!(second[0].message_id, first[0].message_id);
-    subject.queue.ack(NORMAL, &[second[0].receipt.clone()]).await.expect("ack");
+    subject
+        .queue
+        .ack(NORMAL, &[second[0].receipt.clone()])
+        .await
+        .expect("ack");
     let depth = subject.queue.depth(NORMAL).await.expect("depth");
     assert_eq!(depth.visible + depth.in_flight, 0, "{depth:?}");
 }
 
 /// `retry_after` with no delay makes the message visible again at once.
 pub async fn queue_retry_after_sets_visibility(subject: &Subject) {
-    subject.queue.send(NORMAL, messages(&["r"])).await.expect("send");
-    let first = subject.queue.receive(NORMAL, 1, Duration::from_secs(60)).await.expect("receive");
+    subject
+        .queue
+        .send(NORMAL, messages(&["r"]))
+        .await
+        .expect("send");
+    let first = subject
+        .queue
+        .receive(NORMAL, 1, Duration::from_secs(60))
+        .await
+        .expect("receive");
     assert_eq!(first.len(), 1);
     subject
         .queue
@@ -150,17 +196,36 @@ pub async fn queue_retry_after_sets_visibility(subject: &Subject) {
 /// After `max_receives` receives the message moves to the dead-letter
 /// companion, where it can be received and acked.
 pub async fn queue_dead_letters_after_max_receives(subject: &Subject) {
-    subject.queue.send(NORMAL, messages(&["poison"])).await.expect("send");
+    subject
+        .queue
+        .send(NORMAL, messages(&["poison"]))
+        .await
+        .expect("send");
     for n in 1..=subject.max_receives {
         let got = receive_all(subject, NORMAL, Duration::from_secs(60)).await;
         assert_eq!(got.len(), 1, "receive {n}");
         assert_eq!(got[0].receive_count, n);
-        subject.queue.retry_after(NORMAL, &got[0].receipt, Duration::ZERO).await.expect("retry");
+        subject
+            .queue
+            .retry_after(NORMAL, &got[0].receipt, Duration::ZERO)
+            .await
+            .expect("retry");
     }
     let mut dead = Vec::new();
     for _ in 0..20 {
-        assert!(subject.queue.receive(NORMAL, 10, Duration::from_secs(60)).await.expect("receive").is_empty());
-        dead = subject.queue.receive_dead(NORMAL, 10, Duration::from_secs(60)).await.expect("receive dead");
+        assert!(
+            subject
+                .queue
+                .receive(NORMAL, 10, Duration::from_secs(60))
+                .await
+                .expect("receive")
+                .is_empty()
+        );
+        dead = subject
+            .queue
+            .receive_dead(NORMAL, 10, Duration::from_secs(60))
+            .await
+            .expect("receive dead");
         if !dead.is_empty() {
             break;
         }
@@ -168,7 +233,11 @@ pub async fn queue_dead_letters_after_max_receives(subject: &Subject) {
     }
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "poison");
-    subject.queue.ack_dead(NORMAL, &[dead[0].receipt.clone()]).await.expect("ack dead");
+    subject
+        .queue
+        .ack_dead(NORMAL, &[dead[0].receipt.clone()])
+        .await
+        .expect("ack dead");
     assert_eq!(subject.queue.depth(NORMAL).await.expect("depth").dead, 0);
 }
 
@@ -178,7 +247,13 @@ pub async fn queue_sends_large_batches(subject: &Subject) {
     let bodies: Vec<String> = (0..25).map(|n| format!("message-{n}")).collect();
     subject
         .queue
-        .send(NORMAL, bodies.iter().map(|b| OutgoingMessage::new(b.clone())).collect())
+        .send(
+            NORMAL,
+            bodies
+                .iter()
+                .map(|b| OutgoingMessage::new(b.clone()))
+                .collect(),
+        )
         .await
         .expect("send");
     let got = receive_all(subject, NORMAL, Duration::from_secs(60)).await;
@@ -191,18 +266,46 @@ pub async fn queue_refuses_oversized_messages(subject: &Subject) {
     let large = "x".repeat(docket_core::ports::MAX_MESSAGE_BYTES + 1);
     let error = subject
         .queue
-        .send(NORMAL, vec![OutgoingMessage::new("small"), OutgoingMessage::new(large)])
+        .send(
+            NORMAL,
+            vec![OutgoingMessage::new("small"), OutgoingMessage::new(large)],
+        )
         .await
         .unwrap_err();
-    assert!(matches!(error, QueueError::MessageTooLarge { .. }), "{error}");
-    assert!(subject.queue.receive(NORMAL, 10, VISIBILITY).await.expect("receive").is_empty());
+    assert!(
+        matches!(error, QueueError::MessageTooLarge { .. }),
+        "{error}"
+    );
+    assert!(
+        subject
+            .queue
+            .receive(NORMAL, 10, VISIBILITY)
+            .await
+            .expect("receive")
+            .is_empty()
+    );
 }
 
 /// Each queue holds its own messages.
 pub async fn queue_keeps_queues_apart(subject: &Subject) {
-    subject.queue.send(QueueName::Finalize, messages(&["f"])).await.expect("send");
-    subject.queue.send(QueueName::Work(Priority::High), messages(&["h"])).await.expect("send");
-    assert!(subject.queue.receive(NORMAL, 10, VISIBILITY).await.expect("receive").is_empty());
+    subject
+        .queue
+        .send(QueueName::Finalize, messages(&["f"]))
+        .await
+        .expect("send");
+    subject
+        .queue
+        .send(QueueName::Work(Priority::High), messages(&["h"]))
+        .await
+        .expect("send");
+    assert!(
+        subject
+            .queue
+            .receive(NORMAL, 10, VISIBILITY)
+            .await
+            .expect("receive")
+            .is_empty()
+    );
     let high = receive_all(subject, QueueName::Work(Priority::High), VISIBILITY).await;
     assert_eq!(high.len(), 1);
     assert_eq!(high[0].body, "h");
@@ -212,7 +315,11 @@ pub async fn queue_keeps_queues_apart(subject: &Subject) {
 
 /// Depth counts visible and in-flight messages.
 pub async fn queue_reports_depth(subject: &Subject) {
-    subject.queue.send(NORMAL, messages(&["1", "2", "3"])).await.expect("send");
+    subject
+        .queue
+        .send(NORMAL, messages(&["1", "2", "3"]))
+        .await
+        .expect("send");
     let mut depth = subject.queue.depth(NORMAL).await.expect("depth");
     for _ in 0..20 {
         if depth.visible == 3 {
@@ -222,7 +329,11 @@ pub async fn queue_reports_depth(subject: &Subject) {
         depth = subject.queue.depth(NORMAL).await.expect("depth");
     }
     assert_eq!(depth.visible, 3, "{depth:?}");
-    let got = subject.queue.receive(NORMAL, 1, Duration::from_secs(60)).await.expect("receive");
+    let got = subject
+        .queue
+        .receive(NORMAL, 1, Duration::from_secs(60))
+        .await
+        .expect("receive");
     assert_eq!(got.len(), 1);
     let depth = subject.queue.depth(NORMAL).await.expect("depth");
     assert_eq!((depth.visible, depth.in_flight), (2, 1), "{depth:?}");
@@ -230,17 +341,41 @@ pub async fn queue_reports_depth(subject: &Subject) {
 
 /// Blobs read back as written; a put replaces.
 pub async fn blob_put_get_overwrite(subject: &Subject) {
-    subject.blobs.put("documents/j/pack-0", b"hello".to_vec()).await.expect("put");
-    assert_eq!(subject.blobs.get("documents/j/pack-0").await.expect("get"), b"hello");
-    subject.blobs.put("documents/j/pack-0", b"bye".to_vec()).await.expect("put");
-    assert_eq!(subject.blobs.get("documents/j/pack-0").await.expect("get"), b"bye");
+    subject
+        .blobs
+        .put("documents/j/pack-0", b"hello".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        subject.blobs.get("documents/j/pack-0").await.expect("get"),
+        b"hello"
+    );
+    subject
+        .blobs
+        .put("documents/j/pack-0", b"bye".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        subject.blobs.get("documents/j/pack-0").await.expect("get"),
+        b"bye"
+    );
 }
 
 /// Ranged reads return exactly the range.
 pub async fn blob_ranges(subject: &Subject) {
-    subject.blobs.put("r/b", b"0123456789".to_vec()).await.expect("put");
-    assert_eq!(subject.blobs.get_range("r/b", 3, 4).await.expect("range"), b"3456");
-    assert_eq!(subject.blobs.get_range("r/b", 0, 10).await.expect("range"), b"0123456789");
+    subject
+        .blobs
+        .put("r/b", b"0123456789".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        subject.blobs.get_range("r/b", 3, 4).await.expect("range"),
+        b"3456"
+    );
+    assert_eq!(
+        subject.blobs.get_range("r/b", 0, 10).await.expect("range"),
+        b"0123456789"
+    );
     let error = subject.blobs.get_range("r/b", 8, 5).await.unwrap_err();
     assert!(matches!(error, BlobError::NotFound(_)), "{error}");
 }
@@ -257,7 +392,12 @@ pub async fn blob_missing_and_invalid_keys(subject: &Subject) {
 
 /// Listing returns the keys under a prefix, sorted.
 pub async fn blob_list_by_prefix(subject: &Subject) {
-    for key in ["results/j1/results.json", "results/j1/documents.jsonl", "results/j2/results.json", "other/x"] {
+    for key in [
+        "results/j1/results.json",
+        "results/j1/documents.jsonl",
+        "results/j2/results.json",
+        "other/x",
+    ] {
         subject.blobs.put(key, vec![0]).await.expect("put");
     }
     assert_eq!(
@@ -265,7 +405,14 @@ pub async fn blob_list_by_prefix(subject: &Subject) {
         ["results/j1/documents.jsonl", "results/j1/results.json"]
     );
     assert_eq!(subject.blobs.list("results/").await.expect("list").len(), 3);
-    assert!(subject.blobs.list("missing/").await.expect("list").is_empty());
+    assert!(
+        subject
+            .blobs
+            .list("missing/")
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// A job with `items` single-chunk documents.
@@ -347,22 +494,40 @@ pub async fn store_counts_a_sequentially_duplicated_outcome_once(subject: &Subje
     let job = sample_job("acme", 2);
     subject.store.create_job(&job).await.expect("create");
     let once = [outcome(0, 0, (0, 1), succeeded(50.0))];
-    let first = subject.store.record_outcomes(&job.id, &once, Utc::now()).await.expect("record");
+    let first = subject
+        .store
+        .record_outcomes(&job.id, &once, Utc::now())
+        .await
+        .expect("record");
     assert_eq!(first.recorded, [0]);
     for _ in 0..2 {
-        let again = subject.store.record_outcomes(&job.id, &once, Utc::now()).await.expect("record");
+        let again = subject
+            .store
+            .record_outcomes(&job.id, &once, Utc::now())
+            .await
+            .expect("record");
         assert!(again.recorded.is_empty());
         assert_eq!(again.duplicates, [0]);
         assert!(!again.completed_job);
     }
     // Twice within one call counts once too.
-    let twice = [outcome(1, 1, (0, 1), failed()), outcome(1, 1, (0, 1), failed())];
-    let receipt = subject.store.record_outcomes(&job.id, &twice, Utc::now()).await.expect("record");
+    let twice = [
+        outcome(1, 1, (0, 1), failed()),
+        outcome(1, 1, (0, 1), failed()),
+    ];
+    let receipt = subject
+        .store
+        .record_outcomes(&job.id, &twice, Utc::now())
+        .await
+        .expect("record");
     assert_eq!(receipt.recorded, [1]);
     assert_eq!(receipt.duplicates, [1]);
     let counters = subject.store.job(&job.id).await.expect("read").counters;
     assert_eq!((counters.items_succeeded, counters.items_failed), (1, 1));
-    assert_eq!((counters.documents_succeeded, counters.documents_failed), (1, 1));
+    assert_eq!(
+        (counters.documents_succeeded, counters.documents_failed),
+        (1, 1)
+    );
 }
 
 /// The same outcome recorded by three callers at once counts once.
@@ -397,7 +562,11 @@ pub async fn store_signals_completion_exactly_once(subject: &Subject) {
     let job = sample_job("acme", 3);
     subject.store.create_job(&job).await.expect("create");
     let now = Utc::now();
-    let a = subject.store.record_outcomes(&job.id, &[outcome(0, 0, (0, 1), succeeded(1.0))], now).await.expect("record");
+    let a = subject
+        .store
+        .record_outcomes(&job.id, &[outcome(0, 0, (0, 1), succeeded(1.0))], now)
+        .await
+        .expect("record");
     assert!(!a.completed_job);
     assert_eq!(a.status, JobStatus::Processing);
     let read = subject.store.job(&job.id).await.expect("read");
@@ -405,12 +574,23 @@ pub async fn store_signals_completion_exactly_once(subject: &Subject) {
     assert!(read.started_at.is_some());
     let b = subject
         .store
-        .record_outcomes(&job.id, &[outcome(1, 1, (0, 1), succeeded(1.0)), outcome(2, 2, (0, 1), failed())], now)
+        .record_outcomes(
+            &job.id,
+            &[
+                outcome(1, 1, (0, 1), succeeded(1.0)),
+                outcome(2, 2, (0, 1), failed()),
+            ],
+            now,
+        )
         .await
         .expect("record");
     assert!(b.completed_job);
     assert_eq!(b.counters.items_pending(), 0);
-    let c = subject.store.record_outcomes(&job.id, &[outcome(2, 2, (0, 1), failed())], now).await.expect("record");
+    let c = subject
+        .store
+        .record_outcomes(&job.id, &[outcome(2, 2, (0, 1), failed())], now)
+        .await
+        .expect("record");
     assert!(!c.completed_job);
 }
 
@@ -425,9 +605,18 @@ pub async fn store_counts_documents_at_their_last_chunk(subject: &Subject) {
     let record = |outcomes: Vec<ItemOutcome>| {
         let store = subject.store.clone();
         let id = job.id.clone();
-        async move { store.record_outcomes(&id, &outcomes, now).await.expect("record") }
+        async move {
+            store
+                .record_outcomes(&id, &outcomes, now)
+                .await
+                .expect("record")
+        }
     };
-    let r = record(vec![outcome(0, 0, (0, 3), succeeded(1.0)), outcome(2, 0, (2, 3), succeeded(1.0))]).await;
+    let r = record(vec![
+        outcome(0, 0, (0, 3), succeeded(1.0)),
+        outcome(2, 0, (2, 3), succeeded(1.0)),
+    ])
+    .await;
     assert_eq!(r.counters.documents_succeeded, 0);
     let r = record(vec![outcome(1, 0, (1, 3), succeeded(1.0))]).await;
     assert_eq!(r.counters.documents_succeeded, 1);
@@ -444,9 +633,17 @@ pub async fn store_transitions_follow_the_state_machine(subject: &Subject) {
     let job = sample_job("acme", 1);
     subject.store.create_job(&job).await.expect("create");
     let sources = JobStatus::sources_of(JobStatus::Cancelled);
-    let cancelled = subject.store.transition(&job.id, &sources, JobStatus::Cancelled).await.expect("cancel");
+    let cancelled = subject
+        .store
+        .transition(&job.id, &sources, JobStatus::Cancelled)
+        .await
+        .expect("cancel");
     assert_eq!(cancelled.status, JobStatus::Cancelled);
-    let error = subject.store.transition(&job.id, &sources, JobStatus::Cancelled).await.unwrap_err();
+    let error = subject
+        .store
+        .transition(&job.id, &sources, JobStatus::Cancelled)
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
     let error = subject
         .store
@@ -464,7 +661,11 @@ pub async fn store_finish_has_exactly_one_winner(subject: &Subject) {
         .map(|_| {
             let store = subject.store.clone();
             let id = job.id.clone();
-            tokio::spawn(async move { store.finish_job(&id, JobStatus::Completed, None, Utc::now()).await })
+            tokio::spawn(async move {
+                store
+                    .finish_job(&id, JobStatus::Completed, None, Utc::now())
+                    .await
+            })
         })
         .collect();
     let mut wins = 0;
@@ -483,7 +684,11 @@ pub async fn store_finish_has_exactly_one_winner(subject: &Subject) {
     // A finalized job takes no more transitions.
     let error = subject
         .store
-        .transition(&job.id, &JobStatus::sources_of(JobStatus::Cancelled), JobStatus::Cancelled)
+        .transition(
+            &job.id,
+            &JobStatus::sources_of(JobStatus::Cancelled),
+            JobStatus::Cancelled,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
@@ -493,21 +698,49 @@ pub async fn store_finish_has_exactly_one_winner(subject: &Subject) {
 pub async fn store_halts_once(subject: &Subject) {
     let job = sample_job("acme", 1);
     subject.store.create_job(&job).await.expect("create");
-    assert!(subject.store.halt_job(&job.id, "too many failures").await.expect("halt"));
-    assert!(!subject.store.halt_job(&job.id, "again").await.expect("halt"));
-    assert_eq!(subject.store.job(&job.id).await.expect("read").error.as_deref(), Some("too many failures"));
+    assert!(
+        subject
+            .store
+            .halt_job(&job.id, "too many failures")
+            .await
+            .expect("halt")
+    );
+    assert!(
+        !subject
+            .store
+            .halt_job(&job.id, "again")
+            .await
+            .expect("halt")
+    );
+    assert_eq!(
+        subject
+            .store
+            .job(&job.id)
+            .await
+            .expect("read")
+            .error
+            .as_deref(),
+        Some("too many failures")
+    );
 }
 
 /// Listing shows only the tenant's jobs, newest first, filtered, in pages.
 pub async fn store_lists_by_tenant_newest_first_with_cursor(subject: &Subject) {
-    let tenant = format!("tenant-{}", JobId::generate().as_str().trim_start_matches("job_"));
+    let tenant = format!(
+        "tenant-{}",
+        JobId::generate().as_str().trim_start_matches("job_")
+    );
     let mut ids = Vec::new();
     for _ in 0..5 {
         let job = sample_job(&tenant, 1);
         subject.store.create_job(&job).await.expect("create");
         ids.push(job.id);
     }
-    subject.store.create_job(&sample_job("someone-else", 1)).await.expect("create");
+    subject
+        .store
+        .create_job(&sample_job("someone-else", 1))
+        .await
+        .expect("create");
     subject
         .store
         .transition(&ids[1], &[JobStatus::Queued], JobStatus::Cancelled)
@@ -519,7 +752,15 @@ pub async fn store_lists_by_tenant_newest_first_with_cursor(subject: &Subject) {
         let tenant = tenant.clone();
         async move {
             store
-                .list_jobs(&tenant, &JobFilter { status, since: None, before, limit: 2 })
+                .list_jobs(
+                    &tenant,
+                    &JobFilter {
+                        status,
+                        since: None,
+                        before,
+                        limit: 2,
+                    },
+                )
                 .await
                 .expect("list")
                 .into_iter()
@@ -533,15 +774,25 @@ pub async fn store_lists_by_tenant_newest_first_with_cursor(subject: &Subject) {
     assert_eq!(second, [ids[2].clone(), ids[1].clone()]);
     let third = page(second.last().cloned(), None).await;
     assert_eq!(third, [ids[0].clone()]);
-    assert_eq!(page(None, Some(JobStatus::Cancelled)).await, [ids[1].clone()]);
+    assert_eq!(
+        page(None, Some(JobStatus::Cancelled)).await,
+        [ids[1].clone()]
+    );
 }
 
 /// Outcomes read back exactly as recorded, by item.
 pub async fn store_round_trips_outcomes(subject: &Subject) {
     let job = sample_job("acme", 2);
     subject.store.create_job(&job).await.expect("create");
-    let recorded = vec![outcome(1, 1, (0, 1), failed()), outcome(0, 0, (0, 1), succeeded(42.5))];
-    subject.store.record_outcomes(&job.id, &recorded, Utc::now()).await.expect("record");
+    let recorded = vec![
+        outcome(1, 1, (0, 1), failed()),
+        outcome(0, 0, (0, 1), succeeded(42.5)),
+    ];
+    subject
+        .store
+        .record_outcomes(&job.id, &recorded, Utc::now())
+        .await
+        .expect("record");
     let read = subject.store.outcomes(&job.id).await.expect("outcomes");
     assert_eq!(read, [recorded[1].clone(), recorded[0].clone()]);
 }
@@ -564,8 +815,12 @@ impl Evaluators for FakeEvaluators {
         })
     }
 
-    async fn evaluate(&self, requests: Vec<EvaluationRequest>) -> Vec<Result<EvaluationReport, Failure>> {
-        self.calls.fetch_add(requests.len() as u32, Ordering::Relaxed);
+    async fn evaluate(
+        &self,
+        requests: Vec<EvaluationRequest>,
+    ) -> Vec<Result<EvaluationReport, Failure>> {
+        self.calls
+            .fetch_add(requests.len() as u32, Ordering::Relaxed);
         requests
             .iter()
             .map(|request| {
@@ -584,11 +839,19 @@ impl Evaluators for FakeEvaluators {
             .collect()
     }
 
-    async fn merge_chunks(&self, _: &EvaluatorRef, _: Vec<Evaluation>) -> Result<Option<Evaluation>, Failure> {
+    async fn merge_chunks(
+        &self,
+        _: &EvaluatorRef,
+        _: Vec<Evaluation>,
+    ) -> Result<Option<Evaluation>, Failure> {
         Ok(None)
     }
 
-    async fn summarize(&self, _: &EvaluatorRef, _: Vec<Evaluation>) -> Result<Option<serde_json::Value>, Failure> {
+    async fn summarize(
+        &self,
+        _: &EvaluatorRef,
+        _: Vec<Evaluation>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
         Ok(None)
     }
 }
@@ -617,18 +880,25 @@ async fn finalize_round(pipeline: &Pipeline, finalized: &AtomicU32) -> usize {
         .await
         .expect("receive finalize");
     for delivery in &deliveries {
-        let message: FinalizeMessage = serde_json::from_str(&delivery.body).expect("finalize message");
+        let message: FinalizeMessage =
+            serde_json::from_str(&delivery.body).expect("finalize message");
         match pipeline.finalize(&message.job_id).await.expect("finalize") {
             FinalizeOutcome::Finalized(_) => {
                 finalized.fetch_add(1, Ordering::Relaxed);
             }
             FinalizeOutcome::AlreadyFinalized => {}
-            FinalizeOutcome::NotReady { pending } => panic!("finalize sent with {pending} items pending"),
+            FinalizeOutcome::NotReady { pending } => {
+                panic!("finalize sent with {pending} items pending")
+            }
         }
     }
     let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
     if !receipts.is_empty() {
-        pipeline.queue.ack(QueueName::Finalize, &receipts).await.expect("ack");
+        pipeline
+            .queue
+            .ack(QueueName::Finalize, &receipts)
+            .await
+            .expect("ack");
     }
     deliveries.len()
 }
@@ -687,12 +957,19 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
                     // The duplicate deliveries: process the batch, process it
                     // again (another processor got the same messages), and
                     // for some batches a third time before settling.
-                    let copies = if (round + worker) % 3 == 0 { 3 } else { 2 };
+                    let copies = if (round + worker).is_multiple_of(3) {
+                        3
+                    } else {
+                        2
+                    };
                     let mut dispositions = Vec::new();
                     for _ in 0..copies {
                         dispositions = pipeline.process(&deliveries).await;
                     }
-                    pipeline.settle(NORMAL, &deliveries, &dispositions).await.expect("settle");
+                    pipeline
+                        .settle(NORMAL, &deliveries, &dispositions)
+                        .await
+                        .expect("settle");
                 }
             })
         })
@@ -729,11 +1006,18 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
         .expect("results written");
     let results: serde_json::Value = serde_json::from_slice(&results).expect("json");
     assert_eq!(results["document_count"], DOCUMENTS);
-    assert_eq!(results["documents"].as_array().map(Vec::len), Some(DOCUMENTS));
+    assert_eq!(
+        results["documents"].as_array().map(Vec::len),
+        Some(DOCUMENTS)
+    );
     assert_eq!(results["summary"]["completed_documents"], DOCUMENTS);
     // Nothing is left in the work or finalize queues.
     for queue in [NORMAL, QueueName::Finalize] {
         let depth = subject.queue.depth(queue).await.expect("depth");
-        assert_eq!(depth.visible + depth.in_flight + depth.dead, 0, "{queue:?}: {depth:?}");
+        assert_eq!(
+            depth.visible + depth.in_flight + depth.dead,
+            0,
+            "{queue:?}: {depth:?}"
+        );
     }
 }

@@ -179,7 +179,9 @@ pub fn assemble_documents(
         let seconds: f64 = group
             .iter()
             .map(|o| match &o.result {
-                ItemResult::Succeeded { seconds, .. } | ItemResult::Failed { seconds, .. } => *seconds,
+                ItemResult::Succeeded { seconds, .. } | ItemResult::Failed { seconds, .. } => {
+                    *seconds
+                }
                 ItemResult::Skipped { .. } => 0.0,
             })
             .sum();
@@ -267,7 +269,10 @@ pub fn assemble_documents(
 }
 
 /// The batch summary of `documents`.
-pub fn summarize(documents: &[DocumentResult], evaluator_summary: Option<serde_json::Value>) -> Summary {
+pub fn summarize(
+    documents: &[DocumentResult],
+    evaluator_summary: Option<serde_json::Value>,
+) -> Summary {
     let count = |status| documents.iter().filter(|d| d.status == status).count() as u32;
     let completed: Vec<&DocumentResult> = documents
         .iter()
@@ -285,7 +290,10 @@ pub fn summarize(documents: &[DocumentResult], evaluator_summary: Option<serde_j
         d.findings.iter().filter(|f| f.severity == severity).count() as u32
     };
     let mut failures_by_category = BTreeMap::new();
-    for document in documents.iter().filter(|d| d.status == DocumentStatus::Failed) {
+    for document in documents
+        .iter()
+        .filter(|d| d.status == DocumentStatus::Failed)
+    {
         if let Some(error) = &document.error {
             *failures_by_category.entry(error.category).or_insert(0) += 1;
         }
@@ -300,8 +308,14 @@ pub fn summarize(documents: &[DocumentResult], evaluator_summary: Option<serde_j
             .into_iter()
             .map(|(name, (sum, n))| (format!("avg_{name}_score"), round(sum / f64::from(n), 2)))
             .collect(),
-        total_violations: documents.iter().map(|d| severity_count(d, Severity::Violation)).sum(),
-        total_warnings: documents.iter().map(|d| severity_count(d, Severity::Warning)).sum(),
+        total_violations: documents
+            .iter()
+            .map(|d| severity_count(d, Severity::Violation))
+            .sum(),
+        total_warnings: documents
+            .iter()
+            .map(|d| severity_count(d, Severity::Warning))
+            .sum(),
         documents_with_violations: documents
             .iter()
             .filter(|d| severity_count(d, Severity::Violation) > 0)
@@ -423,15 +437,26 @@ mod tests {
         assert_eq!(documents[1].scores["decalogo"].total_score, 50.0);
         assert_eq!(documents[1].processing_time_seconds, 1.0);
         assert_eq!(documents[2].status, DocumentStatus::Failed);
-        assert_eq!(documents[2].error.as_ref().unwrap().category, FailureCategory::Data);
+        assert_eq!(
+            documents[2].error.as_ref().unwrap().category,
+            FailureCategory::Data
+        );
         assert!(documents[2].scores.is_empty());
     }
 
     #[test]
     fn summary_averages_every_score_over_completed_documents() {
         let outcomes = vec![
-            outcome(0, (0, 1), scored(80.0, &[Severity::Warning, Severity::Warning])),
-            outcome(1, (0, 1), scored(45.0, &[Severity::Violation, Severity::Info])),
+            outcome(
+                0,
+                (0, 1),
+                scored(80.0, &[Severity::Warning, Severity::Warning]),
+            ),
+            outcome(
+                1,
+                (0, 1),
+                scored(45.0, &[Severity::Violation, Severity::Info]),
+            ),
             outcome(2, (0, 1), failed(FailureCategory::Permanent)),
             outcome(3, (0, 1), failed(FailureCategory::Data)),
             outcome(
@@ -468,6 +493,9 @@ mod tests {
             Err(Failure::new(FailureCategory::Permanent, "merge trapped"))
         });
         assert_eq!(documents[0].status, DocumentStatus::Failed);
-        assert_eq!(documents[0].error.as_ref().unwrap().message, "merge trapped");
+        assert_eq!(
+            documents[0].error.as_ref().unwrap().message,
+            "merge trapped"
+        );
     }
 }

@@ -32,7 +32,9 @@ pub fn full_text(body: &DocumentBody) -> String {
 /// Splits `body` into chunks according to `chunking`. Always returns at least
 /// one chunk; an unsplit document is one chunk with [`ChunkInfo::WHOLE`].
 pub fn plan(body: &DocumentBody, chunking: &Chunking) -> Vec<Chunk> {
-    let pieces: Vec<(Option<(u32, u32)>, u64, String)> = match body {
+    /// A chunk's page range (for paged documents), offset and text.
+    type Piece = (Option<(u32, u32)>, u64, String);
+    let pieces: Vec<Piece> = match body {
         DocumentBody::Pages(pages) if !pages.is_empty() => {
             let per_chunk = chunking.pages.unwrap_or(u32::MAX).max(1) as usize;
             let mut offset = 0u64;
@@ -171,7 +173,7 @@ mod tests {
         let ranges = split_text(text, 3);
         assert_eq!(ranges, [0..2, 2..4, 4..6, 6..8, 8..10]);
         // A limit smaller than one character still makes progress.
-        assert_eq!(split_text("ñ", 1), [0..2]);
+        assert_eq!(split_text("ñ", 1), vec![0..2]);
     }
 
     #[test]
@@ -209,7 +211,11 @@ mod tests {
         );
         assert_eq!(
             texts(&chunks),
-            ["page 1\x0cpage 2\x0cpage 3", "page 4\x0cpage 5\x0cpage 6", "page 7"]
+            [
+                "page 1\x0cpage 2\x0cpage 3",
+                "page 4\x0cpage 5\x0cpage 6",
+                "page 7"
+            ]
         );
         let pages: Vec<_> = chunks
             .iter()

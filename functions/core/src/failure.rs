@@ -136,7 +136,12 @@ impl RetryPolicy {
     /// `receive_count`-th delivery (1 for the first). `jitter` in `[0, 1)`
     /// scales the exponential delay ("full jitter"); pass a random number in
     /// production and a fixed one in tests.
-    pub fn decide(&self, category: FailureCategory, receive_count: u32, jitter: f64) -> RetryDecision {
+    pub fn decide(
+        &self,
+        category: FailureCategory,
+        receive_count: u32,
+        jitter: f64,
+    ) -> RetryDecision {
         if !category.is_retryable() || receive_count >= self.max_receives {
             return RetryDecision::GiveUp;
         }
@@ -146,7 +151,10 @@ impl RetryPolicy {
             FailureCategory::Resource => self.resource_step.saturating_mul(attempt),
             FailureCategory::RateLimit => {
                 let exponent = (attempt - 1).min(20);
-                let ceiling = self.rate_limit_base.saturating_mul(1 << exponent).min(self.max_delay);
+                let ceiling = self
+                    .rate_limit_base
+                    .saturating_mul(1 << exponent)
+                    .min(self.max_delay);
                 ceiling.mul_f64(jitter.clamp(0.0, 1.0))
             }
             _ => unreachable!("non-retryable categories return above"),
@@ -167,7 +175,11 @@ mod tests {
             FailureCategory::Data,
             FailureCategory::Permanent,
         ] {
-            assert_eq!(policy.decide(category, 1, 0.5), RetryDecision::GiveUp, "{category}");
+            assert_eq!(
+                policy.decide(category, 1, 0.5),
+                RetryDecision::GiveUp,
+                "{category}"
+            );
         }
     }
 
@@ -182,7 +194,10 @@ mod tests {
             policy.decide(FailureCategory::Transient, 4, 0.9),
             RetryDecision::RetryAfter(Duration::ZERO)
         );
-        assert_eq!(policy.decide(FailureCategory::Transient, 5, 0.9), RetryDecision::GiveUp);
+        assert_eq!(
+            policy.decide(FailureCategory::Transient, 5, 0.9),
+            RetryDecision::GiveUp
+        );
     }
 
     #[test]
@@ -204,13 +219,28 @@ mod tests {
             ..RetryPolicy::default()
         };
         let at = |n, jitter| policy.decide(FailureCategory::RateLimit, n, jitter);
-        assert_eq!(at(1, 1.0), RetryDecision::RetryAfter(Duration::from_secs(2)));
-        assert_eq!(at(2, 1.0), RetryDecision::RetryAfter(Duration::from_secs(4)));
-        assert_eq!(at(4, 1.0), RetryDecision::RetryAfter(Duration::from_secs(16)));
-        assert_eq!(at(4, 0.5), RetryDecision::RetryAfter(Duration::from_secs(8)));
+        assert_eq!(
+            at(1, 1.0),
+            RetryDecision::RetryAfter(Duration::from_secs(2))
+        );
+        assert_eq!(
+            at(2, 1.0),
+            RetryDecision::RetryAfter(Duration::from_secs(4))
+        );
+        assert_eq!(
+            at(4, 1.0),
+            RetryDecision::RetryAfter(Duration::from_secs(16))
+        );
+        assert_eq!(
+            at(4, 0.5),
+            RetryDecision::RetryAfter(Duration::from_secs(8))
+        );
         assert_eq!(at(4, 0.0), RetryDecision::RetryAfter(Duration::ZERO));
         // Capped by max_delay however many attempts came before.
-        assert_eq!(at(25, 1.0), RetryDecision::RetryAfter(Duration::from_secs(900)));
+        assert_eq!(
+            at(25, 1.0),
+            RetryDecision::RetryAfter(Duration::from_secs(900))
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::model::{
     JobOptions, JobStatus, RejectedDocument, TenantId, WorkItem,
 };
 use crate::ports::{
-    BlobError, BlobStore, Clock, Delivery, EvaluationRequest, Evaluators, JobStore, OutgoingMessage,
-    QueueError, QueueName, StoreError, WorkQueue,
+    BlobError, BlobStore, Clock, Delivery, EvaluationRequest, Evaluators, JobStore,
+    OutgoingMessage, QueueError, QueueName, StoreError, WorkQueue,
 };
 
 /// Tunables of the pipeline.
@@ -310,8 +310,13 @@ impl Pipeline {
         self.queue.send(queue, messages).await?;
         if !rejected.is_empty() {
             let receipt = self.store.record_outcomes(&job_id, &rejected, now).await?;
-            self.after_record(&job_id, &job.options, &receipt.counters, receipt.completed_job)
-                .await?;
+            self.after_record(
+                &job_id,
+                &job.options,
+                &receipt.counters,
+                receipt.completed_job,
+            )
+            .await?;
         }
         Ok(self.store.job(&job_id).await?)
     }
@@ -372,7 +377,14 @@ impl Pipeline {
                         delivery.receive_count - 1
                     ),
                 );
-                decided.push((n, item, ItemResult::Failed { failure, seconds: 0.0 }));
+                decided.push((
+                    n,
+                    item,
+                    ItemResult::Failed {
+                        failure,
+                        seconds: 0.0,
+                    },
+                ));
                 continue;
             }
             let started = Instant::now();
@@ -391,7 +403,9 @@ impl Pipeline {
                 }
                 Err(failure) => {
                     let seconds = started.elapsed().as_secs_f64();
-                    if let Some(result) = self.give_up_or_retry(delivery, failure, seconds, &mut dispositions[n]) {
+                    if let Some(result) =
+                        self.give_up_or_retry(delivery, failure, seconds, &mut dispositions[n])
+                    {
                         decided.push((n, item, result));
                     }
                 }
@@ -404,12 +418,22 @@ impl Pipeline {
                     let mut evaluation = report.evaluation;
                     evaluation.rebase(item.chunk.offset);
                     let seconds = load_seconds + report.usage.seconds;
-                    decided.push((n, item, ItemResult::Succeeded { evaluation, seconds }));
+                    decided.push((
+                        n,
+                        item,
+                        ItemResult::Succeeded {
+                            evaluation,
+                            seconds,
+                        },
+                    ));
                 }
                 Err(failure) => {
-                    if let Some(result) =
-                        self.give_up_or_retry(&deliveries[n], failure, load_seconds, &mut dispositions[n])
-                    {
+                    if let Some(result) = self.give_up_or_retry(
+                        &deliveries[n],
+                        failure,
+                        load_seconds,
+                        &mut dispositions[n],
+                    ) {
                         decided.push((n, item, result));
                     }
                 }
@@ -423,15 +447,26 @@ impl Pipeline {
                 .push((n, ItemOutcome::of(&item, result)));
         }
         for (job_id, entries) in by_job {
-            let Some(Some((job, _))) = jobs.get(&job_id) else { continue };
+            let Some(Some((job, _))) = jobs.get(&job_id) else {
+                continue;
+            };
             let outcomes: Vec<ItemOutcome> = entries.iter().map(|(_, o)| o.clone()).collect();
-            let settled = match self.store.record_outcomes(&job_id, &outcomes, self.clock.now()).await {
+            let settled = match self
+                .store
+                .record_outcomes(&job_id, &outcomes, self.clock.now())
+                .await
+            {
                 Ok(receipt) => {
                     let resend = receipt.recorded.is_empty()
                         && receipt.counters.items_pending() == 0
                         && job.finished_at.is_none();
                     match self
-                        .after_record(&job_id, &job.options, &receipt.counters, receipt.completed_job || resend)
+                        .after_record(
+                            &job_id,
+                            &job.options,
+                            &receipt.counters,
+                            receipt.completed_job || resend,
+                        )
                         .await
                     {
                         Ok(()) => Disposition::Done,
@@ -489,8 +524,12 @@ impl Pipeline {
             .get_range(&item.body.key, item.body.offset, item.body.len)
             .await
             .map_err(|e| Failure::new(e.category(), format!("reading the document's text: {e}")))?;
-        String::from_utf8(bytes)
-            .map_err(|e| Failure::new(FailureCategory::Data, format!("document text is not UTF-8: {e}")))
+        String::from_utf8(bytes).map_err(|e| {
+            Failure::new(
+                FailureCategory::Data,
+                format!("document text is not UTF-8: {e}"),
+            )
+        })
     }
 
     /// After outcomes are recorded: send the finalize message when asked and
@@ -505,7 +544,9 @@ impl Pipeline {
         if counters.exceeds_failure_threshold(options.tolerated_failure_percent) {
             let reason = format!(
                 "failure threshold exceeded: {} of {} documents failed (tolerated {}%)",
-                counters.documents_failed, counters.documents_total, options.tolerated_failure_percent
+                counters.documents_failed,
+                counters.documents_total,
+                options.tolerated_failure_percent
             );
             if self.store.halt_job(job_id, &reason).await? {
                 tracing::warn!(%job_id, %reason, "job failing fast");
@@ -518,7 +559,9 @@ impl Pipeline {
             self.queue
                 .send(
                     QueueName::Finalize,
-                    vec![OutgoingMessage::new(serde_json::to_string(&message).unwrap_or_default())],
+                    vec![OutgoingMessage::new(
+                        serde_json::to_string(&message).unwrap_or_default(),
+                    )],
                 )
                 .await?;
         }
@@ -544,7 +587,8 @@ impl Pipeline {
         let outcomes = self.store.outcomes(job_id).await?;
         let mut merged: HashMap<u32, Result<Evaluation, Failure>> = HashMap::new();
         for (document, chunks) in aggregate::mergeable_documents(&outcomes) {
-            let evaluations: Vec<Evaluation> = chunks.iter().map(|c| c.evaluation.clone()).collect();
+            let evaluations: Vec<Evaluation> =
+                chunks.iter().map(|c| c.evaluation.clone()).collect();
             let result = self
                 .evaluators
                 .merge_chunks(&job.evaluator, evaluations)
@@ -601,7 +645,11 @@ impl Pipeline {
             .await?;
         let json = serde_json::to_vec_pretty(&results).unwrap_or_default();
         self.blobs.put(&results_key(job_id), json).await?;
-        let finished = match self.store.finish_job(job_id, status, error.as_deref(), now).await {
+        let finished = match self
+            .store
+            .finish_job(job_id, status, error.as_deref(), now)
+            .await
+        {
             Ok(job) => job,
             Err(StoreError::Conflict(_)) => return Ok(FinalizeOutcome::AlreadyFinalized),
             Err(e) => return Err(e.into()),
@@ -619,7 +667,9 @@ impl Pipeline {
             self.queue
                 .send(
                     QueueName::Webhook,
-                    vec![OutgoingMessage::new(serde_json::to_string(&message).unwrap_or_default())],
+                    vec![OutgoingMessage::new(
+                        serde_json::to_string(&message).unwrap_or_default(),
+                    )],
                 )
                 .await?;
         }
@@ -636,10 +686,15 @@ impl Pipeline {
     pub async fn cancel(&self, job_id: &JobId) -> Result<Job, PipelineError> {
         let job = self
             .store
-            .transition(job_id, &JobStatus::sources_of(JobStatus::Cancelled), JobStatus::Cancelled)
+            .transition(
+                job_id,
+                &JobStatus::sources_of(JobStatus::Cancelled),
+                JobStatus::Cancelled,
+            )
             .await?;
         if job.counters.items_pending() == 0 && job.finished_at.is_none() {
-            self.after_record(job_id, &job.options, &job.counters, true).await?;
+            self.after_record(job_id, &job.options, &job.counters, true)
+                .await?;
         }
         Ok(job)
     }
@@ -666,7 +721,9 @@ impl Pipeline {
         }
         for (delivery, disposition) in deliveries.iter().zip(dispositions) {
             if let Disposition::RetryAfter(delay) = disposition {
-                self.queue.retry_after(queue, &delivery.receipt, *delay).await?;
+                self.queue
+                    .retry_after(queue, &delivery.receipt, *delay)
+                    .await?;
             }
         }
         Ok(())
@@ -702,7 +759,10 @@ impl Pipeline {
     /// Queue errors.
     pub async fn finalize_once(&self) -> Result<usize, PipelineError> {
         let queue = QueueName::Finalize;
-        let deliveries = self.queue.receive(queue, 10, self.settings.visibility).await?;
+        let deliveries = self
+            .queue
+            .receive(queue, 10, self.settings.visibility)
+            .await?;
         let mut dispositions = Vec::with_capacity(deliveries.len());
         for delivery in &deliveries {
             let disposition = match serde_json::from_str::<FinalizeMessage>(&delivery.body) {
@@ -711,9 +771,13 @@ impl Pipeline {
                     Disposition::Keep
                 }
                 Ok(message) => match self.finalize(&message.job_id).await {
-                    Ok(FinalizeOutcome::Finalized(_) | FinalizeOutcome::AlreadyFinalized) => Disposition::Done,
+                    Ok(FinalizeOutcome::Finalized(_) | FinalizeOutcome::AlreadyFinalized) => {
+                        Disposition::Done
+                    }
                     Err(PipelineError::Store(StoreError::NotFound(_))) => Disposition::Done,
-                    Ok(FinalizeOutcome::NotReady { .. }) => Disposition::RetryAfter(Duration::from_secs(1)),
+                    Ok(FinalizeOutcome::NotReady { .. }) => {
+                        Disposition::RetryAfter(Duration::from_secs(1))
+                    }
                     Err(e) => {
                         tracing::warn!(job_id = %message.job_id, error = %e, "finalize failed; retried");
                         Disposition::Keep
@@ -746,10 +810,16 @@ impl Pipeline {
                         FailureCategory::Permanent,
                         "dead-lettered: the processor never recorded an outcome for this item",
                     );
-                    by_job
-                        .entry(item.job_id.clone())
-                        .or_default()
-                        .push((n, ItemOutcome::of(&item, ItemResult::Failed { failure, seconds: 0.0 })));
+                    by_job.entry(item.job_id.clone()).or_default().push((
+                        n,
+                        ItemOutcome::of(
+                            &item,
+                            ItemResult::Failed {
+                                failure,
+                                seconds: 0.0,
+                            },
+                        ),
+                    ));
                 }
                 Err(e) => {
                     tracing::error!(message_id = %delivery.message_id, error = %e, "malformed dead letter discarded");
@@ -759,12 +829,21 @@ impl Pipeline {
         }
         for (job_id, entries) in by_job {
             let outcomes: Vec<_> = entries.iter().map(|(_, o)| o.clone()).collect();
-            match self.store.record_outcomes(&job_id, &outcomes, self.clock.now()).await {
+            match self
+                .store
+                .record_outcomes(&job_id, &outcomes, self.clock.now())
+                .await
+            {
                 Ok(receipt) => {
                     let job = self.store.job(&job_id).await?;
                     let resend = receipt.counters.items_pending() == 0 && job.finished_at.is_none();
-                    self.after_record(&job_id, &job.options, &receipt.counters, receipt.completed_job || resend)
-                        .await?;
+                    self.after_record(
+                        &job_id,
+                        &job.options,
+                        &receipt.counters,
+                        receipt.completed_job || resend,
+                    )
+                    .await?;
                     done.extend(entries.iter().map(|(n, _)| deliveries[*n].receipt.clone()));
                 }
                 Err(StoreError::NotFound(_)) => {

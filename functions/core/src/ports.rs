@@ -166,7 +166,11 @@ pub trait WorkQueue: Send + Sync {
     /// # Errors
     /// [`QueueError::MessageTooLarge`] before anything is sent when a body is
     /// too large; [`QueueError::Backend`] when the backend fails.
-    async fn send(&self, queue: QueueName, messages: Vec<OutgoingMessage>) -> Result<(), QueueError>;
+    async fn send(
+        &self,
+        queue: QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), QueueError>;
 
     /// Receives up to `max` visible messages and hides them for `visibility`.
     /// Returns an empty list when none is visible (it may wait briefly).
@@ -444,7 +448,11 @@ pub trait JobStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn list_jobs(&self, tenant: &TenantId, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    async fn list_jobs(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------
@@ -539,7 +547,10 @@ pub trait Evaluators: Send + Sync {
     /// for an invalid config) and host failures (trap, fuel, memory, time,
     /// oversized input or output: `Permanent`, naming the limit and its
     /// value).
-    async fn evaluate(&self, requests: Vec<EvaluationRequest>) -> Vec<Result<EvaluationReport, Failure>>;
+    async fn evaluate(
+        &self,
+        requests: Vec<EvaluationRequest>,
+    ) -> Vec<Result<EvaluationReport, Failure>>;
 
     /// The plugin's own merge of a document's chunk evaluations (in order,
     /// spans already relative to the document), or `None` for the host's
@@ -598,9 +609,18 @@ mod tests {
     #[test]
     fn errors_carry_their_retry_class() {
         let throttled = BackendError::new(FailureCategory::RateLimit, "slow down");
-        assert_eq!(QueueError::from(throttled.clone()).category(), FailureCategory::RateLimit);
-        assert_eq!(StoreError::from(throttled).category(), FailureCategory::RateLimit);
-        assert_eq!(BlobError::NotFound("k".into()).category(), FailureCategory::Data);
+        assert_eq!(
+            QueueError::from(throttled.clone()).category(),
+            FailureCategory::RateLimit
+        );
+        assert_eq!(
+            StoreError::from(throttled).category(),
+            FailureCategory::RateLimit
+        );
+        assert_eq!(
+            BlobError::NotFound("k".into()).category(),
+            FailureCategory::Data
+        );
         assert_eq!(
             StoreError::Conflict("finalized".into()).category(),
             FailureCategory::Permanent

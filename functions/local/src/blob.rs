@@ -29,11 +29,18 @@ fn io_error(key: &str, error: std::io::Error) -> BlobError {
     use std::io::ErrorKind::*;
     match error.kind() {
         NotFound | UnexpectedEof => BlobError::NotFound(key.to_owned()),
-        StorageFull | OutOfMemory => BlobError::Backend(BackendError::new(FailureCategory::Resource, format!("{key}: {error}"))),
-        Interrupted | TimedOut | WouldBlock => {
-            BlobError::Backend(BackendError::new(FailureCategory::Transient, format!("{key}: {error}")))
-        }
-        _ => BlobError::Backend(BackendError::new(FailureCategory::Permanent, format!("{key}: {error}"))),
+        StorageFull | OutOfMemory => BlobError::Backend(BackendError::new(
+            FailureCategory::Resource,
+            format!("{key}: {error}"),
+        )),
+        Interrupted | TimedOut | WouldBlock => BlobError::Backend(BackendError::new(
+            FailureCategory::Transient,
+            format!("{key}: {error}"),
+        )),
+        _ => BlobError::Backend(BackendError::new(
+            FailureCategory::Permanent,
+            format!("{key}: {error}"),
+        )),
     }
 }
 
@@ -88,7 +95,8 @@ impl BlobStore for FsBlobStore {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
         let mut file = std::fs::File::open(self.path(key)?).map_err(|e| io_error(key, e))?;
-        file.seek(SeekFrom::Start(offset)).map_err(|e| io_error(key, e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_error(key, e))?;
         let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
         file.read_exact(&mut bytes).map_err(|e| io_error(key, e))?;
         Ok(bytes)

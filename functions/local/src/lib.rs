@@ -63,12 +63,20 @@ impl LocalBackend {
     ///
     /// # Errors
     /// When the directory or database cannot be created or migrated.
-    pub fn open_with_clock(dir: &Path, options: LocalOptions, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub fn open_with_clock(
+        dir: &Path,
+        options: LocalOptions,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let database = Arc::new(Database::open(&dir.join("docket.sqlite3"))?);
         Ok(Self {
             dir: dir.to_owned(),
-            queue: Arc::new(queue::SqliteQueue::new(database.clone(), clock, options.max_receives)),
+            queue: Arc::new(queue::SqliteQueue::new(
+                database.clone(),
+                clock,
+                options.max_receives,
+            )),
             store: Arc::new(store::SqliteJobStore::new(database)),
             blobs: Arc::new(blob::FsBlobStore::new(dir.join("blobs"))),
         })

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use docket_core::ports::{
-    Clock, Delivery, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt,
-    WorkQueue,
+    Clock, Delivery, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, QueueError, QueueName,
+    Receipt, WorkQueue,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -42,7 +42,13 @@ impl SqliteQueue {
         }
     }
 
-    fn receive_from(&self, queue: QueueName, dead: bool, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    fn receive_from(
+        &self,
+        queue: QueueName,
+        dead: bool,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let now = millis(self.clock.now());
         let mut connection = self.db.lock();
         let tx = connection
@@ -77,7 +83,12 @@ impl SqliteQueue {
                     )
                     .and_then(|mut s| s.execute(params![id, now]))
                     .map_err(backend_error)?;
-                    tracing::warn!(queue = queue.as_str(), message_id = id, receive_count, "message dead-lettered");
+                    tracing::warn!(
+                        queue = queue.as_str(),
+                        message_id = id,
+                        receive_count,
+                        "message dead-lettered"
+                    );
                     moved_any = true;
                     continue;
                 }
@@ -114,7 +125,9 @@ impl SqliteQueue {
                 .map_err(backend_error)?;
             for receipt in receipts {
                 if let Some(id) = parse_receipt(receipt) {
-                    delete.execute(params![id, receipt.0, dead]).map_err(backend_error)?;
+                    delete
+                        .execute(params![id, receipt.0, dead])
+                        .map_err(backend_error)?;
                 }
             }
         }
@@ -125,7 +138,11 @@ impl SqliteQueue {
 
 #[async_trait]
 impl WorkQueue for SqliteQueue {
-    async fn send(&self, queue: QueueName, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
+    async fn send(
+        &self,
+        queue: QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), QueueError> {
         if let Some(large) = messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
             return Err(QueueError::MessageTooLarge {
                 size: large.body.len(),
@@ -137,11 +154,17 @@ impl WorkQueue for SqliteQueue {
         let tx = connection.transaction().map_err(backend_error)?;
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO messages (queue, body, visible_ms) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO messages (queue, body, visible_ms) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(backend_error)?;
             for message in &messages {
                 insert
-                    .execute(params![queue.as_str(), message.body, now.saturating_add(duration_ms(message.delay))])
+                    .execute(params![
+                        queue.as_str(),
+                        message.body,
+                        now.saturating_add(duration_ms(message.delay))
+                    ])
                     .map_err(backend_error)?;
             }
         }
@@ -149,7 +172,12 @@ impl WorkQueue for SqliteQueue {
         Ok(())
     }
 
-    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         self.receive_from(queue, false, max, visibility)
     }
 
@@ -157,8 +185,15 @@ impl WorkQueue for SqliteQueue {
         self.delete(false, receipts)
     }
 
-    async fn retry_after(&self, _queue: QueueName, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
-        let Some(id) = parse_receipt(receipt) else { return Ok(()) };
+    async fn retry_after(
+        &self,
+        _queue: QueueName,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let Some(id) = parse_receipt(receipt) else {
+            return Ok(());
+        };
         let visible = millis(self.clock.now()).saturating_add(duration_ms(delay));
         self.db
             .lock()
@@ -170,7 +205,12 @@ impl WorkQueue for SqliteQueue {
         Ok(())
     }
 
-    async fn receive_dead(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive_dead(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         self.receive_from(queue, true, max, visibility)
     }
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
-use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError};
 use docket_core::FailureCategory;
+use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
 use docket_core::ports::BackendError;
+use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::db::{Database, backend_error, millis};
@@ -42,7 +42,10 @@ fn status_of(result: &ItemResult) -> &'static str {
 fn read_job(tx: &Transaction<'_>, id: &JobId) -> Result<Job, StoreError> {
     let body: Option<String> = tx
         .prepare_cached("SELECT body FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.query_row(params![id.as_str()], |row| row.get(0)).optional())
+        .and_then(|mut s| {
+            s.query_row(params![id.as_str()], |row| row.get(0))
+                .optional()
+        })
         .map_err(sql)?;
     let body = body.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     serde_json::from_str(&body).map_err(|e| corrupt("job", e))
@@ -64,7 +67,11 @@ impl SqliteJobStore {
 
     /// Runs `change` on the job inside an immediate transaction and writes
     /// the job back when it returns `Ok`.
-    fn update<R>(&self, id: &JobId, change: impl FnOnce(&Transaction<'_>, &mut Job) -> Result<R, StoreError>) -> Result<(R, Job), StoreError> {
+    fn update<R>(
+        &self,
+        id: &JobId,
+        change: impl FnOnce(&Transaction<'_>, &mut Job) -> Result<R, StoreError>,
+    ) -> Result<(R, Job), StoreError> {
         let mut connection = self.db.lock();
         let tx = connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -90,7 +97,10 @@ impl JobStore for SqliteJobStore {
             )
             .map_err(sql)?;
         if inserted == 0 {
-            return Err(StoreError::Conflict(format!("job {} already exists", job.id)));
+            return Err(StoreError::Conflict(format!(
+                "job {} already exists",
+                job.id
+            )));
         }
         Ok(())
     }
@@ -99,14 +109,23 @@ impl JobStore for SqliteJobStore {
         let body: Option<String> = self
             .db
             .lock()
-            .query_row("SELECT body FROM jobs WHERE id = ?1", params![id.as_str()], |row| row.get(0))
+            .query_row(
+                "SELECT body FROM jobs WHERE id = ?1",
+                params![id.as_str()],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(sql)?;
         let body = body.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         serde_json::from_str(&body).map_err(|e| corrupt("job", e))
     }
 
-    async fn record_outcomes(&self, id: &JobId, outcomes: &[ItemOutcome], now: DateTime<Utc>) -> Result<RecordReceipt, StoreError> {
+    async fn record_outcomes(
+        &self,
+        id: &JobId,
+        outcomes: &[ItemOutcome],
+        now: DateTime<Utc>,
+    ) -> Result<RecordReceipt, StoreError> {
         let ((recorded, duplicates, completed_job), job) = self.update(id, |tx, job| {
             let pending_before = job.counters.items_pending();
             let mut recorded = Vec::new();
@@ -192,13 +211,22 @@ impl JobStore for SqliteJobStore {
             .collect()
     }
 
-    async fn transition(&self, id: &JobId, from: &[JobStatus], to: JobStatus) -> Result<Job, StoreError> {
+    async fn transition(
+        &self,
+        id: &JobId,
+        from: &[JobStatus],
+        to: JobStatus,
+    ) -> Result<Job, StoreError> {
         let ((), job) = self.update(id, |_, job| {
             if job.finished_at.is_some() || !from.contains(&job.status) {
                 return Err(StoreError::Conflict(format!(
                     "job {id} is {}{}",
                     job.status,
-                    if job.finished_at.is_some() { " and finalized" } else { "" }
+                    if job.finished_at.is_some() {
+                        " and finalized"
+                    } else {
+                        ""
+                    }
                 )));
             }
             job.status = to;
@@ -218,13 +246,24 @@ impl JobStore for SqliteJobStore {
         Ok(set)
     }
 
-    async fn finish_job(&self, id: &JobId, status: JobStatus, error: Option<&str>, now: DateTime<Utc>) -> Result<Job, StoreError> {
+    async fn finish_job(
+        &self,
+        id: &JobId,
+        status: JobStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError> {
         let ((), job) = self.update(id, |_, job| {
             if job.finished_at.is_some() {
-                return Err(StoreError::Conflict(format!("job {id} is already finalized")));
+                return Err(StoreError::Conflict(format!(
+                    "job {id} is already finalized"
+                )));
             }
             if status != job.status && !job.status.can_become(status) {
-                return Err(StoreError::Conflict(format!("job {id} cannot go from {} to {status}", job.status)));
+                return Err(StoreError::Conflict(format!(
+                    "job {id} cannot go from {} to {status}",
+                    job.status
+                )));
             }
             job.status = status;
             job.error = error.map(str::to_owned).or(job.error.take());
@@ -234,7 +273,11 @@ impl JobStore for SqliteJobStore {
         Ok(job)
     }
 
-    async fn list_jobs(&self, tenant: &TenantId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+    async fn list_jobs(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, StoreError> {
         let connection = self.db.lock();
         let mut select = connection
             .prepare_cached(

@@ -135,7 +135,12 @@ struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.denied = Some(desired);
             return Ok(false);
@@ -144,7 +149,12 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 16)
     }
 }
@@ -268,8 +278,9 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
         if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| HostError::Engine(format!("cache directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                HostError::Engine(format!("cache directory {}: {e}", dir.display()))
+            })?;
         }
         let ticker = config
             .wall_clock_backstop
@@ -301,7 +312,10 @@ impl PluginHost {
 
     /// The manifest of a loaded plugin.
     pub fn manifest(&self, digest: &str) -> Option<Manifest> {
-        self.inner.read_plugins().get(digest).map(|p| p.manifest.clone())
+        self.inner
+            .read_plugins()
+            .get(digest)
+            .map(|p| p.manifest.clone())
     }
 
     /// Evaluates one document on the calling thread. Do not call it from an
@@ -325,7 +339,11 @@ impl PluginHost {
     ///
     /// # Errors
     /// As [`Evaluators::merge_chunks`].
-    pub fn merge_chunks_now(&self, evaluator: &EvaluatorRef, chunks: &[Evaluation]) -> Result<Option<Evaluation>, Failure> {
+    pub fn merge_chunks_now(
+        &self,
+        evaluator: &EvaluatorRef,
+        chunks: &[Evaluation],
+    ) -> Result<Option<Evaluation>, Failure> {
         self.inner.merge_chunks(evaluator, chunks)
     }
 }
@@ -359,12 +377,15 @@ impl HostInner {
             name: manifest.name.clone(),
             message,
         };
-        let component = self.compile(bytes, &manifest.sha256).map_err(|e| invalid(format!("{e:#}")))?;
+        let component = self
+            .compile(bytes, &manifest.sha256)
+            .map_err(|e| invalid(format!("{e:#}")))?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("{e:#}")))?;
-        let pre = bindings::EvaluatorPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
+        let pre =
+            bindings::EvaluatorPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
         let plugin = Arc::new(LoadedPlugin {
             manifest,
             reference: reference.clone(),
@@ -388,7 +409,10 @@ impl HostInner {
             .unwrap_or_else(|e| e.into_inner())
             .entry(reference.name.clone())
             .or_default()
-            .insert(VersionKey::parse(&reference.version), reference.digest.clone());
+            .insert(
+                VersionKey::parse(&reference.version),
+                reference.digest.clone(),
+            );
     }
 
     /// Compiles `bytes`, going through the on-disk cache when there is one.
@@ -397,7 +421,9 @@ impl HostInner {
             return Component::new(&self.engine, bytes);
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         let stem = format!(
             "{}-{:016x}",
             digest.trim_start_matches("sha256:"),
@@ -444,32 +470,21 @@ impl HostInner {
     }
 
     fn plugin(&self, evaluator: &EvaluatorRef) -> Result<Arc<LoadedPlugin>, Failure> {
-        self.read_plugins().get(&evaluator.digest).cloned().ok_or_else(|| {
-            configuration_failure(format!(
-                "evaluator {evaluator} ({}) is not loaded",
-                evaluator.digest
-            ))
-        })
+        self.read_plugins()
+            .get(&evaluator.digest)
+            .cloned()
+            .ok_or_else(|| {
+                configuration_failure(format!(
+                    "evaluator {evaluator} ({}) is not loaded",
+                    evaluator.digest
+                ))
+            })
     }
 
     /// Runs `call` on a fresh instance of `plugin` under its limits.
-    fn with_instance<R>(
-        &self,
-        plugin: &LoadedPlugin,
-        input_bytes: u64,
-        call: impl FnOnce(&mut Store<StoreState>, &bindings::Evaluator) -> wasmtime::Result<R>,
-    ) -> Result<(R, Usage), Failure> {
-        let limits = plugin.manifest.limits;
-        if input_bytes > limits.max_input_bytes {
-            return Err(Failure::new(
-                FailureCategory::Permanent,
-                format!(
-                    "input of {input_bytes} bytes exceeds the plugin's limit of {} bytes",
-                    limits.max_input_bytes
-                ),
-            ));
-        }
-        let started = Instant::now();
+    /// A store with WASI denied everything, the memory limiter and a
+    /// captured stderr.
+    fn new_store(&self, limits: &Limits) -> (Store<StoreState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -495,12 +510,39 @@ impl HostInner {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        let fuel = limits.fuel_for(input_bytes);
-        let setup = store.set_fuel(fuel);
+        (store, stderr)
+    }
+
+    /// Gives the store its fuel budget and wall-clock deadline for one call.
+    fn arm(&self, store: &mut Store<StoreState>, limits: &Limits, fuel: u64) -> wasmtime::Result<()> {
+        store.set_fuel(fuel)?;
         if self.config.wall_clock_backstop {
             store.set_epoch_deadline(limits.timeout_ms / EPOCH_TICK.as_millis() as u64 + 1);
             store.epoch_deadline_trap();
         }
+        Ok(())
+    }
+
+    fn with_instance<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        input_bytes: u64,
+        call: impl FnOnce(&mut Store<StoreState>, &bindings::Evaluator) -> wasmtime::Result<R>,
+    ) -> Result<(R, Usage), Failure> {
+        let limits = plugin.manifest.limits;
+        if input_bytes > limits.max_input_bytes {
+            return Err(Failure::new(
+                FailureCategory::Permanent,
+                format!(
+                    "input of {input_bytes} bytes exceeds the plugin's limit of {} bytes",
+                    limits.max_input_bytes
+                ),
+            ));
+        }
+        let started = Instant::now();
+        let (mut store, stderr) = self.new_store(&limits);
+        let fuel = limits.fuel_for(input_bytes);
+        let setup = self.arm(&mut store, &limits, fuel);
         let result = setup
             .and_then(|()| plugin.pre.instantiate(&mut store))
             .and_then(|instance| call(&mut store, &instance));
@@ -513,7 +555,14 @@ impl HostInner {
         };
         match result {
             Ok(value) => Ok((value, usage)),
-            Err(error) => Err(host_failure(&error, &store, &limits, fuel, input_bytes, &stderr)),
+            Err(error) => Err(host_failure(
+                &error,
+                &store,
+                &limits,
+                fuel,
+                input_bytes,
+                &stderr,
+            )),
         }
     }
 }
@@ -553,7 +602,10 @@ fn host_failure(
             store.data().limiter.cap
         ));
     }
-    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return Failure::new(
             FailureCategory::Resource,
             format!("no free plugin instance slot: {error}"),
@@ -566,25 +618,48 @@ fn host_failure(
             limits.fuel_per_kib,
             input_bytes.div_ceil(1024)
         )),
-        Some(Trap::Interrupt) => permanent(format!("time limit of {} ms exceeded", limits.timeout_ms)),
+        Some(Trap::Interrupt) => {
+            permanent(format!("time limit of {} ms exceeded", limits.timeout_ms))
+        }
         Some(Trap::StackOverflow) => permanent("stack overflow: call stack exhausted".into()),
         Some(trap) => match panic_message(&stderr_text) {
             Some(message) => permanent(format!("plugin panicked: {message}")),
             None if stderr_text.trim().is_empty() => permanent(format!("plugin trapped: {trap}")),
-            None => permanent(format!("plugin trapped: {trap}; stderr: {}", stderr_text.trim())),
+            None => permanent(format!(
+                "plugin trapped: {trap}; stderr: {}",
+                stderr_text.trim()
+            )),
         },
         None => permanent(format!("plugin failed: {error:#}")),
     }
 }
 
+fn wit_document(document: &DocumentView<'_>) -> bindings::Document {
+    bindings::Document {
+        id: document.id.to_owned(),
+        title: document.title.to_owned(),
+        content: document.content.to_owned(),
+        metadata: document.metadata.to_string(),
+        chunk: bindings::ChunkInfo {
+            index: document.chunk.index,
+            count: document.chunk.count,
+            first_page: document.chunk.first_page,
+            last_page: document.chunk.last_page,
+            offset: document.chunk.offset,
+        },
+    }
+}
+
 fn plugin_error(error: bindings::PluginError) -> Failure {
     match error {
-        bindings::PluginError::InvalidDocument(m) => {
-            Failure::new(FailureCategory::Data, format!("evaluator rejected the document: {m}"))
-        }
-        bindings::PluginError::InvalidConfig(m) => {
-            Failure::new(FailureCategory::Configuration, format!("evaluator rejected its configuration: {m}"))
-        }
+        bindings::PluginError::InvalidDocument(m) => Failure::new(
+            FailureCategory::Data,
+            format!("evaluator rejected the document: {m}"),
+        ),
+        bindings::PluginError::InvalidConfig(m) => Failure::new(
+            FailureCategory::Configuration,
+            format!("evaluator rejected its configuration: {m}"),
+        ),
         bindings::PluginError::Internal(m) => {
             Failure::new(FailureCategory::Permanent, format!("evaluator failed: {m}"))
         }
@@ -623,8 +698,16 @@ fn severity_to(severity: Severity) -> bindings::Severity {
 
 /// Converts and validates an evaluation returned by a plugin. `content_len`
 /// bounds evidence spans when known.
-fn evaluation_from(e: bindings::Evaluation, content_len: Option<u64>) -> Result<Evaluation, Failure> {
-    let invalid = |message: String| Failure::new(FailureCategory::Permanent, format!("invalid plugin output: {message}"));
+fn evaluation_from(
+    e: bindings::Evaluation,
+    content_len: Option<u64>,
+) -> Result<Evaluation, Failure> {
+    let invalid = |message: String| {
+        Failure::new(
+            FailureCategory::Permanent,
+            format!("invalid plugin output: {message}"),
+        )
+    };
     let data = if e.data.trim().is_empty() {
         serde_json::Value::Null
     } else {
@@ -633,7 +716,10 @@ fn evaluation_from(e: bindings::Evaluation, content_len: Option<u64>) -> Result<
     let mut scores = Vec::with_capacity(e.scores.len());
     for score in e.scores {
         if !score.value.is_finite() || !score.max.is_finite() {
-            return Err(invalid(format!("score {:?} is not a finite number", score.name)));
+            return Err(invalid(format!(
+                "score {:?} is not a finite number",
+                score.name
+            )));
         }
         scores.push(Score {
             name: score.name,
@@ -708,7 +794,11 @@ fn evaluation_to(e: &Evaluation) -> bindings::Evaluation {
 }
 
 impl HostInner {
-    fn checked_output(&self, plugin: &LoadedPlugin, e: &bindings::Evaluation) -> Result<u64, Failure> {
+    fn checked_output(
+        &self,
+        plugin: &LoadedPlugin,
+        e: &bindings::Evaluation,
+    ) -> Result<u64, Failure> {
         let bytes = output_bytes(e);
         let limit = plugin.manifest.limits.max_output_bytes;
         if bytes > limit {
@@ -742,7 +832,12 @@ impl HostInner {
         .ok_or_else(|| {
             let listed: Vec<String> = known
                 .keys()
-                .map(|k| k.0.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("."))
+                .map(|k| {
+                    k.0.iter()
+                        .map(|(_, s)| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
                 .collect();
             configuration_failure(format!(
                 "evaluator {name} has no version {} (known: {})",
@@ -764,19 +859,7 @@ impl HostInner {
         config: &serde_json::Value,
     ) -> Result<EvaluationReport, Failure> {
         let plugin = self.plugin(evaluator)?;
-        let input = bindings::Document {
-            id: document.id.to_owned(),
-            title: document.title.to_owned(),
-            content: document.content.to_owned(),
-            metadata: document.metadata.to_string(),
-            chunk: bindings::ChunkInfo {
-                index: document.chunk.index,
-                count: document.chunk.count,
-                first_page: document.chunk.first_page,
-                last_page: document.chunk.last_page,
-                offset: document.chunk.offset,
-            },
-        };
+        let input = wit_document(document);
         let config = if config.is_null() {
             "{}".to_owned()
         } else {
@@ -794,7 +877,11 @@ impl HostInner {
         })
     }
 
-    fn merge_chunks(&self, evaluator: &EvaluatorRef, chunks: &[Evaluation]) -> Result<Option<Evaluation>, Failure> {
+    fn merge_chunks(
+        &self,
+        evaluator: &EvaluatorRef,
+        chunks: &[Evaluation],
+    ) -> Result<Option<Evaluation>, Failure> {
         let plugin = self.plugin(evaluator)?;
         let input: Vec<bindings::Evaluation> = chunks.iter().map(evaluation_to).collect();
         let input_bytes = input.iter().map(output_bytes).sum();
@@ -810,7 +897,11 @@ impl HostInner {
         }
     }
 
-    fn summarize(&self, evaluator: &EvaluatorRef, evaluations: &[Evaluation]) -> Result<Option<serde_json::Value>, Failure> {
+    fn summarize(
+        &self,
+        evaluator: &EvaluatorRef,
+        evaluations: &[Evaluation],
+    ) -> Result<Option<serde_json::Value>, Failure> {
         let plugin = self.plugin(evaluator)?;
         let input: Vec<bindings::Evaluation> = evaluations.iter().map(evaluation_to).collect();
         let input_bytes = input.iter().map(output_bytes).sum();
@@ -820,21 +911,81 @@ impl HostInner {
         summary
             .map(|json| {
                 serde_json::from_str(&json).map_err(|e| {
-                    Failure::new(FailureCategory::Permanent, format!("invalid plugin output: summary is not JSON: {e}"))
+                    Failure::new(
+                        FailureCategory::Permanent,
+                        format!("invalid plugin output: summary is not JSON: {e}"),
+                    )
                 })
             })
             .transpose()
     }
 }
 
+/// A kept-alive instance: one store reused for many calls, refuelled before
+/// each. docket's pipeline never uses it — documents must not share an
+/// instance — it exists so benchmarks can measure what a fresh instance
+/// per document costs.
+pub struct WarmInstance {
+    host: Arc<HostInner>,
+    plugin: Arc<LoadedPlugin>,
+    store: Store<StoreState>,
+    instance: bindings::Evaluator,
+}
+
+impl PluginHost {
+    /// A kept-alive instance of `evaluator` (for measurements only).
+    ///
+    /// # Errors
+    /// When the evaluator is not loaded or does not instantiate.
+    pub fn warm_instance(&self, evaluator: &EvaluatorRef) -> Result<WarmInstance, Failure> {
+        let plugin = self.inner.plugin(evaluator)?;
+        let limits = plugin.manifest.limits;
+        let (mut store, _) = self.inner.new_store(&limits);
+        let instance = self
+            .inner
+            .arm(&mut store, &limits, limits.fuel_base)
+            .and_then(|()| plugin.pre.instantiate(&mut store))
+            .map_err(|e| Failure::new(FailureCategory::Permanent, format!("{e:#}")))?;
+        Ok(WarmInstance {
+            host: self.inner.clone(),
+            plugin,
+            store,
+            instance,
+        })
+    }
+}
+
+impl WarmInstance {
+    /// Evaluates on the kept-alive instance.
+    ///
+    /// # Errors
+    /// A categorized failure, as for a fresh instance.
+    pub fn evaluate(&mut self, document: &DocumentView<'_>, config: &str) -> Result<Evaluation, Failure> {
+        let limits = self.plugin.manifest.limits;
+        let fuel = limits.fuel_for(document.content.len() as u64);
+        let input = wit_document(document);
+        let result = self
+            .host
+            .arm(&mut self.store, &limits, fuel)
+            .and_then(|()| self.instance.call_evaluate(&mut self.store, &input, config))
+            .map_err(|e| Failure::new(FailureCategory::Permanent, format!("{e:#}")))?;
+        evaluation_from(result.map_err(plugin_error)?, Some(document.content.len() as u64))
+    }
+}
+
 /// Runs `work` on a thread where blocking is allowed: WASI's synchronous
 /// streams block on a runtime of their own, which must not happen on an
 /// async worker thread.
-async fn off_the_runtime<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Result<R, Failure> {
+async fn off_the_runtime<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, Failure> {
     match tokio::runtime::Handle::try_current() {
-        Ok(_) => tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Failure::new(FailureCategory::Permanent, format!("evaluation thread failed: {e}"))),
+        Ok(_) => tokio::task::spawn_blocking(work).await.map_err(|e| {
+            Failure::new(
+                FailureCategory::Permanent,
+                format!("evaluation thread failed: {e}"),
+            )
+        }),
         Err(_) => Ok(work()),
     }
 }
@@ -845,7 +996,10 @@ impl Evaluators for PluginHost {
         self.inner.resolve(spec)
     }
 
-    async fn evaluate(&self, requests: Vec<EvaluationRequest>) -> Vec<Result<EvaluationReport, Failure>> {
+    async fn evaluate(
+        &self,
+        requests: Vec<EvaluationRequest>,
+    ) -> Vec<Result<EvaluationReport, Failure>> {
         if requests.is_empty() {
             return Vec::new();
         }
@@ -861,13 +1015,21 @@ impl Evaluators for PluginHost {
         batch.unwrap_or_else(|failure| vec![Err(failure); count])
     }
 
-    async fn merge_chunks(&self, evaluator: &EvaluatorRef, chunks: Vec<Evaluation>) -> Result<Option<Evaluation>, Failure> {
+    async fn merge_chunks(
+        &self,
+        evaluator: &EvaluatorRef,
+        chunks: Vec<Evaluation>,
+    ) -> Result<Option<Evaluation>, Failure> {
         let inner = self.inner.clone();
         let evaluator = evaluator.clone();
         off_the_runtime(move || inner.merge_chunks(&evaluator, &chunks)).await?
     }
 
-    async fn summarize(&self, evaluator: &EvaluatorRef, evaluations: Vec<Evaluation>) -> Result<Option<serde_json::Value>, Failure> {
+    async fn summarize(
+        &self,
+        evaluator: &EvaluatorRef,
+        evaluations: Vec<Evaluation>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
         let inner = self.inner.clone();
         let evaluator = evaluator.clone();
         off_the_runtime(move || inner.summarize(&evaluator, &evaluations)).await?

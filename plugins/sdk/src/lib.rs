@@ -345,7 +345,10 @@ macro_rules! export_evaluator {
                 fn evaluate(
                     document: $crate::bindings::Document,
                     config: ::std::string::String,
-                ) -> ::std::result::Result<$crate::bindings::Evaluation, $crate::bindings::PluginError> {
+                ) -> ::std::result::Result<
+                    $crate::bindings::Evaluation,
+                    $crate::bindings::PluginError,
+                > {
                     $crate::__private::evaluate::<$ty>(document, config)
                 }
                 fn merge_chunks(
@@ -359,7 +362,7 @@ macro_rules! export_evaluator {
                     $crate::__private::summarize::<$ty>(evaluations)
                 }
             }
-            $crate::bindings::__export_bindings!(__DocketGuest with_types_in $crate::bindings);
+    $crate::bindings::__export_bindings!(__DocketGuest with_types_in $crate::bindings);
         };
     };
 }

@@ -42,7 +42,11 @@ async fn state_survives_reopening() {
     assert_eq!(backend.store.job(&job.id).await.unwrap(), job);
     let got = backend
         .queue
-        .receive(docket_core::ports::QueueName::Finalize, 10, std::time::Duration::from_secs(5))
+        .receive(
+            docket_core::ports::QueueName::Finalize,
+            10,
+            std::time::Duration::from_secs(5),
+        )
         .await
         .unwrap();
     assert_eq!(got[0].body, "kept");

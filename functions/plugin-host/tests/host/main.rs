@@ -17,7 +17,11 @@ fn load(host: &PluginHost, name: &str, bytes: &[u8]) -> EvaluatorRef {
         .expect("load component")
 }
 
-fn evaluate(host: &PluginHost, evaluator: &EvaluatorRef, content: &str) -> Result<EvaluationReport, Failure> {
+fn evaluate(
+    host: &PluginHost,
+    evaluator: &EvaluatorRef,
+    content: &str,
+) -> Result<EvaluationReport, Failure> {
     let metadata = serde_json::json!({ "source": "test" });
     let view = DocumentView {
         id: "doc-1",
@@ -59,19 +63,38 @@ fn decalogo_component_matches_the_native_build() {
     let text = include_str!("../../../../examples/plans/plan-municipal-la-esperanza.md");
     let report = evaluate(&host, &evaluator, text).expect("evaluate");
     let native = decalogo::evaluate_text(text);
-    let scores: Vec<_> = report.evaluation.scores.iter().map(|s| (s.name.as_str(), s.value, s.max)).collect();
-    let native_scores: Vec<_> = native.scores.iter().map(|s| (s.name.as_str(), s.value, s.max)).collect();
+    let scores: Vec<_> = report
+        .evaluation
+        .scores
+        .iter()
+        .map(|s| (s.name.as_str(), s.value, s.max))
+        .collect();
+    let native_scores: Vec<_> = native
+        .scores
+        .iter()
+        .map(|s| (s.name.as_str(), s.value, s.max))
+        .collect();
     assert_eq!(scores, native_scores);
     let spans: Vec<_> = report
         .evaluation
         .findings
         .iter()
-        .map(|f| (f.code.as_str(), f.evidence.as_ref().map(|s| (s.start, s.end))))
+        .map(|f| {
+            (
+                f.code.as_str(),
+                f.evidence.as_ref().map(|s| (s.start, s.end)),
+            )
+        })
         .collect();
     let native_spans: Vec<_> = native
         .findings
         .iter()
-        .map(|f| (f.code.as_str(), f.evidence.as_ref().map(|s| (s.start, s.end))))
+        .map(|f| {
+            (
+                f.code.as_str(),
+                f.evidence.as_ref().map(|s| (s.start, s.end)),
+            )
+        })
         .collect();
     assert_eq!(spans, native_spans);
     assert_eq!(report.evaluation.data, native.data);
@@ -79,7 +102,12 @@ fn decalogo_component_matches_the_native_build() {
     for finding in &report.evaluation.findings {
         if let Some(span) = &finding.evidence {
             let quoted = &text[span.start as usize..span.end as usize];
-            assert!(span.snippet.contains(quoted.split_whitespace().next().unwrap()), "{quoted} in {}", span.snippet);
+            assert!(
+                span.snippet
+                    .contains(quoted.split_whitespace().next().unwrap()),
+                "{quoted} in {}",
+                span.snippet
+            );
         }
     }
 }
@@ -119,7 +147,10 @@ fn a_memory_bomb_is_stopped_by_the_cap() {
     let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:alloc"));
     assert!(
-        message.starts_with(&format!("memory limit of {} bytes exceeded", Limits::default().memory_bytes)),
+        message.starts_with(&format!(
+            "memory limit of {} bytes exceeded",
+            Limits::default().memory_bytes
+        )),
         "{message}"
     );
 }
@@ -129,7 +160,10 @@ fn a_panic_becomes_a_permanent_failure_with_its_message() {
     let host = host();
     let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:panic"));
-    assert_eq!(message, "plugin panicked: the hostile plugin panicked on purpose");
+    assert_eq!(
+        message,
+        "plugin panicked: the hostile plugin panicked on purpose"
+    );
 }
 
 #[test]
@@ -138,7 +172,10 @@ fn huge_output_is_refused() {
     let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:huge"));
     assert!(message.starts_with("output of "), "{message}");
-    assert!(message.ends_with(&format!("exceeds the plugin's limit of {} bytes", 1 << 20)), "{message}");
+    assert!(
+        message.ends_with(&format!("exceeds the plugin's limit of {} bytes", 1 << 20)),
+        "{message}"
+    );
 }
 
 #[test]
@@ -149,7 +186,10 @@ fn oversized_input_is_refused_before_running() {
     manifest.limits.max_input_bytes = 10;
     let evaluator = host.load(manifest, bytes).expect("load");
     let message = permanent_message(evaluate(&host, &evaluator, "eleven byte"));
-    assert_eq!(message, "input of 11 bytes exceeds the plugin's limit of 10 bytes");
+    assert_eq!(
+        message,
+        "input of 11 bytes exceeds the plugin's limit of 10 bytes"
+    );
 }
 
 #[test]
@@ -158,7 +198,10 @@ fn plugin_errors_keep_their_own_category() {
     let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
     let failure = evaluate(&host, &evaluator, "hostile:invalid").unwrap_err();
     assert_eq!(failure.category, FailureCategory::Data);
-    assert_eq!(failure.message, "evaluator rejected the document: this document is invalid on purpose");
+    assert_eq!(
+        failure.message,
+        "evaluator rejected the document: this document is invalid on purpose"
+    );
 }
 
 #[test]
@@ -201,7 +244,10 @@ fn corrupt_components_are_refused() {
     let error = host
         .load(Manifest::for_component("broken", "0.1.0", bytes), bytes)
         .unwrap_err();
-    assert!(matches!(error, HostError::InvalidComponent { .. }), "{error}");
+    assert!(
+        matches!(error, HostError::InvalidComponent { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -240,18 +286,28 @@ fn compiled_code_is_cached_and_verified() {
 fn evaluators_resolve_by_name_and_exact_version() {
     let host = host();
     let bytes = docket_bundled::WORDSTATS;
-    host.load(Manifest::for_component("wordstats", "0.9.0", bytes), bytes).unwrap();
+    host.load(Manifest::for_component("wordstats", "0.9.0", bytes), bytes)
+        .unwrap();
     let hostile = docket_bundled::HOSTILE;
     let newer = host
-        .load(Manifest::for_component("wordstats", "0.10.0", hostile), hostile)
+        .load(
+            Manifest::for_component("wordstats", "0.10.0", hostile),
+            hostile,
+        )
         .unwrap();
     assert_eq!(host.resolve("wordstats").unwrap(), newer);
     assert_eq!(host.resolve("wordstats@0.9.0").unwrap().version, "0.9.0");
     let unknown = host.resolve("nope").unwrap_err();
     assert_eq!(unknown.category, FailureCategory::Configuration);
-    assert_eq!(unknown.message, "unknown evaluator \"nope\" (known: wordstats)");
+    assert_eq!(
+        unknown.message,
+        "unknown evaluator \"nope\" (known: wordstats)"
+    );
     let missing = host.resolve("wordstats@2.0.0").unwrap_err();
-    assert_eq!(missing.message, "evaluator wordstats has no version 2.0.0 (known: 0.9.0, 0.10.0)");
+    assert_eq!(
+        missing.message,
+        "evaluator wordstats has no version 2.0.0 (known: 0.9.0, 0.10.0)"
+    );
 }
 
 #[test]
@@ -259,13 +315,30 @@ fn chunk_merges_run_the_plugin_hook_or_fall_back() {
     let host = host();
     let decalogo = load(&host, "decalogo", docket_bundled::DECALOGO);
     let wordstats = load(&host, "wordstats", docket_bundled::WORDSTATS);
-    let first = evaluate(&host, &decalogo, "Diagnosis and goals.").unwrap().evaluation;
-    let second = evaluate(&host, &decalogo, "Indicators and a baseline.").unwrap().evaluation;
-    let merged = host.merge_chunks_now(&decalogo, &[first, second]).unwrap().expect("decalogo merges");
-    let whole = evaluate(&host, &decalogo, "Diagnosis and goals.\n\nIndicators and a baseline.").unwrap().evaluation;
+    let first = evaluate(&host, &decalogo, "Diagnosis and goals.")
+        .unwrap()
+        .evaluation;
+    let second = evaluate(&host, &decalogo, "Indicators and a baseline.")
+        .unwrap()
+        .evaluation;
+    let merged = host
+        .merge_chunks_now(&decalogo, &[first, second])
+        .unwrap()
+        .expect("decalogo merges");
+    let whole = evaluate(
+        &host,
+        &decalogo,
+        "Diagnosis and goals.\n\nIndicators and a baseline.",
+    )
+    .unwrap()
+    .evaluation;
     assert_eq!(merged.scores, whole.scores);
     let plain = evaluate(&host, &wordstats, "x").unwrap().evaluation;
-    assert_eq!(host.merge_chunks_now(&wordstats, &[plain.clone(), plain]).unwrap(), None);
+    assert_eq!(
+        host.merge_chunks_now(&wordstats, &[plain.clone(), plain])
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +358,11 @@ async fn batches_evaluate_from_async_tasks_even_when_plugins_write_to_stderr() {
         config: Arc::new(serde_json::json!({})),
     };
     let results = host
-        .evaluate(vec![request("fine"), request("hostile:panic"), request("also fine")])
+        .evaluate(vec![
+            request("fine"),
+            request("hostile:panic"),
+            request("also fine"),
+        ])
         .await;
     assert_eq!(results.len(), 3);
     assert_eq!(results[0].as_ref().unwrap().evaluation.scores[0].value, 1.0);

@@ -38,7 +38,9 @@ impl Evaluator for Decalogo {
     fn evaluate(document: Document, config: Value) -> Result<Evaluation, PluginError> {
         let config = Config::parse(config)?;
         if document.content.trim().is_empty() {
-            return Err(PluginError::InvalidDocument("the document has no text".into()));
+            return Err(PluginError::InvalidDocument(
+                "the document has no text".into(),
+            ));
         }
         let scanner = Scanner::new(&config.rubric)?;
         Ok(scanner.evaluate(&document.content, config.include_questionnaire))
@@ -190,8 +192,14 @@ impl<'r> Scanner<'r> {
             c.patterns.iter().for_each(|p| add(p, Target::Section(i)));
         }
         rubric.goals.iter().for_each(|p| add(p, Target::Goal));
-        rubric.indicators.iter().for_each(|p| add(p, Target::Indicator));
-        rubric.baselines.iter().for_each(|p| add(p, Target::Baseline));
+        rubric
+            .indicators
+            .iter()
+            .for_each(|p| add(p, Target::Indicator));
+        rubric
+            .baselines
+            .iter()
+            .for_each(|p| add(p, Target::Baseline));
         rubric.amounts.iter().for_each(|p| add(p, Target::Amount));
 
         // ASCII case is folded by the automaton; accented letters are not,
@@ -226,8 +234,16 @@ impl<'r> Scanner<'r> {
     fn evaluate(&self, text: &str, include_questionnaire: bool) -> Evaluation {
         let rubric = self.rubric;
         let mut signals = Signals {
-            points: rubric.points.iter().map(|c| (c.id.clone(), BTreeSet::new())).collect(),
-            questionnaire: rubric.questions.iter().map(|c| (c.id.clone(), false)).collect(),
+            points: rubric
+                .points
+                .iter()
+                .map(|c| (c.id.clone(), BTreeSet::new()))
+                .collect(),
+            questionnaire: rubric
+                .questions
+                .iter()
+                .map(|c| (c.id.clone(), false))
+                .collect(),
             sections: rubric
                 .sections
                 .iter()
@@ -269,7 +285,9 @@ impl<'r> Scanner<'r> {
                         }
                     }
                     Target::Question(i) => {
-                        signals.questionnaire.insert(rubric.questions[i].id.clone(), true);
+                        signals
+                            .questionnaire
+                            .insert(rubric.questions[i].id.clone(), true);
                         let entry = question_evidence.entry(i).or_insert((start, end, n));
                         if start < entry.0 {
                             *entry = (start, end, n);
@@ -293,7 +311,10 @@ impl<'r> Scanner<'r> {
             evidence.push(Finding {
                 code: format!("evidence:{}", criterion.id),
                 severity: Severity::Info,
-                message: format!("{}: found \u{ab}{}\u{bb}", criterion.title, self.patterns[n].text),
+                message: format!(
+                    "{}: found \u{ab}{}\u{bb}",
+                    criterion.title, self.patterns[n].text
+                ),
                 evidence: Some(span(text, start, end)),
             });
         }
@@ -303,7 +324,10 @@ impl<'r> Scanner<'r> {
                 evidence.push(Finding {
                     code: format!("question:{}", question.id),
                     severity: Severity::Info,
-                    message: format!("{} yes: \u{ab}{}\u{bb}", question.title, self.patterns[n].text),
+                    message: format!(
+                        "{} yes: \u{ab}{}\u{bb}",
+                        question.title, self.patterns[n].text
+                    ),
                     evidence: Some(span(text, start, end)),
                 });
             }
@@ -322,7 +346,10 @@ fn span(text: &str, start: usize, end: usize) -> Span {
     while !text.is_char_boundary(to) {
         to += 1;
     }
-    let snippet = text[from..to].split_whitespace().collect::<Vec<_>>().join(" ");
+    let snippet = text[from..to]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     Span {
         start: start as u64,
         end: end as u64,
@@ -330,8 +357,12 @@ fn span(text: &str, start: usize, end: usize) -> Span {
     }
 }
 
-const SPANISH: &[&str] = &["el", "la", "los", "las", "del", "que", "para", "con", "por", "una"];
-const ENGLISH: &[&str] = &["the", "and", "of", "to", "for", "with", "that", "is", "are", "will"];
+const SPANISH: &[&str] = &[
+    "el", "la", "los", "las", "del", "que", "para", "con", "por", "una",
+];
+const ENGLISH: &[&str] = &[
+    "the", "and", "of", "to", "for", "with", "that", "is", "are", "will",
+];
 
 fn language_votes(text: &str) -> BTreeMap<String, u32> {
     let (mut es, mut en) = (0, 0);
@@ -382,13 +413,22 @@ impl Signals {
             })
         };
         if self.goals && !self.indicators {
-            warn("goals-without-indicators", "goals are stated without indicators to measure them");
+            warn(
+                "goals-without-indicators",
+                "goals are stated without indicators to measure them",
+            );
         }
         if self.goals && !self.baselines {
-            warn("goals-without-baseline", "goals are stated without a baseline to measure from");
+            warn(
+                "goals-without-baseline",
+                "goals are stated without a baseline to measure from",
+            );
         }
         if !self.amounts {
-            warn("no-budget-figures", "no budget figures (amounts or currencies) were found");
+            warn(
+                "no-budget-figures",
+                "no budget figures (amounts or currencies) were found",
+            );
         }
         let es = self.language_votes.get("es").copied().unwrap_or(0);
         let en = self.language_votes.get("en").copied().unwrap_or(0);
@@ -399,7 +439,11 @@ impl Signals {
         };
         Evaluation {
             scores: vec![
-                Score::new("decalogo", rubric_score, POINT_WEIGHT * self.points.len() as f64),
+                Score::new(
+                    "decalogo",
+                    rubric_score,
+                    POINT_WEIGHT * self.points.len() as f64,
+                ),
                 Score::new(
                     "questionnaire",
                     answered * QUESTION_WEIGHT,
@@ -421,7 +465,9 @@ fn merge(chunks: Vec<Evaluation>) -> Option<Evaluation> {
     for chunk in chunks {
         let signals: Signals = serde_json::from_value(chunk.data).ok()?;
         for finding in chunk.findings {
-            if finding.severity == Severity::Info && !evidence.iter().any(|f| f.code == finding.code) {
+            if finding.severity == Severity::Info
+                && !evidence.iter().any(|f| f.code == finding.code)
+            {
                 evidence.push(finding);
             }
         }
@@ -459,7 +505,11 @@ mod tests {
     use serde_json::json;
 
     fn score(e: &Evaluation, name: &str) -> f64 {
-        e.scores.iter().find(|s| s.name == name).map(|s| s.value).unwrap()
+        e.scores
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value)
+            .unwrap()
     }
 
     fn codes(e: &Evaluation, severity: Severity) -> Vec<&str> {
@@ -492,7 +542,11 @@ mod tests {
     fn evidence_spans_are_byte_offsets_of_the_match() {
         let text = "Intro: ñandú. DIAGNÓSTICO del municipio.";
         let e = evaluate_text(text);
-        let finding = e.findings.iter().find(|f| f.code == "evidence:P01").unwrap();
+        let finding = e
+            .findings
+            .iter()
+            .find(|f| f.code == "evidence:P01")
+            .unwrap();
         let span = finding.evidence.as_ref().unwrap();
         assert_eq!(&text[span.start as usize..span.end as usize], "DIAGNÓSTICO");
         assert!(span.snippet.contains("DIAGNÓSTICO del municipio"));
@@ -512,7 +566,11 @@ mod tests {
         );
         assert_eq!(
             codes(&e, Severity::Warning),
-            ["goals-without-indicators", "goals-without-baseline", "no-budget-figures"]
+            [
+                "goals-without-indicators",
+                "goals-without-baseline",
+                "no-budget-figures"
+            ]
         );
     }
 
@@ -523,8 +581,14 @@ mod tests {
         let whole = evaluate_text(&format!("{first}\n\n{second}"));
         let merged = merge(vec![evaluate_text(first), evaluate_text(second)]).unwrap();
         assert_eq!(merged.scores, whole.scores);
-        assert_eq!(codes(&merged, Severity::Violation), codes(&whole, Severity::Violation));
-        assert_eq!(codes(&merged, Severity::Warning), codes(&whole, Severity::Warning));
+        assert_eq!(
+            codes(&merged, Severity::Violation),
+            codes(&whole, Severity::Violation)
+        );
+        assert_eq!(
+            codes(&merged, Severity::Warning),
+            codes(&whole, Severity::Warning)
+        );
     }
 
     #[test]
