@@ -87,7 +87,10 @@ fn run_docket(work: &Path, inputs: &Path, extra: &[&str]) -> Measured {
     let wall = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "docket failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "docket failed:\n{stdout}\n{stderr}"
+    );
     // "job … completed in 1.23 s — 10000 documents (…"
     let first = stdout.lines().next().unwrap_or_default();
     let seconds: f64 = first
@@ -140,18 +143,26 @@ fn main() {
             measured.pipeline_seconds,
             measured.documents as f64 / measured.pipeline_seconds,
             measured.wall_seconds,
-            measured.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0}"))
+            measured
+                .peak_rss_mib
+                .map_or("n/a".into(), |m| format!("{m:.0}"))
         );
     }
     let work = root.join("work-pdf");
     std::fs::create_dir_all(&work).expect("work dir");
-    let measured = run_docket(&work, &pdf, &["--evaluator", "decalogo", "--chunk-pages", "25"]);
+    let measured = run_docket(
+        &work,
+        &pdf,
+        &["--evaluator", "decalogo", "--chunk-pages", "25"],
+    );
     println!(
         "| one 500-page PDF, 25 pages per item (20 items), decalogo | {} | {:.2} | — | {:.2} | {} |",
         measured.documents,
         measured.pipeline_seconds,
         measured.wall_seconds,
-        measured.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0}"))
+        measured
+            .peak_rss_mib
+            .map_or("n/a".into(), |m| format!("{m:.0}"))
     );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -35,6 +35,16 @@ fn document(bytes: usize) -> String {
     text
 }
 
+fn doc<'a>(content: &'a str, metadata: &'a serde_json::Value) -> DocumentView<'a> {
+    DocumentView {
+        id: "d",
+        title: "",
+        content,
+        metadata,
+        chunk: &ChunkInfo::WHOLE,
+    }
+}
+
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
@@ -83,36 +93,44 @@ fn main() {
         })
         .expect("engine");
         let load = |name: &str, bytes: &[u8]| {
-            host.load(Manifest::for_component(name, "0.1.0", bytes), bytes).expect("load")
+            host.load(Manifest::for_component(name, "0.1.0", bytes), bytes)
+                .expect("load")
         };
         let wordstats = load("wordstats", docket_bundled::WORDSTATS);
         let decalogo = load("decalogo", docket_bundled::DECALOGO);
         let hostile = load("hostile", docket_bundled::HOSTILE);
-        let limits = if backstop { "fuel + epoch" } else { "fuel only" };
-        let view = |content: &str| -> String { content.to_owned() };
+        let limits = if backstop {
+            "fuel + epoch"
+        } else {
+            "fuel only"
+        };
 
         // Instantiation overhead: a trivial evaluation, fresh vs kept alive.
-        let tiny = view("ok");
-        let doc = |content: &'_ str| DocumentView {
-            id: "d",
-            title: "",
-            content,
-            metadata: &metadata,
-            chunk: &ChunkInfo::WHOLE,
-        };
+        let tiny = "ok".to_owned();
         let fresh = measure(5000, || {
-            black_box(host.evaluate_document(&hostile, &doc(&tiny), &config).expect("eval"));
+            black_box(
+                host.evaluate_document(&hostile, &doc(&tiny, &metadata), &config)
+                    .expect("eval"),
+            );
         });
         let mut warm_instance = host.warm_instance(&hostile).expect("warm");
         let warm = measure(5000, || {
-            black_box(warm_instance.evaluate(&doc(&tiny), &config_text).expect("eval"));
+            black_box(
+                warm_instance
+                    .evaluate(&doc(&tiny, &metadata), &config_text)
+                    .expect("eval"),
+            );
         });
         add(
             &format!("trivial call, fresh instance [{limits}]"),
             fresh,
             format!("overhead vs kept-alive: {:.1} µs p50", fresh.0 - warm.0),
         );
-        add(&format!("trivial call, kept-alive instance [{limits}]"), warm, String::new());
+        add(
+            &format!("trivial call, kept-alive instance [{limits}]"),
+            warm,
+            String::new(),
+        );
 
         for (name, evaluator, sizes) in [
             ("wordstats", &wordstats, &[5 * 1024][..]),
@@ -129,11 +147,18 @@ fn main() {
                     }
                 });
                 let fresh = measure(iterations, || {
-                    black_box(host.evaluate_document(evaluator, &doc(&text), &config).expect("eval"));
+                    black_box(
+                        host.evaluate_document(evaluator, &doc(&text, &metadata), &config)
+                            .expect("eval"),
+                    );
                 });
                 let mut warm_instance = host.warm_instance(evaluator).expect("warm");
                 let warm = measure(iterations, || {
-                    black_box(warm_instance.evaluate(&doc(&text), &config_text).expect("eval"));
+                    black_box(
+                        warm_instance
+                            .evaluate(&doc(&text, &metadata), &config_text)
+                            .expect("eval"),
+                    );
                 });
                 let kib = size / 1024;
                 if backstop {
@@ -162,13 +187,16 @@ fn main() {
     let bytes = docket_bundled::DECALOGO;
     let started = Instant::now();
     let first = PluginHost::new(cached.clone()).expect("engine");
-    first.load(Manifest::for_component("decalogo", "0.1.0", bytes), bytes).expect("load");
+    first
+        .load(Manifest::for_component("decalogo", "0.1.0", bytes), bytes)
+        .expect("load");
     let compile = started.elapsed();
     let loads: Vec<Duration> = (0..20)
         .map(|_| {
             let host = PluginHost::new(cached.clone()).expect("engine");
             let started = Instant::now();
-            host.load(Manifest::for_component("decalogo", "0.1.0", bytes), bytes).expect("load");
+            host.load(Manifest::for_component("decalogo", "0.1.0", bytes), bytes)
+                .expect("load");
             started.elapsed()
         })
         .collect();
@@ -178,7 +206,10 @@ fn main() {
     println!("| measurement | p50 µs | p90 µs | note |");
     println!("|---|---:|---:|---|");
     for row in rows {
-        println!("| {} | {:.1} | {:.1} | {} |", row.what, row.p50, row.p90, row.note);
+        println!(
+            "| {} | {:.1} | {:.1} | {} |",
+            row.what, row.p50, row.p90, row.note
+        );
     }
     println!(
         "| decalogo component ({} KB): compile + cache | {:.0} | | first load, ms: {:.1} |",

@@ -514,7 +514,12 @@ impl HostInner {
     }
 
     /// Gives the store its fuel budget and wall-clock deadline for one call.
-    fn arm(&self, store: &mut Store<StoreState>, limits: &Limits, fuel: u64) -> wasmtime::Result<()> {
+    fn arm(
+        &self,
+        store: &mut Store<StoreState>,
+        limits: &Limits,
+        fuel: u64,
+    ) -> wasmtime::Result<()> {
         store.set_fuel(fuel)?;
         if self.config.wall_clock_backstop {
             store.set_epoch_deadline(limits.timeout_ms / EPOCH_TICK.as_millis() as u64 + 1);
@@ -960,7 +965,11 @@ impl WarmInstance {
     ///
     /// # Errors
     /// A categorized failure, as for a fresh instance.
-    pub fn evaluate(&mut self, document: &DocumentView<'_>, config: &str) -> Result<Evaluation, Failure> {
+    pub fn evaluate(
+        &mut self,
+        document: &DocumentView<'_>,
+        config: &str,
+    ) -> Result<Evaluation, Failure> {
         let limits = self.plugin.manifest.limits;
         let fuel = limits.fuel_for(document.content.len() as u64);
         let input = wit_document(document);
@@ -969,7 +978,10 @@ impl WarmInstance {
             .arm(&mut self.store, &limits, fuel)
             .and_then(|()| self.instance.call_evaluate(&mut self.store, &input, config))
             .map_err(|e| Failure::new(FailureCategory::Permanent, format!("{e:#}")))?;
-        evaluation_from(result.map_err(plugin_error)?, Some(document.content.len() as u64))
+        evaluation_from(
+            result.map_err(plugin_error)?,
+            Some(document.content.len() as u64),
+        )
     }
 }
 

@@ -35,6 +35,8 @@ extern crate self as docket_sdk;
 
 use serde_json::Value;
 
+pub mod text;
+
 /// Where a chunk sits in its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChunkInfo {

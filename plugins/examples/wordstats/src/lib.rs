@@ -4,8 +4,7 @@
 //! Words are maximal runs of alphanumeric characters, lowercased. Terms
 //! shorter than four characters are left out of `top_terms`.
 
-use std::collections::HashMap;
-
+use docket_sdk::text::FastHashMap;
 use docket_sdk::{Document, Evaluation, Evaluator, PluginError, Score};
 use serde_json::{Value, json};
 
@@ -25,17 +24,18 @@ docket_sdk::export_evaluator!(WordStats);
 
 /// The evaluation of `text`.
 pub fn evaluate_text(text: &str) -> Evaluation {
-    let mut counts: HashMap<String, u32> = HashMap::new();
+    let lower = text.to_lowercase();
+    let mut counts: FastHashMap<&str, u32> = FastHashMap::default();
     let mut words = 0u32;
-    for word in text
+    for word in lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
     {
         words += 1;
-        *counts.entry(word.to_lowercase()).or_insert(0) += 1;
+        *counts.entry(word).or_insert(0) += 1;
     }
     let unique = counts.len() as u32;
-    let mut terms: Vec<(&String, &u32)> = counts
+    let mut terms: Vec<(&&str, &u32)> = counts
         .iter()
         .filter(|(term, _)| term.chars().count() >= 4)
         .collect();
