@@ -41,6 +41,8 @@ pub struct RunRequest {
     pub tolerated_failure_percent: f64,
     /// Draw a progress bar.
     pub progress: bool,
+    /// Documents kept in [`RunOutcome::results`] for the summary table.
+    pub rows: usize,
 }
 
 /// What came out.
@@ -48,7 +50,7 @@ pub struct RunRequest {
 pub struct RunOutcome {
     /// The finalized job.
     pub job: Job,
-    /// Its results.
+    /// Its results, with the first [`RunRequest::rows`] documents.
     pub results: ResultsDocument,
     /// Wall-clock seconds from intake to results.
     pub seconds: f64,
@@ -223,6 +225,11 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
             intake::SUPPORTED.join(", ")
         );
     }
+    tracing::info!(
+        documents = intake.documents.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "intake read"
+    );
     let host = Arc::new(plugin_host(&request.state, request.workers)?);
     let evaluator = resolve_evaluator(&host, &request.evaluator)?;
     let pipeline = local_pipeline(&request.state, host)?;
@@ -241,6 +248,7 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         documents: intake.documents,
     };
     let job = pipeline.submit(submission).await?;
+    tracing::info!(job_id = %job.id, items = job.counters.items_total, seconds = started.elapsed().as_secs_f64(), "job submitted");
     let bar = progress_bar(request.progress, job.counters.items_total);
     let finished = drive(&pipeline, &job.id, request.workers, |current| {
         let report = StatusReport::of(current, pipeline.clock.now());
@@ -257,24 +265,59 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     })
     .await?;
     bar.finish_and_clear();
+    tracing::info!(job_id = %finished.id, seconds = started.elapsed().as_secs_f64(), "job finalized");
     let results_bytes = pipeline.blobs.get(&results_key(&finished.id)).await?;
-    let results: ResultsDocument =
-        serde_json::from_slice(&results_bytes).context("reading results.json")?;
+    let documents_bytes = pipeline.blobs.get(&documents_key(&finished.id)).await?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("creating {}", request.out.display()))?;
     let results_path = request.out.join("results.json");
     let documents_path = request.out.join("documents.jsonl");
     std::fs::write(&results_path, &results_bytes)?;
-    std::fs::write(
-        &documents_path,
-        pipeline.blobs.get(&documents_key(&finished.id)).await?,
-    )?;
+    std::fs::write(&documents_path, &documents_bytes)?;
+    let results = results_head(&results_bytes, &documents_bytes, request.rows)?;
     Ok(RunOutcome {
         job: finished,
         results,
         seconds: started.elapsed().as_secs_f64(),
         files: vec![results_path, documents_path],
         skipped: intake.skipped,
+    })
+}
+
+/// The results without their documents (which `results.json` has too).
+#[derive(serde::Deserialize)]
+struct ResultsHead {
+    job_id: JobId,
+    status: docket_core::JobStatus,
+    document_count: u32,
+    evaluator: docket_core::EvaluatorRef,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: chrono::DateTime<chrono::Utc>,
+    error: Option<String>,
+    summary: docket_core::aggregate::Summary,
+}
+
+/// The results with only the first `rows` documents, read from
+/// `documents.jsonl`, so a large job's documents are not parsed twice.
+fn results_head(results: &[u8], documents: &[u8], rows: usize) -> anyhow::Result<ResultsDocument> {
+    let head: ResultsHead = serde_json::from_slice(results).context("reading results.json")?;
+    let documents = documents
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .take(rows)
+        .map(serde_json::from_slice)
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading documents.jsonl")?;
+    Ok(ResultsDocument {
+        job_id: head.job_id,
+        status: head.status,
+        document_count: head.document_count,
+        evaluator: head.evaluator,
+        created_at: head.created_at,
+        finished_at: head.finished_at,
+        error: head.error,
+        summary: head.summary,
+        documents,
     })
 }
 

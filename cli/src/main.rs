@@ -111,6 +111,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         workers,
         tolerated_failure_percent: args.tolerated_failure_percent,
         progress: !args.quiet,
+        rows: args.rows,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers + 1)

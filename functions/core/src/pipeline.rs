@@ -584,7 +584,9 @@ impl Pipeline {
         if pending > 0 {
             return Ok(FinalizeOutcome::NotReady { pending });
         }
+        let started = Instant::now();
         let outcomes = self.store.outcomes(job_id).await?;
+        tracing::debug!(%job_id, seconds = started.elapsed().as_secs_f64(), "outcomes read");
         let mut merged: HashMap<u32, Result<Evaluation, Failure>> = HashMap::new();
         for (document, chunks) in aggregate::mergeable_documents(&outcomes) {
             let evaluations: Vec<Evaluation> =
@@ -601,6 +603,8 @@ impl Pipeline {
                 .remove(&document)
                 .unwrap_or_else(|| Ok(default_merge(chunks)))
         });
+        // The batch summary hook sees each completed document's scores and
+        // labels: what a batch summary is made of, small for any job size.
         let evaluations: Vec<Evaluation> = documents
             .iter()
             .filter(|d| d.status == DocumentStatus::Completed)
@@ -614,9 +618,9 @@ impl Pipeline {
                         max: s.max_score,
                     })
                     .collect(),
-                findings: d.findings.clone(),
+                findings: Vec::new(),
                 labels: d.labels.clone(),
-                data: d.data.clone(),
+                data: serde_json::Value::Null,
             })
             .collect();
         let evaluator_summary = match self.evaluators.summarize(&job.evaluator, evaluations).await {
@@ -643,7 +647,7 @@ impl Pipeline {
         self.blobs
             .put(&documents_key(job_id), results.to_jsonl().into_bytes())
             .await?;
-        let json = serde_json::to_vec_pretty(&results).unwrap_or_default();
+        let json = serde_json::to_vec(&results).unwrap_or_default();
         self.blobs.put(&results_key(job_id), json).await?;
         let finished = match self
             .store
@@ -673,7 +677,7 @@ impl Pipeline {
                 )
                 .await?;
         }
-        tracing::info!(%job_id, status = %finished.status, "job finalized");
+        tracing::info!(%job_id, status = %finished.status, seconds = started.elapsed().as_secs_f64(), "job finalized");
         Ok(FinalizeOutcome::Finalized(Box::new(finished)))
     }
 

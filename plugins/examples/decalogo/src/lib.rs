@@ -119,10 +119,14 @@ pub fn evaluate_text(text: &str) -> Evaluation {
 /// chunk evaluations can be merged exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Signals {
-    /// Rubric point id → the distinct patterns found.
+    /// Points in the rubric.
+    point_count: usize,
+    /// Rubric point id → the distinct patterns found (points found only).
     points: BTreeMap<String, BTreeSet<String>>,
-    /// Question id → answered.
-    questionnaire: BTreeMap<String, bool>,
+    /// Questions in the rubric.
+    question_count: usize,
+    /// Ids of the questions answered.
+    answered: BTreeSet<String>,
     /// Section id → title and whether it is present.
     sections: BTreeMap<String, SectionState>,
     goals: bool,
@@ -263,16 +267,8 @@ impl<'r> Scanner<'r> {
         let names = &self.names;
         let lower = lowercase_same_offsets(text);
         let mut signals = Signals {
-            points: names
-                .points
-                .iter()
-                .map(|(id, _)| ((*id).to_owned(), BTreeSet::new()))
-                .collect(),
-            questionnaire: names
-                .questions
-                .iter()
-                .map(|(id, _)| ((*id).to_owned(), false))
-                .collect(),
+            point_count: names.points.len(),
+            question_count: names.questions.len(),
             sections: names
                 .sections
                 .iter()
@@ -295,15 +291,15 @@ impl<'r> Scanner<'r> {
         for (entry, start, end) in self.matches(&lower) {
             match entry.target {
                 Target::Point(i) => {
-                    if let Some(set) = signals.points.get_mut(names.points[i].0) {
-                        set.insert(entry.text.to_owned());
-                    }
+                    signals
+                        .points
+                        .entry(names.points[i].0.to_owned())
+                        .or_default()
+                        .insert(entry.text.to_owned());
                     point_evidence.entry(i).or_insert((start, end, entry.text));
                 }
                 Target::Question(i) => {
-                    signals
-                        .questionnaire
-                        .insert(names.questions[i].0.to_owned(), true);
+                    signals.answered.insert(names.questions[i].0.to_owned());
                     question_evidence
                         .entry(i)
                         .or_insert((start, end, entry.text));
@@ -401,7 +397,7 @@ impl Signals {
                 _ => POINT_WEIGHT,
             })
             .sum();
-        let answered = self.questionnaire.values().filter(|a| **a).count() as f64;
+        let answered = self.answered.len() as f64;
         for (id, section) in &self.sections {
             if !section.present {
                 findings.push(Finding {
@@ -450,12 +446,12 @@ impl Signals {
                 Score::new(
                     "decalogo",
                     rubric_score,
-                    POINT_WEIGHT * self.points.len() as f64,
+                    POINT_WEIGHT * self.point_count as f64,
                 ),
                 Score::new(
                     "questionnaire",
                     answered * QUESTION_WEIGHT,
-                    QUESTION_WEIGHT * self.questionnaire.len() as f64,
+                    QUESTION_WEIGHT * self.question_count as f64,
                 ),
             ],
             findings,
@@ -485,9 +481,9 @@ fn merge(chunks: Vec<Evaluation>) -> Option<Evaluation> {
                 for (id, found) in signals.points {
                     acc.points.entry(id).or_default().extend(found);
                 }
-                for (id, answered) in signals.questionnaire {
-                    *acc.questionnaire.entry(id).or_default() |= answered;
-                }
+                acc.answered.extend(signals.answered);
+                acc.point_count = acc.point_count.max(signals.point_count);
+                acc.question_count = acc.question_count.max(signals.question_count);
                 for (id, state) in signals.sections {
                     let entry = acc.sections.entry(id).or_insert_with(|| state.clone());
                     entry.present |= state.present;
