@@ -1,0 +1,431 @@
+// Test code: a poisoned lock or a missing value fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use docket_core::model::{
+    Chunking, DocumentBody, DocumentSpec, EvaluatorRef, JobOptions, JobStatus, Priority,
+};
+use docket_core::pipeline::{Disposition, IntakeDocument};
+use docket_core::ports::{
+    EvaluationReport, EvaluationRequest, Evaluators, OutgoingMessage, QueueName, StoreError,
+    WorkQueue,
+};
+use docket_core::{Evaluation, Failure, FailureCategory, PipelineError};
+use docket_plugin_host::PluginHost;
+use docket_tests::Harness;
+
+const NORMAL: QueueName = QueueName::Work(Priority::Normal);
+
+fn ok_documents(prefix: &str, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("{prefix}-{i:03}"), format!("document {i}")))
+        .collect()
+}
+
+fn refs(documents: &[(String, String)]) -> Vec<(&str, &str)> {
+    documents
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect()
+}
+
+/// Wraps the real host and fails chosen documents with `category` for their
+/// first `failures` evaluations.
+struct Flaky {
+    host: PluginHost,
+    category: FailureCategory,
+    failures: u32,
+    calls: Mutex<HashMap<String, u32>>,
+}
+
+impl Flaky {
+    fn new(category: FailureCategory, failures: u32) -> Arc<Self> {
+        let host = docket_tests::loaded_host();
+        Arc::new(Self {
+            host,
+            category,
+            failures,
+            calls: Mutex::default(),
+        })
+    }
+
+    fn calls(&self, id: &str) -> u32 {
+        self.calls.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl Evaluators for Flaky {
+    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        self.host.resolve(spec)
+    }
+
+    async fn evaluate(
+        &self,
+        requests: Vec<EvaluationRequest>,
+    ) -> Vec<Result<EvaluationReport, Failure>> {
+        let mut passing = Vec::new();
+        let mut failing = Vec::new();
+        for (n, request) in requests.into_iter().enumerate() {
+            let call = {
+                let mut calls = self.calls.lock().unwrap();
+                let count = calls.entry(request.id.clone()).or_insert(0);
+                *count += 1;
+                *count
+            };
+            if request.id.starts_with("flaky") && call <= self.failures {
+                failing.push(n);
+            } else {
+                passing.push((n, request));
+            }
+        }
+        let total = passing.len() + failing.len();
+        let (positions, requests): (Vec<usize>, Vec<EvaluationRequest>) =
+            passing.into_iter().unzip();
+        let reports = self.host.evaluate(requests).await;
+        let mut results: Vec<Option<Result<EvaluationReport, Failure>>> =
+            (0..total).map(|_| None).collect();
+        for (n, report) in positions.into_iter().zip(reports) {
+            results[n] = Some(report);
+        }
+        for n in failing {
+            results[n] = Some(Err(Failure::new(
+                self.category,
+                "backend said: try again later",
+            )));
+        }
+        results.into_iter().map(Option::unwrap).collect()
+    }
+
+    async fn merge_chunks(
+        &self,
+        evaluator: &EvaluatorRef,
+        chunks: Vec<Evaluation>,
+    ) -> Result<Option<Evaluation>, Failure> {
+        self.host.merge_chunks(evaluator, chunks).await
+    }
+
+    async fn summarize(
+        &self,
+        evaluator: &EvaluatorRef,
+        evaluations: Vec<Evaluation>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        self.host.summarize(evaluator, evaluations).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_skips_its_remaining_items_and_still_writes_results() {
+    let harness = Harness::new(None);
+    let documents = ok_documents("doc", 100);
+    let job = harness
+        .submit("hostile", &refs(&documents), JobOptions::default())
+        .await;
+    assert_eq!(harness.pipeline.work_once().await.unwrap(), 10);
+    let cancelled = harness.pipeline.cancel(&job.id).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let again = harness.pipeline.cancel(&job.id).await.unwrap_err();
+    assert!(
+        matches!(again, PipelineError::Store(StoreError::Conflict(_))),
+        "{again}"
+    );
+
+    let finished = harness.run_until_finalized(&job.id, 50).await;
+    assert_eq!(finished.status, JobStatus::Cancelled);
+    assert_eq!(finished.counters.documents_succeeded, 10);
+    assert_eq!(finished.counters.documents_skipped, 90);
+    let results = harness.results(&job.id).await;
+    assert_eq!(results["status"], "cancelled");
+    assert_eq!(results["summary"]["completed_documents"], 10);
+    assert_eq!(results["summary"]["skipped_documents"], 90);
+    let skipped = &results["documents"][99];
+    assert_eq!(skipped["status"], "skipped");
+    assert_eq!(skipped["error"]["message"], "job cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_at_once_and_counted_once() {
+    let flaky = Flaky::new(FailureCategory::Transient, 1);
+    let harness = Harness::new(Some(flaky.clone()));
+    let documents = vec![
+        ("flaky-1".to_owned(), "a".to_owned()),
+        ("steady".to_owned(), "b".to_owned()),
+        ("flaky-2".to_owned(), "c".to_owned()),
+    ];
+    let job = harness
+        .submit("hostile", &refs(&documents), JobOptions::default())
+        .await;
+    let finished = harness.run_until_finalized(&job.id, 20).await;
+    assert_eq!(finished.status, JobStatus::Completed);
+    assert_eq!(finished.counters.documents_succeeded, 3);
+    assert_eq!(finished.counters.items_failed, 0);
+    assert_eq!(flaky.calls("flaky-1"), 2);
+    assert_eq!(flaky.calls("flaky-2"), 2);
+    assert_eq!(flaky.calls("steady"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_items_wait_out_their_backoff() {
+    let flaky = Flaky::new(FailureCategory::RateLimit, 1);
+    let harness = Harness::new(Some(flaky.clone()));
+    let documents = vec![("flaky-1".to_owned(), "a".to_owned())];
+    let job = harness
+        .submit("hostile", &refs(&documents), JobOptions::default())
+        .await;
+    let deliveries = harness
+        .backend
+        .queue
+        .receive(NORMAL, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let dispositions = harness.pipeline.process(&deliveries).await;
+    let Disposition::RetryAfter(delay) = dispositions[0] else {
+        panic!("expected a backoff, got {dispositions:?}");
+    };
+    assert!(
+        delay <= Duration::from_secs(2),
+        "first backoff at most the 2 s base: {delay:?}"
+    );
+    harness
+        .pipeline
+        .settle(NORMAL, &deliveries, &dispositions)
+        .await
+        .unwrap();
+    harness.clock.advance(delay + Duration::from_millis(1));
+    let finished = harness.run_until_finalized(&job.id, 20).await;
+    assert_eq!(finished.counters.documents_succeeded, 1);
+    assert_eq!(flaky.calls("flaky-1"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_failures_are_recorded_after_max_receives() {
+    let flaky = Flaky::new(FailureCategory::Transient, u32::MAX);
+    let harness = Harness::new(Some(flaky.clone()));
+    let documents = vec![
+        ("flaky-forever".to_owned(), "a".to_owned()),
+        ("fine".to_owned(), "b".to_owned()),
+    ];
+    let job = harness
+        .submit("hostile", &refs(&documents), JobOptions::default())
+        .await;
+    let finished = harness.run_until_finalized(&job.id, 30).await;
+    assert_eq!(finished.status, JobStatus::Completed);
+    assert_eq!(finished.counters.documents_failed, 1);
+    assert_eq!(finished.counters.documents_succeeded, 1);
+    assert_eq!(flaky.calls("flaky-forever"), 5, "max_receives deliveries");
+    let results = harness.results(&job.id).await;
+    assert_eq!(results["documents"][0]["error"]["category"], "TRANSIENT");
+    assert_eq!(
+        results["documents"][0]["error"]["message"],
+        "backend said: try again later"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_of_a_crashing_processor_are_dead_lettered_and_recorded_failed() {
+    let harness = Harness::new(None);
+    let documents = ok_documents("doc", 3);
+    let job = harness
+        .submit("hostile", &refs(&documents), JobOptions::default())
+        .await;
+    // A processor that crashes before recording anything: it receives the
+    // batch and never settles it, six times over.
+    for attempt in 1..=6 {
+        let deliveries = harness
+            .backend
+            .queue
+            .receive(NORMAL, 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 3, "attempt {attempt}");
+        assert!(deliveries.iter().all(|d| d.receive_count == attempt));
+        harness.clock.advance(Duration::from_secs(31));
+    }
+    // The seventh receive finds them past the threshold: dead-lettered.
+    assert!(
+        harness
+            .backend
+            .queue
+            .receive(NORMAL, 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(harness.backend.queue.depth(NORMAL).await.unwrap().dead, 3);
+    assert_eq!(
+        harness.pipeline.drain_dead_letters(NORMAL).await.unwrap(),
+        3
+    );
+    let finished = harness.run_until_finalized(&job.id, 10).await;
+    assert_eq!(finished.status, JobStatus::Failed);
+    assert_eq!(finished.error.as_deref(), Some("all 3 documents failed"));
+    assert_eq!(finished.counters.documents_failed, 3);
+    let results = harness.results(&job.id).await;
+    assert_eq!(results["summary"]["failures_by_category"]["PERMANENT"], 3);
+    assert_eq!(
+        results["documents"][0]["error"]["message"],
+        "dead-lettered: the processor never recorded an outcome for this item"
+    );
+    assert_eq!(harness.backend.queue.depth(NORMAL).await.unwrap().dead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_priority_items_are_served_first() {
+    let harness = Harness::new(None);
+    let normal = harness
+        .submit(
+            "hostile",
+            &refs(&ok_documents("normal", 20)),
+            JobOptions::default(),
+        )
+        .await;
+    let high = harness
+        .submit(
+            "hostile",
+            &refs(&ok_documents("high", 5)),
+            JobOptions {
+                priority: Priority::High,
+                ..JobOptions::default()
+            },
+        )
+        .await;
+    assert_eq!(harness.pipeline.work_once().await.unwrap(), 5);
+    let store = &harness.pipeline.store;
+    assert_eq!(store.job(&high.id).await.unwrap().counters.items_done(), 5);
+    assert_eq!(
+        store.job(&normal.id).await.unwrap().counters.items_done(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_documents_merge_in_page_order_like_the_whole_text() {
+    let harness = Harness::new(None);
+    let mut pages: Vec<String> = (1..=60)
+        .map(|n| format!("Page {n}: general notes."))
+        .collect();
+    pages[0] = "Diagnóstico: la situación actual del municipio.".into();
+    pages[30] = "Metas con indicadores y línea base 2024.".into();
+    pages[59] = "Presupuesto de $4.000 millones. Seguimiento trimestral.".into();
+    let body = DocumentBody::Pages(pages.clone());
+    let options = JobOptions {
+        chunking: Chunking {
+            pages: Some(25),
+            text_kib: None,
+        },
+        ..JobOptions::default()
+    };
+    let document = IntakeDocument::Accepted(DocumentSpec {
+        id: "long-plan".into(),
+        title: "Long plan".into(),
+        body: body.clone(),
+        metadata: serde_json::Value::Null,
+    });
+    let job = harness
+        .submit_intake("decalogo", vec![document], options)
+        .await;
+    assert_eq!(job.counters.items_total, 3);
+    harness.run_until_finalized(&job.id, 20).await;
+    let results = harness.results(&job.id).await;
+    let merged = &results["documents"][0];
+    assert_eq!(merged["chunks"], 3);
+
+    let whole_text = docket_core::chunking::full_text(&body);
+    let metadata = serde_json::Value::Null;
+    let whole = harness
+        .host
+        .evaluate_document(
+            &harness.evaluator("decalogo"),
+            &docket_core::ports::DocumentView {
+                id: "long-plan",
+                title: "Long plan",
+                content: &whole_text,
+                metadata: &metadata,
+                chunk: &docket_core::model::ChunkInfo::WHOLE,
+            },
+            &serde_json::json!({}),
+        )
+        .unwrap()
+        .evaluation;
+    for score in &whole.scores {
+        assert_eq!(
+            merged["scores"][&score.name]["total_score"], score.value,
+            "{}",
+            score.name
+        );
+    }
+    // Evidence spans point into the whole document's text.
+    for finding in merged["findings"].as_array().unwrap() {
+        if let Some(span) = finding.get("evidence") {
+            let (start, end) = (
+                span["start"].as_u64().unwrap() as usize,
+                span["end"].as_u64().unwrap() as usize,
+            );
+            let quoted = &whole_text[start..end];
+            assert!(
+                span["snippet"].as_str().unwrap().contains(quoted),
+                "{quoted:?} not in {}",
+                span["snippet"]
+            );
+        }
+    }
+    let codes: Vec<&str> = merged["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"evidence:P05"), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivered_after_finalization_changes_nothing() {
+    let harness = Harness::new(None);
+    let documents = ok_documents("doc", 3);
+    let job = harness
+        .submit("hostile", &refs(&documents), JobOptions::default())
+        .await;
+    // Keep a copy of one work message as sent.
+    let deliveries = harness
+        .backend
+        .queue
+        .receive(NORMAL, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let copy = deliveries[0].body.clone();
+    harness
+        .backend
+        .queue
+        .retry_after(NORMAL, &deliveries[0].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let finished = harness.run_until_finalized(&job.id, 20).await;
+    let results_before = harness.results(&job.id).await;
+
+    harness
+        .backend
+        .queue
+        .send(NORMAL, vec![OutgoingMessage::new(copy)])
+        .await
+        .unwrap();
+    let redelivered = harness
+        .backend
+        .queue
+        .receive(NORMAL, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(redelivered.len(), 1);
+    assert_eq!(
+        harness.pipeline.process(&redelivered).await,
+        [Disposition::Done]
+    );
+    let after = harness.pipeline.store.job(&job.id).await.unwrap();
+    assert_eq!(after.counters, finished.counters);
+    assert_eq!(after.finished_at, finished.finished_at);
+    // Any finalize message it caused finds the job finalized.
+    harness.pipeline.finalize_once().await.unwrap();
+    assert_eq!(harness.results(&job.id).await, results_before);
+}

@@ -1,0 +1,182 @@
+//! Helpers for docket's end-to-end tests: a pipeline over a real backend
+//! and the real plugin host, isolated per test (own state directory), with a
+//! clock the test moves.
+
+// A test-support crate: helpers fail by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use docket_core::model::{
+    DocumentBody, DocumentSpec, EvaluatorRef, Job, JobId, JobOptions, TenantId,
+};
+use docket_core::pipeline::{IntakeDocument, Pipeline, PipelineSettings, Submission};
+use docket_core::ports::{Clock, Evaluators};
+use docket_local::{LocalBackend, LocalOptions};
+use docket_plugin_host::{HostConfig, Manifest, PluginHost};
+
+/// A clock that moves only when told.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock at the current time.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Utc::now())))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += chrono::Duration::from_std(by).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A plugin host with decalogo, wordstats and the hostile test plugin.
+pub fn loaded_host() -> PluginHost {
+    let host = PluginHost::new(HostConfig::default()).unwrap();
+    for (name, bytes) in [
+        ("decalogo", docket_bundled::DECALOGO),
+        ("wordstats", docket_bundled::WORDSTATS),
+        ("hostile", docket_bundled::HOSTILE),
+    ] {
+        host.load(Manifest::for_component(name, "0.1.0", bytes), bytes)
+            .unwrap();
+    }
+    host
+}
+
+/// A pipeline on the embedded backend in a temporary directory, with the
+/// real plugin host and the bundled plus hostile components loaded.
+pub struct Harness {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// The backend.
+    pub backend: LocalBackend,
+    /// The host.
+    pub host: PluginHost,
+    /// The clock driving queue visibility.
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A fresh harness whose pipeline uses `evaluators` (the host when
+    /// `None`).
+    pub fn new(evaluators: Option<Arc<dyn Evaluators>>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new();
+        let backend =
+            LocalBackend::open_with_clock(dir.path(), LocalOptions::default(), clock.clone())
+                .unwrap();
+        let host = loaded_host();
+        let pipeline = Pipeline {
+            queue: backend.queue.clone(),
+            blobs: backend.blobs.clone(),
+            store: backend.store.clone(),
+            evaluators: evaluators.unwrap_or_else(|| Arc::new(host.clone())),
+            clock: clock.clone(),
+            settings: PipelineSettings {
+                visibility: Duration::from_secs(30),
+                ..PipelineSettings::default()
+            },
+        };
+        Self {
+            pipeline,
+            backend,
+            host,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    /// The pinned reference of a loaded evaluator.
+    pub fn evaluator(&self, name: &str) -> EvaluatorRef {
+        self.host.resolve(name).unwrap()
+    }
+
+    /// Submits text documents `(id, content)` to `evaluator`.
+    pub async fn submit(
+        &self,
+        evaluator: &str,
+        documents: &[(&str, &str)],
+        options: JobOptions,
+    ) -> Job {
+        let documents = documents
+            .iter()
+            .map(|(id, content)| {
+                IntakeDocument::Accepted(DocumentSpec {
+                    id: (*id).to_owned(),
+                    title: (*id).to_owned(),
+                    body: DocumentBody::Text((*content).to_owned()),
+                    metadata: serde_json::Value::Null,
+                })
+            })
+            .collect();
+        self.submit_intake(evaluator, documents, options).await
+    }
+
+    /// Submits intake documents to `evaluator`.
+    pub async fn submit_intake(
+        &self,
+        evaluator: &str,
+        documents: Vec<IntakeDocument>,
+        options: JobOptions,
+    ) -> Job {
+        self.pipeline
+            .submit(Submission {
+                job_id: None,
+                tenant: TenantId::local(),
+                evaluator: self.evaluator(evaluator),
+                config: serde_json::json!({}),
+                options,
+                documents,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Runs processors and finalizers until `job` is finalized, moving the
+    /// clock past every backoff; panics after `rounds` rounds.
+    pub async fn run_until_finalized(&self, job: &JobId, rounds: usize) -> Job {
+        for _ in 0..rounds {
+            let worked = self.pipeline.work_once().await.unwrap();
+            let finalized = self.pipeline.finalize_once().await.unwrap();
+            let mut drained = 0;
+            for priority in docket_core::Priority::ALL {
+                drained += self
+                    .pipeline
+                    .drain_dead_letters(docket_core::ports::QueueName::Work(priority))
+                    .await
+                    .unwrap();
+            }
+            let current = self.pipeline.store.job(job).await.unwrap();
+            if current.finished_at.is_some() {
+                return current;
+            }
+            if worked + finalized + drained == 0 {
+                self.clock.advance(Duration::from_secs(60));
+            }
+        }
+        panic!("job {job} not finalized after {rounds} rounds");
+    }
+
+    /// The job's `results.json`.
+    pub async fn results(&self, job: &JobId) -> serde_json::Value {
+        let bytes = self
+            .pipeline
+            .blobs
+            .get(&docket_core::pipeline::results_key(job))
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
