@@ -142,6 +142,23 @@ fn round(x: f64, places: i32) -> f64 {
     (x * scale).round() / scale
 }
 
+/// The evaluations of the succeeded outcomes among `outcomes`, weighted by
+/// their size, in the order given.
+fn succeeded_chunks<'a>(
+    outcomes: impl IntoIterator<Item = &'a ItemOutcome>,
+) -> Vec<ChunkEvaluation> {
+    outcomes
+        .into_iter()
+        .filter_map(|o| match &o.result {
+            ItemResult::Succeeded { evaluation, .. } => Some(ChunkEvaluation {
+                weight: o.bytes,
+                evaluation: evaluation.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The documents split into several chunks that all succeeded, with their
 /// chunk evaluations in chunk order: the ones that need a merge.
 pub fn mergeable_documents(outcomes: &[ItemOutcome]) -> Vec<(u32, Vec<ChunkEvaluation>)> {
@@ -150,16 +167,7 @@ pub fn mergeable_documents(outcomes: &[ItemOutcome]) -> Vec<(u32, Vec<ChunkEvalu
     sorted
         .chunk_by(|a, b| a.document == b.document)
         .filter_map(|group| {
-            let chunks: Vec<ChunkEvaluation> = group
-                .iter()
-                .filter_map(|o| match &o.result {
-                    ItemResult::Succeeded { evaluation, .. } => Some(ChunkEvaluation {
-                        weight: o.bytes,
-                        evaluation: evaluation.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect();
+            let chunks = succeeded_chunks(group.iter().copied());
             (chunks.len() as u32 == group[0].chunk.count).then(|| (group[0].document, chunks))
         })
         .collect()
@@ -212,16 +220,7 @@ pub fn assemble_documents(
                 Failure::new(FailureCategory::Permanent, reason),
             )),
             (None, None) => {
-                let chunks: Vec<ChunkEvaluation> = group
-                    .iter()
-                    .filter_map(|o| match &o.result {
-                        ItemResult::Succeeded { evaluation, .. } => Some(ChunkEvaluation {
-                            weight: o.bytes,
-                            evaluation: evaluation.clone(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
+                let chunks = succeeded_chunks(group);
                 if chunks.len() as u32 == first.chunk.count {
                     merge(first.document, &chunks).map_err(|f| (DocumentStatus::Failed, f))
                 } else {

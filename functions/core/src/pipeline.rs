@@ -332,6 +332,7 @@ impl Pipeline {
         let mut jobs: HashMap<JobId, Option<(Job, Arc<serde_json::Value>)>> = HashMap::new();
         let mut decided: Vec<(usize, WorkItem, ItemResult)> = Vec::new();
         let mut evaluating: Vec<(usize, WorkItem, f64)> = Vec::new();
+        let mut to_load: Vec<(usize, WorkItem, EvaluatorRef, Arc<serde_json::Value>)> = Vec::new();
         let mut requests = Vec::new();
         for (n, delivery) in deliveries.iter().enumerate() {
             let item: WorkItem = match serde_json::from_str(&delivery.body) {
@@ -387,25 +388,33 @@ impl Pipeline {
                 ));
                 continue;
             }
-            let started = Instant::now();
-            match self.load_text(&item).await {
+            to_load.push((n, item, job.evaluator.clone(), config.clone()));
+        }
+        let started = Instant::now();
+        let bodies: Vec<&BodyRef> = to_load.iter().map(|(_, item, _, _)| &item.body).collect();
+        let texts = self.load_texts(&bodies).await;
+        let load_seconds = started.elapsed().as_secs_f64() / texts.len().max(1) as f64;
+        for ((n, item, evaluator, config), text) in to_load.into_iter().zip(texts) {
+            match text {
                 Ok(content) => {
                     requests.push(EvaluationRequest {
-                        evaluator: job.evaluator.clone(),
+                        evaluator,
                         id: item.document_id.clone(),
                         title: item.title.clone(),
                         content,
                         metadata: item.metadata.clone(),
                         chunk: item.chunk,
-                        config: config.clone(),
+                        config,
                     });
-                    evaluating.push((n, item, started.elapsed().as_secs_f64()));
+                    evaluating.push((n, item, load_seconds));
                 }
                 Err(failure) => {
-                    let seconds = started.elapsed().as_secs_f64();
-                    if let Some(result) =
-                        self.give_up_or_retry(delivery, failure, seconds, &mut dispositions[n])
-                    {
+                    if let Some(result) = self.give_up_or_retry(
+                        &deliveries[n],
+                        failure,
+                        load_seconds,
+                        &mut dispositions[n],
+                    ) {
                         decided.push((n, item, result));
                     }
                 }
@@ -518,18 +527,48 @@ impl Pipeline {
         }
     }
 
-    async fn load_text(&self, item: &WorkItem) -> Result<String, Failure> {
-        let bytes = self
-            .blobs
-            .get_range(&item.body.key, item.body.offset, item.body.len)
-            .await
-            .map_err(|e| Failure::new(e.category(), format!("reading the document's text: {e}")))?;
-        String::from_utf8(bytes).map_err(|e| {
-            Failure::new(
-                FailureCategory::Data,
-                format!("document text is not UTF-8: {e}"),
-            )
-        })
+    /// Reads the texts of `bodies`, one ranged read per blob: items of a
+    /// batch usually share a pack, so a batch costs a read or two, not one
+    /// per item.
+    async fn load_texts(&self, bodies: &[&BodyRef]) -> Vec<Result<String, Failure>> {
+        let mut texts: Vec<Option<Result<String, Failure>>> = vec![None; bodies.len()];
+        let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (n, body) in bodies.iter().enumerate() {
+            by_key.entry(body.key.as_str()).or_default().push(n);
+        }
+        for (key, members) in by_key {
+            let start = members.iter().map(|&n| bodies[n].offset).min().unwrap_or(0);
+            let end = members
+                .iter()
+                .map(|&n| bodies[n].offset + bodies[n].len)
+                .max()
+                .unwrap_or(0);
+            let read = self
+                .blobs
+                .get_range(key, start, end - start)
+                .await
+                .map_err(|e| {
+                    Failure::new(e.category(), format!("reading the document's text: {e}"))
+                });
+            for n in members {
+                texts[n] = Some(read.as_ref().map_err(Clone::clone).and_then(|bytes| {
+                    let from = (bodies[n].offset - start) as usize;
+                    let text = &bytes[from..from + bodies[n].len as usize];
+                    String::from_utf8(text.to_vec()).map_err(|e| {
+                        Failure::new(
+                            FailureCategory::Data,
+                            format!("document text is not UTF-8: {e}"),
+                        )
+                    })
+                }));
+            }
+        }
+        texts
+            .into_iter()
+            .map(|t| {
+                t.unwrap_or_else(|| Err(Failure::new(FailureCategory::Permanent, "text not read")))
+            })
+            .collect()
     }
 
     /// After outcomes are recorded: send the finalize message when asked and
