@@ -61,7 +61,8 @@ struct RunArgs {
     /// KiB per work item for long texts, cut on paragraphs (0 keeps them whole).
     #[arg(long, default_value_t = 256)]
     chunk_kib: u32,
-    /// Concurrent workers (default: one per core).
+    /// Concurrent workers (default: two per core, so one evaluates while
+    /// the other records).
     #[arg(long)]
     workers: Option<usize>,
     /// Fail the job fast once more than this percentage of documents failed.
@@ -95,7 +96,7 @@ fn parse_config(config: Option<&str>) -> anyhow::Result<serde_json::Value> {
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let workers = args
         .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
     let request = RunRequest {
         inputs: args.inputs,

@@ -125,15 +125,50 @@ impl ResultsDocument {
         self
     }
 
-    /// One JSON line per document (`documents.jsonl`).
-    pub fn to_jsonl(&self) -> String {
-        let mut out = String::new();
-        for document in &self.documents {
-            // Serializing these plain structs cannot fail.
-            out.push_str(&serde_json::to_string(document).unwrap_or_default());
-            out.push('\n');
+    /// `results.json` and `documents.jsonl` (one line per document),
+    /// serializing each document once for both.
+    pub fn to_json_and_jsonl(&self) -> (String, String) {
+        #[derive(Serialize)]
+        struct Head<'a> {
+            job_id: &'a JobId,
+            status: JobStatus,
+            document_count: u32,
+            evaluator: &'a EvaluatorRef,
+            created_at: DateTime<Utc>,
+            finished_at: DateTime<Utc>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: &'a Option<String>,
+            summary: &'a Summary,
         }
-        out
+        let head = Head {
+            job_id: &self.job_id,
+            status: self.status,
+            document_count: self.document_count,
+            evaluator: &self.evaluator,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+            error: &self.error,
+            summary: &self.summary,
+        };
+        // Serializing these plain structs cannot fail.
+        let lines: Vec<String> = self
+            .documents
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap_or_default())
+            .collect();
+        let head = serde_json::to_string(&head).unwrap_or_default();
+        let mut json = String::with_capacity(
+            head.len() + lines.iter().map(|l| l.len() + 1).sum::<usize>() + 16,
+        );
+        json.push_str(head.strip_suffix('}').unwrap_or(&head));
+        json.push_str(",\"documents\":[");
+        json.push_str(&lines.join(","));
+        json.push_str("]}");
+        let mut jsonl = lines.join("\n");
+        if !jsonl.is_empty() {
+            jsonl.push('\n');
+        }
+        (json, jsonl)
     }
 }
 
@@ -483,6 +518,44 @@ mod tests {
         let json = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["avg_decalogo_score"], 62.5);
         assert_eq!(json["failures_by_category"]["PERMANENT"], 1);
+    }
+
+    #[test]
+    fn results_and_lines_serialize_like_serde() {
+        let documents = assemble_documents(
+            vec![
+                outcome(0, (0, 1), scored(80.0, &[Severity::Warning])),
+                outcome(1, (0, 1), failed(FailureCategory::Data)),
+            ],
+            merge,
+        );
+        let summary = summarize(&documents, Some(serde_json::json!({"k": 1})));
+        let now = Utc::now();
+        let results = ResultsDocument {
+            job_id: JobId::parse("job_1").unwrap(),
+            status: JobStatus::Completed,
+            document_count: 2,
+            evaluator: EvaluatorRef {
+                name: "e".into(),
+                version: "1".into(),
+                digest: "sha256:0".into(),
+            },
+            created_at: now,
+            finished_at: now,
+            error: None,
+            summary,
+            documents,
+        };
+        let (json, jsonl) = results.to_json_and_jsonl();
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, serde_json::to_value(&results).unwrap());
+        let lines: Vec<serde_json::Value> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], parsed["documents"][1]);
+        assert!(jsonl.ends_with('\n'));
     }
 
     #[test]

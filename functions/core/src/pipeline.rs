@@ -683,11 +683,13 @@ impl Pipeline {
             summary,
             documents,
         };
+        let (json, jsonl) = results.to_json_and_jsonl();
         self.blobs
-            .put(&documents_key(job_id), results.to_jsonl().into_bytes())
+            .put(&documents_key(job_id), jsonl.into_bytes())
             .await?;
-        let json = serde_json::to_vec(&results).unwrap_or_default();
-        self.blobs.put(&results_key(job_id), json).await?;
+        self.blobs
+            .put(&results_key(job_id), json.into_bytes())
+            .await?;
         let finished = match self
             .store
             .finish_job(job_id, status, error.as_deref(), now)
