@@ -197,7 +197,7 @@ fn progress_bar(enabled: bool, total: u32) -> ProgressBar {
     );
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} items · {per_sec} · ETA {eta} {msg}",
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} items · ETA {eta} · {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -254,7 +254,8 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         let report = StatusReport::of(current, pipeline.clock.now());
         bar.set_position(u64::from(current.counters.items_done()));
         bar.set_message(format!(
-            "{} failed{}",
+            "{:.0} items/s · {} failed{}",
+            report.items_per_second.unwrap_or(0.0),
             report.progress.failed_documents,
             current
                 .error
@@ -410,12 +411,10 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
             );
         }
     }
-    if results.documents.len() > rows {
-        let _ = writeln!(
-            out,
-            "… and {} more documents",
-            results.documents.len() - rows
-        );
+    let shown = results.documents.len().min(rows);
+    if results.document_count as usize > shown {
+        let more = results.document_count as usize - shown;
+        let _ = writeln!(out, "… and {more} more documents");
     }
     let _ = writeln!(out);
     let mut parts: Vec<String> = summary
