@@ -60,6 +60,8 @@ fn write_pdf(path: &Path) {
 
 struct Measured {
     pipeline_seconds: f64,
+    /// Items per second from submission until every item had an outcome.
+    processing_rate: f64,
     wall_seconds: f64,
     peak_rss_mib: Option<f64>,
     documents: usize,
@@ -105,6 +107,14 @@ fn run_docket(work: &Path, inputs: &Path, extra: &[&str]) -> Measured {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|s| s.parse().ok())
         .expect("document count in the summary");
+    // "phases: … processing 1.76 s (5682 items/s) · …"
+    let processing_rate: f64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("phases: "))
+        .and_then(|line| line.split(" items/s)").next())
+        .and_then(|head| head.rsplit('(').next())
+        .and_then(|rate| rate.parse().ok())
+        .expect("processing rate in the phases line");
     let peak = stderr
         .lines()
         .last()
@@ -114,6 +124,7 @@ fn run_docket(work: &Path, inputs: &Path, extra: &[&str]) -> Measured {
         .map(|kib| kib / 1024.0);
     Measured {
         pipeline_seconds: seconds,
+        processing_rate,
         wall_seconds: wall,
         peak_rss_mib: peak,
         documents,
@@ -129,8 +140,10 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = 2 * cores;
 
-    println!("| run | documents | pipeline s | docs/s | process wall s | peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| run | documents | pipeline s | docs/s end to end | processing items/s | process wall s | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for evaluator in ["wordstats", "decalogo"] {
         // A warm-up run compiles the component into the cache, as any run
         // after the first would find it.
@@ -139,10 +152,11 @@ fn main() {
         run_docket(&work, &corpus, &["--evaluator", evaluator]);
         let measured = run_docket(&work, &corpus, &["--evaluator", evaluator]);
         println!(
-            "| {DOCUMENTS} × 5 KB, {evaluator}, {workers} workers on {cores} cores | {} | {:.2} | {:.0} | {:.2} | {} |",
+            "| {DOCUMENTS} × 5 KB, {evaluator}, {workers} workers on {cores} cores | {} | {:.2} | {:.0} | {:.0} | {:.2} | {} |",
             measured.documents,
             measured.pipeline_seconds,
             measured.documents as f64 / measured.pipeline_seconds,
+            measured.processing_rate,
             measured.wall_seconds,
             measured
                 .peak_rss_mib
@@ -157,9 +171,10 @@ fn main() {
         &["--evaluator", "decalogo", "--chunk-pages", "25"],
     );
     println!(
-        "| one 500-page PDF, 25 pages per item (20 items), decalogo | {} | {:.2} | — | {:.2} | {} |",
+        "| one 500-page PDF, 25 pages per item (20 items), decalogo | {} | {:.2} | — | {:.0} | {:.2} | {} |",
         measured.documents,
         measured.pipeline_seconds,
+        measured.processing_rate,
         measured.wall_seconds,
         measured
             .peak_rss_mib

@@ -54,10 +54,37 @@ pub struct RunOutcome {
     pub results: ResultsDocument,
     /// Wall-clock seconds from intake to results.
     pub seconds: f64,
+    /// Where those seconds went.
+    pub phases: Phases,
     /// Where the results files were written.
     pub files: Vec<PathBuf>,
     /// Files skipped in directories (unsupported types).
     pub skipped: Vec<PathBuf>,
+}
+
+/// Seconds spent in each phase of a run (processing and finalizing are
+/// observed by polling every 20 ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// Reading the inputs.
+    pub intake: f64,
+    /// Starting the plugin host and submitting the job.
+    pub submit: f64,
+    /// From submission until every item had an outcome.
+    pub processing: f64,
+    /// Merging, summarizing and writing results.
+    pub finalize: f64,
+    /// Copying the results to the output directory.
+    pub output: f64,
+}
+
+/// When [`drive`] saw the job's last item recorded and the job finalized.
+#[derive(Debug, Clone, Copy)]
+pub struct Driven {
+    /// Every item had an outcome.
+    pub items_done: Instant,
+    /// The job was finalized.
+    pub finalized: Instant,
 }
 
 /// A plugin host with the bundled evaluators loaded, compiling through the
@@ -136,29 +163,43 @@ pub async fn drive(
     job: &JobId,
     workers: usize,
     mut on_progress: impl FnMut(&Job),
-) -> anyhow::Result<Job> {
+) -> anyhow::Result<(Job, Driven)> {
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers.max(1) {
         let pipeline = pipeline.clone();
         let job = job.clone();
         handles.push(tokio::spawn(async move { worker(&pipeline, &job).await }));
     }
+    let mut items_done = None;
+    let mut last_progress = Instant::now();
     loop {
         let current = pipeline.store.job(job).await?;
-        on_progress(&current);
+        if current.counters.items_pending() == 0 {
+            items_done.get_or_insert_with(Instant::now);
+        }
         if current.finished_at.is_some() {
+            on_progress(&current);
             break;
+        }
+        if last_progress.elapsed() >= Duration::from_millis(100) {
+            on_progress(&current);
+            last_progress = Instant::now();
         }
         if let Some(finished) = handles.iter().position(|h| h.is_finished()) {
             let handle = handles.swap_remove(finished);
             handle.await.context("worker panicked")??;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let finalized = Instant::now();
     for handle in handles {
         handle.await.context("worker panicked")??;
     }
-    Ok(pipeline.store.job(job).await?)
+    let driven = Driven {
+        items_done: items_done.unwrap_or(finalized),
+        finalized,
+    };
+    Ok((pipeline.store.job(job).await?, driven))
 }
 
 async fn worker(pipeline: &Pipeline, job: &JobId) -> anyhow::Result<()> {
@@ -225,6 +266,7 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
             intake::SUPPORTED.join(", ")
         );
     }
+    let intake_done = Instant::now();
     tracing::info!(
         documents = intake.documents.len(),
         seconds = started.elapsed().as_secs_f64(),
@@ -248,9 +290,10 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         documents: intake.documents,
     };
     let job = pipeline.submit(submission).await?;
+    let submitted = Instant::now();
     tracing::info!(job_id = %job.id, items = job.counters.items_total, seconds = started.elapsed().as_secs_f64(), "job submitted");
     let bar = progress_bar(request.progress, job.counters.items_total);
-    let finished = drive(&pipeline, &job.id, request.workers, |current| {
+    let (finished, driven) = drive(&pipeline, &job.id, request.workers, |current| {
         let report = StatusReport::of(current, pipeline.clock.now());
         bar.set_position(u64::from(current.counters.items_done()));
         bar.set_message(format!(
@@ -276,9 +319,17 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     std::fs::write(&results_path, &results_bytes)?;
     std::fs::write(&documents_path, &documents_bytes)?;
     let results = results_head(&results_bytes, &documents_bytes, request.rows)?;
+    let phases = Phases {
+        intake: (intake_done - started).as_secs_f64(),
+        submit: (submitted - intake_done).as_secs_f64(),
+        processing: (driven.items_done - submitted).as_secs_f64(),
+        finalize: (driven.finalized - driven.items_done).as_secs_f64(),
+        output: driven.finalized.elapsed().as_secs_f64(),
+    };
     Ok(RunOutcome {
         job: finished,
         results,
+        phases,
         seconds: started.elapsed().as_secs_f64(),
         files: vec![results_path, documents_path],
         skipped: intake.skipped,
@@ -340,6 +391,17 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         summary.failed_documents,
         summary.skipped_documents,
         docs_per_second
+    );
+    let p = &outcome.phases;
+    let _ = writeln!(
+        out,
+        "phases: intake {:.2} s · submit {:.2} s · processing {:.2} s ({:.0} items/s) · finalize {:.2} s · output {:.2} s",
+        p.intake,
+        p.submit,
+        p.processing,
+        f64::from(outcome.job.counters.items_total) / p.processing.max(1e-9),
+        p.finalize,
+        p.output
     );
     let _ = writeln!(
         out,

@@ -309,10 +309,20 @@ fn wordstats_runs_by_name_and_bad_arguments_are_explained() {
     let plans = repo().join("examples/plans");
     let (output, results) = docket_run(
         work.path(),
-        &[plans.to_str().unwrap(), "--evaluator", "wordstats", "--rows", "2"],
+        &[
+            plans.to_str().unwrap(),
+            "--evaluator",
+            "wordstats",
+            "--rows",
+            "2",
+        ],
     );
     assert!(output.status.success(), "{output:?}");
-    assert!(stdout(&output).contains("… and 3 more documents"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("… and 3 more documents"),
+        "{}",
+        stdout(&output)
+    );
     assert_eq!(results["evaluator"]["name"], "wordstats");
     assert!(results["summary"]["avg_lexical_diversity_score"].is_number());
 
