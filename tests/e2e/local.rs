@@ -10,8 +10,8 @@ use docket_core::model::{
 };
 use docket_core::pipeline::{Disposition, IntakeDocument};
 use docket_core::ports::{
-    EvaluationReport, EvaluationRequest, Evaluators, OutgoingMessage, QueueName, StoreError,
-    WorkQueue,
+    BackendError, Delivery, EvaluationReport, EvaluationRequest, Evaluators, OutgoingMessage,
+    QueueDepth, QueueError, QueueName, Receipt, StoreError, WorkQueue,
 };
 use docket_core::{Evaluation, Failure, FailureCategory, PipelineError};
 use docket_plugin_host::PluginHost;
@@ -428,4 +428,93 @@ async fn a_duplicate_delivered_after_finalization_changes_nothing() {
     // Any finalize message it caused finds the job finalized.
     harness.pipeline.finalize_once().await.unwrap();
     assert_eq!(harness.results(&job.id).await, results_before);
+}
+
+/// A queue whose sends to the work queues fail, as when SQS is unreachable.
+struct Unreachable(Arc<dyn WorkQueue>);
+
+#[async_trait::async_trait]
+impl WorkQueue for Unreachable {
+    async fn send(
+        &self,
+        queue: QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), QueueError> {
+        match queue {
+            QueueName::Work(_) => Err(QueueError::Backend(BackendError::new(
+                FailureCategory::Transient,
+                "connection refused",
+            ))),
+            _ => self.0.send(queue, messages).await,
+        }
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.0.receive(queue, max, visibility).await
+    }
+    async fn ack(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.0.ack(queue, receipts).await
+    }
+    async fn retry_after(
+        &self,
+        queue: QueueName,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.0.retry_after(queue, receipt, delay).await
+    }
+    async fn receive_dead(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.0.receive_dead(queue, max, visibility).await
+    }
+    async fn ack_dead(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.0.ack_dead(queue, receipts).await
+    }
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        self.0.depth(queue).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
+    let mut harness = Harness::new(None);
+    harness.pipeline.queue = Arc::new(Unreachable(harness.backend.queue.clone()));
+    let error = harness
+        .pipeline
+        .submit(docket_core::Submission {
+            job_id: Some(docket_core::JobId::parse("job_unqueued").unwrap()),
+            tenant: docket_core::TenantId::local(),
+            evaluator: harness.evaluator("hostile"),
+            config: serde_json::json!({}),
+            options: JobOptions::default(),
+            documents: vec![IntakeDocument::Accepted(DocumentSpec {
+                id: "a".into(),
+                title: "a".into(),
+                body: DocumentBody::Text("text".into()),
+                metadata: serde_json::Value::Null,
+            })],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Transient);
+    let job = harness
+        .pipeline
+        .store
+        .job(&docket_core::JobId::parse("job_unqueued").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.finished_at.is_some());
+    assert_eq!(
+        job.error.as_deref(),
+        Some("work items could not be queued: TRANSIENT: connection refused")
+    );
 }

@@ -307,7 +307,19 @@ impl Pipeline {
             .iter()
             .map(|item| OutgoingMessage::new(serde_json::to_string(item).unwrap_or_default()))
             .collect();
-        self.queue.send(queue, messages).await?;
+        if let Err(error) = self.queue.send(queue, messages).await {
+            // Without its messages the job would wait forever: fail it now
+            // (items already sent find it finalized and are skipped).
+            let reason = format!("work items could not be queued: {error}");
+            if let Err(e) = self
+                .store
+                .finish_job(&job_id, JobStatus::Failed, Some(&reason), now)
+                .await
+            {
+                tracing::error!(%job_id, error = %e, "job left queued without its work items");
+            }
+            return Err(error.into());
+        }
         if !rejected.is_empty() {
             let receipt = self.store.record_outcomes(&job_id, &rejected, now).await?;
             self.after_record(

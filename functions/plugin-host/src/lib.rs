@@ -189,7 +189,6 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 
 struct LoadedPlugin {
     manifest: Manifest,
-    reference: EvaluatorRef,
     pre: bindings::EvaluatorPre<StoreState>,
 }
 
@@ -233,7 +232,7 @@ struct HostInner {
     linker: Linker<StoreState>,
     config: HostConfig,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
-    versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, String>>>,
+    versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, EvaluatorRef>>>,
     _ticker: Option<EpochTicker>,
 }
 
@@ -403,11 +402,7 @@ impl HostInner {
             .map_err(|e| invalid(format!("{e:#}")))?;
         let pre =
             bindings::EvaluatorPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
-        let plugin = Arc::new(LoadedPlugin {
-            manifest,
-            reference: reference.clone(),
-            pre,
-        });
+        let plugin = Arc::new(LoadedPlugin { manifest, pre });
         self.plugins
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -426,10 +421,7 @@ impl HostInner {
             .unwrap_or_else(|e| e.into_inner())
             .entry(reference.name.clone())
             .or_default()
-            .insert(
-                VersionKey::parse(&reference.version),
-                reference.digest.clone(),
-            );
+            .insert(VersionKey::parse(&reference.version), reference.clone());
     }
 
     /// Compiles `bytes`, going through the on-disk cache when there is one.
@@ -847,31 +839,18 @@ impl HostInner {
                 names.join(", ")
             )));
         };
-        let digest = match version {
+        let found = match version {
             None => known.values().next_back(),
             Some(version) => known.get(&VersionKey::parse(version)),
-        }
-        .ok_or_else(|| {
-            let listed: Vec<String> = known
-                .keys()
-                .map(|k| {
-                    k.0.iter()
-                        .map(|(_, s)| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(".")
-                })
-                .collect();
+        };
+        found.cloned().ok_or_else(|| {
+            let listed: Vec<&str> = known.values().map(|r| r.version.as_str()).collect();
             configuration_failure(format!(
                 "evaluator {name} has no version {} (known: {})",
                 version.unwrap_or("?"),
                 listed.join(", ")
             ))
-        })?;
-        let plugins = self.read_plugins();
-        plugins
-            .get(digest)
-            .map(|p| p.reference.clone())
-            .ok_or_else(|| configuration_failure(format!("evaluator {spec} is not loaded")))
+        })
     }
 
     fn evaluate(

@@ -303,6 +303,12 @@ fn evaluators_resolve_by_name_and_exact_version() {
         unknown.message,
         "unknown evaluator \"nope\" (known: wordstats)"
     );
+    // The same bytes under another name resolve under that name.
+    let alias = host
+        .load(Manifest::for_component("counter", "1.0.0", bytes), bytes)
+        .unwrap();
+    assert_eq!(host.resolve("counter").unwrap(), alias);
+    assert_eq!(host.resolve("counter").unwrap().name, "counter");
     let missing = host.resolve("wordstats@2.0.0").unwrap_err();
     assert_eq!(
         missing.message,
