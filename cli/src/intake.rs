@@ -88,11 +88,29 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Intake, IntakeError> {
             return Err(IntakeError::Missing(input.clone()));
         }
     }
+    // Files are read (and PDFs parsed) on every core; documents keep the
+    // files' order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = files.len().div_ceil(threads).max(1);
+    let read: Vec<Vec<IntakeDocument>> = std::thread::scope(|scope| {
+        let parts: Vec<_> = files
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .flat_map(|(path, id)| read_file(path, id))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .map(|part| part.join().unwrap_or_default())
+            .collect()
+    });
     let mut ids = HashSet::new();
-    for (path, id) in files {
-        for document in read_file(&path, &id) {
-            intake.documents.push(unique(document, &mut ids));
-        }
+    for document in read.into_iter().flatten() {
+        intake.documents.push(unique(document, &mut ids));
     }
     Ok(intake)
 }

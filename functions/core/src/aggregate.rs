@@ -150,12 +150,27 @@ impl ResultsDocument {
             error: &self.error,
             summary: &self.summary,
         };
-        // Serializing these plain structs cannot fail.
-        let lines: Vec<String> = self
-            .documents
-            .iter()
-            .map(|d| serde_json::to_string(d).unwrap_or_default())
-            .collect();
+        // Serializing these plain structs cannot fail. A large job has tens
+        // of megabytes of them: spread the work over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = self.documents.len().div_ceil(threads).max(1);
+        let lines: Vec<String> = std::thread::scope(|scope| {
+            let parts: Vec<_> = self
+                .documents
+                .chunks(per_thread)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|d| serde_json::to_string(d).unwrap_or_default())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|part| part.join().unwrap_or_default())
+                .collect()
+        });
         let head = serde_json::to_string(&head).unwrap_or_default();
         let mut json = String::with_capacity(
             head.len() + lines.iter().map(|l| l.len() + 1).sum::<usize>() + 16,
@@ -209,15 +224,23 @@ pub fn mergeable_documents(outcomes: &[ItemOutcome]) -> Vec<(u32, Vec<ChunkEvalu
 }
 
 /// Groups `outcomes` by document and merges each document's chunks in chunk
-/// order with `merge(document, chunks)` (called only for documents whose
-/// chunks all succeeded). Documents come out in submission order.
+/// order with `merge(document, chunks)` — called only for documents split
+/// into several chunks that all succeeded; an unsplit document's evaluation
+/// is taken as it is. Documents come out in submission order.
 pub fn assemble_documents(
     mut outcomes: Vec<ItemOutcome>,
     mut merge: impl FnMut(u32, &[ChunkEvaluation]) -> Result<Evaluation, Failure>,
 ) -> Vec<DocumentResult> {
     outcomes.sort_by_key(|o| (o.document, o.chunk.index));
-    let mut documents = Vec::new();
-    for group in outcomes.chunk_by(|a, b| a.document == b.document) {
+    let mut groups: Vec<Vec<ItemOutcome>> = Vec::new();
+    for outcome in outcomes {
+        match groups.last_mut() {
+            Some(group) if group[0].document == outcome.document => group.push(outcome),
+            _ => groups.push(vec![outcome]),
+        }
+    }
+    let mut documents = Vec::with_capacity(groups.len());
+    for mut group in groups {
         let first = &group[0];
         let seconds: f64 = group
             .iter()
@@ -254,8 +277,16 @@ pub fn assemble_documents(
                 DocumentStatus::Skipped,
                 Failure::new(FailureCategory::Permanent, reason),
             )),
+            (None, None) if group.len() == 1 && first.chunk.count == 1 => {
+                // The common case: an unsplit document's evaluation is moved,
+                // not copied.
+                match group.pop().map(|o| o.result) {
+                    Some(ItemResult::Succeeded { evaluation, .. }) => Ok(evaluation),
+                    _ => unreachable!("neither failed nor skipped, so succeeded"),
+                }
+            }
             (None, None) => {
-                let chunks = succeeded_chunks(group);
+                let chunks = succeeded_chunks(&group);
                 if chunks.len() as u32 == first.chunk.count {
                     merge(first.document, &chunks).map_err(|f| (DocumentStatus::Failed, f))
                 } else {
@@ -560,7 +591,11 @@ mod tests {
 
     #[test]
     fn a_failing_merge_fails_the_document() {
-        let outcomes = vec![outcome(0, (0, 1), scored(10.0, &[]))];
+        let outcomes = vec![
+            outcome(0, (0, 2), scored(10.0, &[])),
+            outcome(0, (1, 2), scored(20.0, &[])),
+            outcome(1, (0, 1), scored(30.0, &[])),
+        ];
         let documents = assemble_documents(outcomes, |_, _| {
             Err(Failure::new(FailureCategory::Permanent, "merge trapped"))
         });
@@ -569,5 +604,8 @@ mod tests {
             documents[0].error.as_ref().unwrap().message,
             "merge trapped"
         );
+        // An unsplit document needs no merge.
+        assert_eq!(documents[1].status, DocumentStatus::Completed);
+        assert_eq!(documents[1].scores["decalogo"].total_score, 30.0);
     }
 }

@@ -197,18 +197,50 @@ impl JobStore for SqliteJobStore {
 
     async fn outcomes(&self, id: &JobId) -> Result<Vec<ItemOutcome>, StoreError> {
         self.job(id).await?;
-        let connection = self.db.lock();
-        let mut select = connection
-            .prepare_cached("SELECT body FROM outcomes WHERE job_id = ?1 ORDER BY item")
-            .map_err(sql)?;
-        let bodies: Vec<String> = select
-            .query_map(params![id.as_str()], |row| row.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(sql)?;
-        bodies
-            .iter()
-            .map(|body| serde_json::from_str(body).map_err(|e| corrupt("outcome", e)))
-            .collect()
+        let bodies: Vec<String> = {
+            let connection = self.db.lock();
+            let mut select = connection
+                .prepare_cached("SELECT body FROM outcomes WHERE job_id = ?1 ORDER BY item")
+                .map_err(sql)?;
+            select
+                .query_map(params![id.as_str()], |row| row.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(sql)?
+        };
+        // Parse outside the lock, on every core: a large job's finalizer
+        // reads tens of megabytes of outcomes here.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = bodies.len().div_ceil(threads).max(1);
+        let parsed: Vec<Result<Vec<ItemOutcome>, StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bodies
+                .chunks(per_thread)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|body| {
+                                serde_json::from_str(body).map_err(|e| corrupt("outcome", e))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StoreError::Backend(BackendError::new(
+                            FailureCategory::Permanent,
+                            "parsing stored outcomes panicked",
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let mut outcomes = Vec::with_capacity(bodies.len());
+        for part in parsed {
+            outcomes.extend(part?);
+        }
+        Ok(outcomes)
     }
 
     async fn transition(
