@@ -350,3 +350,56 @@ fn wordstats_runs_by_name_and_bad_arguments_are_explained() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--config is not valid JSON"));
 }
+
+#[test]
+fn an_evaluator_config_is_passed_through_and_a_bad_one_fails_every_document_with_its_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let plans = repo().join("examples/plans");
+    let rubric = serde_json::json!({"rubric": {
+        "points": [{"id": "X1", "title": "Harbor", "patterns": ["harbor", "town"]}],
+        "questions": [], "sections": [], "goals": [], "indicators": [], "baselines": [], "amounts": []
+    }});
+    let config = work.path().join("rubric.json");
+    std::fs::write(&config, rubric.to_string()).unwrap();
+    let (output, results) = docket_run(
+        work.path(),
+        &[
+            plans.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let harbor = document(&results, "harbor-town-strategy.txt");
+    assert_eq!(harbor["scores"]["decalogo"]["total_score"], 10.0);
+    assert_eq!(harbor["scores"]["decalogo"]["max_score"], 10.0);
+    assert_eq!(
+        document(&results, "plan-vereda-el-roble.txt")["scores"]["decalogo"]["total_score"],
+        0.0
+    );
+
+    let (output, results) = docket_run(
+        work.path(),
+        &[plans.to_str().unwrap(), "--config", r#"{"rubrik": {}}"#],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "every document failed: {output:?}"
+    );
+    assert_eq!(results["status"], "failed");
+    assert_eq!(
+        results["summary"]["failures_by_category"]["CONFIGURATION"],
+        5
+    );
+    let message = document(&results, "harbor-town-strategy.txt")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with(
+            "evaluator rejected its configuration: decalogo config: unknown field `rubrik`"
+        ),
+        "{message}"
+    );
+}
