@@ -478,15 +478,22 @@ impl HostInner {
         unsafe { Component::deserialize(&self.engine, compiled) }
     }
 
+    /// The loaded plugin with the job's pinned digest. Not having it is a
+    /// RESOURCE failure: the item is retried, and another processor that has
+    /// the component (a process sharing the queues, or one that loads it
+    /// from the blob store) takes it.
     fn plugin(&self, evaluator: &EvaluatorRef) -> Result<Arc<LoadedPlugin>, Failure> {
         self.read_plugins()
             .get(&evaluator.digest)
             .cloned()
             .ok_or_else(|| {
-                configuration_failure(format!(
-                    "evaluator {evaluator} ({}) is not loaded",
-                    evaluator.digest
-                ))
+                Failure::new(
+                    FailureCategory::Resource,
+                    format!(
+                        "evaluator {evaluator} ({}) is not loaded in this processor",
+                        evaluator.digest
+                    ),
+                )
             })
     }
 

@@ -378,3 +378,20 @@ async fn batches_evaluate_from_async_tasks_even_when_plugins_write_to_stderr() {
     );
     assert!(results[2].is_ok());
 }
+
+#[test]
+fn an_evaluator_this_host_has_not_loaded_is_retried_elsewhere() {
+    let host = host();
+    let missing = EvaluatorRef {
+        name: "elsewhere".into(),
+        version: "1.0.0".into(),
+        digest: docket_plugin_host::digest(b"not here"),
+    };
+    let failure = evaluate(&host, &missing, "text").unwrap_err();
+    assert_eq!(failure.category, FailureCategory::Resource);
+    assert!(
+        failure.message.ends_with("is not loaded in this processor"),
+        "{}",
+        failure.message
+    );
+}
