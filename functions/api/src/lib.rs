@@ -1,0 +1,213 @@
+//! docket's HTTP API (v1) as one axum [`Router`], built by [`app`]: the
+//! upload Lambda serves it through `lambda_http`, `docket serve` on a local
+//! port, and tests call it with `oneshot`.
+//!
+//! This is the first part of the API: submitting a batch, its status, its
+//! results (JSON, JSONL, CSV; with or without evidence) and cancelling it,
+//! for one tenant. API keys and tiers, quotas, listing, retry, health,
+//! metrics, webhooks and the OpenAPI document come next.
+#![deny(missing_docs)]
+
+pub mod error;
+mod extract;
+mod upload;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use docket_core::aggregate::ResultsDocument;
+use docket_core::model::{Job, JobId, TenantId};
+use docket_core::pipeline::{Pipeline, PipelineError, documents_key, results_key};
+use docket_core::ports::StoreError;
+use docket_core::progress::StatusReport;
+use serde::Deserialize;
+
+pub use error::{ApiError, FieldError};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The pipeline over the deployment's ports.
+    pub pipeline: Pipeline,
+    /// The tenant requests act for (until API keys map tokens to tenants).
+    pub tenant: TenantId,
+    /// Most documents in one batch.
+    pub max_documents: usize,
+    /// Evaluator used when a batch names none.
+    pub default_evaluator: String,
+}
+
+/// The API's router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/batch/upload", post(upload::upload))
+        .route("/api/v1/batch/status/{job_id}", get(status))
+        .route("/api/v1/batch/results/{job_id}", get(results))
+        .route("/api/v1/batch/{job_id}", delete(cancel))
+        .with_state(state)
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(error: PipelineError) -> Self {
+        match error {
+            PipelineError::Invalid(message) => {
+                ApiError::Invalid(vec![FieldError::new("documents", message)])
+            }
+            PipelineError::Store(StoreError::NotFound(id)) => {
+                ApiError::NotFound(format!("job {id} not found"))
+            }
+            PipelineError::Store(StoreError::Conflict(message)) => ApiError::Conflict(message),
+            other if other.category().is_retryable() => ApiError::Unavailable(other.to_string()),
+            other => internal(other),
+        }
+    }
+}
+
+/// The tenant's job, or 404 (another tenant's job is not found either).
+async fn tenant_job(state: &AppState, job_id: &str) -> Result<Job, ApiError> {
+    let not_found = || ApiError::NotFound(format!("job {job_id} not found"));
+    let id = JobId::parse(job_id).map_err(|_| not_found())?;
+    match state.pipeline.store.job(&id).await {
+        Ok(job) if job.tenant == state.tenant => Ok(job),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(not_found()),
+        Err(e) => Err(PipelineError::Store(e).into()),
+    }
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = tenant_job(&state, &job_id).await?;
+    Ok(axum::Json(StatusReport::of(&job, state.pipeline.clock.now())).into_response())
+}
+
+/// Query of the results route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultsQuery {
+    #[serde(default)]
+    include_evidence: Option<bool>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn results(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::Invalid(vec![FieldError::new("query", e.body_text())]))?;
+    let format = query.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "jsonl" | "csv") {
+        return Err(ApiError::Invalid(vec![FieldError::new(
+            "format",
+            format!("unknown format {format:?}: use json, jsonl or csv"),
+        )]));
+    }
+    let job = tenant_job(&state, &job_id).await?;
+    if job.finished_at.is_none() {
+        let report = StatusReport::of(&job, state.pipeline.clock.now());
+        return Ok((StatusCode::ACCEPTED, axum::Json(report)).into_response());
+    }
+    let include_evidence = query
+        .include_evidence
+        .unwrap_or(job.options.include_evidence);
+    let blobs = &state.pipeline.blobs;
+    if format == "json" && include_evidence {
+        let bytes = blobs.get(&results_key(&job.id)).await.map_err(internal)?;
+        return Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response());
+    }
+    if format == "jsonl" && include_evidence {
+        let bytes = blobs.get(&documents_key(&job.id)).await.map_err(internal)?;
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], bytes).into_response());
+    }
+    let bytes = blobs.get(&results_key(&job.id)).await.map_err(internal)?;
+    let mut document: ResultsDocument = serde_json::from_slice(&bytes).map_err(internal)?;
+    if !include_evidence {
+        document = document.without_evidence();
+    }
+    Ok(match format {
+        "json" => axum::Json(document).into_response(),
+        "jsonl" => {
+            let (_, lines) = document.to_json_and_jsonl();
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response()
+        }
+        _ => ([(header::CONTENT_TYPE, "text/csv")], to_csv(&document)).into_response(),
+    })
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// One row per document: id, title, status, time, each score, violations,
+/// warnings, error.
+fn to_csv(results: &ResultsDocument) -> String {
+    let mut names: Vec<&String> = results
+        .documents
+        .iter()
+        .flat_map(|d| d.scores.keys())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = String::from("id,title,status,processing_time_seconds");
+    for name in &names {
+        out.push_str(&format!(
+            ",{}_score,{}_max",
+            csv_field(name),
+            csv_field(name)
+        ));
+    }
+    out.push_str(",violations,warnings,error_category,error_message\n");
+    for d in &results.documents {
+        let status = serde_json::to_value(d.status).ok();
+        let status = status.as_ref().and_then(|s| s.as_str()).unwrap_or("");
+        out.push_str(&format!(
+            "{},{},{},{}",
+            csv_field(&d.id),
+            csv_field(&d.title),
+            status,
+            d.processing_time_seconds
+        ));
+        for name in &names {
+            match d.scores.get(*name) {
+                Some(s) => out.push_str(&format!(",{},{}", s.total_score, s.max_score)),
+                None => out.push_str(",,"),
+            }
+        }
+        let count = |severity| d.findings.iter().filter(|f| f.severity == severity).count();
+        out.push_str(&format!(
+            ",{},{},{},{}\n",
+            count(docket_core::Severity::Violation),
+            count(docket_core::Severity::Warning),
+            d.error.as_ref().map(|e| e.category.as_str()).unwrap_or(""),
+            csv_field(d.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""))
+        ));
+    }
+    out
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = tenant_job(&state, &job_id).await?;
+    let cancelled = state.pipeline.cancel(&job.id).await?;
+    Ok(axum::Json(serde_json::json!({
+        "job_id": cancelled.id,
+        "status": cancelled.status,
+    }))
+    .into_response())
+}

@@ -1,0 +1,194 @@
+//! `POST /api/v1/batch/upload`: validate a batch, say what is wrong and
+//! where, and submit it.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use docket_core::model::{Chunking, DocumentBody, DocumentSpec, JobOptions, Priority};
+use docket_core::pipeline::{IntakeDocument, Submission};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::extract::ApiJson;
+
+/// The upload body: the batch clients' shape plus docket's own options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UploadRequest {
+    documents: Vec<UploadDocument>,
+    #[serde(default)]
+    options: UploadOptions,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UploadDocument {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct UploadOptions {
+    priority: Option<String>,
+    include_evidence: Option<bool>,
+    include_questionnaire: Option<bool>,
+    webhook_url: Option<String>,
+    evaluator: Option<String>,
+    config: Option<Value>,
+    chunking: Option<Chunking>,
+    tolerated_failure_percent: Option<f64>,
+}
+
+/// Checks every field and collects every problem.
+fn validate(request: UploadRequest, state: &AppState) -> Result<Submission, ApiError> {
+    let mut errors = Vec::new();
+    if request.documents.is_empty() {
+        errors.push(FieldError::new(
+            "documents",
+            "at least one document is required",
+        ));
+    }
+    if request.documents.len() > state.max_documents {
+        return Err(ApiError::TooLarge(format!(
+            "a batch of {} documents exceeds the limit of {}",
+            request.documents.len(),
+            state.max_documents
+        )));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut documents = Vec::with_capacity(request.documents.len());
+    for (n, document) in request.documents.into_iter().enumerate() {
+        let at = |field: &str| format!("documents[{n}].{field}");
+        let id = match document.id {
+            Some(Value::String(id)) if id.trim().is_empty() => {
+                errors.push(FieldError::new(at("id"), "empty"));
+                continue;
+            }
+            Some(Value::String(id)) => id,
+            Some(Value::Number(id)) => id.to_string(),
+            Some(_) => {
+                errors.push(FieldError::new(at("id"), "must be a string"));
+                continue;
+            }
+            None => {
+                errors.push(FieldError::new(at("id"), "missing"));
+                continue;
+            }
+        };
+        if let Some(first) = seen.insert(id.clone(), n) {
+            errors.push(FieldError::new(
+                at("id"),
+                format!("duplicate of documents[{first}].id {id:?}"),
+            ));
+        }
+        let content = match document.content {
+            Some(Value::String(content)) if content.trim().is_empty() => {
+                errors.push(FieldError::new(at("content"), "empty"));
+                continue;
+            }
+            Some(Value::String(content)) => content,
+            Some(_) => {
+                errors.push(FieldError::new(at("content"), "must be a string"));
+                continue;
+            }
+            None => {
+                errors.push(FieldError::new(at("content"), "missing"));
+                continue;
+            }
+        };
+        documents.push(IntakeDocument::Accepted(DocumentSpec {
+            title: document.title.unwrap_or_else(|| id.clone()),
+            id,
+            body: DocumentBody::Text(content),
+            metadata: document.metadata.unwrap_or(Value::Null),
+        }));
+    }
+    let options = request.options;
+    let priority = match options.priority.as_deref().map(str::parse::<Priority>) {
+        None => Priority::Normal,
+        Some(Ok(priority)) => priority,
+        Some(Err(message)) => {
+            errors.push(FieldError::new("options.priority", message));
+            Priority::Normal
+        }
+    };
+    let tolerated = options.tolerated_failure_percent.unwrap_or(100.0);
+    if !(0.0..=100.0).contains(&tolerated) {
+        errors.push(FieldError::new(
+            "options.tolerated_failure_percent",
+            "must be between 0 and 100",
+        ));
+    }
+    if let Some(url) = &options.webhook_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        errors.push(FieldError::new(
+            "options.webhook_url",
+            "must be an http(s) URL",
+        ));
+    }
+    let mut config = match options.config {
+        None => json!({}),
+        Some(config @ Value::Object(_)) => config,
+        Some(_) => {
+            errors.push(FieldError::new("options.config", "must be a JSON object"));
+            json!({})
+        }
+    };
+    if let (Some(include), Some(object)) = (options.include_questionnaire, config.as_object_mut()) {
+        object.insert("include_questionnaire".into(), Value::Bool(include));
+    }
+    let spec = options
+        .evaluator
+        .unwrap_or_else(|| state.default_evaluator.clone());
+    let evaluator = match state.pipeline.evaluators.resolve(&spec) {
+        Ok(evaluator) => Some(evaluator),
+        Err(failure) => {
+            errors.push(FieldError::new("options.evaluator", failure.message));
+            None
+        }
+    };
+    match evaluator {
+        Some(evaluator) if errors.is_empty() => Ok(Submission {
+            job_id: None,
+            tenant: state.tenant.clone(),
+            evaluator,
+            config,
+            options: JobOptions {
+                priority,
+                include_evidence: options.include_evidence.unwrap_or(true),
+                tolerated_failure_percent: tolerated,
+                chunking: options.chunking.unwrap_or_default(),
+                webhook_url: options.webhook_url,
+            },
+            documents,
+        }),
+        _ => Err(ApiError::Invalid(errors)),
+    }
+}
+
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<UploadRequest>,
+) -> Result<Response, ApiError> {
+    let submission = validate(request, &state)?;
+    let job = state.pipeline.submit(submission).await?;
+    let body = json!({
+        "job_id": job.id,
+        "status": job.status,
+        "document_count": job.counters.documents_total,
+        "status_url": format!("/api/v1/batch/status/{}", job.id),
+        "results_url": format!("/api/v1/batch/results/{}", job.id),
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}

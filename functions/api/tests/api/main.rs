@@ -1,0 +1,352 @@
+//! The API router against the embedded backend and the real plugin host,
+//! called with `oneshot`: the upload → status → results flow with the field
+//! names batch clients read, every validation error, 404s and cancel.
+
+// Test code: a failed unwrap fails the test.
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use docket_api::{AppState, app};
+use docket_core::model::TenantId;
+use docket_tests::Harness;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn state(harness: &Harness) -> AppState {
+    AppState {
+        pipeline: harness.pipeline.clone(),
+        tenant: TenantId::parse("acme").unwrap(),
+        max_documents: 50,
+        default_evaluator: "decalogo".into(),
+    }
+}
+
+async fn call(harness: &Harness, request: Request<Body>) -> (StatusCode, String) {
+    let response = app(state(harness)).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn call_json(harness: &Harness, request: Request<Body>) -> (StatusCode, Value) {
+    let (status, body) = call(harness, request).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn post(body: &Value) -> Request<Body> {
+    Request::post("/api/v1/batch/upload")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn plans() -> Value {
+    json!({"documents": [
+        {"id": "roble", "title": "El Roble", "content": include_str!("../../../../examples/plans/plan-vereda-el-roble.txt"), "metadata": {"region": "norte"}},
+        {"id": "harbor", "title": "Harbor Town", "content": include_str!("../../../../examples/plans/harbor-town-strategy.txt")},
+    ], "options": {"priority": "high", "include_evidence": true}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_status_results_flow_uses_the_field_names_clients_read() {
+    let harness = Harness::new(None);
+    let (status, accepted) = call_json(&harness, post(&plans())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "queued");
+    assert_eq!(accepted["document_count"], 2);
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        accepted["status_url"],
+        format!("/api/v1/batch/status/{job_id}")
+    );
+    assert_eq!(
+        accepted["results_url"],
+        format!("/api/v1/batch/results/{job_id}")
+    );
+
+    let (status, progress) =
+        call_json(&harness, get(&format!("/api/v1/batch/status/{job_id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(progress["job_id"], job_id.as_str());
+    assert_eq!(progress["status"], "queued");
+    assert_eq!(progress["progress"]["percent_complete"], 0.0);
+    assert_eq!(progress["progress"]["completed_documents"], 0);
+    assert_eq!(progress["progress"]["total_documents"], 2);
+    assert_eq!(progress["progress"]["failed_documents"], 0);
+    assert_eq!(progress["chunks"]["total"], 2);
+    assert_eq!(progress["chunks"]["active"], 2);
+    assert!(progress["estimated_seconds_remaining"].is_null());
+
+    // Not finished yet: 202 with progress.
+    let (status, pending) =
+        call_json(&harness, get(&format!("/api/v1/batch/results/{job_id}"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(pending["progress"]["total_documents"], 2);
+
+    let id = docket_core::JobId::parse(&job_id).unwrap();
+    harness.run_until_finalized(&id, 20).await;
+    let (status, done) = call_json(&harness, get(&format!("/api/v1/batch/status/{job_id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["progress"]["percent_complete"], 100.0);
+    assert_eq!(done["progress"]["completed_documents"], 2);
+
+    let (status, results) =
+        call_json(&harness, get(&format!("/api/v1/batch/results/{job_id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(results["document_count"], 2);
+    assert_eq!(results["summary"]["avg_decalogo_score"], 20.0);
+    assert_eq!(results["summary"]["avg_questionnaire_score"], 9.0);
+    assert_eq!(results["summary"]["total_violations"], 5);
+    assert_eq!(results["summary"]["documents_with_warnings"], 1);
+    let documents = results["documents"].as_array().unwrap();
+    assert_eq!(documents[0]["id"], "roble");
+    assert_eq!(documents[0]["scores"]["decalogo"]["total_score"], 15.0);
+    assert_eq!(documents[1]["scores"]["decalogo"]["total_score"], 25.0);
+    assert!(documents[0]["processing_time_seconds"].as_f64().unwrap() > 0.0);
+    assert!(documents[0]["findings"][0]["evidence"]["start"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_come_without_evidence_and_as_jsonl_or_csv() {
+    let harness = Harness::new(None);
+    let (_, accepted) = call_json(&harness, post(&plans())).await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    harness
+        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
+        .await;
+    let base = format!("/api/v1/batch/results/{job_id}");
+
+    let (_, bare) = call_json(&harness, get(&format!("{base}?include_evidence=false"))).await;
+    let findings = bare["documents"][0]["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    assert!(
+        findings.iter().all(|f| f.get("evidence").is_none()),
+        "{findings:?}"
+    );
+
+    let (status, lines) = call(&harness, get(&format!("{base}?format=jsonl"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["id"], "harbor");
+
+    let (status, csv) = call(&harness, get(&format!("{base}?format=csv"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "id,title,status,processing_time_seconds,decalogo_score,decalogo_max,questionnaire_score,questionnaire_max,violations,warnings,error_category,error_message"
+    );
+    assert!(
+        rows[1].starts_with("roble,El Roble,completed,"),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[1].ends_with(",15,100,8,60,2,3,,"), "{}", rows[1]);
+
+    let (status, error) = call_json(&harness, get(&format!("{base}?format=xml"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error["error"]["message"],
+        "format: unknown format \"xml\": use json, jsonl or csv"
+    );
+}
+
+async fn rejected(harness: &Harness, body: Value) -> (StatusCode, Value) {
+    call_json(harness, post(&body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_uploads_say_what_and_where_and_store_nothing() {
+    let harness = Harness::new(None);
+    let (status, error) = rejected(&harness, json!({"documents": []})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["code"], "invalid_request");
+    assert_eq!(
+        error["error"]["message"],
+        "documents: at least one document is required"
+    );
+
+    let (status, error) = rejected(
+        &harness,
+        json!({"documents": [
+            {"id": "a", "content": "fine"},
+            {"id": "b", "content": "   "},
+            {"id": "a", "content": "again"},
+            {"content": "no id"},
+            {"id": "e", "content": 42},
+        ], "options": {"priority": "urgent", "evaluator": "nope", "tolerated_failure_percent": 150}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<(String, String)> = error["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["field"].as_str().unwrap().into(),
+                d["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("documents[1].content", "empty"),
+        ("documents[2].id", "duplicate of documents[0].id \"a\""),
+        ("documents[3].id", "missing"),
+        ("documents[4].content", "must be a string"),
+        (
+            "options.priority",
+            "unknown priority \"urgent\": use high, normal or low",
+        ),
+        (
+            "options.tolerated_failure_percent",
+            "must be between 0 and 100",
+        ),
+        (
+            "options.evaluator",
+            "unknown evaluator \"nope\" (known: decalogo, hostile, wordstats)",
+        ),
+    ];
+    assert_eq!(
+        fields,
+        expected.map(|(f, m)| (f.to_owned(), m.to_owned())).to_vec()
+    );
+
+    let (status, error) = rejected(
+        &harness,
+        json!({"documents": [{"id": "a", "content": "x"}], "extra": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `extra`"),
+        "{error}"
+    );
+
+    let many: Vec<Value> = (0..51)
+        .map(|n| json!({"id": format!("d{n}"), "content": "x"}))
+        .collect();
+    let (status, error) = rejected(&harness, json!({ "documents": many })).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        error["error"]["message"],
+        "a batch of 51 documents exceeds the limit of 50"
+    );
+
+    let (status, error) = call_json(
+        &harness,
+        Request::post("/api/v1/batch/upload")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{not json"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"]["code"], "malformed_request");
+
+    let (status, error) = call_json(
+        &harness,
+        Request::post("/api/v1/batch/upload")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error["error"]["code"], "unsupported_media_type");
+
+    // Nothing was stored by any of these.
+    let jobs = harness
+        .pipeline
+        .store
+        .list_jobs(
+            &TenantId::parse("acme").unwrap(),
+            &docket_core::ports::JobFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(jobs.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_other_tenants_jobs_are_not_found() {
+    let harness = Harness::new(None);
+    let other = harness
+        .pipeline
+        .submit(docket_core::Submission {
+            job_id: None,
+            tenant: TenantId::parse("someone-else").unwrap(),
+            evaluator: harness.evaluator("wordstats"),
+            config: json!({}),
+            options: Default::default(),
+            documents: vec![docket_core::pipeline::IntakeDocument::Accepted(
+                docket_core::DocumentSpec {
+                    id: "x".into(),
+                    title: "x".into(),
+                    body: docket_core::DocumentBody::Text("text".into()),
+                    metadata: Value::Null,
+                },
+            )],
+        })
+        .await
+        .unwrap();
+    for uri in [
+        format!("/api/v1/batch/status/{}", other.id),
+        format!("/api/v1/batch/results/{}", other.id),
+        "/api/v1/batch/status/job_doesnotexist".to_owned(),
+        "/api/v1/batch/status/..%2Fetc".to_owned(),
+    ] {
+        let (status, error) = call_json(&harness, get(&uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(error["error"]["code"], "not_found", "{uri}");
+    }
+    let (status, _) = call_json(
+        &harness,
+        Request::delete(format!("/api/v1/batch/{}", other.id))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_then_cancel_again_conflicts() {
+    let harness = Harness::new(None);
+    let (_, accepted) = call_json(&harness, post(&plans())).await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    let delete = || {
+        Request::delete(format!("/api/v1/batch/{job_id}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, body) = call_json(&harness, delete()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"job_id": job_id, "status": "cancelled"}));
+    let (status, error) = call_json(&harness, delete()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["error"]["code"], "conflict");
+    let finished = harness
+        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
+        .await;
+    assert_eq!(finished.counters.documents_skipped, 2);
+}
