@@ -3,9 +3,9 @@
 //! port, and tests call it with `oneshot`.
 //!
 //! This is the first part of the API: submitting a batch, its status, its
-//! results (JSON, JSONL, CSV; with or without evidence) and cancelling it,
-//! for one tenant. API keys and tiers, quotas, listing, retry, health,
-//! metrics, webhooks and the OpenAPI document come next.
+//! results (JSON, JSONL, CSV; with or without evidence), cancelling it and
+//! listing batches, for one tenant. API keys and tiers, quotas, retry,
+//! health, metrics, webhooks and the OpenAPI document come next.
 #![deny(missing_docs)]
 
 pub mod error;
@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/batch/status/{job_id}", get(status))
         .route("/api/v1/batch/results/{job_id}", get(results))
         .route("/api/v1/batch/{job_id}", delete(cancel))
+        .route("/api/v1/batch", get(list))
         .with_state(state)
 }
 
@@ -210,4 +211,110 @@ async fn cancel(
         "status": cancelled.status,
     }))
     .into_response())
+}
+
+/// Query of the list route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// Largest page of the list route.
+const MAX_PAGE: usize = 100;
+
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::Invalid(vec![FieldError::new("query", e.body_text())]))?;
+    let mut errors = Vec::new();
+    let status = match query
+        .status
+        .as_deref()
+        .map(str::parse::<docket_core::JobStatus>)
+    {
+        None => None,
+        Some(Ok(status)) => Some(status),
+        Some(Err(message)) => {
+            errors.push(FieldError::new("status", message));
+            None
+        }
+    };
+    let since = match query
+        .since
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+    {
+        None => None,
+        Some(Ok(since)) => Some(since.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            errors.push(FieldError::new(
+                "since",
+                format!("not an RFC 3339 time: {e}"),
+            ));
+            None
+        }
+    };
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        errors.push(FieldError::new(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let before = match query.cursor.as_deref().map(JobId::parse) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            errors.push(FieldError::new(
+                "cursor",
+                "not a cursor returned by this route",
+            ));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    // One more than the page tells whether there is a next page.
+    let filter = docket_core::ports::JobFilter {
+        status,
+        since,
+        before,
+        limit: limit + 1,
+    };
+    let mut jobs = state
+        .pipeline
+        .store
+        .list_jobs(&state.tenant, &filter)
+        .await
+        .map_err(PipelineError::Store)?;
+    let next_cursor = (jobs.len() > limit).then(|| jobs[limit - 1].id.clone());
+    jobs.truncate(limit);
+    let now = state.pipeline.clock.now();
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            let report = StatusReport::of(job, now);
+            serde_json::json!({
+                "job_id": job.id,
+                "status": job.status,
+                "document_count": job.counters.documents_total,
+                "evaluator": job.evaluator,
+                "created_at": job.created_at,
+                "finished_at": job.finished_at,
+                "progress": report.progress,
+            })
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor })).into_response())
 }

@@ -350,3 +350,59 @@ async fn cancel_then_cancel_again_conflicts() {
         .await;
     assert_eq!(finished.counters.documents_skipped, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_listed_newest_first_in_pages_with_filters() {
+    let harness = Harness::new(None);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let body = json!({"documents": [{"id": format!("d{n}"), "content": "text"}]});
+        let (_, accepted) = call_json(&harness, post(&body)).await;
+        ids.push(accepted["job_id"].as_str().unwrap().to_owned());
+    }
+    let delete = Request::delete(format!("/api/v1/batch/{}", ids[0]))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&harness, delete).await.0, StatusCode::OK);
+
+    let (status, first) = call_json(&harness, get("/api/v1/batch?limit=2")).await;
+    assert_eq!(status, StatusCode::OK);
+    let page: Vec<&str> = first["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(page, [ids[2].as_str(), ids[1].as_str()]);
+    assert_eq!(first["jobs"][0]["document_count"], 1);
+    assert_eq!(first["jobs"][0]["progress"]["total_documents"], 1);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = call_json(
+        &harness,
+        get(&format!("/api/v1/batch?limit=2&cursor={cursor}")),
+    )
+    .await;
+    assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(second["jobs"][0]["job_id"], ids[0].as_str());
+    assert!(second["next_cursor"].is_null());
+
+    let (_, cancelled) = call_json(&harness, get("/api/v1/batch?status=cancelled")).await;
+    assert_eq!(cancelled["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(cancelled["jobs"][0]["job_id"], ids[0].as_str());
+    let (_, none) = call_json(&harness, get("/api/v1/batch?since=2999-01-01T00:00:00Z")).await;
+    assert!(none["jobs"].as_array().unwrap().is_empty());
+
+    let (status, error) = call_json(
+        &harness,
+        get("/api/v1/batch?status=done&limit=0&since=yesterday"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = error["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["status", "since", "limit"]);
+}
