@@ -5,3 +5,4 @@
 pub mod intake;
 pub mod local_run;
 pub mod pdf;
+pub mod serve;

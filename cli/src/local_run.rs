@@ -203,6 +203,23 @@ pub async fn drive(
 }
 
 async fn worker(pipeline: &Pipeline, job: &JobId) -> anyhow::Result<()> {
+    let until_finalized = || async {
+        Ok::<bool, anyhow::Error>(pipeline.store.job(job).await?.finished_at.is_some())
+    };
+    work_until(pipeline, until_finalized).await
+}
+
+/// A processor loop on the local queues: processes work items (highest
+/// priority first), finalizes jobs and records dead-lettered items, and
+/// when idle backs off (1 to 50 ms) and asks `done` whether to stop.
+///
+/// # Errors
+/// Backend errors it cannot get past.
+pub async fn work_until<F, Fut>(pipeline: &Pipeline, done: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
     let mut idle = Duration::from_millis(1);
     loop {
         let worked = pipeline.work_once().await?;
@@ -219,7 +236,7 @@ async fn worker(pipeline: &Pipeline, job: &JobId) -> anyhow::Result<()> {
         if other > 0 {
             continue;
         }
-        if pipeline.store.job(job).await?.finished_at.is_some() {
+        if done().await? {
             return Ok(());
         }
         tokio::time::sleep(idle).await;

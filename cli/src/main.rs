@@ -31,6 +31,27 @@ struct Cli {
 enum Command {
     /// Evaluate a batch of documents on the embedded backend.
     Run(RunArgs),
+    /// Serve the HTTP API on a local address, with processors in process.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// State directory of the embedded backend.
+    #[arg(long, env = "DOCKET_STATE", default_value = ".docket")]
+    state: PathBuf,
+    /// Processors (default: two per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Most documents in one batch.
+    #[arg(long, default_value_t = 1000)]
+    max_documents: usize,
+    /// Evaluator for batches that name none.
+    #[arg(long, default_value = "decalogo")]
+    evaluator: String,
 }
 
 #[derive(clap::Args)]
@@ -93,11 +114,31 @@ fn parse_config(config: Option<&str>) -> anyhow::Result<serde_json::Value> {
     Ok(value)
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let workers = args
-        .workers
+/// Workers asked for, or two per core.
+fn workers(asked: Option<usize>) -> usize {
+    asked
         .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+        .max(1)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let workers = workers(args.workers);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers + 1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(docket_cli::serve::serve(docket_cli::serve::ServeRequest {
+        addr: args.addr,
+        state: args.state,
+        workers,
+        max_documents: args.max_documents,
+        default_evaluator: args.evaluator,
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let workers = workers(args.workers);
     let request = RunRequest {
         inputs: args.inputs,
         evaluator: args.evaluator,
@@ -138,6 +179,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(code) => code,

@@ -403,3 +403,99 @@ fn an_evaluator_config_is_passed_through_and_a_bad_one_fails_every_document_with
         "{message}"
     );
 }
+
+/// A `docket serve` child process, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(state: &Path) -> Server {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .env("DOCKET_STATE", state)
+        .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start docket serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request over a real loopback connection.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let (_, payload) = response.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned())),
+    )
+}
+
+#[test]
+fn docket_serve_takes_a_batch_over_http_and_processes_it() {
+    let work = tempfile::tempdir().unwrap();
+    let server = serve(&work.path().join("state"));
+    let batch = serde_json::json!({"documents": [
+        {"id": "harbor", "content": std::fs::read_to_string(repo().join("examples/plans/harbor-town-strategy.txt")).unwrap()},
+        {"id": "roble", "content": std::fs::read_to_string(repo().join("examples/plans/plan-vereda-el-roble.txt")).unwrap()},
+    ]});
+    let (status, accepted) = http(&server.addr, "POST", "/api/v1/batch/upload", Some(&batch));
+    assert_eq!(status, 202, "{accepted}");
+    let status_url = accepted["status_url"].as_str().unwrap().to_owned();
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (code, body) = http(&server.addr, "GET", &status_url, None);
+        assert_eq!(code, 200, "{body}");
+        last = body;
+        if last["status"] == "completed" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["progress"]["completed_documents"], 2);
+    let (code, results) = http(
+        &server.addr,
+        "GET",
+        accepted["results_url"].as_str().unwrap(),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(results["summary"]["avg_decalogo_score"], 20.0);
+    let (code, error) = http(
+        &server.addr,
+        "GET",
+        "/api/v1/batch/status/job_missing",
+        None,
+    );
+    assert_eq!(code, 404);
+    assert_eq!(error["error"]["code"], "not_found");
+}

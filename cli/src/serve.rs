@@ -1,0 +1,58 @@
+//! `docket serve`: the API's router on a local address, with processors in
+//! the same process, over the embedded backend.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use docket_api::{AppState, app};
+use docket_core::model::TenantId;
+
+use crate::local_run::{local_pipeline, plugin_host, work_until};
+
+/// What `docket serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeRequest {
+    /// Where to listen (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// The embedded backend's state directory.
+    pub state: PathBuf,
+    /// Processors running beside the server.
+    pub workers: usize,
+    /// Most documents in one batch.
+    pub max_documents: usize,
+    /// Evaluator for batches that name none.
+    pub default_evaluator: String,
+}
+
+/// Serves until the process is stopped; prints `listening on http://…`
+/// once bound.
+///
+/// # Errors
+/// When the address cannot be bound or the backend cannot start.
+pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
+    let host = Arc::new(plugin_host(&request.state, request.workers)?);
+    let pipeline = local_pipeline(&request.state, host)?;
+    for _ in 0..request.workers.max(1) {
+        let pipeline = pipeline.clone();
+        tokio::spawn(async move {
+            let never = || async { Ok(false) };
+            if let Err(e) = work_until(&pipeline, never).await {
+                tracing::error!(error = %e, "processor stopped");
+            }
+        });
+    }
+    let state = AppState {
+        pipeline,
+        tenant: TenantId::local(),
+        max_documents: request.max_documents,
+        default_evaluator: request.default_evaluator,
+    };
+    let listener = tokio::net::TcpListener::bind(request.addr)
+        .await
+        .with_context(|| format!("binding {}", request.addr))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(state)).await?;
+    Ok(())
+}
