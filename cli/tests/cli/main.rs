@@ -1,6 +1,9 @@
 //! `docket run` end to end: the real binary on real files, the embedded
 //! backend in a temporary state directory, the bundled components.
 
+// Test code: a failed unwrap fails the test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
