@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             store_halts_once,
             store_lists_by_tenant_newest_first_with_cursor,
             store_round_trips_outcomes,
+            store_keeps_api_keys_by_hash,
             pipeline_counts_exactly_once_under_duplicate_deliveries
         );
     };
@@ -795,6 +796,36 @@ pub async fn store_round_trips_outcomes(subject: &Subject) {
         .expect("record");
     let read = subject.store.outcomes(&job.id).await.expect("outcomes");
     assert_eq!(read, [recorded[1].clone(), recorded[0].clone()]);
+}
+
+/// API keys are found by their hash only; a second key with the same hash
+/// conflicts.
+pub async fn store_keeps_api_keys_by_hash(subject: &Subject) {
+    use docket_core::auth::{ApiKey, Tier, generate_token, hash_token};
+    let token = generate_token();
+    let key = ApiKey {
+        hash: hash_token(&token),
+        tenant: TenantId::parse("acme").unwrap(),
+        tier: Tier::Standard,
+        created_at: Utc::now(),
+    };
+    subject.store.put_api_key(&key).await.expect("put key");
+    assert_eq!(
+        subject
+            .store
+            .api_key(&hash_token(&token))
+            .await
+            .expect("get key"),
+        key
+    );
+    let error = subject
+        .store
+        .api_key(&hash_token("not the token"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error}");
+    let error = subject.store.put_api_key(&key).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
 }
 
 /// A deterministic evaluator for pipeline checks: scores a document by its

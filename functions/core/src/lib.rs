@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+pub mod auth;
 pub mod chunking;
 pub mod evaluation;
 pub mod failure;

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::ApiKey;
 use crate::evaluation::Evaluation;
 use crate::failure::{Failure, FailureCategory};
 use crate::model::{
@@ -443,6 +444,19 @@ pub trait JobStore: Send + Sync {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError>;
+
+    /// Stores an API key (its hash).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a key with this hash exists;
+    /// [`StoreError::Backend`].
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+
+    /// The key whose hash is `hash`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown hash; [`StoreError::Backend`].
+    async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError>;
 
     /// The tenant's jobs, newest first.
     ///

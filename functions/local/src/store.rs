@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use docket_core::FailureCategory;
+use docket_core::auth::ApiKey;
 use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
 use docket_core::ports::BackendError;
 use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError};
@@ -303,6 +304,39 @@ impl JobStore for SqliteJobStore {
             Ok(())
         })?;
         Ok(job)
+    }
+
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let body = serde_json::to_string(key).map_err(|e| corrupt("api key", e))?;
+        let inserted = self
+            .db
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO api_keys (hash, tenant, body) VALUES (?1, ?2, ?3)",
+                params![key.hash, key.tenant.as_str(), body],
+            )
+            .map_err(sql)?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(
+                "an API key with this hash exists".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError> {
+        let body: Option<String> = self
+            .db
+            .lock()
+            .query_row(
+                "SELECT body FROM api_keys WHERE hash = ?1",
+                params![hash],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        let body = body.ok_or_else(|| StoreError::NotFound("api key".into()))?;
+        serde_json::from_str(&body).map_err(|e| corrupt("api key", e))
     }
 
     async fn list_jobs(

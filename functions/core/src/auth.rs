@@ -1,0 +1,112 @@
+//! API keys and tiers. A key is shown to its owner once; docket keeps only
+//! its SHA-256.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::TenantId;
+
+/// What a key's holder may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Small batches.
+    Standard,
+    /// Large batches.
+    Premium,
+}
+
+/// The limits of a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TierLimits {
+    /// Most documents in one batch.
+    pub documents_per_batch: usize,
+}
+
+impl Tier {
+    /// Every tier.
+    pub const ALL: [Tier; 2] = [Tier::Standard, Tier::Premium];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Standard => "standard",
+            Tier::Premium => "premium",
+        }
+    }
+
+    /// The tier's limits.
+    pub fn limits(self) -> TierLimits {
+        match self {
+            Tier::Standard => TierLimits {
+                documents_per_batch: 50,
+            },
+            Tier::Premium => TierLimits {
+                documents_per_batch: 10_000,
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for Tier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown tier {s:?}: use standard or premium"))
+    }
+}
+
+/// A stored API key: the hash of the token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// `sha256:<hex>` of the token.
+    pub hash: String,
+    /// Whose key it is.
+    pub tenant: TenantId,
+    /// Its tier.
+    pub tier: Tier,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The stored form of a token.
+pub fn hash_token(token: &str) -> String {
+    format!("sha256:{:x}", Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token: `dk_` and 64 hex digits (256 bits).
+pub fn generate_token() -> String {
+    let a = uuid::Uuid::new_v4().simple();
+    let b = uuid::Uuid::new_v4().simple();
+    format!("dk_{a}{b}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_only_their_hash_is_kept() {
+        let a = generate_token();
+        let b = generate_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with("dk_") && a.len() == 67, "{a}");
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert_ne!(hash_token(&a), hash_token(&b));
+        assert!(!hash_token(&a).contains(&a[3..]));
+        assert_eq!(
+            hash_token("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn tiers_parse_and_carry_limits() {
+        assert_eq!("standard".parse::<Tier>(), Ok(Tier::Standard));
+        assert!("gold".parse::<Tier>().is_err());
+        assert_eq!(Tier::Standard.limits().documents_per_batch, 50);
+    }
+}
