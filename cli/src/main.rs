@@ -33,6 +33,25 @@ enum Command {
     Run(RunArgs),
     /// Serve the HTTP API on a local address, with processors in process.
     Serve(ServeArgs),
+    /// Manage API keys of the embedded backend.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its token (shown once; only a hash is kept).
+    Create {
+        /// The tenant the key acts for.
+        #[arg(long)]
+        tenant: String,
+        /// standard (50 documents per batch) or premium.
+        #[arg(long, default_value = "standard")]
+        tier: docket_core::auth::Tier,
+        /// State directory of the embedded backend.
+        #[arg(long, env = "DOCKET_STATE", default_value = ".docket")]
+        state: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -137,6 +156,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn create_key(
+    tenant: &str,
+    tier: docket_core::auth::Tier,
+    state: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let tenant = docket_core::TenantId::parse(tenant)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let token = runtime.block_on(docket_cli::serve::create_key(state, tenant, tier))?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let workers = workers(args.workers);
     let request = RunRequest {
@@ -180,6 +213,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Serve(args) => serve(args),
+        Command::Keys(KeysCommand::Create {
+            tenant,
+            tier,
+            state,
+        }) => create_key(&tenant, tier, &state),
     };
     match result {
         Ok(code) => code,

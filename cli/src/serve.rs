@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use docket_api::{AppState, app};
-use docket_core::model::TenantId;
 
 use crate::local_run::{local_pipeline, plugin_host, work_until};
 
@@ -45,7 +44,6 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     }
     let state = AppState {
         pipeline,
-        tenant: TenantId::local(),
         max_documents: request.max_documents,
         default_evaluator: request.default_evaluator,
     };
@@ -55,4 +53,30 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(state)).await?;
     Ok(())
+}
+
+/// Creates an API key for `tenant` on the embedded backend in `state` and
+/// returns its token (shown once; only its hash is stored).
+///
+/// # Errors
+/// When the state directory cannot be opened or written.
+pub async fn create_key(
+    state: &std::path::Path,
+    tenant: docket_core::TenantId,
+    tier: docket_core::auth::Tier,
+) -> anyhow::Result<String> {
+    use docket_core::auth::{ApiKey, generate_token, hash_token};
+    use docket_core::ports::JobStore;
+    let backend = docket_local::LocalBackend::open(state, docket_local::LocalOptions::default())?;
+    let token = generate_token();
+    backend
+        .store
+        .put_api_key(&ApiKey {
+            hash: hash_token(&token),
+            tenant,
+            tier,
+            created_at: chrono::Utc::now(),
+        })
+        .await?;
+    Ok(token)
 }

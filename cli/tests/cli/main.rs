@@ -442,13 +442,13 @@ fn serve(state: &Path) -> Server {
 }
 
 /// One HTTP/1.1 request over a real loopback connection.
-fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+fn http(addr: &str, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -465,17 +465,32 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Val
 #[test]
 fn docket_serve_takes_a_batch_over_http_and_processes_it() {
     let work = tempfile::tempdir().unwrap();
-    let server = serve(&work.path().join("state"));
+    let state = work.path().join("state");
+    let created = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .env("DOCKET_STATE", &state)
+        .args(["keys", "create", "--tenant", "acme", "--tier", "standard"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("dk_"), "{token}");
+    let server = serve(&state);
     let batch = serde_json::json!({"documents": [
         {"id": "harbor", "content": std::fs::read_to_string(repo().join("examples/plans/harbor-town-strategy.txt")).unwrap()},
         {"id": "roble", "content": std::fs::read_to_string(repo().join("examples/plans/plan-vereda-el-roble.txt")).unwrap()},
     ]});
-    let (status, accepted) = http(&server.addr, "POST", "/api/v1/batch/upload", Some(&batch));
+    let (status, accepted) = http(
+        &server.addr,
+        &token,
+        "POST",
+        "/api/v1/batch/upload",
+        Some(&batch),
+    );
     assert_eq!(status, 202, "{accepted}");
     let status_url = accepted["status_url"].as_str().unwrap().to_owned();
     let mut last = Value::Null;
     for _ in 0..200 {
-        let (code, body) = http(&server.addr, "GET", &status_url, None);
+        let (code, body) = http(&server.addr, &token, "GET", &status_url, None);
         assert_eq!(code, 200, "{body}");
         last = body;
         if last["status"] == "completed" {
@@ -487,6 +502,7 @@ fn docket_serve_takes_a_batch_over_http_and_processes_it() {
     assert_eq!(last["progress"]["completed_documents"], 2);
     let (code, results) = http(
         &server.addr,
+        &token,
         "GET",
         accepted["results_url"].as_str().unwrap(),
         None,
@@ -495,10 +511,14 @@ fn docket_serve_takes_a_batch_over_http_and_processes_it() {
     assert_eq!(results["summary"]["avg_decalogo_score"], 20.0);
     let (code, error) = http(
         &server.addr,
+        &token,
         "GET",
         "/api/v1/batch/status/job_missing",
         None,
     );
     assert_eq!(code, 404);
     assert_eq!(error["error"]["code"], "not_found");
+    let (code, error) = http(&server.addr, "dk_not_a_key", "GET", &status_url, None);
+    assert_eq!(code, 401);
+    assert_eq!(error["error"]["message"], "unknown API key");
 }

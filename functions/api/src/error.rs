@@ -31,6 +31,10 @@ impl FieldError {
 pub enum ApiError {
     /// 400: the body is not JSON, or not the right JSON shape.
     Malformed(String),
+    /// 401: no bearer token, or one docket does not know.
+    Unauthorized(String),
+    /// 403: the caller's tier does not allow it.
+    Forbidden(String),
     /// 404: no such job for this tenant.
     NotFound(String),
     /// 409: the job cannot do that now (e.g. cancel a finished job).
@@ -69,6 +73,22 @@ impl IntoResponse for ApiError {
                 m.clone(),
                 &[][..],
             ),
+            ApiError::Unauthorized(m) => {
+                let body = Body {
+                    error: Inner {
+                        code: "unauthorized",
+                        message: m.clone(),
+                        details: &[],
+                    },
+                };
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "tier_limit", m.clone(), &[][..]),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), &[][..]),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), &[][..]),
             ApiError::TooLarge(m) => (

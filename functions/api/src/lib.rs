@@ -4,10 +4,12 @@
 //!
 //! This is the first part of the API: submitting a batch, its status, its
 //! results (JSON, JSONL, CSV; with or without evidence), cancelling it and
-//! listing batches, for one tenant. API keys and tiers, quotas, retry,
-//! health, metrics, webhooks and the OpenAPI document come next.
+//! listing batches. Every route needs `Authorization: Bearer <API key>`;
+//! a tenant sees only its own jobs. Quotas, retry, health, metrics,
+//! webhooks and the OpenAPI document come next.
 #![deny(missing_docs)]
 
+mod auth;
 pub mod error;
 mod extract;
 mod upload;
@@ -24,6 +26,7 @@ use docket_core::ports::StoreError;
 use docket_core::progress::StatusReport;
 use serde::Deserialize;
 
+pub use auth::Caller;
 pub use error::{ApiError, FieldError};
 
 /// What every handler shares.
@@ -31,9 +34,7 @@ pub use error::{ApiError, FieldError};
 pub struct AppState {
     /// The pipeline over the deployment's ports.
     pub pipeline: Pipeline,
-    /// The tenant requests act for (until API keys map tokens to tenants).
-    pub tenant: TenantId,
-    /// Most documents in one batch.
+    /// Most documents in one batch for any tier (a 413 past it).
     pub max_documents: usize,
     /// Evaluator used when a batch names none.
     pub default_evaluator: String,
@@ -71,11 +72,11 @@ impl From<PipelineError> for ApiError {
 }
 
 /// The tenant's job, or 404 (another tenant's job is not found either).
-async fn tenant_job(state: &AppState, job_id: &str) -> Result<Job, ApiError> {
+async fn tenant_job(state: &AppState, tenant: &TenantId, job_id: &str) -> Result<Job, ApiError> {
     let not_found = || ApiError::NotFound(format!("job {job_id} not found"));
     let id = JobId::parse(job_id).map_err(|_| not_found())?;
     match state.pipeline.store.job(&id).await {
-        Ok(job) if job.tenant == state.tenant => Ok(job),
+        Ok(job) if &job.tenant == tenant => Ok(job),
         Ok(_) | Err(StoreError::NotFound(_)) => Err(not_found()),
         Err(e) => Err(PipelineError::Store(e).into()),
     }
@@ -83,9 +84,10 @@ async fn tenant_job(state: &AppState, job_id: &str) -> Result<Job, ApiError> {
 
 async fn status(
     State(state): State<AppState>,
+    caller: Caller,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = tenant_job(&state, &job_id).await?;
+    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
     Ok(axum::Json(StatusReport::of(&job, state.pipeline.clock.now())).into_response())
 }
 
@@ -101,6 +103,7 @@ struct ResultsQuery {
 
 async fn results(
     State(state): State<AppState>,
+    caller: Caller,
     Path(job_id): Path<String>,
     query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -113,7 +116,7 @@ async fn results(
             format!("unknown format {format:?}: use json, jsonl or csv"),
         )]));
     }
-    let job = tenant_job(&state, &job_id).await?;
+    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
     if job.finished_at.is_none() {
         let report = StatusReport::of(&job, state.pipeline.clock.now());
         return Ok((StatusCode::ACCEPTED, axum::Json(report)).into_response());
@@ -202,9 +205,10 @@ fn to_csv(results: &ResultsDocument) -> String {
 
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = tenant_job(&state, &job_id).await?;
+    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
     let cancelled = state.pipeline.cancel(&job.id).await?;
     Ok(axum::Json(serde_json::json!({
         "job_id": cancelled.id,
@@ -232,6 +236,7 @@ const MAX_PAGE: usize = 100;
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) =
@@ -295,7 +300,7 @@ async fn list(
     let mut jobs = state
         .pipeline
         .store
-        .list_jobs(&state.tenant, &filter)
+        .list_jobs(&caller.tenant, &filter)
         .await
         .map_err(PipelineError::Store)?;
     let next_cursor = (jobs.len() > limit).then(|| jobs[limit - 1].id.clone());

@@ -11,9 +11,9 @@ use docket_core::pipeline::{IntakeDocument, Submission};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
+use crate::{AppState, Caller};
 
 /// The upload body: the batch clients' shape plus docket's own options.
 #[derive(Debug, Deserialize)]
@@ -50,7 +50,11 @@ pub(crate) struct UploadOptions {
 }
 
 /// Checks every field and collects every problem.
-fn validate(request: UploadRequest, state: &AppState) -> Result<Submission, ApiError> {
+fn validate(
+    request: UploadRequest,
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Submission, ApiError> {
     let mut errors = Vec::new();
     if request.documents.is_empty() {
         errors.push(FieldError::new(
@@ -63,6 +67,14 @@ fn validate(request: UploadRequest, state: &AppState) -> Result<Submission, ApiE
             "a batch of {} documents exceeds the limit of {}",
             request.documents.len(),
             state.max_documents
+        )));
+    }
+    let allowed = caller.tier.limits().documents_per_batch;
+    if request.documents.len() > allowed {
+        return Err(ApiError::Forbidden(format!(
+            "the {} tier allows {allowed} documents per batch; this batch has {}",
+            caller.tier.as_str(),
+            request.documents.len()
         )));
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -161,7 +173,7 @@ fn validate(request: UploadRequest, state: &AppState) -> Result<Submission, ApiE
     match evaluator {
         Some(evaluator) if errors.is_empty() => Ok(Submission {
             job_id: None,
-            tenant: state.tenant.clone(),
+            tenant: caller.tenant.clone(),
             evaluator,
             config,
             options: JobOptions {
@@ -179,9 +191,10 @@ fn validate(request: UploadRequest, state: &AppState) -> Result<Submission, ApiE
 
 pub(crate) async fn upload(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<UploadRequest>,
 ) -> Result<Response, ApiError> {
-    let submission = validate(request, &state)?;
+    let submission = validate(request, &state, &caller)?;
     let job = state.pipeline.submit(submission).await?;
     let body = json!({
         "job_id": job.id,

@@ -8,6 +8,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use docket_api::{AppState, app};
+use docket_core::auth::{ApiKey, Tier, generate_token, hash_token};
 use docket_core::model::TenantId;
 use docket_tests::Harness;
 use http_body_util::BodyExt;
@@ -17,10 +18,26 @@ use tower::ServiceExt;
 fn state(harness: &Harness) -> AppState {
     AppState {
         pipeline: harness.pipeline.clone(),
-        tenant: TenantId::parse("acme").unwrap(),
-        max_documents: 50,
+        max_documents: 500,
         default_evaluator: "decalogo".into(),
     }
+}
+
+/// A new API key for `tenant`; returns the token.
+async fn key(harness: &Harness, tenant: &str, tier: Tier) -> String {
+    let token = generate_token();
+    harness
+        .pipeline
+        .store
+        .put_api_key(&ApiKey {
+            hash: hash_token(&token),
+            tenant: TenantId::parse(tenant).unwrap(),
+            tier,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    token
 }
 
 async fn call(harness: &Harness, request: Request<Body>) -> (StatusCode, String) {
@@ -38,15 +55,26 @@ async fn call_json(harness: &Harness, request: Request<Body>) -> (StatusCode, Va
     )
 }
 
-fn post(body: &Value) -> Request<Body> {
+fn post(token: &str, body: &Value) -> Request<Body> {
     Request::post("/api/v1/batch/upload")
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::from(body.to_string()))
         .unwrap()
 }
 
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
+fn get(token: &str, uri: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn delete(token: &str, uri: &str) -> Request<Body> {
+    Request::delete(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
 }
 
 fn plans() -> Value {
@@ -59,7 +87,8 @@ fn plans() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_status_results_flow_uses_the_field_names_clients_read() {
     let harness = Harness::new(None);
-    let (status, accepted) = call_json(&harness, post(&plans())).await;
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (status, accepted) = call_json(&harness, post(&token, &plans())).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["status"], "queued");
     assert_eq!(accepted["document_count"], 2);
@@ -73,8 +102,11 @@ async fn upload_status_results_flow_uses_the_field_names_clients_read() {
         format!("/api/v1/batch/results/{job_id}")
     );
 
-    let (status, progress) =
-        call_json(&harness, get(&format!("/api/v1/batch/status/{job_id}"))).await;
+    let (status, progress) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(progress["job_id"], job_id.as_str());
     assert_eq!(progress["status"], "queued");
@@ -87,21 +119,31 @@ async fn upload_status_results_flow_uses_the_field_names_clients_read() {
     assert!(progress["estimated_seconds_remaining"].is_null());
 
     // Not finished yet: 202 with progress.
-    let (status, pending) =
-        call_json(&harness, get(&format!("/api/v1/batch/results/{job_id}"))).await;
+    let (status, pending) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/results/{job_id}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(pending["progress"]["total_documents"], 2);
 
     let id = docket_core::JobId::parse(&job_id).unwrap();
     harness.run_until_finalized(&id, 20).await;
-    let (status, done) = call_json(&harness, get(&format!("/api/v1/batch/status/{job_id}"))).await;
+    let (status, done) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(done["status"], "completed");
     assert_eq!(done["progress"]["percent_complete"], 100.0);
     assert_eq!(done["progress"]["completed_documents"], 2);
 
-    let (status, results) =
-        call_json(&harness, get(&format!("/api/v1/batch/results/{job_id}"))).await;
+    let (status, results) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/results/{job_id}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(results["document_count"], 2);
     assert_eq!(results["summary"]["avg_decalogo_score"], 20.0);
@@ -119,14 +161,19 @@ async fn upload_status_results_flow_uses_the_field_names_clients_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_come_without_evidence_and_as_jsonl_or_csv() {
     let harness = Harness::new(None);
-    let (_, accepted) = call_json(&harness, post(&plans())).await;
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
     let job_id = accepted["job_id"].as_str().unwrap().to_owned();
     harness
         .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
         .await;
     let base = format!("/api/v1/batch/results/{job_id}");
 
-    let (_, bare) = call_json(&harness, get(&format!("{base}?include_evidence=false"))).await;
+    let (_, bare) = call_json(
+        &harness,
+        get(&token, &format!("{base}?include_evidence=false")),
+    )
+    .await;
     let findings = bare["documents"][0]["findings"].as_array().unwrap();
     assert!(!findings.is_empty());
     assert!(
@@ -134,7 +181,7 @@ async fn results_come_without_evidence_and_as_jsonl_or_csv() {
         "{findings:?}"
     );
 
-    let (status, lines) = call(&harness, get(&format!("{base}?format=jsonl"))).await;
+    let (status, lines) = call(&harness, get(&token, &format!("{base}?format=jsonl"))).await;
     assert_eq!(status, StatusCode::OK);
     let lines: Vec<Value> = lines
         .lines()
@@ -143,7 +190,7 @@ async fn results_come_without_evidence_and_as_jsonl_or_csv() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["id"], "harbor");
 
-    let (status, csv) = call(&harness, get(&format!("{base}?format=csv"))).await;
+    let (status, csv) = call(&harness, get(&token, &format!("{base}?format=csv"))).await;
     assert_eq!(status, StatusCode::OK);
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(
@@ -157,7 +204,7 @@ async fn results_come_without_evidence_and_as_jsonl_or_csv() {
     );
     assert!(rows[1].ends_with(",15,100,8,60,2,3,,"), "{}", rows[1]);
 
-    let (status, error) = call_json(&harness, get(&format!("{base}?format=xml"))).await;
+    let (status, error) = call_json(&harness, get(&token, &format!("{base}?format=xml"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         error["error"]["message"],
@@ -165,14 +212,15 @@ async fn results_come_without_evidence_and_as_jsonl_or_csv() {
     );
 }
 
-async fn rejected(harness: &Harness, body: Value) -> (StatusCode, Value) {
-    call_json(harness, post(&body)).await
+async fn rejected(harness: &Harness, token: &str, body: Value) -> (StatusCode, Value) {
+    call_json(harness, post(&token, &body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_uploads_say_what_and_where_and_store_nothing() {
     let harness = Harness::new(None);
-    let (status, error) = rejected(&harness, json!({"documents": []})).await;
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (status, error) = rejected(&harness, &token, json!({"documents": []})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["error"]["code"], "invalid_request");
     assert_eq!(
@@ -180,8 +228,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
         "documents: at least one document is required"
     );
 
-    let (status, error) = rejected(
-        &harness,
+    let (status, error) = rejected(&harness, &token,
         json!({"documents": [
             {"id": "a", "content": "fine"},
             {"id": "b", "content": "   "},
@@ -228,6 +275,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
 
     let (status, error) = rejected(
         &harness,
+        &token,
         json!({"documents": [{"id": "a", "content": "x"}], "extra": 1}),
     )
     .await;
@@ -243,17 +291,29 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
     let many: Vec<Value> = (0..51)
         .map(|n| json!({"id": format!("d{n}"), "content": "x"}))
         .collect();
-    let (status, error) = rejected(&harness, json!({ "documents": many })).await;
+    let standard = key(&harness, "acme", Tier::Standard).await;
+    let (status, error) = rejected(&harness, &standard, json!({ "documents": many })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error["error"]["code"], "tier_limit");
+    assert_eq!(
+        error["error"]["message"],
+        "the standard tier allows 50 documents per batch; this batch has 51"
+    );
+    let huge: Vec<Value> = (0..501)
+        .map(|n| json!({"id": format!("d{n}"), "content": "x"}))
+        .collect();
+    let (status, error) = rejected(&harness, &token, json!({ "documents": huge })).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         error["error"]["message"],
-        "a batch of 51 documents exceeds the limit of 50"
+        "a batch of 501 documents exceeds the limit of 500"
     );
 
     let (status, error) = call_json(
         &harness,
         Request::post("/api/v1/batch/upload")
             .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::from("{not json"))
             .unwrap(),
     )
@@ -264,6 +324,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
     let (status, error) = call_json(
         &harness,
         Request::post("/api/v1/batch/upload")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::from("{}"))
             .unwrap(),
     )
@@ -290,6 +351,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_other_tenants_jobs_are_not_found() {
     let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
     let other = harness
         .pipeline
         .submit(docket_core::Submission {
@@ -315,15 +377,13 @@ async fn unknown_and_other_tenants_jobs_are_not_found() {
         "/api/v1/batch/status/job_doesnotexist".to_owned(),
         "/api/v1/batch/status/..%2Fetc".to_owned(),
     ] {
-        let (status, error) = call_json(&harness, get(&uri)).await;
+        let (status, error) = call_json(&harness, get(&token, &uri)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(error["error"]["code"], "not_found", "{uri}");
     }
     let (status, _) = call_json(
         &harness,
-        Request::delete(format!("/api/v1/batch/{}", other.id))
-            .body(Body::empty())
-            .unwrap(),
+        delete(&token, &format!("/api/v1/batch/{}", other.id)),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -332,17 +392,14 @@ async fn unknown_and_other_tenants_jobs_are_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_then_cancel_again_conflicts() {
     let harness = Harness::new(None);
-    let (_, accepted) = call_json(&harness, post(&plans())).await;
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
     let job_id = accepted["job_id"].as_str().unwrap().to_owned();
-    let delete = || {
-        Request::delete(format!("/api/v1/batch/{job_id}"))
-            .body(Body::empty())
-            .unwrap()
-    };
-    let (status, body) = call_json(&harness, delete()).await;
+    let cancel = || delete(&token, &format!("/api/v1/batch/{job_id}"));
+    let (status, body) = call_json(&harness, cancel()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"job_id": job_id, "status": "cancelled"}));
-    let (status, error) = call_json(&harness, delete()).await;
+    let (status, error) = call_json(&harness, cancel()).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error["error"]["code"], "conflict");
     let finished = harness
@@ -354,18 +411,17 @@ async fn cancel_then_cancel_again_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_listed_newest_first_in_pages_with_filters() {
     let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let body = json!({"documents": [{"id": format!("d{n}"), "content": "text"}]});
-        let (_, accepted) = call_json(&harness, post(&body)).await;
+        let (_, accepted) = call_json(&harness, post(&token, &body)).await;
         ids.push(accepted["job_id"].as_str().unwrap().to_owned());
     }
-    let delete = Request::delete(format!("/api/v1/batch/{}", ids[0]))
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(call(&harness, delete).await.0, StatusCode::OK);
+    let cancel = delete(&token, &format!("/api/v1/batch/{}", ids[0]));
+    assert_eq!(call(&harness, cancel).await.0, StatusCode::OK);
 
-    let (status, first) = call_json(&harness, get("/api/v1/batch?limit=2")).await;
+    let (status, first) = call_json(&harness, get(&token, "/api/v1/batch?limit=2")).await;
     assert_eq!(status, StatusCode::OK);
     let page: Vec<&str> = first["jobs"]
         .as_array()
@@ -379,22 +435,26 @@ async fn batches_are_listed_newest_first_in_pages_with_filters() {
     let cursor = first["next_cursor"].as_str().unwrap();
     let (_, second) = call_json(
         &harness,
-        get(&format!("/api/v1/batch?limit=2&cursor={cursor}")),
+        get(&token, &format!("/api/v1/batch?limit=2&cursor={cursor}")),
     )
     .await;
     assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(second["jobs"][0]["job_id"], ids[0].as_str());
     assert!(second["next_cursor"].is_null());
 
-    let (_, cancelled) = call_json(&harness, get("/api/v1/batch?status=cancelled")).await;
+    let (_, cancelled) = call_json(&harness, get(&token, "/api/v1/batch?status=cancelled")).await;
     assert_eq!(cancelled["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(cancelled["jobs"][0]["job_id"], ids[0].as_str());
-    let (_, none) = call_json(&harness, get("/api/v1/batch?since=2999-01-01T00:00:00Z")).await;
+    let (_, none) = call_json(
+        &harness,
+        get(&token, "/api/v1/batch?since=2999-01-01T00:00:00Z"),
+    )
+    .await;
     assert!(none["jobs"].as_array().unwrap().is_empty());
 
     let (status, error) = call_json(
         &harness,
-        get("/api/v1/batch?status=done&limit=0&since=yesterday"),
+        get(&token, "/api/v1/batch?status=done&limit=0&since=yesterday"),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -405,4 +465,71 @@ async fn batches_are_listed_newest_first_in_pages_with_filters() {
         .map(|d| d["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["status", "since", "limit"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_a_known_bearer_token() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Standard).await;
+    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    let routes = [
+        ("POST", "/api/v1/batch/upload".to_owned()),
+        ("GET", format!("/api/v1/batch/status/{job_id}")),
+        ("GET", format!("/api/v1/batch/results/{job_id}")),
+        ("GET", "/api/v1/batch".to_owned()),
+        ("DELETE", format!("/api/v1/batch/{job_id}")),
+    ];
+    for (method, uri) in &routes {
+        for (authorization, message) in [
+            (None, "missing bearer token"),
+            (
+                Some("Basic abc".to_owned()),
+                "the Authorization header must be `Bearer <token>`",
+            ),
+            (
+                Some(format!("Bearer {}", generate_token())),
+                "unknown API key",
+            ),
+        ] {
+            let mut request = Request::builder()
+                .method(*method)
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(value) = &authorization {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let response = app(state(&harness))
+                .oneshot(request.body(Body::from(plans().to_string())).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri}"
+            );
+            assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized");
+            assert_eq!(body["error"]["message"], message, "{method} {uri}");
+        }
+    }
+    // Another tenant's key sees none of acme's jobs.
+    let other = key(&harness, "globex", Tier::Standard).await;
+    let (status, _) = call_json(
+        &harness,
+        get(&other, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = call_json(&harness, get(&other, "/api/v1/batch")).await;
+    assert!(listed["jobs"].as_array().unwrap().is_empty());
+    // Nothing was cancelled by the refused requests.
+    let (_, progress) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
+    assert_eq!(progress["status"], "queued");
 }
