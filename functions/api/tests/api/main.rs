@@ -213,7 +213,7 @@ async fn results_come_without_evidence_and_as_jsonl_or_csv() {
 }
 
 async fn rejected(harness: &Harness, token: &str, body: Value) -> (StatusCode, Value) {
-    call_json(harness, post(&token, &body)).await
+    call_json(harness, post(token, &body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
