@@ -68,6 +68,9 @@ struct ServeArgs {
     /// Most documents in one batch.
     #[arg(long, default_value_t = 1000)]
     max_documents: usize,
+    /// Largest request body in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_body_mib: usize,
     /// Evaluator for batches that name none.
     #[arg(long, default_value = "decalogo")]
     evaluator: String,
@@ -151,6 +154,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         state: args.state,
         workers,
         max_documents: args.max_documents,
+        max_body_bytes: args.max_body_mib << 20,
         default_evaluator: args.evaluator,
     }))?;
     Ok(ExitCode::SUCCESS)

@@ -21,6 +21,8 @@ pub struct ServeRequest {
     pub workers: usize,
     /// Most documents in one batch.
     pub max_documents: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
     /// Evaluator for batches that name none.
     pub default_evaluator: String,
 }
@@ -45,6 +47,7 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     let state = AppState {
         pipeline,
         max_documents: request.max_documents,
+        max_body_bytes: request.max_body_bytes,
         default_evaluator: request.default_evaluator,
     };
     let listener = tokio::net::TcpListener::bind(request.addr)

@@ -36,6 +36,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Most documents in one batch for any tier (a 413 past it).
     pub max_documents: usize,
+    /// Largest request body; reading stops there (a 413).
+    pub max_body_bytes: usize,
     /// Evaluator used when a batch names none.
     pub default_evaluator: String,
 }
@@ -48,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/batch/results/{job_id}", get(results))
         .route("/api/v1/batch/{job_id}", delete(cancel))
         .route("/api/v1/batch", get(list))
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }
 

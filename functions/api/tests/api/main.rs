@@ -19,6 +19,7 @@ fn state(harness: &Harness) -> AppState {
     AppState {
         pipeline: harness.pipeline.clone(),
         max_documents: 500,
+        max_body_bytes: 256 * 1024,
         default_evaluator: "decalogo".into(),
     }
 }
@@ -532,4 +533,14 @@ async fn every_route_needs_a_known_bearer_token() {
     )
     .await;
     assert_eq!(progress["status"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_with_413() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Standard).await;
+    let big = json!({"documents": [{"id": "big", "content": "x".repeat(300 * 1024)}]});
+    let (status, error) = call_json(&harness, post(&token, &big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error["error"]["code"], "too_large");
 }
