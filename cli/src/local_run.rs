@@ -425,16 +425,7 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         "evaluator {}@{} ({})",
         results.evaluator.name, results.evaluator.version, results.evaluator.digest
     );
-    let score_names: Vec<&String> = {
-        let mut names: Vec<&String> = results
-            .documents
-            .iter()
-            .flat_map(|d| d.scores.keys())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    };
+    let score_names = results.score_names();
     let width = results
         .documents
         .iter()

@@ -162,13 +162,7 @@ fn csv_field(value: &str) -> String {
 /// One row per document: id, title, status, time, each score, violations,
 /// warnings, error.
 fn to_csv(results: &ResultsDocument) -> String {
-    let mut names: Vec<&String> = results
-        .documents
-        .iter()
-        .flat_map(|d| d.scores.keys())
-        .collect();
-    names.sort();
-    names.dedup();
+    let names = results.score_names();
     let mut out = String::from("id,title,status,processing_time_seconds");
     for name in &names {
         out.push_str(&format!(

@@ -125,6 +125,18 @@ impl ResultsDocument {
         self
     }
 
+    /// Every score name any document has, sorted.
+    pub fn score_names(&self) -> Vec<&String> {
+        let mut names: Vec<&String> = self
+            .documents
+            .iter()
+            .flat_map(|d| d.scores.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// `results.json` and `documents.jsonl` (one line per document),
     /// serializing each document once for both.
     pub fn to_json_and_jsonl(&self) -> (String, String) {
