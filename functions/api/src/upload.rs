@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use docket_core::model::JobId;
 use docket_core::model::{Chunking, DocumentBody, DocumentSpec, JobOptions, Priority};
-use docket_core::pipeline::{IntakeDocument, Submission};
+use docket_core::pipeline::{IntakeDocument, PipelineError, Submission};
+use docket_core::ports::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -189,13 +191,58 @@ fn validate(
     }
 }
 
+/// The job id an `Idempotency-Key` stands for: the same key from the same
+/// tenant always names the same job.
+fn idempotent_job_id(tenant: &docket_core::TenantId, key: &str) -> JobId {
+    let digest = docket_core::auth::hash_token(&format!("{tenant}\n{key}"));
+    let hex = digest.trim_start_matches("sha256:");
+    JobId::parse(&format!("job_idem_{}", &hex[..32])).unwrap_or_else(|_| JobId::generate())
+}
+
 pub(crate) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<UploadRequest>,
 ) -> Result<Response, ApiError> {
-    let submission = validate(request, &state, &caller)?;
-    let job = state.pipeline.submit(submission).await?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => match value.to_str().map(str::trim) {
+            Ok(key) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
+            _ => {
+                return Err(ApiError::Invalid(vec![FieldError::new(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                )]));
+            }
+        },
+    };
+    let mut submission = validate(request, &state, &caller)?;
+    let job = match idempotency_key {
+        None => state.pipeline.submit(submission).await?,
+        Some(key) => {
+            let id = idempotent_job_id(&caller.tenant, &key);
+            // A retried upload finds its job and writes nothing.
+            match state.pipeline.store.job(&id).await {
+                Ok(existing) => existing,
+                Err(StoreError::NotFound(_)) => {
+                    submission.job_id = Some(id.clone());
+                    match state.pipeline.submit(submission).await {
+                        Ok(job) => job,
+                        // A concurrent retry won the race: answer with its job.
+                        Err(PipelineError::Store(StoreError::Conflict(_))) => state
+                            .pipeline
+                            .store
+                            .job(&id)
+                            .await
+                            .map_err(PipelineError::Store)?,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(PipelineError::Store(e).into()),
+            }
+        }
+    };
     let body = json!({
         "job_id": job.id,
         "status": job.status,

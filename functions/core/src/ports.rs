@@ -360,8 +360,8 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only jobs created at or after this time.
     pub since: Option<DateTime<Utc>>,
-    /// Only jobs whose id sorts before this one (the cursor: ids are
-    /// time-ordered, pages go from newest to oldest).
+    /// Only jobs listed after this one (the cursor: pages go from newest to
+    /// oldest by creation time, ties by id).
     pub before: Option<JobId>,
     /// At most this many (the adapter may cap it).
     pub limit: usize,
@@ -458,7 +458,7 @@ pub trait JobStore: Send + Sync {
     /// [`StoreError::NotFound`] for an unknown hash; [`StoreError::Backend`].
     async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError>;
 
-    /// The tenant's jobs, newest first.
+    /// The tenant's jobs, newest first (by creation time, then id).
     ///
     /// # Errors
     /// [`StoreError::Backend`].

@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_time ON jobs (tenant, created_ms, id);
 
 CREATE TABLE IF NOT EXISTS outcomes (
     job_id TEXT NOT NULL,

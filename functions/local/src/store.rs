@@ -351,8 +351,10 @@ impl JobStore for SqliteJobStore {
                  WHERE tenant = ?1
                    AND (?2 IS NULL OR status = ?2)
                    AND (?3 IS NULL OR created_ms >= ?3)
-                   AND (?4 IS NULL OR id < ?4)
-                 ORDER BY id DESC LIMIT ?5",
+                   AND (?4 IS NULL
+                        OR created_ms < (SELECT created_ms FROM jobs WHERE id = ?4)
+                        OR (created_ms = (SELECT created_ms FROM jobs WHERE id = ?4) AND id < ?4))
+                 ORDER BY created_ms DESC, id DESC LIMIT ?5",
             )
             .map_err(sql)?;
         let limit = filter.limit.clamp(1, 1000) as i64;

@@ -544,3 +544,44 @@ async fn an_oversized_body_is_refused_with_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error["error"]["code"], "too_large");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_upload_with_the_same_idempotency_key_returns_the_same_job() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Standard).await;
+    let other = key(&harness, "globex", Tier::Standard).await;
+    let upload = |token: &str, idempotency: &str| {
+        Request::post("/api/v1/batch/upload")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("Idempotency-Key", idempotency)
+            .body(Body::from(plans().to_string()))
+            .unwrap()
+    };
+    let (status, first) = call_json(&harness, upload(&token, "order-17")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    harness.clock.advance(std::time::Duration::from_secs(1));
+    let (status, again) = call_json(&harness, upload(&token, "order-17")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(again["job_id"], first["job_id"]);
+    harness.clock.advance(std::time::Duration::from_secs(1));
+    let (_, different) = call_json(&harness, upload(&token, "order-18")).await;
+    assert_ne!(different["job_id"], first["job_id"]);
+    let (_, other_tenant) = call_json(&harness, upload(&other, "order-17")).await;
+    assert_ne!(other_tenant["job_id"], first["job_id"]);
+    // Listing stays newest first whatever the ids look like.
+    let (_, listed) = call_json(&harness, get(&token, "/api/v1/batch")).await;
+    let ids: Vec<&Value> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| &j["job_id"])
+        .collect();
+    assert_eq!(ids, [&different["job_id"], &first["job_id"]], "{listed}");
+    let (status, error) = call_json(&harness, upload(&token, "")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error["error"]["message"],
+        "Idempotency-Key: must be 1 to 255 visible ASCII characters"
+    );
+}
