@@ -472,32 +472,13 @@ impl Pipeline {
                 continue;
             };
             let outcomes: Vec<ItemOutcome> = entries.iter().map(|(_, o)| o.clone()).collect();
-            let settled = match self
-                .store
-                .record_outcomes(&job_id, &outcomes, self.clock.now())
-                .await
-            {
-                Ok(receipt) => {
-                    let resend = receipt.recorded.is_empty()
-                        && receipt.counters.items_pending() == 0
-                        && job.finished_at.is_none();
-                    match self
-                        .after_record(
-                            &job_id,
-                            &job.options,
-                            &receipt.counters,
-                            receipt.completed_job || resend,
-                        )
-                        .await
-                    {
-                        Ok(()) => Disposition::Done,
-                        Err(e) => {
-                            // Outcomes are recorded; redelivery finds them
-                            // recorded and sends the finalize message again.
-                            tracing::warn!(%job_id, error = %e, "finalize message not sent; items kept for redelivery");
-                            Disposition::Keep
-                        }
-                    }
+            let settled = match self.record(job, &outcomes).await {
+                Ok(Ok(())) => Disposition::Done,
+                Ok(Err(e)) => {
+                    // Outcomes are recorded; redelivery finds them recorded
+                    // and sends the finalize message again.
+                    tracing::warn!(%job_id, error = %e, "finalize message not sent; items kept for redelivery");
+                    Disposition::Keep
                 }
                 Err(e) => {
                     tracing::warn!(%job_id, error = %e, "outcomes not recorded; items retried");
@@ -581,6 +562,37 @@ impl Pipeline {
                 t.unwrap_or_else(|| Err(Failure::new(FailureCategory::Permanent, "text not read")))
             })
             .collect()
+    }
+
+    /// Records `outcomes` of `job` in one store call, then sends the finalize
+    /// message when this call recorded the job's last item — or recorded
+    /// nothing new (a duplicate delivery) and found every item done but the
+    /// job not finalized, which covers a finalize message lost after an
+    /// earlier recording — and trips the failure threshold.
+    ///
+    /// # Errors
+    /// The outer error: nothing was recorded. The inner one: the outcomes
+    /// are recorded but the follow-up failed.
+    async fn record(
+        &self,
+        job: &Job,
+        outcomes: &[ItemOutcome],
+    ) -> Result<Result<(), PipelineError>, StoreError> {
+        let receipt = self
+            .store
+            .record_outcomes(&job.id, outcomes, self.clock.now())
+            .await?;
+        let unfinalized_and_done = receipt.recorded.is_empty()
+            && receipt.counters.items_pending() == 0
+            && job.finished_at.is_none();
+        Ok(self
+            .after_record(
+                &job.id,
+                &job.options,
+                &receipt.counters,
+                receipt.completed_job || unfinalized_and_done,
+            )
+            .await)
     }
 
     /// After outcomes are recorded: send the finalize message when asked and
@@ -885,29 +897,18 @@ impl Pipeline {
             }
         }
         for (job_id, entries) in by_job {
-            let outcomes: Vec<_> = entries.iter().map(|(_, o)| o.clone()).collect();
-            match self
-                .store
-                .record_outcomes(&job_id, &outcomes, self.clock.now())
-                .await
-            {
-                Ok(receipt) => {
-                    let job = self.store.job(&job_id).await?;
-                    let resend = receipt.counters.items_pending() == 0 && job.finished_at.is_none();
-                    self.after_record(
-                        &job_id,
-                        &job.options,
-                        &receipt.counters,
-                        receipt.completed_job || resend,
-                    )
-                    .await?;
-                    done.extend(entries.iter().map(|(n, _)| deliveries[*n].receipt.clone()));
-                }
+            let receipts = entries.iter().map(|(n, _)| deliveries[*n].receipt.clone());
+            let job = match self.store.job(&job_id).await {
+                Ok(job) => job,
                 Err(StoreError::NotFound(_)) => {
-                    done.extend(entries.iter().map(|(n, _)| deliveries[*n].receipt.clone()));
+                    done.extend(receipts);
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
+            let outcomes: Vec<_> = entries.iter().map(|(_, o)| o.clone()).collect();
+            self.record(&job, &outcomes).await??;
+            done.extend(receipts);
         }
         if !done.is_empty() {
             self.queue.ack_dead(queue, &done).await?;
