@@ -459,18 +459,11 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
                 .unwrap_or_else(|| "—".into());
             let _ = write!(out, "  {cell:>14}");
         }
-        let count = |severity| {
-            document
-                .findings
-                .iter()
-                .filter(|f| f.severity == severity)
-                .count()
-        };
         let _ = writeln!(
             out,
             "  {:>10}  {:>8}  {:>7.2}ms",
-            count(docket_core::Severity::Violation),
-            count(docket_core::Severity::Warning),
+            document.count(docket_core::Severity::Violation),
+            document.count(docket_core::Severity::Warning),
             document.processing_time_seconds * 1000.0
         );
         if let Some(error) = &document.error {

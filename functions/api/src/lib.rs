@@ -188,11 +188,10 @@ fn to_csv(results: &ResultsDocument) -> String {
                 None => out.push_str(",,"),
             }
         }
-        let count = |severity| d.findings.iter().filter(|f| f.severity == severity).count();
         out.push_str(&format!(
             ",{},{},{},{}\n",
-            count(docket_core::Severity::Violation),
-            count(docket_core::Severity::Warning),
+            d.count(docket_core::Severity::Violation),
+            d.count(docket_core::Severity::Warning),
             d.error.as_ref().map(|e| e.category.as_str()).unwrap_or(""),
             csv_field(d.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""))
         ));

@@ -114,6 +114,16 @@ pub struct ResultsDocument {
     pub documents: Vec<DocumentResult>,
 }
 
+impl DocumentResult {
+    /// Number of its findings of `severity`.
+    pub fn count(&self, severity: Severity) -> u32 {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count() as u32
+    }
+}
+
 impl ResultsDocument {
     /// The same results without evidence spans (`include_evidence=false`).
     pub fn without_evidence(mut self) -> Self {
@@ -363,9 +373,6 @@ pub fn summarize(
             entry.1 += 1;
         }
     }
-    let severity_count = |d: &DocumentResult, severity| {
-        d.findings.iter().filter(|f| f.severity == severity).count() as u32
-    };
     let mut failures_by_category = BTreeMap::new();
     for document in documents
         .iter()
@@ -385,21 +392,15 @@ pub fn summarize(
             .into_iter()
             .map(|(name, (sum, n))| (format!("avg_{name}_score"), round(sum / f64::from(n), 2)))
             .collect(),
-        total_violations: documents
-            .iter()
-            .map(|d| severity_count(d, Severity::Violation))
-            .sum(),
-        total_warnings: documents
-            .iter()
-            .map(|d| severity_count(d, Severity::Warning))
-            .sum(),
+        total_violations: documents.iter().map(|d| d.count(Severity::Violation)).sum(),
+        total_warnings: documents.iter().map(|d| d.count(Severity::Warning)).sum(),
         documents_with_violations: documents
             .iter()
-            .filter(|d| severity_count(d, Severity::Violation) > 0)
+            .filter(|d| d.count(Severity::Violation) > 0)
             .count() as u32,
         documents_with_warnings: documents
             .iter()
-            .filter(|d| severity_count(d, Severity::Warning) > 0)
+            .filter(|d| d.count(Severity::Warning) > 0)
             .count() as u32,
         failures_by_category,
         avg_processing_time_seconds: if completed.is_empty() {

@@ -80,14 +80,6 @@ impl Evaluation {
             }
         }
     }
-
-    /// Number of findings of `severity`.
-    pub fn count(&self, severity: Severity) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == severity)
-            .count()
-    }
 }
 
 /// A chunk's evaluation with the weight (its size in bytes) the default merge
