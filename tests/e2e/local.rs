@@ -518,3 +518,70 @@ async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
         Some("work items could not be queued: TRANSIENT: connection refused")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_holds_exactly_the_failed_documents_with_their_text() {
+    let harness = Harness::new(None);
+    // A paged document split in three items whose middle item fails: the
+    // whole document is failed and comes back page for page.
+    let mut pages: Vec<String> = (1..=7).map(|n| format!("page {n} text")).collect();
+    pages[3] = "hostile:invalid on page 4".into();
+    let paged = DocumentSpec {
+        id: "paged".into(),
+        title: "Paged".into(),
+        body: DocumentBody::Pages(pages),
+        metadata: serde_json::json!({"region": "norte"}),
+    };
+    let text = DocumentSpec {
+        id: "text".into(),
+        title: "Text".into(),
+        body: DocumentBody::Text("hostile:panic now".into()),
+        metadata: serde_json::Value::Null,
+    };
+    let good = DocumentSpec {
+        id: "good".into(),
+        title: "Good".into(),
+        body: DocumentBody::Text("a fine document".into()),
+        metadata: serde_json::Value::Null,
+    };
+    let rejected = docket_core::model::RejectedDocument {
+        id: "empty".into(),
+        title: "empty.txt".into(),
+        failure: Failure::new(FailureCategory::Data, "the file is empty"),
+    };
+    let options = JobOptions {
+        chunking: Chunking {
+            pages: Some(3),
+            text_kib: None,
+        },
+        tolerated_failure_percent: 100.0,
+        ..JobOptions::default()
+    };
+    let job = harness
+        .submit_intake(
+            "hostile",
+            vec![
+                IntakeDocument::Accepted(good),
+                IntakeDocument::Accepted(paged.clone()),
+                IntakeDocument::Rejected(rejected),
+                IntakeDocument::Accepted(text.clone()),
+            ],
+            options,
+        )
+        .await;
+    assert_eq!(job.counters.items_total, 6);
+    let unfinished = harness.pipeline.recovery(&job).await.unwrap_err();
+    assert!(matches!(
+        unfinished,
+        PipelineError::Store(StoreError::Conflict(_))
+    ));
+
+    let finished = harness.run_until_finalized(&job.id, 20).await;
+    assert_eq!(finished.counters.documents_failed, 3);
+    let recovery = harness.pipeline.recovery(&finished).await.unwrap();
+    assert_eq!(recovery.documents, vec![paged, text]);
+    assert_eq!(
+        recovery.not_retried,
+        vec![("empty".to_owned(), "DATA: the file is empty".to_owned())]
+    );
+}

@@ -21,7 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use docket_core::aggregate::ResultsDocument;
 use docket_core::model::{Job, JobId, TenantId};
-use docket_core::pipeline::{Pipeline, PipelineError, documents_key, results_key};
+use docket_core::pipeline::{
+    IntakeDocument, Pipeline, PipelineError, Submission, documents_key, results_key,
+};
 use docket_core::ports::StoreError;
 use docket_core::progress::StatusReport;
 use serde::Deserialize;
@@ -49,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/batch/status/{job_id}", get(status))
         .route("/api/v1/batch/results/{job_id}", get(results))
         .route("/api/v1/batch/{job_id}", delete(cancel))
+        .route("/api/v1/batch/{job_id}/retry", post(retry))
         .route("/api/v1/batch", get(list))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
@@ -211,6 +214,55 @@ async fn cancel(
         "status": cancelled.status,
     }))
     .into_response())
+}
+
+/// A recovery job of a finished job's failed documents: same evaluator
+/// (pinned version), configuration and options. Retrying the same job again
+/// answers with the same recovery job.
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
+    let recovery = state.pipeline.recovery(&job).await?;
+    let not_retried: Vec<serde_json::Value> = recovery
+        .not_retried
+        .iter()
+        .map(|(id, reason)| serde_json::json!({ "id": id, "reason": reason }))
+        .collect();
+    if recovery.documents.is_empty() {
+        let message = if not_retried.is_empty() {
+            format!("job {} has no failed documents", job.id)
+        } else {
+            format!(
+                "none of the {} failed documents of job {} can be retried: they were rejected at intake",
+                not_retried.len(),
+                job.id
+            )
+        };
+        return Err(ApiError::Conflict(message));
+    }
+    let submission = Submission {
+        job_id: Some(upload::idempotent_job_id(
+            &caller.tenant,
+            &format!("retry:{}", job.id),
+        )),
+        tenant: caller.tenant.clone(),
+        evaluator: job.evaluator.clone(),
+        config: job.config.clone(),
+        options: job.options.clone(),
+        documents: recovery
+            .documents
+            .into_iter()
+            .map(IntakeDocument::Accepted)
+            .collect(),
+    };
+    let recovery_job = upload::submit(&state, submission).await?;
+    Ok(upload::accepted(
+        &recovery_job,
+        serde_json::json!({ "retry_of": job.id, "not_retried": not_retried }),
+    ))
 }
 
 /// Query of the list route.

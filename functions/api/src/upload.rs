@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use docket_core::model::JobId;
 use docket_core::model::{Chunking, DocumentBody, DocumentSpec, JobOptions, Priority};
+use docket_core::model::{Job, JobId};
 use docket_core::pipeline::{IntakeDocument, PipelineError, Submission};
 use docket_core::ports::StoreError;
 use serde::Deserialize;
@@ -193,10 +193,33 @@ fn validate(
 
 /// The job id an `Idempotency-Key` stands for: the same key from the same
 /// tenant always names the same job.
-fn idempotent_job_id(tenant: &docket_core::TenantId, key: &str) -> JobId {
+pub(crate) fn idempotent_job_id(tenant: &docket_core::TenantId, key: &str) -> JobId {
     let digest = docket_core::auth::hash_token(&format!("{tenant}\n{key}"));
     let hex = digest.trim_start_matches("sha256:");
     JobId::parse(&format!("job_idem_{}", &hex[..32])).unwrap_or_else(|_| JobId::generate())
+}
+
+/// Submits a batch. Under a fixed job id it does so once: a repeated call
+/// finds the job and writes nothing, and of two concurrent calls one
+/// creates it.
+pub(crate) async fn submit(state: &AppState, submission: Submission) -> Result<Job, ApiError> {
+    let Some(id) = submission.job_id.clone() else {
+        return Ok(state.pipeline.submit(submission).await?);
+    };
+    match state.pipeline.store.job(&id).await {
+        Ok(existing) => Ok(existing),
+        Err(StoreError::NotFound(_)) => match state.pipeline.submit(submission).await {
+            Ok(job) => Ok(job),
+            Err(PipelineError::Store(StoreError::Conflict(_))) => Ok(state
+                .pipeline
+                .store
+                .job(&id)
+                .await
+                .map_err(PipelineError::Store)?),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(PipelineError::Store(e).into()),
+    }
 }
 
 pub(crate) async fn upload(
@@ -218,37 +241,24 @@ pub(crate) async fn upload(
         },
     };
     let mut submission = validate(request, &state, &caller)?;
-    let job = match idempotency_key {
-        None => state.pipeline.submit(submission).await?,
-        Some(key) => {
-            let id = idempotent_job_id(&caller.tenant, &key);
-            // A retried upload finds its job and writes nothing.
-            match state.pipeline.store.job(&id).await {
-                Ok(existing) => existing,
-                Err(StoreError::NotFound(_)) => {
-                    submission.job_id = Some(id.clone());
-                    match state.pipeline.submit(submission).await {
-                        Ok(job) => job,
-                        // A concurrent retry won the race: answer with its job.
-                        Err(PipelineError::Store(StoreError::Conflict(_))) => state
-                            .pipeline
-                            .store
-                            .job(&id)
-                            .await
-                            .map_err(PipelineError::Store)?,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) => return Err(PipelineError::Store(e).into()),
-            }
-        }
-    };
-    let body = json!({
+    if let Some(key) = idempotency_key {
+        submission.job_id = Some(idempotent_job_id(&caller.tenant, &key));
+    }
+    let job = submit(&state, submission).await?;
+    Ok(accepted(&job, json!({})))
+}
+
+/// The 202 answer to an accepted batch, with `extra` fields.
+pub(crate) fn accepted(job: &Job, extra: Value) -> Response {
+    let mut body = json!({
         "job_id": job.id,
         "status": job.status,
         "document_count": job.counters.documents_total,
         "status_url": format!("/api/v1/batch/status/{}", job.id),
         "results_url": format!("/api/v1/batch/results/{}", job.id),
     });
-    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }

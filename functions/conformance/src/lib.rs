@@ -453,6 +453,8 @@ fn outcome(item: u32, document: u32, chunk: (u32, u32), result: ItemResult) -> I
             ..ChunkInfo::WHOLE
         },
         bytes: 10,
+        body: None,
+        metadata: serde_json::Value::Null,
         result,
     }
 }

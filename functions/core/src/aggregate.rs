@@ -449,6 +449,8 @@ mod tests {
                 ..ChunkInfo::WHOLE
             },
             bytes: 100,
+            body: None,
+            metadata: serde_json::Value::Null,
             result,
         }
     }

@@ -90,6 +90,20 @@ pub fn plan(body: &DocumentBody, chunking: &Chunking) -> Vec<Chunk> {
         .collect()
 }
 
+/// The document a list of its chunks (in order, each with its text) was
+/// planned from: the inverse of [`plan`]. Chunks of a paged document carry
+/// page numbers and give back its pages; text chunks tile the text.
+pub fn reassemble(chunks: &[(ChunkInfo, String)]) -> DocumentBody {
+    let paged = chunks.iter().any(|(info, _)| info.first_page.is_some());
+    if paged {
+        let joined: Vec<&str> = chunks.iter().map(|(_, text)| text.as_str()).collect();
+        let joined = joined.join(&PAGE_SEPARATOR.to_string());
+        DocumentBody::Pages(joined.split(PAGE_SEPARATOR).map(str::to_owned).collect())
+    } else {
+        DocumentBody::Text(chunks.iter().map(|(_, text)| text.as_str()).collect())
+    }
+}
+
 /// Cuts `text` into ranges of at most `max` bytes (a single character longer
 /// than `max` is kept whole), preferring to cut after a blank line, then
 /// after a line break, then after a space, then anywhere on a character
@@ -247,5 +261,26 @@ mod tests {
         assert_eq!(chunks[0].info.first_page, Some(1));
         assert_eq!(chunks[0].info.last_page, Some(2));
         assert_eq!(chunks[0].info.count, 1);
+    }
+
+    #[test]
+    fn reassembling_planned_chunks_gives_the_document_back() {
+        let paged = DocumentBody::Pages((1..=7).map(|n| format!("page {n}")).collect());
+        let text = DocumentBody::Text("one paragraph\n\n".repeat(200));
+        for body in [paged, text] {
+            for chunking in [
+                Chunking::default(),
+                Chunking {
+                    pages: Some(3),
+                    text_kib: Some(1),
+                },
+            ] {
+                let pieces: Vec<(ChunkInfo, String)> = plan(&body, &chunking)
+                    .into_iter()
+                    .map(|c| (c.info, c.text))
+                    .collect();
+                assert_eq!(reassemble(&pieces), body, "{chunking:?}");
+            }
+        }
     }
 }

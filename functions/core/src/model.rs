@@ -523,6 +523,13 @@ pub struct ItemOutcome {
     pub chunk: ChunkInfo,
     /// Size of the chunk's text in bytes.
     pub bytes: u64,
+    /// Where the chunk's text is stored (none for a document rejected at
+    /// intake): a recovery job re-reads failed documents from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyRef>,
+    /// The document's metadata.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metadata: serde_json::Value,
     /// What happened.
     pub result: ItemResult,
 }
@@ -537,6 +544,8 @@ impl ItemOutcome {
             title: item.title.clone(),
             chunk: item.chunk,
             bytes: item.body.len,
+            body: Some(item.body.clone()),
+            metadata: item.metadata.clone(),
             result,
         }
     }

@@ -150,6 +150,16 @@ pub struct WebhookMessage {
     pub results_key: String,
 }
 
+/// What a recovery job of a finished job's failed documents holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    /// Failed documents whose text was read back.
+    pub documents: Vec<DocumentSpec>,
+    /// Failed documents that cannot be retried (no stored text), with why
+    /// they failed.
+    pub not_retried: Vec<(String, String)>,
+}
+
 /// What [`Pipeline::finalize`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FinalizeOutcome {
@@ -269,6 +279,8 @@ impl Pipeline {
                         title: doc.title.clone(),
                         chunk: crate::model::ChunkInfo::WHOLE,
                         bytes: 0,
+                        body: None,
+                        metadata: serde_json::Value::Null,
                         result: ItemResult::Failed {
                             failure: doc.failure.clone(),
                             seconds: 0.0,
@@ -766,6 +778,80 @@ impl Pipeline {
                 .await?;
         }
         Ok(job)
+    }
+
+    /// The failed documents of a finished job, read back from where their
+    /// text was stored, ready to submit as a recovery job (same evaluator,
+    /// configuration and options). Documents that never had a stored text
+    /// (rejected at intake: empty, unreadable) cannot be retried and are
+    /// listed apart with their reason.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (as [`PipelineError::Store`]) when the job
+    /// is not finished; port errors.
+    pub async fn recovery(&self, job: &Job) -> Result<Recovery, PipelineError> {
+        if job.finished_at.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "job {} is {}; only a finished job can be retried",
+                job.id, job.status
+            ))
+            .into());
+        }
+        let outcomes = self.store.outcomes(&job.id).await?;
+        let mut by_document: BTreeMap<u32, Vec<&ItemOutcome>> = BTreeMap::new();
+        for outcome in &outcomes {
+            by_document
+                .entry(outcome.document)
+                .or_default()
+                .push(outcome);
+        }
+        by_document.retain(|_, chunks| {
+            chunks
+                .iter()
+                .any(|c| matches!(c.result, ItemResult::Failed { .. }))
+        });
+        let mut packs: HashMap<&str, Vec<u8>> = HashMap::new();
+        let mut recovery = Recovery::default();
+        for chunks in by_document.values_mut() {
+            chunks.sort_by_key(|c| c.chunk.index);
+            let first = chunks[0];
+            let stored =
+                chunks.len() as u32 == first.chunk.count && chunks.iter().all(|c| c.body.is_some());
+            if !stored {
+                let reason = chunks
+                    .iter()
+                    .find_map(|c| match &c.result {
+                        ItemResult::Failed { failure, .. } => Some(failure.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                recovery
+                    .not_retried
+                    .push((first.document_id.clone(), reason));
+                continue;
+            }
+            let mut pieces = Vec::with_capacity(chunks.len());
+            for chunk in chunks.iter() {
+                let Some(body) = &chunk.body else { continue };
+                if !packs.contains_key(body.key.as_str()) {
+                    packs.insert(&body.key, self.blobs.get(&body.key).await?);
+                }
+                let pack = &packs[body.key.as_str()];
+                let range = body.offset as usize..(body.offset + body.len) as usize;
+                let text = pack
+                    .get(range)
+                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                    .ok_or_else(|| BlobError::NotFound(body.key.clone()))?;
+                pieces.push((chunk.chunk, text));
+            }
+            recovery.documents.push(DocumentSpec {
+                id: first.document_id.clone(),
+                title: first.title.clone(),
+                body: chunking::reassemble(&pieces),
+                metadata: first.metadata.clone(),
+            });
+        }
+        Ok(recovery)
     }
 
     /// Applies `dispositions` to `deliveries` of `queue`: acks the done ones
