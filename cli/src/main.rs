@@ -74,6 +74,9 @@ struct ServeArgs {
     /// Evaluator for batches that name none.
     #[arg(long, default_value = "decalogo")]
     evaluator: String,
+    /// New batches are refused (503) while this many work items wait.
+    #[arg(long, default_value_t = 200_000)]
+    max_queue_depth: u64,
 }
 
 #[derive(clap::Args)]
@@ -156,6 +159,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_documents: args.max_documents,
         max_body_bytes: args.max_body_mib << 20,
         default_evaluator: args.evaluator,
+        max_queue_depth: Some(args.max_queue_depth),
     }))?;
     Ok(ExitCode::SUCCESS)
 }

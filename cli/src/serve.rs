@@ -25,6 +25,8 @@ pub struct ServeRequest {
     pub max_body_bytes: usize,
     /// Evaluator for batches that name none.
     pub default_evaluator: String,
+    /// New batches are refused (503) while this many work items wait.
+    pub max_queue_depth: Option<u64>,
 }
 
 /// Serves until the process is stopped; prints `listening on http://…`
@@ -49,6 +51,7 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         max_documents: request.max_documents,
         max_body_bytes: request.max_body_bytes,
         default_evaluator: request.default_evaluator,
+        max_queue_depth: request.max_queue_depth,
     };
     let listener = tokio::net::TcpListener::bind(request.addr)
         .await

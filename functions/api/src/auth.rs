@@ -17,6 +17,8 @@ pub struct Caller {
     pub tenant: TenantId,
     /// The key's tier: its limits apply.
     pub tier: Tier,
+    /// The stored hash of the key: names its rate-limit buckets.
+    pub key_hash: String,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -43,6 +45,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(key) => Ok(Caller {
                 tenant: key.tenant,
                 tier: key.tier,
+                key_hash: key.hash,
             }),
             Err(StoreError::NotFound(_)) => Err(ApiError::Unauthorized("unknown API key".into())),
             Err(e) => Err(docket_core::PipelineError::Store(e).into()),

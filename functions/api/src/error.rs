@@ -2,6 +2,8 @@
 //! `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 //! Server errors are logged with their cause and answered without it.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -45,6 +47,24 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 422: fields are invalid; every one is listed.
     Invalid(Vec<FieldError>),
+    /// 429: a quota of the caller's is used up; retry after the delay.
+    TooManyRequests {
+        /// `rate_limited` (uploads per minute) or `too_many_jobs`
+        /// (concurrent jobs).
+        code: &'static str,
+        /// Which limit, and its value.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// 503 with `Retry-After`: docket is past its work-queue depth and
+    /// sheds new batches until the queues drain.
+    Overloaded {
+        /// What is too deep.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// 503: a backend is unavailable; the client should retry.
     Unavailable(String),
     /// 500: a bug or an unexpected backend failure (logged, not sent).
@@ -62,6 +82,30 @@ struct Inner<'a> {
     message: String,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     details: &'a [FieldError],
+}
+
+/// A response that tells the client when to come back (whole seconds,
+/// rounded up, at least 1).
+fn with_retry_after(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    retry_after: Duration,
+) -> Response {
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let body = Body {
+        error: Inner {
+            code,
+            message,
+            details: &[],
+        },
+    };
+    (
+        status,
+        [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+        Json(body),
+    )
+        .into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -113,6 +157,29 @@ impl IntoResponse for ApiError {
                     .join("; "),
                 fields.as_slice(),
             ),
+            ApiError::TooManyRequests {
+                code,
+                message,
+                retry_after,
+            } => {
+                return with_retry_after(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    code,
+                    message.clone(),
+                    *retry_after,
+                );
+            }
+            ApiError::Overloaded {
+                message,
+                retry_after,
+            } => {
+                return with_retry_after(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    message.clone(),
+                    *retry_after,
+                );
+            }
             ApiError::Unavailable(m) => {
                 tracing::warn!(reason = %m, "request answered 503");
                 (

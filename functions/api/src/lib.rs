@@ -12,6 +12,7 @@
 mod auth;
 pub mod error;
 mod extract;
+mod quota;
 mod upload;
 
 use axum::Router;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Evaluator used when a batch names none.
     pub default_evaluator: String,
+    /// New batches are refused (503) while this many work items wait.
+    pub max_queue_depth: Option<u64>,
 }
 
 /// The API's router.
@@ -258,7 +261,7 @@ async fn retry(
             .map(IntakeDocument::Accepted)
             .collect(),
     };
-    let recovery_job = upload::submit(&state, submission).await?;
+    let recovery_job = upload::submit(&state, &caller, submission).await?;
     Ok(upload::accepted(
         &recovery_job,
         serde_json::json!({ "retry_of": job.id, "not_retried": not_retried }),

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
-use crate::{AppState, Caller};
+use crate::{AppState, Caller, quota};
 
 /// The upload body: the batch clients' shape plus docket's own options.
 #[derive(Debug, Deserialize)]
@@ -79,6 +79,7 @@ fn validate(
             request.documents.len()
         )));
     }
+    let mut batch_bytes = 0usize;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut documents = Vec::with_capacity(request.documents.len());
     for (n, document) in request.documents.into_iter().enumerate() {
@@ -120,12 +121,20 @@ fn validate(
                 continue;
             }
         };
+        batch_bytes += content.len();
         documents.push(IntakeDocument::Accepted(DocumentSpec {
             title: document.title.unwrap_or_else(|| id.clone()),
             id,
             body: DocumentBody::Text(content),
             metadata: document.metadata.unwrap_or(Value::Null),
         }));
+    }
+    let allowed_bytes = caller.tier.limits().batch_bytes;
+    if batch_bytes > allowed_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the {} tier allows {allowed_bytes} bytes of document text per batch; this batch has {batch_bytes}",
+            caller.tier.as_str()
+        )));
     }
     let options = request.options;
     let priority = match options.priority.as_deref().map(str::parse::<Priority>) {
@@ -199,26 +208,30 @@ pub(crate) fn idempotent_job_id(tenant: &docket_core::TenantId, key: &str) -> Jo
     JobId::parse(&format!("job_idem_{}", &hex[..32])).unwrap_or_else(|_| JobId::generate())
 }
 
-/// Submits a batch. Under a fixed job id it does so once: a repeated call
-/// finds the job and writes nothing, and of two concurrent calls one
-/// creates it.
-pub(crate) async fn submit(state: &AppState, submission: Submission) -> Result<Job, ApiError> {
-    let Some(id) = submission.job_id.clone() else {
-        return Ok(state.pipeline.submit(submission).await?);
-    };
-    match state.pipeline.store.job(&id).await {
-        Ok(existing) => Ok(existing),
-        Err(StoreError::NotFound(_)) => match state.pipeline.submit(submission).await {
-            Ok(job) => Ok(job),
-            Err(PipelineError::Store(StoreError::Conflict(_))) => Ok(state
-                .pipeline
-                .store
-                .job(&id)
-                .await
-                .map_err(PipelineError::Store)?),
-            Err(e) => Err(e.into()),
-        },
-        Err(e) => Err(PipelineError::Store(e).into()),
+/// Admits and submits a batch. Under a fixed job id it does so once: a
+/// repeated call finds the job, writes nothing and spends no quota, and of
+/// two concurrent calls one creates it.
+pub(crate) async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    submission: Submission,
+) -> Result<Job, ApiError> {
+    let store = &state.pipeline.store;
+    if let Some(id) = &submission.job_id {
+        match store.job(id).await {
+            Ok(existing) => return Ok(existing),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(PipelineError::Store(e).into()),
+        }
+    }
+    quota::admit(state, caller).await?;
+    let id = submission.job_id.clone();
+    match (state.pipeline.submit(submission).await, id) {
+        (Ok(job), _) => Ok(job),
+        (Err(PipelineError::Store(StoreError::Conflict(_))), Some(id)) => {
+            Ok(store.job(&id).await.map_err(PipelineError::Store)?)
+        }
+        (Err(e), _) => Err(e.into()),
     }
 }
 
@@ -244,7 +257,7 @@ pub(crate) async fn upload(
     if let Some(key) = idempotency_key {
         submission.job_id = Some(idempotent_job_id(&caller.tenant, &key));
     }
-    let job = submit(&state, submission).await?;
+    let job = submit(&state, &caller, submission).await?;
     Ok(accepted(&job, json!({})))
 }
 

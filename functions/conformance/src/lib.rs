@@ -76,6 +76,7 @@ macro_rules! conformance_tests {
             store_lists_by_tenant_newest_first_with_cursor,
             store_round_trips_outcomes,
             store_keeps_api_keys_by_hash,
+            store_token_buckets_are_shared_and_atomic,
             pipeline_counts_exactly_once_under_duplicate_deliveries
         );
     };
@@ -828,6 +829,68 @@ pub async fn store_keeps_api_keys_by_hash(subject: &Subject) {
     assert!(matches!(error, StoreError::NotFound(_)), "{error}");
     let error = subject.store.put_api_key(&key).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+}
+
+/// A rate-limit bucket gives its burst once across concurrent callers,
+/// keeps buckets apart and refills with time.
+pub async fn store_token_buckets_are_shared_and_atomic(subject: &Subject) {
+    use docket_core::quota::{Grant, Rate};
+    let rate = Rate {
+        burst: 20,
+        per_minute: 60,
+    };
+    let now = Utc::now();
+    let bucket = format!("uploads:{}", uuid::Uuid::new_v4());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = subject.store.clone();
+        let bucket = bucket.clone();
+        tasks.spawn(async move {
+            let mut granted = 0;
+            for _ in 0..5 {
+                if let Grant::Granted { .. } =
+                    store.take_token(&bucket, rate, now).await.expect("take")
+                {
+                    granted += 1;
+                }
+            }
+            granted
+        });
+    }
+    let mut granted = 0;
+    while let Some(count) = tasks.join_next().await {
+        granted += count.expect("task");
+    }
+    assert_eq!(granted, 20, "8 callers × 5 tries share a burst of 20");
+    let denied = subject
+        .store
+        .take_token(&bucket, rate, now)
+        .await
+        .expect("take");
+    assert_eq!(
+        denied,
+        Grant::Denied {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    let other = format!("uploads:{}", uuid::Uuid::new_v4());
+    assert_eq!(
+        subject
+            .store
+            .take_token(&other, rate, now)
+            .await
+            .expect("take"),
+        Grant::Granted { remaining: 19 }
+    );
+    let later = now + chrono::Duration::seconds(3);
+    assert_eq!(
+        subject
+            .store
+            .take_token(&bucket, rate, later)
+            .await
+            .expect("take"),
+        Grant::Granted { remaining: 2 }
+    );
 }
 
 /// A deterministic evaluator for pipeline checks: scores a document by its

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::TenantId;
+use crate::quota::Rate;
 
 /// What a key's holder may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -18,10 +19,17 @@ pub enum Tier {
 }
 
 /// The limits of a tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TierLimits {
     /// Most documents in one batch.
     pub documents_per_batch: usize,
+    /// Most bytes of document text in one batch.
+    pub batch_bytes: usize,
+    /// Batches a key may submit (uploads and retries): a burst, then a
+    /// steady rate.
+    pub uploads: Rate,
+    /// Most of the tenant's jobs queued or processing at once.
+    pub concurrent_jobs: usize,
 }
 
 impl Tier {
@@ -41,9 +49,21 @@ impl Tier {
         match self {
             Tier::Standard => TierLimits {
                 documents_per_batch: 50,
+                batch_bytes: 10 * 1024 * 1024,
+                uploads: Rate {
+                    burst: 10,
+                    per_minute: 30,
+                },
+                concurrent_jobs: 10,
             },
             Tier::Premium => TierLimits {
                 documents_per_batch: 10_000,
+                batch_bytes: 200 * 1024 * 1024,
+                uploads: Rate {
+                    burst: 100,
+                    per_minute: 600,
+                },
+                concurrent_jobs: 100,
             },
         }
     }

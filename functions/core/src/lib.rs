@@ -16,6 +16,7 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod progress;
+pub mod quota;
 
 pub use evaluation::{Evaluation, Finding, Score, Severity, Span};
 pub use failure::{Failure, FailureCategory, RetryPolicy};

@@ -20,6 +20,7 @@ use crate::failure::{Failure, FailureCategory};
 use crate::model::{
     ChunkInfo, EvaluatorRef, ItemOutcome, Job, JobCounters, JobId, JobStatus, Priority, TenantId,
 };
+use crate::quota::{Grant, Rate};
 
 /// A failure of the backend itself (network, throttling, disk), with the
 /// category that decides whether the caller retries.
@@ -457,6 +458,19 @@ pub trait JobStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown hash; [`StoreError::Backend`].
     async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError>;
+
+    /// Takes one token from the rate-limit bucket `bucket` (a full one the
+    /// first time), atomically: concurrent callers never share a token. See
+    /// [`quota::take`](crate::quota::take).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] (no token was taken).
+    async fn take_token(
+        &self,
+        bucket: &str,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError>;
 
     /// The tenant's jobs, newest first (by creation time, then id).
     ///

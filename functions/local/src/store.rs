@@ -12,6 +12,7 @@ use docket_core::auth::ApiKey;
 use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
 use docket_core::ports::BackendError;
 use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError};
+use docket_core::quota::{self, Grant, Rate};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::db::{Database, backend_error, millis};
@@ -337,6 +338,40 @@ impl JobStore for SqliteJobStore {
             .map_err(sql)?;
         let body = body.ok_or_else(|| StoreError::NotFound("api key".into()))?;
         serde_json::from_str(&body).map_err(|e| corrupt("api key", e))
+    }
+
+    async fn take_token(
+        &self,
+        bucket: &str,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError> {
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT body FROM buckets WHERE key = ?1",
+                params![bucket],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        let state = match stored {
+            Some(body) => Some(serde_json::from_str(&body).map_err(|e| corrupt("bucket", e))?),
+            None => None,
+        };
+        let (state, grant) = quota::take(state, rate, now);
+        let body = serde_json::to_string(&state).map_err(|e| corrupt("bucket", e))?;
+        tx.execute(
+            "INSERT INTO buckets (key, body) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+            params![bucket, body],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(grant)
     }
 
     async fn list_jobs(
