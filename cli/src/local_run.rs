@@ -144,6 +144,7 @@ pub fn local_pipeline(state: &Path, host: Arc<PluginHost>) -> anyhow::Result<Pip
         store: backend.store.clone(),
         evaluators: host,
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+        metrics: Default::default(),
         settings: PipelineSettings {
             receive_batch: 32,
             visibility: Duration::from_secs(120),

@@ -84,6 +84,7 @@ impl Harness {
             store: backend.store.clone(),
             evaluators: evaluators.unwrap_or_else(|| Arc::new(host.clone())),
             clock: clock.clone(),
+            metrics: Default::default(),
             settings: PipelineSettings {
                 visibility: Duration::from_secs(30),
                 ..PipelineSettings::default()

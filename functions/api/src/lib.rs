@@ -12,6 +12,7 @@
 mod auth;
 pub mod error;
 mod extract;
+mod ops;
 mod quota;
 mod upload;
 
@@ -56,6 +57,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/batch/{job_id}", delete(cancel))
         .route("/api/v1/batch/{job_id}/retry", post(retry))
         .route("/api/v1/batch", get(list))
+        .route("/api/v1/health", get(ops::health))
+        .route("/api/v1/metrics", get(ops::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }

@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             store_round_trips_outcomes,
             store_keeps_api_keys_by_hash,
             store_token_buckets_are_shared_and_atomic,
+            store_stats_count_jobs_and_documents,
             pipeline_counts_exactly_once_under_duplicate_deliveries
         );
     };
@@ -698,6 +699,44 @@ pub async fn store_finish_has_exactly_one_winner(subject: &Subject) {
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
 }
 
+/// Monitoring figures follow jobs and their recorded documents (checked as
+/// differences: the store may hold other jobs).
+pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
+    let count = |stats: &docket_core::ports::StoreStats, status: JobStatus| {
+        stats
+            .jobs
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    let before = subject.store.stats().await.expect("stats");
+    assert_eq!(before.jobs.len(), JobStatus::ALL.len());
+    let queued = sample_job("acme", 1);
+    let running = sample_job("acme", 3);
+    subject.store.create_job(&queued).await.expect("create");
+    subject.store.create_job(&running).await.expect("create");
+    let outcomes = [
+        outcome(0, 0, (0, 1), succeeded(1.0)),
+        outcome(1, 1, (0, 1), failed()),
+    ];
+    subject
+        .store
+        .record_outcomes(&running.id, &outcomes, Utc::now())
+        .await
+        .expect("record");
+    let after = subject.store.stats().await.expect("stats");
+    assert_eq!(
+        count(&after, JobStatus::Queued),
+        count(&before, JobStatus::Queued) + 1
+    );
+    assert_eq!(
+        count(&after, JobStatus::Processing),
+        count(&before, JobStatus::Processing) + 1
+    );
+    assert_eq!(after.documents_succeeded, before.documents_succeeded + 1);
+    assert_eq!(after.documents_failed, before.documents_failed + 1);
+}
+
 /// The failing-fast reason is set once.
 pub async fn store_halts_once(subject: &Subject) {
     let job = sample_job("acme", 1);
@@ -960,6 +999,7 @@ pub fn fake_pipeline(subject: &Subject, evaluators: Arc<FakeEvaluators>) -> Pipe
         store: subject.store.clone(),
         evaluators,
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+        metrics: Default::default(),
         settings: PipelineSettings {
             visibility: Duration::from_secs(30),
             ..PipelineSettings::default()

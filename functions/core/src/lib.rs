@@ -12,6 +12,7 @@ pub mod auth;
 pub mod chunking;
 pub mod evaluation;
 pub mod failure;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod ports;

@@ -211,6 +211,8 @@ pub struct Pipeline {
     pub clock: Arc<dyn Clock>,
     /// Tunables.
     pub settings: PipelineSettings,
+    /// What this process's processors recorded.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -590,10 +592,11 @@ impl Pipeline {
         job: &Job,
         outcomes: &[ItemOutcome],
     ) -> Result<Result<(), PipelineError>, StoreError> {
-        let receipt = self
-            .store
-            .record_outcomes(&job.id, outcomes, self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        let receipt = self.store.record_outcomes(&job.id, outcomes, now).await?;
+        let recorded: HashSet<u32> = receipt.recorded.iter().copied().collect();
+        self.metrics
+            .record(outcomes.iter().filter(|o| recorded.contains(&o.item)), now);
         let unfinalized_and_done = receipt.recorded.is_empty()
             && receipt.counters.items_pending() == 0
             && job.finished_at.is_none();

@@ -368,6 +368,19 @@ pub struct JobFilter {
     pub limit: usize,
 }
 
+/// What [`JobStore::stats`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Jobs per status (every status, zeros included).
+    pub jobs: Vec<(JobStatus, u64)>,
+    /// Documents evaluated successfully, over all jobs.
+    pub documents_succeeded: u64,
+    /// Documents failed, over all jobs.
+    pub documents_failed: u64,
+    /// Documents skipped, over all jobs.
+    pub documents_skipped: u64,
+}
+
 /// Jobs, their exact counters and item outcomes (DynamoDB semantics:
 /// conditional writes and transactions).
 #[async_trait]
@@ -472,6 +485,13 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Grant, StoreError>;
 
+    /// Deployment-wide figures for monitoring: jobs by status and the
+    /// documents they counted.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
     /// The tenant's jobs, newest first (by creation time, then id).
     ///
     /// # Errors
@@ -568,6 +588,12 @@ pub trait Evaluators: Send + Sync {
     /// # Errors
     /// A `Configuration` [`Failure`] naming the unknown evaluator or version.
     fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure>;
+
+    /// Every evaluator version this runtime can run now, by name then
+    /// version (for health checks; empty when it loads on demand).
+    fn loaded(&self) -> Vec<EvaluatorRef> {
+        Vec::new()
+    }
 
     /// Evaluates a batch of documents or chunks, one result per request in
     /// order. Each request fails alone with a categorized [`Failure`]: the

@@ -11,7 +11,7 @@ use docket_core::FailureCategory;
 use docket_core::auth::ApiKey;
 use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
 use docket_core::ports::BackendError;
-use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError};
+use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError, StoreStats};
 use docket_core::quota::{self, Grant, Rate};
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -372,6 +372,44 @@ impl JobStore for SqliteJobStore {
         .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(grant)
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let connection = self.db.lock();
+        let mut select = connection
+            .prepare_cached(
+                "SELECT status, count(*),
+                        sum(json_extract(body, '$.counters.documents_succeeded')),
+                        sum(json_extract(body, '$.counters.documents_failed')),
+                        sum(json_extract(body, '$.counters.documents_skipped'))
+                 FROM jobs GROUP BY status",
+            )
+            .map_err(sql)?;
+        let rows = select
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    row.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    row.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                ))
+            })
+            .map_err(sql)?;
+        let mut stats = StoreStats {
+            jobs: JobStatus::ALL.iter().map(|s| (*s, 0)).collect(),
+            ..StoreStats::default()
+        };
+        for row in rows {
+            let (status, jobs, succeeded, failed, skipped) = row.map_err(sql)?;
+            if let Some(entry) = stats.jobs.iter_mut().find(|(s, _)| s.as_str() == status) {
+                entry.1 = jobs as u64;
+            }
+            stats.documents_succeeded += succeeded as u64;
+            stats.documents_failed += failed as u64;
+            stats.documents_skipped += skipped as u64;
+        }
+        Ok(stats)
     }
 
     async fn list_jobs(

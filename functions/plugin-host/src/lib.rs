@@ -1011,6 +1011,18 @@ impl Evaluators for PluginHost {
         self.inner.resolve(spec)
     }
 
+    fn loaded(&self) -> Vec<EvaluatorRef> {
+        let versions = self
+            .inner
+            .versions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        versions
+            .values()
+            .flat_map(|v| v.values().cloned())
+            .collect()
+    }
+
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,

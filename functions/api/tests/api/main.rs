@@ -842,3 +842,85 @@ async fn retry_resubmits_exactly_the_failed_documents_once() {
         format!("job {clean_id} has no failed documents")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_no_key_and_reports_components_and_queue_depth() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
+    assert!(accepted["job_id"].is_string());
+    let request = Request::get("/api/v1/health").body(Body::empty()).unwrap();
+    let (status, health) = call_json(&harness, request).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["components"]["job_store"]["status"], "ok");
+    assert_eq!(health["components"]["blob_store"]["status"], "ok");
+    assert_eq!(health["components"]["queues"]["status"], "ok");
+    assert_eq!(
+        health["components"]["queues"]["depth"]["work-high"],
+        json!({"visible": 2, "in_flight": 0, "dead": 0})
+    );
+    let loaded = health["components"]["evaluators"]["loaded"]
+        .as_array()
+        .unwrap();
+    assert!(
+        loaded
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("decalogo@")),
+        "{loaded:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_jobs_documents_queues_and_evaluations() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (status, _) = call(
+        &harness,
+        Request::get("/api/v1/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, first) = call_json(&harness, post(&token, &plans())).await;
+    let batch = json!({"documents": [
+        {"id": "ok", "content": "fine"},
+        {"id": "bad", "content": "hostile:invalid"},
+    ], "options": {"evaluator": "hostile"}});
+    let (_, second) = call_json(&harness, post(&token, &batch)).await;
+    for accepted in [&first, &second] {
+        let id = docket_core::JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap();
+        harness.run_until_finalized(&id, 20).await;
+    }
+    let (_, queued) = call_json(&harness, post(&token, &plans())).await;
+    assert!(queued["job_id"].is_string());
+    let response = app(state(&harness))
+        .oneshot(get(&token, "/api/v1/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for line in [
+        "docket_jobs{status=\"completed\"} 2",
+        "docket_jobs{status=\"queued\"} 1",
+        "docket_documents{status=\"succeeded\"} 3",
+        "docket_documents{status=\"failed\"} 1",
+        "docket_queue_depth{queue=\"work-high\",state=\"visible\"} 2",
+        "docket_work_items_processed_total{result=\"succeeded\"} 3",
+        "docket_work_items_processed_total{result=\"failed\"} 1",
+        "docket_work_items_failed_total{category=\"DATA\"} 1",
+        "docket_evaluation_seconds_count 4",
+        "docket_evaluation_seconds_bucket{le=\"+Inf\"} 4",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    assert!(text.contains("# TYPE docket_evaluation_seconds histogram"));
+    assert!(text.contains("docket_throughput_items_per_second{window=\"1h\"}"));
+}
