@@ -14,6 +14,7 @@ use docket_core::ports::{Clock, Evaluators, QueueName, SystemClock};
 use docket_core::progress::StatusReport;
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{HostConfig, Manifest, PluginHost};
+use docket_webhook::{AddressPolicy, HttpWebhookSender};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::intake;
@@ -135,7 +136,11 @@ pub fn resolve_evaluator(
 ///
 /// # Errors
 /// When the backend or the plugin host cannot start.
-pub fn local_pipeline(state: &Path, host: Arc<PluginHost>) -> anyhow::Result<Pipeline> {
+pub fn local_pipeline(
+    state: &Path,
+    host: Arc<PluginHost>,
+    webhooks: AddressPolicy,
+) -> anyhow::Result<Pipeline> {
     let backend = LocalBackend::open(state, LocalOptions::default())
         .with_context(|| format!("opening the state directory {}", state.display()))?;
     Ok(Pipeline {
@@ -145,6 +150,10 @@ pub fn local_pipeline(state: &Path, host: Arc<PluginHost>) -> anyhow::Result<Pip
         evaluators: host,
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         metrics: Default::default(),
+        webhooks: Arc::new(
+            HttpWebhookSender::new(webhooks, Duration::from_secs(10))
+                .context("starting the webhook sender")?,
+        ),
         settings: PipelineSettings {
             receive_batch: 32,
             visibility: Duration::from_secs(120),
@@ -229,10 +238,11 @@ where
             continue;
         }
         let mut other = pipeline.finalize_once().await?;
-        for priority in Priority::ALL {
-            other += pipeline
-                .drain_dead_letters(QueueName::Work(priority))
-                .await?;
+        other += pipeline.deliver_webhooks_once().await?;
+        for queue in QueueName::ALL {
+            if queue != QueueName::Finalize {
+                other += pipeline.drain_dead_letters(queue).await?;
+            }
         }
         if other > 0 {
             continue;
@@ -292,7 +302,7 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     );
     let host = Arc::new(plugin_host(&request.state, request.workers)?);
     let evaluator = resolve_evaluator(&host, &request.evaluator)?;
-    let pipeline = local_pipeline(&request.state, host)?;
+    let pipeline = local_pipeline(&request.state, host, AddressPolicy::default())?;
     let submission = Submission {
         job_id: None,
         tenant: TenantId::local(),

@@ -77,6 +77,23 @@ struct ServeArgs {
     /// New batches are refused (503) while this many work items wait.
     #[arg(long, default_value_t = 200_000)]
     max_queue_depth: u64,
+    /// Let webhooks reach loopback or private addresses (refused by
+    /// default); repeat for both.
+    #[arg(long = "webhook-allow", value_enum)]
+    webhook_allow: Vec<WebhookAllow>,
+    /// Delay after a first failed webhook attempt, in milliseconds (doubled
+    /// after each next one).
+    #[arg(long, default_value_t = 5000)]
+    webhook_backoff_ms: u64,
+}
+
+/// Special addresses webhooks may be allowed to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WebhookAllow {
+    /// 127.0.0.0/8 and ::1.
+    Loopback,
+    /// 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7.
+    Private,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +177,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_mib << 20,
         default_evaluator: args.evaluator,
         max_queue_depth: Some(args.max_queue_depth),
+        webhooks: docket_webhook::AddressPolicy {
+            allow_loopback: args.webhook_allow.contains(&WebhookAllow::Loopback),
+            allow_private: args.webhook_allow.contains(&WebhookAllow::Private),
+        },
+        webhook_backoff: std::time::Duration::from_millis(args.webhook_backoff_ms),
     }))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -173,8 +195,12 @@ fn create_key(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let token = runtime.block_on(docket_cli::serve::create_key(state, tenant, tier))?;
+    let (token, secret) = runtime.block_on(docket_cli::serve::create_key(state, tenant, tier))?;
+    eprintln!(
+        "API key (shown once; only its hash is kept), then the tenant's webhook signing secret:"
+    );
     println!("{token}");
+    println!("{secret}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -27,6 +27,10 @@ pub struct ServeRequest {
     pub default_evaluator: String,
     /// New batches are refused (503) while this many work items wait.
     pub max_queue_depth: Option<u64>,
+    /// Which special addresses webhooks may reach.
+    pub webhooks: docket_webhook::AddressPolicy,
+    /// Delay after a first failed webhook attempt (doubled each time).
+    pub webhook_backoff: std::time::Duration,
 }
 
 /// Serves until the process is stopped; prints `listening on http://…`
@@ -36,7 +40,8 @@ pub struct ServeRequest {
 /// When the address cannot be bound or the backend cannot start.
 pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     let host = Arc::new(plugin_host(&request.state, request.workers)?);
-    let pipeline = local_pipeline(&request.state, host)?;
+    let mut pipeline = local_pipeline(&request.state, host, request.webhooks)?;
+    pipeline.settings.webhook_backoff = request.webhook_backoff;
     for _ in 0..request.workers.max(1) {
         let pipeline = pipeline.clone();
         tokio::spawn(async move {
@@ -62,7 +67,8 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
 }
 
 /// Creates an API key for `tenant` on the embedded backend in `state` and
-/// returns its token (shown once; only its hash is stored).
+/// returns its token (shown once; only its hash is stored) and the
+/// tenant's webhook signing secret (made with its first key).
 ///
 /// # Errors
 /// When the state directory cannot be opened or written.
@@ -70,7 +76,7 @@ pub async fn create_key(
     state: &std::path::Path,
     tenant: docket_core::TenantId,
     tier: docket_core::auth::Tier,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, String)> {
     use docket_core::auth::{ApiKey, generate_token, hash_token};
     use docket_core::ports::JobStore;
     let backend = docket_local::LocalBackend::open(state, docket_local::LocalOptions::default())?;
@@ -79,10 +85,14 @@ pub async fn create_key(
         .store
         .put_api_key(&ApiKey {
             hash: hash_token(&token),
-            tenant,
+            tenant: tenant.clone(),
             tier,
             created_at: chrono::Utc::now(),
         })
         .await?;
-    Ok(token)
+    let secret = backend
+        .store
+        .webhook_secret(&tenant, &docket_core::webhook::generate_secret())
+        .await?;
+    Ok((token, secret))
 }

@@ -68,6 +68,15 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
+/// A webhook sender that may reach loopback receivers (tests only).
+pub fn loopback_webhooks() -> docket_webhook::HttpWebhookSender {
+    let policy = docket_webhook::AddressPolicy {
+        allow_loopback: true,
+        allow_private: false,
+    };
+    docket_webhook::HttpWebhookSender::new(policy, Duration::from_secs(5)).unwrap()
+}
+
 impl Harness {
     /// A fresh harness whose pipeline uses `evaluators` (the host when
     /// `None`).
@@ -85,6 +94,7 @@ impl Harness {
             evaluators: evaluators.unwrap_or_else(|| Arc::new(host.clone())),
             clock: clock.clone(),
             metrics: Default::default(),
+            webhooks: Arc::new(loopback_webhooks()),
             settings: PipelineSettings {
                 visibility: Duration::from_secs(30),
                 ..PipelineSettings::default()

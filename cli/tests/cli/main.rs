@@ -472,8 +472,11 @@ fn docket_serve_takes_a_batch_over_http_and_processes_it() {
         .output()
         .unwrap();
     assert!(created.status.success(), "{created:?}");
-    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
-    assert!(token.starts_with("dk_"), "{token}");
+    let printed = String::from_utf8(created.stdout).unwrap();
+    let lines: Vec<&str> = printed.lines().collect();
+    let token = lines[0].to_owned();
+    assert!(token.starts_with("dk_"), "{printed}");
+    assert!(lines[1].starts_with("whsec_"), "{printed}");
     let server = serve(&state);
     let batch = serde_json::json!({"documents": [
         {"id": "harbor", "content": std::fs::read_to_string(repo().join("examples/plans/harbor-town-strategy.txt")).unwrap()},

@@ -254,6 +254,14 @@ pub(crate) async fn upload(
         },
     };
     let mut submission = validate(request, &state, &caller)?;
+    if let Some(url) = &submission.options.webhook_url
+        && let Err(refused) = state.pipeline.webhooks.check(url).await
+    {
+        return Err(ApiError::Invalid(vec![FieldError::new(
+            "options.webhook_url",
+            refused.to_string(),
+        )]));
+    }
     if let Some(key) = idempotency_key {
         submission.job_id = Some(idempotent_job_id(&caller.tenant, &key));
     }

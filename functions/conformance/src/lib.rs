@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             store_keeps_api_keys_by_hash,
             store_token_buckets_are_shared_and_atomic,
             store_stats_count_jobs_and_documents,
+            store_keeps_webhook_state_and_one_secret_per_tenant,
             pipeline_counts_exactly_once_under_duplicate_deliveries
         );
     };
@@ -440,6 +441,7 @@ pub fn sample_job(tenant: &str, items: u32) -> Job {
         started_at: None,
         finished_at: None,
         error: None,
+        webhook: None,
     }
 }
 
@@ -737,6 +739,70 @@ pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
     assert_eq!(after.documents_failed, before.documents_failed + 1);
 }
 
+/// A delivered callback stays delivered; a tenant's first secret wins.
+pub async fn store_keeps_webhook_state_and_one_secret_per_tenant(subject: &Subject) {
+    use docket_core::webhook::{WebhookDelivery, WebhookState};
+    let job = sample_job("acme", 1);
+    subject.store.create_job(&job).await.expect("create");
+    let state = |state, attempts| WebhookDelivery {
+        state,
+        attempts,
+        last_status: Some(200),
+        last_error: None,
+        updated_at: Utc::now(),
+    };
+    for delivery in [
+        state(WebhookState::Pending, 1),
+        state(WebhookState::Delivered, 2),
+        state(WebhookState::Failed, 3),
+    ] {
+        subject
+            .store
+            .set_webhook(&job.id, &delivery)
+            .await
+            .expect("set");
+    }
+    let kept = subject
+        .store
+        .job(&job.id)
+        .await
+        .expect("read")
+        .webhook
+        .expect("webhook");
+    assert_eq!((kept.state, kept.attempts), (WebhookState::Delivered, 2));
+    let missing = subject
+        .store
+        .set_webhook(&JobId::generate(), &state(WebhookState::Pending, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+
+    let tenant = TenantId::parse(&format!("t-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let first = subject
+        .store
+        .webhook_secret(&tenant, "whsec_Zmlyc3Q=")
+        .await
+        .expect("secret");
+    let second = subject
+        .store
+        .webhook_secret(&tenant, "whsec_c2Vjb25k")
+        .await
+        .expect("secret");
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        ("whsec_Zmlyc3Q=", "whsec_Zmlyc3Q=")
+    );
+    let other = TenantId::parse(&format!("t-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    assert_eq!(
+        subject
+            .store
+            .webhook_secret(&other, "whsec_b3RoZXI=")
+            .await
+            .expect("secret"),
+        "whsec_b3RoZXI="
+    );
+}
+
 /// The failing-fast reason is set once.
 pub async fn store_halts_once(subject: &Subject) {
     let job = sample_job("acme", 1);
@@ -1000,6 +1066,7 @@ pub fn fake_pipeline(subject: &Subject, evaluators: Arc<FakeEvaluators>) -> Pipe
         evaluators,
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         metrics: Default::default(),
+        webhooks: Arc::new(docket_core::ports::NoWebhooks),
         settings: PipelineSettings {
             visibility: Duration::from_secs(30),
             ..PipelineSettings::default()

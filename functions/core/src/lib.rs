@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod progress;
 pub mod quota;
+pub mod webhook;
 
 pub use evaluation::{Evaluation, Finding, Score, Severity, Span};
 pub use failure::{Failure, FailureCategory, RetryPolicy};

@@ -352,6 +352,10 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why it failed or is failing fast; set once.
     pub error: Option<String>,
+    /// Where the job-finished callback stands (none without a webhook URL
+    /// or before the job finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::webhook::WebhookDelivery>,
 }
 
 impl Job {

@@ -20,8 +20,10 @@ use crate::model::{
 };
 use crate::ports::{
     BlobError, BlobStore, Clock, Delivery, EvaluationRequest, Evaluators, JobStore,
-    OutgoingMessage, QueueError, QueueName, StoreError, WorkQueue,
+    OutgoingMessage, QueueError, QueueName, StoreError, WebhookError, WebhookRequest,
+    WebhookSender, WorkQueue,
 };
+use crate::webhook::{WebhookDelivery, WebhookState};
 
 /// Tunables of the pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,13 @@ pub struct PipelineSettings {
     pub pack_bytes: usize,
     /// Messages claimed per receive.
     pub receive_batch: usize,
+    /// Attempts to deliver a job's callback before it is given up (and its
+    /// message dead-lettered). The webhook queue's dead-letter threshold
+    /// must be above it.
+    pub webhook_attempts: u32,
+    /// Delay after the first failed callback; doubled after each next one
+    /// (with jitter), up to 15 minutes.
+    pub webhook_backoff: Duration,
 }
 
 impl Default for PipelineSettings {
@@ -44,6 +53,8 @@ impl Default for PipelineSettings {
             visibility: Duration::from_secs(60),
             pack_bytes: 1024 * 1024,
             receive_batch: 10,
+            webhook_attempts: 5,
+            webhook_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -131,23 +142,12 @@ pub struct FinalizeMessage {
     pub job_id: JobId,
 }
 
-/// The message on the webhook queue (the body of the callback).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The message on the webhook queue: which job's callback to deliver (the
+/// body is made from the job at each attempt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookMessage {
-    /// The job.
+    /// The finished job.
     pub job_id: JobId,
-    /// Its final status.
-    pub status: JobStatus,
-    /// Where to deliver.
-    pub url: String,
-    /// Documents in the job.
-    pub document_count: u32,
-    /// Completed documents.
-    pub completed_documents: u32,
-    /// Failed documents.
-    pub failed_documents: u32,
-    /// Key of `results.json`.
-    pub results_key: String,
 }
 
 /// What a recovery job of a finished job's failed documents holds.
@@ -213,6 +213,8 @@ pub struct Pipeline {
     pub settings: PipelineSettings,
     /// What this process's processors recorded.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Sends job-finished callbacks.
+    pub webhooks: Arc<dyn WebhookSender>,
 }
 
 impl Pipeline {
@@ -314,6 +316,7 @@ impl Pipeline {
             started_at: None,
             finished_at: None,
             error: None,
+            webhook: None,
         };
         self.store.create_job(&job).await?;
         let queue = QueueName::Work(job.options.priority);
@@ -656,6 +659,12 @@ impl Pipeline {
     pub async fn finalize(&self, job_id: &JobId) -> Result<FinalizeOutcome, PipelineError> {
         let job = self.store.job(job_id).await?;
         if job.finished_at.is_some() {
+            // The finalizer that won may have stopped before queueing the
+            // callback: queue it now (the receiver drops a duplicate by its
+            // webhook-id).
+            if job.options.webhook_url.is_some() && job.webhook.is_none() {
+                self.enqueue_webhook(&job).await?;
+            }
             return Ok(FinalizeOutcome::AlreadyFinalized);
         }
         let pending = job.counters.items_pending();
@@ -738,24 +747,8 @@ impl Pipeline {
             Err(StoreError::Conflict(_)) => return Ok(FinalizeOutcome::AlreadyFinalized),
             Err(e) => return Err(e.into()),
         };
-        if let Some(url) = &finished.options.webhook_url {
-            let message = WebhookMessage {
-                job_id: finished.id.clone(),
-                status: finished.status,
-                url: url.clone(),
-                document_count: finished.counters.documents_total,
-                completed_documents: results.summary.completed_documents,
-                failed_documents: results.summary.failed_documents,
-                results_key: results_key(job_id),
-            };
-            self.queue
-                .send(
-                    QueueName::Webhook,
-                    vec![OutgoingMessage::new(
-                        serde_json::to_string(&message).unwrap_or_default(),
-                    )],
-                )
-                .await?;
+        if finished.options.webhook_url.is_some() {
+            self.enqueue_webhook(&finished).await?;
         }
         tracing::info!(%job_id, status = %finished.status, seconds = started.elapsed().as_secs_f64(), "job finalized");
         Ok(FinalizeOutcome::Finalized(Box::new(finished)))
@@ -855,6 +848,203 @@ impl Pipeline {
             });
         }
         Ok(recovery)
+    }
+
+    /// Queues the finished job's callback and marks it pending.
+    async fn enqueue_webhook(&self, job: &Job) -> Result<(), PipelineError> {
+        let message = WebhookMessage {
+            job_id: job.id.clone(),
+        };
+        self.queue
+            .send(
+                QueueName::Webhook,
+                vec![OutgoingMessage::new(
+                    serde_json::to_string(&message).unwrap_or_default(),
+                )],
+            )
+            .await?;
+        let pending = WebhookDelivery {
+            state: WebhookState::Pending,
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            updated_at: self.clock.now(),
+        };
+        self.store.set_webhook(&job.id, &pending).await?;
+        Ok(())
+    }
+
+    /// Delay before callback attempt `attempt + 1`: the backoff doubled per
+    /// attempt, capped at 15 minutes, half of it jittered.
+    fn webhook_delay(&self, message_id: &str, attempt: u32) -> Duration {
+        let ceiling = self
+            .settings
+            .webhook_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(Duration::from_secs(15 * 60));
+        ceiling.mul_f64(0.5 + 0.5 * jitter(message_id, attempt))
+    }
+
+    /// One attempt at a job's callback: signed with the tenant's secret,
+    /// sent, and its outcome kept on the job.
+    pub async fn deliver_webhook(&self, delivery: &Delivery) -> Result<Disposition, PipelineError> {
+        let message: WebhookMessage = match serde_json::from_str(&delivery.body) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::error!(error = %e, "malformed webhook message left for the dead-letter queue");
+                return Ok(Disposition::Keep);
+            }
+        };
+        let job = match self.store.job(&message.job_id).await {
+            Ok(job) => job,
+            Err(StoreError::NotFound(_)) => return Ok(Disposition::Done),
+            Err(e) => return Err(e.into()),
+        };
+        let job_id = &job.id;
+        let (Some(url), Some(_)) = (&job.options.webhook_url, job.finished_at) else {
+            return Ok(Disposition::Done);
+        };
+        if let Some(done) = &job.webhook
+            && done.state != WebhookState::Pending
+        {
+            // Delivered, or given up and waiting for the dead-letter queue.
+            return Ok(if done.state == WebhookState::Delivered {
+                Disposition::Done
+            } else {
+                Disposition::Keep
+            });
+        }
+        let now = self.clock.now();
+        let secret = self
+            .store
+            .webhook_secret(&job.tenant, &crate::webhook::generate_secret())
+            .await?;
+        let body = crate::webhook::event_body(&job, now);
+        let id = crate::webhook::message_id(&job);
+        let headers = match crate::webhook::signed_headers(&secret, &id, now.timestamp(), &body) {
+            Ok(headers) => headers,
+            Err(e) => {
+                tracing::error!(%job_id, error = %e, "the tenant's webhook secret is unusable");
+                return Ok(Disposition::Keep);
+            }
+        };
+        let attempt = delivery.receive_count;
+        let request = WebhookRequest {
+            url: url.clone(),
+            headers,
+            body,
+        };
+        let (state, status, error, disposition) = match self.webhooks.send(request).await {
+            Ok(status) => (
+                WebhookState::Delivered,
+                Some(status),
+                None,
+                Disposition::Done,
+            ),
+            Err(WebhookError::NotAllowed(reason)) => (
+                WebhookState::Failed,
+                None,
+                Some(format!("webhook URL not allowed: {reason}")),
+                Disposition::Done,
+            ),
+            Err(WebhookError::Failed { status, message }) => {
+                if attempt >= self.settings.webhook_attempts {
+                    (
+                        WebhookState::Failed,
+                        status,
+                        Some(message),
+                        Disposition::Keep,
+                    )
+                } else {
+                    let delay = self.webhook_delay(&delivery.message_id, attempt);
+                    (
+                        WebhookState::Pending,
+                        status,
+                        Some(message),
+                        Disposition::RetryAfter(delay),
+                    )
+                }
+            }
+        };
+        match state {
+            WebhookState::Delivered => tracing::info!(%job_id, attempt, "webhook delivered"),
+            WebhookState::Pending => {
+                tracing::warn!(%job_id, attempt, error = ?error, "webhook attempt failed; retried")
+            }
+            WebhookState::Failed => {
+                tracing::warn!(%job_id, attempt, error = ?error, "webhook given up")
+            }
+        }
+        let record = WebhookDelivery {
+            state,
+            attempts: attempt,
+            last_status: status,
+            last_error: error,
+            updated_at: now,
+        };
+        self.store.set_webhook(job_id, &record).await?;
+        Ok(disposition)
+    }
+
+    /// One round of a webhook sender: receives callbacks, delivers and
+    /// settles them. Returns how many it handled.
+    ///
+    /// # Errors
+    /// Queue errors.
+    pub async fn deliver_webhooks_once(&self) -> Result<usize, PipelineError> {
+        let queue = QueueName::Webhook;
+        let deliveries = self
+            .queue
+            .receive(queue, self.settings.receive_batch, self.settings.visibility)
+            .await?;
+        let mut dispositions = Vec::with_capacity(deliveries.len());
+        for delivery in &deliveries {
+            dispositions.push(match self.deliver_webhook(delivery).await {
+                Ok(disposition) => disposition,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook not attempted; retried");
+                    Disposition::Keep
+                }
+            });
+        }
+        self.settle(queue, &deliveries, &dispositions).await?;
+        Ok(deliveries.len())
+    }
+
+    /// Marks the callbacks of dead-lettered webhook messages failed (unless
+    /// one attempt got through) and removes them.
+    async fn drain_dead_webhooks(&self, deliveries: &[Delivery]) -> Result<(), PipelineError> {
+        for delivery in deliveries {
+            if let Ok(message) = serde_json::from_str::<WebhookMessage>(&delivery.body)
+                && let Ok(job) = self.store.job(&message.job_id).await
+            {
+                let mut record = job.webhook.unwrap_or(WebhookDelivery {
+                    state: WebhookState::Failed,
+                    attempts: delivery.receive_count,
+                    last_status: None,
+                    last_error: None,
+                    updated_at: self.clock.now(),
+                });
+                if record.state == WebhookState::Pending {
+                    record.state = WebhookState::Failed;
+                    record.last_error = Some(format!(
+                        "dead-lettered after {} deliveries: {}",
+                        delivery.receive_count,
+                        record
+                            .last_error
+                            .as_deref()
+                            .unwrap_or("no attempt was recorded")
+                    ));
+                    record.updated_at = self.clock.now();
+                    self.store.set_webhook(&job.id, &record).await?;
+                }
+            }
+        }
+        let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+        if !receipts.is_empty() {
+            self.queue.ack_dead(QueueName::Webhook, &receipts).await?;
+        }
+        Ok(())
     }
 
     /// Applies `dispositions` to `deliveries` of `queue`: acks the done ones
@@ -959,6 +1149,10 @@ impl Pipeline {
             .queue
             .receive_dead(queue, self.settings.receive_batch, self.settings.visibility)
             .await?;
+        if queue == QueueName::Webhook {
+            self.drain_dead_webhooks(&deliveries).await?;
+            return Ok(deliveries.len());
+        }
         let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
         let mut done = Vec::new();
         for (n, delivery) in deliveries.iter().enumerate() {

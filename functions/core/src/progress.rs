@@ -59,6 +59,9 @@ pub struct StatusReport {
     /// Why it failed or is failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the job-finished callback stands, when the job has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::webhook::WebhookDelivery>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -108,6 +111,7 @@ impl StatusReport {
                 .map(|s| now + Duration::milliseconds((s * 1000.0) as i64)),
             items_per_second: rate.map(round2),
             error: job.error.clone(),
+            webhook: job.webhook.clone(),
         }
     }
 }
@@ -134,6 +138,7 @@ mod tests {
             started_at: started_secs_ago.map(|s| now - Duration::seconds(s)),
             finished_at: None,
             error: None,
+            webhook: None,
         }
     }
 

@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     body TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant TEXT PRIMARY KEY,
+    webhook_secret TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS buckets (
     key TEXT PRIMARY KEY,
     body TEXT NOT NULL

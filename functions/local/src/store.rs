@@ -13,6 +13,7 @@ use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantI
 use docket_core::ports::BackendError;
 use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError, StoreStats};
 use docket_core::quota::{self, Grant, Rate};
+use docket_core::webhook::{WebhookDelivery, WebhookState};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::db::{Database, backend_error, millis};
@@ -372,6 +373,41 @@ impl JobStore for SqliteJobStore {
         .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(grant)
+    }
+
+    async fn set_webhook(&self, id: &JobId, delivery: &WebhookDelivery) -> Result<(), StoreError> {
+        self.update(id, |_, job| {
+            let delivered = job
+                .webhook
+                .as_ref()
+                .is_some_and(|w| w.state == WebhookState::Delivered);
+            if !delivered {
+                job.webhook = Some(delivery.clone());
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn webhook_secret(
+        &self,
+        tenant: &TenantId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let connection = self.db.lock();
+        connection
+            .execute(
+                "INSERT OR IGNORE INTO tenants (tenant, webhook_secret) VALUES (?1, ?2)",
+                params![tenant.as_str(), candidate],
+            )
+            .map_err(sql)?;
+        connection
+            .query_row(
+                "SELECT webhook_secret FROM tenants WHERE tenant = ?1",
+                params![tenant.as_str()],
+                |row| row.get(0),
+            )
+            .map_err(sql)
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -924,3 +924,46 @@ async fn metrics_count_jobs_documents_queues_and_evaluations() {
     assert!(text.contains("# TYPE docket_evaluation_seconds histogram"));
     assert!(text.contains("docket_throughput_items_per_second{window=\"1h\"}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_urls_to_special_addresses_are_refused_at_upload() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Standard).await;
+    for (url, reason) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254 is a cloud metadata address",
+        ),
+        ("http://10.0.0.7/hook", "10.0.0.7 is a private address"),
+        ("http://[fe80::1]/hook", "fe80::1 is a link-local address"),
+        ("file:///etc/passwd", "must be an http(s) URL"),
+    ] {
+        let batch =
+            json!({"documents": [{"id": "a", "content": "text"}], "options": {"webhook_url": url}});
+        let (status, error) = call_json(&harness, post(&token, &batch)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert_eq!(error["error"]["details"][0]["field"], "options.webhook_url");
+        let message = error["error"]["details"][0]["message"].as_str().unwrap();
+        assert!(message.ends_with(reason), "{url}: {message}");
+    }
+    let (_, listed) = call_json(&harness, get(&token, "/api/v1/batch")).await;
+    assert!(listed["jobs"].as_array().unwrap().is_empty());
+
+    // Loopback is allowed in this deployment (the test harness's policy);
+    // the job's status shows where its callback stands.
+    let batch = json!({"documents": [{"id": "a", "content": "text"}],
+        "options": {"webhook_url": "http://127.0.0.1:9/hook", "evaluator": "wordstats"}});
+    let (status, accepted) = call_json(&harness, post(&token, &batch)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let job_id = accepted["job_id"].as_str().unwrap();
+    harness
+        .run_until_finalized(&docket_core::JobId::parse(job_id).unwrap(), 20)
+        .await;
+    let (_, report) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
+    assert_eq!(report["webhook"]["state"], "pending");
+    assert_eq!(report["webhook"]["attempts"], 0);
+}
