@@ -2,11 +2,13 @@
 //! upload Lambda serves it through `lambda_http`, `docket serve` on a local
 //! port, and tests call it with `oneshot`.
 //!
-//! This is the first part of the API: submitting a batch, its status, its
-//! results (JSON, JSONL, CSV; with or without evidence), cancelling it and
-//! listing batches. Every route needs `Authorization: Bearer <API key>`;
-//! a tenant sees only its own jobs. Quotas, retry, health, metrics,
-//! webhooks and the OpenAPI document come next.
+//! Routes: submit a batch, its status, its results (JSON, JSONL, CSV; with
+//! or without evidence), cancel it, retry its failed documents, list
+//! batches, health, Prometheus metrics and the OpenAPI document
+//! (`openapi.json` beside this crate, served as is). Every route but health
+//! needs `Authorization: Bearer <API key>`; a tenant sees only its own
+//! jobs. Tier quotas answer 429, a deep work queue 503, both with
+//! `Retry-After`.
 #![deny(missing_docs)]
 
 mod auth;
@@ -32,6 +34,7 @@ use serde::Deserialize;
 
 pub use auth::Caller;
 pub use error::{ApiError, FieldError};
+pub use ops::OPENAPI;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -59,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/batch", get(list))
         .route("/api/v1/health", get(ops::health))
         .route("/api/v1/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }

@@ -1,5 +1,5 @@
-//! For operators: `GET /api/v1/health` (no auth) and `GET /api/v1/metrics`
-//! (Prometheus text).
+//! For operators and client authors: `GET /api/v1/health` (no auth),
+//! `GET /api/v1/metrics` (Prometheus text) and `GET /api/v1/openapi.json`.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -75,6 +75,13 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// The API's OpenAPI 3.0 document.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+pub(crate) async fn openapi(_caller: Caller) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// Deployment-wide figures from the store and the queues, and this

@@ -121,12 +121,20 @@ fn validate(
                 continue;
             }
         };
+        let metadata = match document.metadata {
+            None | Some(Value::Null) => Value::Null,
+            Some(metadata @ Value::Object(_)) => metadata,
+            Some(_) => {
+                errors.push(FieldError::new(at("metadata"), "must be a JSON object"));
+                continue;
+            }
+        };
         batch_bytes += content.len();
         documents.push(IntakeDocument::Accepted(DocumentSpec {
             title: document.title.unwrap_or_else(|| id.clone()),
             id,
             body: DocumentBody::Text(content),
-            metadata: document.metadata.unwrap_or(Value::Null),
+            metadata,
         }));
     }
     let allowed_bytes = caller.tier.limits().batch_bytes;

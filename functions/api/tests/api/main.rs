@@ -260,6 +260,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
             {"id": "a", "content": "again"},
             {"content": "no id"},
             {"id": "e", "content": 42},
+            {"id": "f", "content": "fine", "metadata": [1, 2]},
         ], "options": {"priority": "urgent", "evaluator": "nope", "tolerated_failure_percent": 150}}),
     )
     .await;
@@ -280,6 +281,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
         ("documents[2].id", "duplicate of documents[0].id \"a\""),
         ("documents[3].id", "missing"),
         ("documents[4].content", "must be a string"),
+        ("documents[5].metadata", "must be a JSON object"),
         (
             "options.priority",
             "unknown priority \"urgent\": use high, normal or low",
@@ -966,4 +968,52 @@ async fn webhook_urls_to_special_addresses_are_refused_at_upload() {
     .await;
     assert_eq!(report["webhook"]["state"], "pending");
     assert_eq!(report["webhook"]["attempts"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_routes() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Standard).await;
+    let (status, served) = call_json(&harness, get(&token, "/api/v1/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let document: Value = serde_json::from_str(docket_api::OPENAPI).unwrap();
+    assert_eq!(served, document);
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 9);
+    let methods = ["get", "post", "put", "patch", "delete"];
+    for (path, operations) in paths {
+        let uri = path.replace("{job_id}", "job_doesnotexist");
+        for method in methods {
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, body) = call(&harness, request).await;
+            match operations.get(method) {
+                Some(operation) => {
+                    // Routed: either answered, or our own JSON 404 for the
+                    // unknown job — never the router's empty 404/405.
+                    assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                    if status == StatusCode::NOT_FOUND {
+                        assert!(body.contains("not_found"), "{method} {path}: {body}");
+                    }
+                    let documented = operation["responses"]
+                        .as_object()
+                        .unwrap()
+                        .contains_key(status.as_str());
+                    assert!(documented, "{method} {path} answered undocumented {status}");
+                }
+                None => assert_eq!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is routed but not documented"
+                ),
+            }
+        }
+    }
+    let (status, body) = call(&harness, get(&token, "/api/v1/undocumented")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, ""));
 }
