@@ -1,0 +1,186 @@
+"""Independent checks of docket serve: the OpenAPI document under
+property-based testing (schemathesis), webhook signatures verified by the
+Standard Webhooks reference library, and /metrics read by the Prometheus
+client's own parser."""
+
+import http.server
+import json
+import pathlib
+import threading
+import time
+
+import pytest
+import schemathesis
+from hypothesis import settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from standardwebhooks.webhooks import Webhook
+
+PLANS = pathlib.Path(__file__).resolve().parents[2] / "examples" / "plans"
+
+
+# --- OpenAPI: no 5xx, no response outside the schema -----------------------
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture(scope="session")
+def api_schema(server):
+    token, _ = server.key("fuzz")
+    # A finished job, so the job routes answer with its documents (status,
+    # results) and not only 404s.
+    status, _, accepted = server.call(
+        "POST", "/api/v1/batch/upload", token,
+        {"documents": [
+            {"id": "plan", "content": (PLANS / "harbor-town-strategy.txt").read_text()},
+            {"id": "note", "content": "A short note."},
+        ], "options": {"evaluator": "wordstats"}},
+    )
+    assert status == 202, accepted
+    server.wait_finished(token, accepted["job_id"])
+    loaded = schemathesis.openapi.from_url(
+        server.url + "/api/v1/openapi.json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    loaded.config.update(
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {token}"},
+        parameters={"job_id": accepted["job_id"]},
+    )
+    return loaded
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None)
+def test_the_api_keeps_to_its_schema(case):
+    body = case.body
+    if isinstance(body, dict) and isinstance(body.get("options"), dict):
+        # Generated webhook URLs could name any host: callbacks are tested
+        # below against a receiver on loopback.
+        body["options"].pop("webhook_url", None)
+    response = case.call()
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+            response_headers_conformance,
+        ],
+    )
+
+
+# --- Webhooks ---------------------------------------------------------------
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to its first `failures` calls, then verifies and 204s."""
+
+    failures = 2
+    calls: list = []
+    verified: list = []
+    secret = ""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        Receiver.calls.append((headers, body))
+        if len(Receiver.calls) <= Receiver.failures:
+            self.send_response(503)
+            self.end_headers()
+            return
+        # Raises when the signature, id or timestamp does not verify.
+        payload = Webhook(Receiver.secret).verify(body, headers)
+        Receiver.verified.append(payload)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhooks_are_signed_retried_and_verified_by_the_reference_library(server):
+    token, secret = server.key("hooks")
+    Receiver.secret = secret
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+        documents = [
+            {"id": p.stem, "content": p.read_text()} for p in sorted(PLANS.glob("*.txt"))
+        ]
+        status, _, accepted = server.call(
+            "POST", "/api/v1/batch/upload", token,
+            {"documents": documents, "options": {"webhook_url": url, "evaluator": "decalogo"}},
+        )
+        assert status == 202, accepted
+        job_id = accepted["job_id"]
+        server.wait_finished(token, job_id)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not Receiver.verified:
+            time.sleep(0.05)
+        assert len(Receiver.calls) == 3, "two 503s, then delivered"
+        ids = {headers["webhook-id"] for headers, _ in Receiver.calls}
+        assert ids == {f"msg_{job_id}"}
+        event = Receiver.verified[0]
+        assert event["type"] == "batch.completed"
+        assert event["data"]["job_id"] == job_id
+        assert event["data"]["document_count"] == len(documents)
+        _, _, report = server.call("GET", f"/api/v1/batch/status/{job_id}", token)
+        assert report["webhook"]["state"] == "delivered"
+        assert report["webhook"]["attempts"] == 3
+        # A tampered body does not verify.
+        headers, body = Receiver.calls[-1]
+        with pytest.raises(Exception):
+            Webhook(secret).verify(body + b" ", headers)
+    finally:
+        receiver.shutdown()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/hook", "http://[fe80::1]/hook"],
+)
+def test_webhook_urls_to_special_addresses_are_refused(server, url):
+    token, _ = server.key("ssrf")
+    status, _, error = server.call(
+        "POST", "/api/v1/batch/upload", token,
+        {"documents": [{"id": "a", "content": "text"}], "options": {"webhook_url": url}},
+    )
+    assert status == 422
+    assert error["error"]["details"][0]["field"] == "options.webhook_url"
+
+
+# --- Metrics ----------------------------------------------------------------
+
+
+def test_metrics_parse_with_the_prometheus_parser(server):
+    token, _ = server.key("metrics")
+    status, _, accepted = server.call(
+        "POST", "/api/v1/batch/upload", token,
+        {"documents": [{"id": "a", "content": (PLANS / "harbor-town-strategy.txt").read_text()}]},
+    )
+    assert status == 202
+    server.wait_finished(token, accepted["job_id"])
+    status, headers, text = server.call("GET", "/api/v1/metrics", token)
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["docket_jobs"].type == "gauge"
+    completed = [s for s in families["docket_jobs"].samples if s.labels["status"] == "completed"]
+    assert completed and completed[0].value >= 1
+    assert families["docket_work_items_processed"].type == "counter"
+    assert families["docket_evaluation_seconds"].type == "histogram"
+    buckets = [s for s in families["docket_evaluation_seconds"].samples if s.name.endswith("_bucket")]
+    assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value >= 1
+    depth = families["docket_queue_depth"].samples
+    assert {s.labels["queue"] for s in depth} == {"work-high", "work-normal", "work-low", "finalize", "webhook"}
+    windows = {s.labels["window"] for s in families["docket_throughput_items_per_second"].samples}
+    assert windows == {"1h", "24h"}
