@@ -1,7 +1,9 @@
-//! The `docket` command's library: reading documents from disk, PDFs, and
-//! running the pipeline on the embedded backend. `main.rs` only parses
+//! The `docket` command's library: reading documents from disk, PDFs,
+//! running the pipeline on the embedded backend, serving the API and the
+//! API client. `main.rs` only parses
 //! arguments and calls in here, so everything is testable.
 
+pub mod client;
 pub mod intake;
 pub mod local_run;
 pub mod pdf;

@@ -255,7 +255,26 @@ where
     }
 }
 
-fn progress_bar(enabled: bool, total: u32) -> ProgressBar {
+/// Moves `bar` to where `report` says the job is: items done, rate,
+/// failed documents and the job's error.
+pub fn show_progress(bar: &ProgressBar, report: &StatusReport) {
+    let chunks = &report.chunks;
+    bar.set_length(u64::from(chunks.total));
+    bar.set_position(u64::from(chunks.total - chunks.active));
+    bar.set_message(format!(
+        "{:.0} items/s · {} failed{}",
+        report.items_per_second.unwrap_or(0.0),
+        report.progress.failed_documents,
+        report
+            .error
+            .as_ref()
+            .map(|e| format!(" · {e}"))
+            .unwrap_or_default()
+    ));
+}
+
+/// A progress bar of `total` work items on stderr, or hidden.
+pub fn progress_bar(enabled: bool, total: u32) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(u64::from(total)),
         if enabled {
@@ -322,18 +341,7 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     tracing::info!(job_id = %job.id, items = job.counters.items_total, seconds = started.elapsed().as_secs_f64(), "job submitted");
     let bar = progress_bar(request.progress, job.counters.items_total);
     let (finished, driven) = drive(&pipeline, &job.id, request.workers, |current| {
-        let report = StatusReport::of(current, pipeline.clock.now());
-        bar.set_position(u64::from(current.counters.items_done()));
-        bar.set_message(format!(
-            "{:.0} items/s · {} failed{}",
-            report.items_per_second.unwrap_or(0.0),
-            report.progress.failed_documents,
-            current
-                .error
-                .as_ref()
-                .map(|e| format!(" · {e}"))
-                .unwrap_or_default()
-        ));
+        show_progress(&bar, &StatusReport::of(current, pipeline.clock.now()));
     })
     .await?;
     bar.finish_and_clear();

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use docket_cli::client::{self, Client};
 use docket_cli::local_run::{self, RunRequest};
 use docket_core::model::{Chunking, JobStatus, Priority};
 
@@ -36,6 +37,94 @@ enum Command {
     /// Manage API keys of the embedded backend.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Submit documents to a docket API (docket serve or a deployment).
+    Submit(SubmitArgs),
+    /// Print a job's status report.
+    Status(JobArgs),
+    /// Follow a job with a progress bar until it finishes (exit 0 when it
+    /// completed, 1 otherwise).
+    Watch(JobArgs),
+    /// Print a finished job's results.
+    Results(ResultsArgs),
+    /// Cancel a job.
+    Cancel(JobArgs),
+    /// Submit a recovery job of a finished job's failed documents.
+    Retry(JobArgs),
+    /// List your jobs, newest first.
+    Jobs(JobsArgs),
+}
+
+/// Where the API is and the key to call it with.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The API's base URL.
+    #[arg(long, env = "DOCKET_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API key (docket keys create).
+    #[arg(long, env = "DOCKET_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// Directories, files (.txt, .md, .pdf, .json) or manifests (.json with
+    /// "documents", .jsonl).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Evaluator: name or name@version (the server's default when absent).
+    #[arg(long, short)]
+    evaluator: Option<String>,
+    /// high, normal or low.
+    #[arg(long)]
+    priority: Option<String>,
+    /// URL called (signed) when the job finishes.
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// Evaluator configuration: a JSON object, or a file holding one.
+    #[arg(long)]
+    config: Option<String>,
+    /// Wait for the job with a progress bar, then print its summary.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(clap::Args)]
+struct JobArgs {
+    /// The job id.
+    job: String,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(clap::Args)]
+struct ResultsArgs {
+    /// The job id.
+    job: String,
+    /// json, jsonl or csv.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Leave out evidence spans.
+    #[arg(long)]
+    no_evidence: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(clap::Args)]
+struct JobsArgs {
+    /// Only jobs in this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// At most this many (1 to 100).
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// next_cursor printed by the previous page.
+    #[arg(long)]
+    cursor: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +275,101 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `command` with a client of the API on a small runtime.
+fn remote<F, Fut>(api: &ApiArgs, command: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let client = Client::new(&api.url, &api.token)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(command(client))
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 0 for a completed job, 1 for a failed or cancelled one.
+fn finished_code(report: &serde_json::Value) -> ExitCode {
+    if report["status"] == "completed" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn submit(client: Client, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
+    let mut options = serde_json::Map::new();
+    for (name, value) in [
+        ("evaluator", &args.evaluator),
+        ("priority", &args.priority),
+        ("webhook_url", &args.webhook_url),
+    ] {
+        if let Some(value) = value {
+            options.insert(name.into(), value.clone().into());
+        }
+    }
+    if args.config.is_some() {
+        options.insert("config".into(), parse_config(args.config.as_deref())?);
+    }
+    let (body, unreadable) = client::batch_body(&args.inputs, options.into())?;
+    for problem in &unreadable {
+        eprintln!("docket: not sent: {problem}");
+    }
+    let key = format!("submit-{}", docket_core::JobId::generate());
+    let accepted = client.upload(&body, &key).await?;
+    let job = accepted["job_id"].as_str().unwrap_or_default().to_owned();
+    println!("{job}");
+    eprintln!(
+        "docket: job {job} {} with {} documents",
+        accepted["status"].as_str().unwrap_or_default(),
+        accepted["document_count"]
+    );
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = client.watch(&job, true).await?;
+    let progress = &report["progress"];
+    eprintln!(
+        "docket: job {job} {}: {} of {} documents completed, {} failed",
+        report["status"].as_str().unwrap_or_default(),
+        progress["completed_documents"],
+        progress["total_documents"],
+        progress["failed_documents"]
+    );
+    Ok(finished_code(&report))
+}
+
+/// One line per job, then the cursor of the next page.
+fn print_jobs(page: &serde_json::Value) {
+    println!(
+        "{:<44} {:<10} {:>6} {:>7}  {:<20}  evaluator",
+        "job", "status", "docs", "done %", "created"
+    );
+    for job in page["jobs"].as_array().into_iter().flatten() {
+        let created = job["created_at"].as_str().unwrap_or_default();
+        println!(
+            "{:<44} {:<10} {:>6} {:>7}  {:<20}  {}@{}",
+            job["job_id"].as_str().unwrap_or_default(),
+            job["status"].as_str().unwrap_or_default(),
+            job["document_count"].as_u64().unwrap_or_default(),
+            job["progress"]["percent_complete"]
+                .as_f64()
+                .unwrap_or_default(),
+            created.get(..19).unwrap_or(created),
+            job["evaluator"]["name"].as_str().unwrap_or_default(),
+            job["evaluator"]["version"].as_str().unwrap_or_default(),
+        );
+    }
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        println!("next page: --cursor {cursor}");
+    }
+}
+
 fn create_key(
     tenant: &str,
     tier: docket_core::auth::Tier,
@@ -252,6 +436,35 @@ fn main() -> ExitCode {
             tier,
             state,
         }) => create_key(&tenant, tier, &state),
+        Command::Submit(args) => remote(&args.api, |client| submit(client, &args)),
+        Command::Status(args) => remote(&args.api, |client| async move {
+            print_json(&client.status(&args.job).await?)
+        }),
+        Command::Watch(args) => remote(&args.api, |client| async move {
+            let report = client.watch(&args.job, true).await?;
+            print_json(&report)?;
+            Ok(finished_code(&report))
+        }),
+        Command::Results(args) => remote(&args.api, |client| async move {
+            let text = client
+                .results(&args.job, &args.format, !args.no_evidence)
+                .await?;
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Cancel(args) => remote(&args.api, |client| async move {
+            print_json(&client.cancel(&args.job).await?)
+        }),
+        Command::Retry(args) => remote(&args.api, |client| async move {
+            print_json(&client.retry(&args.job).await?)
+        }),
+        Command::Jobs(args) => remote(&args.api, |client| async move {
+            let page = client
+                .jobs(args.status.as_deref(), args.limit, args.cursor.as_deref())
+                .await?;
+            print_jobs(&page);
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,

@@ -525,3 +525,115 @@ fn docket_serve_takes_a_batch_over_http_and_processes_it() {
     assert_eq!(code, 401);
     assert_eq!(error["error"]["message"], "unknown API key");
 }
+
+/// `docket <args>` as an API client of `server` with `token`.
+fn client(server: &Server, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_docket"))
+        .env("DOCKET_URL", format!("http://{}", server.addr))
+        .env("DOCKET_TOKEN", token)
+        .args(args)
+        .output()
+        .expect("run docket")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_client_commands_submit_watch_list_export_and_report_refusals() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let created = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args([
+            "keys", "create", "--tenant", "acme", "--tier", "premium", "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let printed = text(&created.stdout);
+    let token = printed.lines().next().unwrap().to_owned();
+    let server = serve(&state);
+    let plans = repo().join("examples/plans");
+
+    let submitted = client(
+        &server,
+        &token,
+        &["submit", plans.to_str().unwrap(), "--wait"],
+    );
+    assert_eq!(
+        submitted.status.code(),
+        Some(0),
+        "{}",
+        text(&submitted.stderr)
+    );
+    let job = text(&submitted.stdout).trim().to_owned();
+    assert!(job.starts_with("job_"), "{job}");
+    assert!(
+        text(&submitted.stderr).contains(&format!(
+            "job {job} completed: 5 of 5 documents completed, 0 failed"
+        )),
+        "{}",
+        text(&submitted.stderr)
+    );
+
+    let listed = client(&server, &token, &["jobs"]);
+    let listing = text(&listed.stdout);
+    let row = listing.lines().nth(1).unwrap();
+    assert!(row.starts_with(&job), "{listing}");
+    assert!(
+        row.contains(" completed ") && row.contains(" 5 ") && row.contains("decalogo@"),
+        "{row}"
+    );
+
+    let csv = client(&server, &token, &["results", &job, "--format", "csv"]);
+    let csv = text(&csv.stdout);
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.contains("plan-vereda-el-roble.txt,plan-vereda-el-roble.txt,completed,"));
+    let json = client(&server, &token, &["results", &job]);
+    let results: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(results["summary"]["total_documents"], 5);
+
+    let watched = client(&server, &token, &["watch", &job]);
+    assert_eq!(watched.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&watched.stdout).unwrap();
+    assert_eq!(report["progress"]["completed_documents"], 5);
+
+    for (args, code, message) in [
+        (
+            vec!["cancel", job.as_str()],
+            2,
+            format!("409 Conflict: job {job} is completed and finalized"),
+        ),
+        (
+            vec!["status", "job_nope"],
+            2,
+            "404 Not Found: job job_nope not found".to_owned(),
+        ),
+        (
+            vec!["results", job.as_str(), "--format", "xml"],
+            2,
+            "422 Unprocessable Entity:\n  format: unknown format \"xml\": use json, jsonl or csv"
+                .to_owned(),
+        ),
+        (
+            vec!["retry", job.as_str()],
+            2,
+            format!("409 Conflict: job {job} has no failed documents"),
+        ),
+    ] {
+        let refused = client(&server, &token, &args);
+        assert_eq!(refused.status.code(), Some(code), "{args:?}");
+        assert_eq!(
+            text(&refused.stderr).trim(),
+            format!("docket: {message}"),
+            "{args:?}"
+        );
+    }
+    let unknown = client(&server, "dk_not_a_key", &["jobs"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert_eq!(
+        text(&unknown.stderr).trim(),
+        "docket: 401 Unauthorized: unknown API key"
+    );
+}

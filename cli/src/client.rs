@@ -1,0 +1,314 @@
+//! The API client behind `docket submit`, `status`, `watch`, `results`,
+//! `cancel`, `retry` and `jobs`: the same routes batch clients call, against
+//! `docket serve` or a deployed API (`DOCKET_URL`, `DOCKET_TOKEN`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use docket_core::chunking::full_text;
+use docket_core::pipeline::IntakeDocument;
+use docket_core::progress::StatusReport;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::intake;
+use crate::local_run::{progress_bar, show_progress};
+
+/// How often `watch` polls the status route.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Times a refused upload (429, 503) is tried again after its
+/// `Retry-After`.
+const MAX_RETRIES: u32 = 5;
+
+/// An error answer of the API: its status and `error` body.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// `error.code`.
+    pub code: String,
+    /// `error.message`.
+    pub message: String,
+    /// `error.details`, one per line.
+    pub details: String,
+    /// `Retry-After`, when given.
+    pub retry_after: Option<Duration>,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A validation error's message repeats its details: show them once.
+        if self.details.is_empty() {
+            write!(f, "{}: {}", self.status, self.message)
+        } else {
+            write!(f, "{}:{}", self.status, self.details)
+        }
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// A client of one API with one key.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// A response body: JSON, or text for the JSONL and CSV exports.
+pub enum Body {
+    /// A JSON document.
+    Json(Value),
+    /// Anything else.
+    Text(String),
+}
+
+impl Client {
+    /// A client of the API at `base` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot start.
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .user_agent(concat!("docket-cli/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// One call; a non-2xx answer is an [`ApiFailure`].
+    ///
+    /// # Errors
+    /// [`ApiFailure`], or a transport error.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<(StatusCode, Body)> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs);
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        let text = response.text().await?;
+        let body = if json {
+            Body::Json(serde_json::from_str(&text).context("the API answered invalid JSON")?)
+        } else {
+            Body::Text(text)
+        };
+        if status.is_success() {
+            return Ok((status, body));
+        }
+        let error = match &body {
+            Body::Json(value) => value["error"].clone(),
+            Body::Text(text) => json!({"code": "", "message": text}),
+        };
+        let details: String = error["details"]
+            .as_array()
+            .map(|details| {
+                details
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "\n  {}: {}",
+                            d["field"].as_str().unwrap_or(""),
+                            d["message"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Err(ApiFailure {
+            status,
+            code: error["code"].as_str().unwrap_or_default().to_owned(),
+            message: error["message"].as_str().unwrap_or_default().to_owned(),
+            details,
+            retry_after,
+        }
+        .into())
+    }
+
+    async fn json(&self, method: Method, path: &str) -> anyhow::Result<Value> {
+        match self.call(method, path, None, &[]).await? {
+            (_, Body::Json(value)) => Ok(value),
+            (_, Body::Text(text)) => bail!("expected JSON, got {text:?}"),
+        }
+    }
+
+    /// Uploads `documents` with `options`; waits out a 429 or 503 as its
+    /// `Retry-After` says, a few times. The idempotency key makes those
+    /// retries safe.
+    ///
+    /// # Errors
+    /// The API's refusal, or a transport error.
+    pub async fn upload(&self, body: &Value, idempotency_key: &str) -> anyhow::Result<Value> {
+        let headers = [("idempotency-key", idempotency_key.to_owned())];
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .call(Method::POST, "/api/v1/batch/upload", Some(body), &headers)
+                .await;
+            match result {
+                Ok((_, Body::Json(accepted))) => return Ok(accepted),
+                Ok((_, Body::Text(text))) => bail!("expected JSON, got {text:?}"),
+                Err(error) => {
+                    let wait = error
+                        .downcast_ref::<ApiFailure>()
+                        .and_then(|f| f.retry_after);
+                    match wait {
+                        Some(wait) if attempt < MAX_RETRIES => {
+                            attempt += 1;
+                            eprintln!("docket: {error:#}; retrying in {} s", wait.as_secs());
+                            tokio::time::sleep(wait).await;
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The job's status report.
+    ///
+    /// # Errors
+    /// The API's refusal, or a transport error.
+    pub async fn status(&self, job: &str) -> anyhow::Result<Value> {
+        self.json(Method::GET, &format!("/api/v1/batch/status/{job}"))
+            .await
+    }
+
+    /// Polls the job until it is finalized, drawing a progress bar when
+    /// `progress` is set; returns the last report.
+    ///
+    /// # Errors
+    /// The API's refusal, or a transport error.
+    pub async fn watch(&self, job: &str, progress: bool) -> anyhow::Result<Value> {
+        let bar = progress_bar(progress, 0);
+        loop {
+            let value = self.status(job).await?;
+            let report: StatusReport =
+                serde_json::from_value(value.clone()).context("reading the status report")?;
+            show_progress(&bar, &report);
+            if report.finalized {
+                bar.finish_and_clear();
+                return Ok(value);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The job's results in `format` (`json`, `jsonl`, `csv`).
+    ///
+    /// # Errors
+    /// The API's refusal (a job still running is an error here), or a
+    /// transport error.
+    pub async fn results(&self, job: &str, format: &str, evidence: bool) -> anyhow::Result<String> {
+        let path =
+            format!("/api/v1/batch/results/{job}?format={format}&include_evidence={evidence}");
+        match self.call(Method::GET, &path, None, &[]).await? {
+            (StatusCode::ACCEPTED, _) => {
+                bail!("job {job} is not finished yet; `docket watch {job}` waits for it")
+            }
+            (_, Body::Json(value)) => Ok(serde_json::to_string_pretty(&value)?),
+            (_, Body::Text(text)) => Ok(text),
+        }
+    }
+
+    /// Cancels the job.
+    ///
+    /// # Errors
+    /// The API's refusal (a finished job is a conflict), or a transport error.
+    pub async fn cancel(&self, job: &str) -> anyhow::Result<Value> {
+        self.json(Method::DELETE, &format!("/api/v1/batch/{job}"))
+            .await
+    }
+
+    /// Submits a recovery job of the job's failed documents.
+    ///
+    /// # Errors
+    /// The API's refusal, or a transport error.
+    pub async fn retry(&self, job: &str) -> anyhow::Result<Value> {
+        self.json(Method::POST, &format!("/api/v1/batch/{job}/retry"))
+            .await
+    }
+
+    /// One page of the tenant's jobs.
+    ///
+    /// # Errors
+    /// The API's refusal, or a transport error.
+    pub async fn jobs(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut path = format!("/api/v1/batch?limit={limit}");
+        if let Some(status) = status {
+            path.push_str(&format!("&status={status}"));
+        }
+        if let Some(cursor) = cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        self.json(Method::GET, &path).await
+    }
+}
+
+/// The upload body of the documents read from `inputs`, and the files that
+/// could not be read (reported, not sent).
+///
+/// # Errors
+/// When an input does not exist, or nothing readable was found.
+pub fn batch_body(inputs: &[PathBuf], options: Value) -> anyhow::Result<(Value, Vec<String>)> {
+    let intake = intake::read_inputs(inputs)?;
+    let mut documents = Vec::new();
+    let mut unreadable = Vec::new();
+    for document in intake.documents {
+        match document {
+            IntakeDocument::Accepted(spec) => documents.push(json!({
+                "id": spec.id,
+                "title": spec.title,
+                "content": full_text(&spec.body),
+                "metadata": if spec.metadata.is_null() { json!({}) } else { spec.metadata },
+            })),
+            IntakeDocument::Rejected(doc) => {
+                unreadable.push(format!("{}: {}", doc.title, doc.failure.message));
+            }
+        }
+    }
+    if documents.is_empty() {
+        bail!("no readable documents in the inputs");
+    }
+    Ok((
+        json!({"documents": documents, "options": options}),
+        unreadable,
+    ))
+}
