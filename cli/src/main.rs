@@ -174,6 +174,18 @@ struct ServeArgs {
     /// after each next one).
     #[arg(long, default_value_t = 5000)]
     webhook_backoff_ms: u64,
+    /// Log lines as JSON objects (for collectors) or text.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+/// How `docket serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One JSON object a line.
+    Json,
+    /// Human-readable text.
+    Text,
 }
 
 /// Special addresses webhooks may be allowed to reach.
@@ -419,15 +431,32 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Logs on stderr, filtered by `DOCKET_LOG` (default `default`): one JSON
+/// object a line for servers (with the request's and job's ids from their
+/// spans), text for commands run by hand.
+fn init_logging(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
+        .unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve(args) => init_logging(args.log_format == LogFormat::Json, "info"),
+        _ => init_logging(false, "warn"),
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Serve(args) => serve(args),

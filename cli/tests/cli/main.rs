@@ -424,8 +424,10 @@ fn serve(state: &Path) -> Server {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
         .env("DOCKET_STATE", state)
+        .env("DOCKET_LOG", "info")
         .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(state.with_extension("log")).unwrap())
         .spawn()
         .expect("start docket serve");
     let stdout = child.stdout.take().unwrap();
@@ -443,21 +445,35 @@ fn serve(state: &Path) -> Server {
 
 /// One HTTP/1.1 request over a real loopback connection.
 fn http(addr: &str, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let (status, _, body) = http_with(addr, token, method, path, body, "");
+    (status, body)
+}
+
+/// As [`http`], with extra header lines; also returns the response's head.
+fn http_with(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    extra_headers: &str,
+) -> (u16, String, Value) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status: u16 = response[9..12].parse().unwrap();
-    let (_, payload) = response.split_once("\r\n\r\n").unwrap();
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap();
     (
         status,
+        head.to_owned(),
         serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned())),
     )
 }
@@ -524,6 +540,42 @@ fn docket_serve_takes_a_batch_over_http_and_processes_it() {
     let (code, error) = http(&server.addr, "dk_not_a_key", "GET", &status_url, None);
     assert_eq!(code, 401);
     assert_eq!(error["error"]["message"], "unknown API key");
+
+    // JSON log lines carry the request's id (echoed to the client) and the
+    // job's id.
+    let (code, head, _) = http_with(
+        &server.addr,
+        &token,
+        "GET",
+        &status_url,
+        None,
+        "x-request-id: req-trace-42\r\n",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        head.to_lowercase().contains("x-request-id: req-trace-42"),
+        "{head}"
+    );
+    let job_id = status_url.rsplit('/').next().unwrap().to_owned();
+    drop(server);
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let traced = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "req-trace-42")
+        .unwrap_or_else(|| panic!("no line of request req-trace-42 in\n{log}"));
+    assert_eq!(traced["span"]["job_id"], job_id.as_str());
+    assert_eq!(traced["fields"]["status"], 200);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "job finalized"
+                && l["fields"]["job_id"] == job_id.as_str()),
+        "{log}"
+    );
 }
 
 /// `docket <args>` as an API client of `server` with `token`.

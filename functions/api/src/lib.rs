@@ -31,6 +31,8 @@ use docket_core::pipeline::{
 use docket_core::ports::StoreError;
 use docket_core::progress::StatusReport;
 use serde::Deserialize;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use auth::Caller;
 pub use error::{ApiError, FieldError};
@@ -64,7 +66,35 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
+}
+
+/// Every log line of a request carries its id (the client's
+/// `x-request-id`, or a new UUID, echoed in the response) and, once known,
+/// the job it is about.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %request.method(),
+        path = request.uri().path(),
+        job_id = tracing::field::Empty,
+    )
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
@@ -91,6 +121,7 @@ impl From<PipelineError> for ApiError {
 async fn tenant_job(state: &AppState, tenant: &TenantId, job_id: &str) -> Result<Job, ApiError> {
     let not_found = || ApiError::NotFound(format!("job {job_id} not found"));
     let id = JobId::parse(job_id).map_err(|_| not_found())?;
+    tracing::Span::current().record("job_id", id.as_str());
     match state.pipeline.store.job(&id).await {
         Ok(job) if &job.tenant == tenant => Ok(job),
         Ok(_) | Err(StoreError::NotFound(_)) => Err(not_found()),

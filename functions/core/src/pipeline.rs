@@ -440,6 +440,7 @@ impl Pipeline {
                 Err(failure) => {
                     if let Some(result) = self.give_up_or_retry(
                         &deliveries[n],
+                        &item,
                         failure,
                         load_seconds,
                         &mut dispositions[n],
@@ -468,6 +469,7 @@ impl Pipeline {
                 Err(failure) => {
                     if let Some(result) = self.give_up_or_retry(
                         &deliveries[n],
+                        &item,
                         failure,
                         load_seconds,
                         &mut dispositions[n],
@@ -518,6 +520,7 @@ impl Pipeline {
     fn give_up_or_retry(
         &self,
         delivery: &Delivery,
+        item: &WorkItem,
         failure: Failure,
         seconds: f64,
         disposition: &mut Disposition,
@@ -529,11 +532,14 @@ impl Pipeline {
         );
         match decision {
             RetryDecision::RetryAfter(delay) => {
-                tracing::info!(message_id = %delivery.message_id, %failure, ?delay, "retrying work item");
+                tracing::info!(job_id = %item.job_id, document_id = %item.document_id, item = item.item, %failure, ?delay, "retrying work item");
                 *disposition = Disposition::RetryAfter(delay);
                 None
             }
-            RetryDecision::GiveUp => Some(ItemResult::Failed { failure, seconds }),
+            RetryDecision::GiveUp => {
+                tracing::info!(job_id = %item.job_id, document_id = %item.document_id, item = item.item, %failure, "work item failed");
+                Some(ItemResult::Failed { failure, seconds })
+            }
         }
     }
 
