@@ -151,7 +151,8 @@ struct ServeArgs {
     /// State directory of the embedded backend.
     #[arg(long, env = "DOCKET_STATE", default_value = ".docket")]
     state: PathBuf,
-    /// Processors (default: two per core).
+    /// Processors beside the server (default: two per core; 0 serves the
+    /// API only, for processors elsewhere sharing the state directory).
     #[arg(long)]
     workers: Option<usize>,
     /// Most documents in one batch.
@@ -265,9 +266,10 @@ fn workers(asked: Option<usize>) -> usize {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let workers = workers(args.workers);
+    let workers = args.workers.unwrap_or_else(|| workers(None));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers + 1)
+        .worker_threads((workers + 1).max(cores))
         .enable_all()
         .build()?;
     runtime.block_on(docket_cli::serve::serve(docket_cli::serve::ServeRequest {

@@ -42,7 +42,7 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     let host = Arc::new(plugin_host(&request.state, request.workers)?);
     let mut pipeline = local_pipeline(&request.state, host, request.webhooks)?;
     pipeline.settings.webhook_backoff = request.webhook_backoff;
-    for _ in 0..request.workers.max(1) {
+    for _ in 0..request.workers {
         let pipeline = pipeline.clone();
         tokio::spawn(async move {
             let never = || async { Ok(false) };
@@ -57,6 +57,7 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         max_body_bytes: request.max_body_bytes,
         default_evaluator: request.default_evaluator,
         max_queue_depth: request.max_queue_depth,
+        queue_depth: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(request.addr)
         .await

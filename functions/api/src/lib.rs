@@ -51,7 +51,12 @@ pub struct AppState {
     pub default_evaluator: String,
     /// New batches are refused (503) while this many work items wait.
     pub max_queue_depth: Option<u64>,
+    /// The last measured work-queue depth and when (shared by clones).
+    pub queue_depth: QueueDepthCache,
 }
+
+/// The last measured work-queue depth of an API instance.
+pub type QueueDepthCache = std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>;
 
 /// The API's router.
 pub fn app(state: AppState) -> Router {

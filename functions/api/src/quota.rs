@@ -14,6 +14,34 @@ use crate::{ApiError, AppState, Caller};
 /// How long a client shed for queue depth or concurrent jobs should wait.
 const BUSY_RETRY: Duration = Duration::from_secs(30);
 
+/// How long a measured queue depth stands for the next admissions: the
+/// depth is one scan (SQLite) or three calls (SQS) — not per upload.
+const DEPTH_TTL: Duration = Duration::from_secs(1);
+
+/// Work items waiting in every work queue, measured at most once per
+/// [`DEPTH_TTL`] per API instance.
+async fn waiting_items(state: &AppState) -> Result<u64, ApiError> {
+    let cached = *state.queue_depth.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, depth)) = cached
+        && at.elapsed() < DEPTH_TTL
+    {
+        return Ok(depth);
+    }
+    let mut depth = 0;
+    for priority in docket_core::Priority::ALL {
+        let queue = state
+            .pipeline
+            .queue
+            .depth(QueueName::Work(priority))
+            .await
+            .map_err(PipelineError::Queue)?;
+        depth += queue.visible;
+    }
+    *state.queue_depth.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), depth));
+    Ok(depth)
+}
+
 /// Admits one new batch of `caller`, or says which limit stops it.
 ///
 /// # Errors
@@ -47,16 +75,7 @@ pub(crate) async fn admit(state: &AppState, caller: &Caller) -> Result<(), ApiEr
         });
     }
     if let Some(max) = state.max_queue_depth {
-        let mut depth = 0;
-        for priority in docket_core::Priority::ALL {
-            let queue = state
-                .pipeline
-                .queue
-                .depth(QueueName::Work(priority))
-                .await
-                .map_err(PipelineError::Queue)?;
-            depth += queue.visible;
-        }
+        let depth = waiting_items(state).await?;
         if depth >= max {
             return Err(ApiError::Overloaded {
                 message: format!(

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS messages (
     dead INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, id);
+-- Queue depth is counted from this index alone.
+CREATE INDEX IF NOT EXISTS messages_depth ON messages (queue, dead, visible_ms, receive_count);
 ";
 
 /// One SQLite connection in WAL mode. Every multi-statement change runs in

@@ -33,6 +33,7 @@ fn state(harness: &Harness) -> AppState {
         max_body_bytes: 256 * 1024,
         default_evaluator: "decalogo".into(),
         max_queue_depth: Some(1_000),
+        queue_depth: Default::default(),
     }
 }
 
