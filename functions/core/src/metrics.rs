@@ -2,7 +2,9 @@
 //! failure category, evaluation latency, and throughput over the last hour
 //! and day. The pipeline feeds it once per recorded outcome (duplicates
 //! are not counted); `/metrics` renders it in the Prometheus text format
-//! beside figures read from the ports (jobs by status, queue depth).
+//! beside figures read from the ports (jobs by status, queue depth). The
+//! Lambda functions report each invocation as CloudWatch Embedded Metric
+//! Format records instead ([`emf_records`]).
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -260,6 +262,83 @@ impl PrometheusText {
     }
 }
 
+/// What one Lambda invocation did, for CloudWatch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InvocationFigures {
+    /// The function (`processor`, `finalizer`, …): the `Function`
+    /// dimension.
+    pub function: String,
+    /// Work items recorded by this invocation.
+    pub documents_processed: u64,
+    /// Milliseconds of each evaluation.
+    pub evaluation_ms: Vec<f64>,
+    /// Items failed, by category (categories with none are left out).
+    pub failures: Vec<(FailureCategory, u64)>,
+    /// Whether this invocation started its container.
+    pub cold_start: bool,
+}
+
+/// Most values one EMF metric may carry in one record.
+const EMF_MAX_VALUES: usize = 100;
+
+/// The invocation as CloudWatch Embedded Metric Format records (namespace
+/// `docket`), one JSON object a line for the function's log: one record by
+/// `Function` with `DocumentsProcessed`, `EvaluationTime` (every value, in
+/// records of at most 100) and `ColdStart`, and one by `Function` and
+/// `Category` with `Failures` per failure category.
+pub fn emf_records(figures: &InvocationFigures, now: DateTime<Utc>) -> Vec<String> {
+    let timestamp = now.timestamp_millis();
+    let directive = |dimensions: &[&str], metrics: &[(&str, &str)]| {
+        serde_json::json!({
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": "docket",
+                "Dimensions": [dimensions],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit)| serde_json::json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }],
+        })
+    };
+    let mut records = Vec::new();
+    let mut chunks: Vec<&[f64]> = figures.evaluation_ms.chunks(EMF_MAX_VALUES).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for (n, values) in chunks.into_iter().enumerate() {
+        let mut metrics = vec![("EvaluationTime", "Milliseconds")];
+        let mut record = serde_json::json!({
+            "Function": figures.function,
+            "EvaluationTime": values,
+        });
+        if n == 0 {
+            metrics.push(("DocumentsProcessed", "Count"));
+            metrics.push(("ColdStart", "Count"));
+            record["DocumentsProcessed"] = figures.documents_processed.into();
+            record["ColdStart"] = u64::from(figures.cold_start).into();
+        }
+        if values.is_empty() {
+            metrics.remove(0);
+            if let Some(object) = record.as_object_mut() {
+                object.remove("EvaluationTime");
+            }
+        }
+        record["_aws"] = directive(&["Function"], &metrics);
+        records.push(record.to_string());
+    }
+    for (category, count) in figures.failures.iter().filter(|(_, n)| *n > 0) {
+        let mut record = serde_json::json!({
+            "Function": figures.function,
+            "Category": category.as_str(),
+            "Failures": count,
+        });
+        record["_aws"] = directive(&["Function", "Category"], &[("Failures", "Count")]);
+        records.push(record.to_string());
+    }
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +402,82 @@ mod tests {
             text.contains("docket_evaluation_seconds_bucket{le=\"+Inf\"} 3\n"),
             "{text}"
         );
+    }
+
+    /// Checks a record against the EMF specification's rules: a directive
+    /// in `_aws`, every dimension a string member, every metric a number
+    /// or at most 100 numbers.
+    fn check_emf(line: &str) -> serde_json::Value {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        assert!(record["_aws"]["Timestamp"].is_i64(), "{line}");
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "docket");
+        for set in directive["Dimensions"].as_array().into_iter().flatten() {
+            for key in set.as_array().into_iter().flatten() {
+                assert!(
+                    record[key.as_str().unwrap_or_default()].is_string(),
+                    "{line}"
+                );
+            }
+        }
+        let metrics = directive["Metrics"].as_array().cloned().unwrap_or_default();
+        assert!(!metrics.is_empty() && metrics.len() <= 100, "{line}");
+        for metric in metrics {
+            let value = &record[metric["Name"].as_str().unwrap_or_default()];
+            let ok = value.is_number()
+                || value.as_array().is_some_and(|values| {
+                    values.len() <= EMF_MAX_VALUES
+                        && values.iter().all(serde_json::Value::is_number)
+                });
+            assert!(ok, "{metric} in {line}");
+        }
+        record
+    }
+
+    #[test]
+    fn invocations_become_valid_emf_records() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let figures = InvocationFigures {
+            function: "processor".into(),
+            documents_processed: 150,
+            evaluation_ms: (0..150).map(f64::from).collect(),
+            failures: vec![(FailureCategory::Data, 2), (FailureCategory::Transient, 0)],
+            cold_start: true,
+        };
+        let records: Vec<serde_json::Value> = emf_records(&figures, now)
+            .iter()
+            .map(|l| check_emf(l))
+            .collect();
+        assert_eq!(
+            records.len(),
+            3,
+            "150 values in two records, one failure category"
+        );
+        assert_eq!(records[0]["DocumentsProcessed"], 150);
+        assert_eq!(records[0]["ColdStart"], 1);
+        assert_eq!(
+            records[0]["EvaluationTime"].as_array().map(Vec::len),
+            Some(100)
+        );
+        assert_eq!(
+            records[1]["EvaluationTime"].as_array().map(Vec::len),
+            Some(50)
+        );
+        assert!(records[1].get("DocumentsProcessed").is_none());
+        assert_eq!(records[2]["Category"], "DATA");
+        assert_eq!(records[2]["Failures"], 2);
+        assert_eq!(records[0]["_aws"]["Timestamp"], 1_700_000_000_000i64);
+
+        let idle = emf_records(
+            &InvocationFigures {
+                function: "processor".into(),
+                ..Default::default()
+            },
+            now,
+        );
+        assert_eq!(idle.len(), 1);
+        let record = check_emf(&idle[0]);
+        assert_eq!(record["DocumentsProcessed"], 0);
+        assert!(record.get("EvaluationTime").is_none());
     }
 }
