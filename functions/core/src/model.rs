@@ -308,6 +308,31 @@ impl JobCounters {
         self.items_succeeded + self.items_failed + self.items_skipped
     }
 
+    /// Counts one newly recorded item of `status` (see
+    /// [`ItemResult::status`]). `document` holds the statuses of every
+    /// recorded chunk of its document, this one included: the document is
+    /// counted when all `chunk_count` chunks are there — failed if any
+    /// failed, else skipped if any was skipped, else succeeded. Every store
+    /// counts through here.
+    pub fn count_item(&mut self, status: &str, chunk_count: u32, document: &[&str]) {
+        match status {
+            "succeeded" => self.items_succeeded += 1,
+            "failed" => self.items_failed += 1,
+            _ => self.items_skipped += 1,
+        }
+        let whole = chunk_count <= 1;
+        if whole || document.len() as u32 >= chunk_count {
+            let states = if whole { &[status][..] } else { document };
+            if states.contains(&"failed") {
+                self.documents_failed += 1;
+            } else if states.contains(&"skipped") {
+                self.documents_skipped += 1;
+            } else {
+                self.documents_succeeded += 1;
+            }
+        }
+    }
+
     /// Items still waiting for an outcome.
     pub fn items_pending(&self) -> u32 {
         self.items_total.saturating_sub(self.items_done())
@@ -510,6 +535,17 @@ pub enum ItemResult {
         /// Why.
         reason: String,
     },
+}
+
+impl ItemResult {
+    /// `succeeded`, `failed` or `skipped`: how stores index an outcome.
+    pub fn status(&self) -> &'static str {
+        match self {
+            ItemResult::Succeeded { .. } => "succeeded",
+            ItemResult::Failed { .. } => "failed",
+            ItemResult::Skipped { .. } => "skipped",
+        }
+    }
 }
 
 /// The terminal outcome of a work item, as recorded once in the `JobStore`.

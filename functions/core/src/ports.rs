@@ -382,6 +382,90 @@ pub struct StoreStats {
     pub documents_skipped: u64,
 }
 
+/// The rules of the `JobStore`'s conditional changes, applied by every
+/// adapter to the job it read (inside its transaction or optimistic write),
+/// so both backends refuse and accept the same changes.
+pub mod changes {
+    use chrono::{DateTime, Utc};
+
+    use super::StoreError;
+    use crate::model::{Job, JobStatus};
+    use crate::webhook::{WebhookDelivery, WebhookState};
+
+    /// [`JobStore::transition`](super::JobStore::transition).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the status is not in `from` or the job
+    /// is finalized.
+    pub fn transition(job: &mut Job, from: &[JobStatus], to: JobStatus) -> Result<(), StoreError> {
+        if job.finished_at.is_some() || !from.contains(&job.status) {
+            return Err(StoreError::Conflict(format!(
+                "job {} is {}{}",
+                job.id,
+                job.status,
+                if job.finished_at.is_some() {
+                    " and finalized"
+                } else {
+                    ""
+                }
+            )));
+        }
+        job.status = to;
+        Ok(())
+    }
+
+    /// [`JobStore::halt_job`](super::JobStore::halt_job): whether this
+    /// call set the reason.
+    pub fn halt(job: &mut Job, reason: &str) -> bool {
+        if job.error.is_some() {
+            return false;
+        }
+        job.error = Some(reason.to_owned());
+        true
+    }
+
+    /// [`JobStore::finish_job`](super::JobStore::finish_job).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when already finalized or the status
+    /// change is not allowed.
+    pub fn finish(
+        job: &mut Job,
+        status: JobStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if job.finished_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "job {} is already finalized",
+                job.id
+            )));
+        }
+        if status != job.status && !job.status.can_become(status) {
+            return Err(StoreError::Conflict(format!(
+                "job {} cannot go from {} to {status}",
+                job.id, job.status
+            )));
+        }
+        job.status = status;
+        job.error = error.map(str::to_owned).or(job.error.take());
+        job.finished_at = Some(now);
+        Ok(())
+    }
+
+    /// [`JobStore::set_webhook`](super::JobStore::set_webhook): a delivered
+    /// callback stays delivered.
+    pub fn set_webhook(job: &mut Job, delivery: &WebhookDelivery) {
+        let delivered = job
+            .webhook
+            .as_ref()
+            .is_some_and(|w| w.state == WebhookState::Delivered);
+        if !delivered {
+            job.webhook = Some(delivery.clone());
+        }
+    }
+}
+
 /// Jobs, their exact counters and item outcomes (DynamoDB semantics:
 /// conditional writes and transactions).
 #[async_trait]

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use docket_core::FailureCategory;
 use docket_core::auth::ApiKey;
-use docket_core::model::{ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
+use docket_core::model::{ItemOutcome, Job, JobId, JobStatus, TenantId};
 use docket_core::ports::BackendError;
-use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError, StoreStats};
+use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError, StoreStats, changes};
 use docket_core::quota::{self, Grant, Rate};
-use docket_core::webhook::{WebhookDelivery, WebhookState};
+use docket_core::webhook::WebhookDelivery;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::db::{Database, backend_error, millis};
@@ -32,14 +32,6 @@ fn corrupt(what: &str, error: serde_json::Error) -> StoreError {
 
 fn sql(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(backend_error(error))
-}
-
-fn status_of(result: &ItemResult) -> &'static str {
-    match result {
-        ItemResult::Succeeded { .. } => "succeeded",
-        ItemResult::Failed { .. } => "failed",
-        ItemResult::Skipped { .. } => "skipped",
-    }
 }
 
 fn read_job(tx: &Transaction<'_>, id: &JobId) -> Result<Job, StoreError> {
@@ -147,7 +139,7 @@ impl JobStore for SqliteJobStore {
                     duplicates.push(outcome.item);
                     continue;
                 }
-                let status = status_of(&outcome.result);
+                let status = outcome.result.status();
                 let body = serde_json::to_string(outcome).map_err(|e| corrupt("outcome", e))?;
                 let inserted = insert
                     .execute(params![id.as_str(), outcome.item, outcome.document, status, body])
@@ -157,30 +149,16 @@ impl JobStore for SqliteJobStore {
                     continue;
                 }
                 recorded.push(outcome.item);
-                let c = &mut job.counters;
-                match status {
-                    "succeeded" => c.items_succeeded += 1,
-                    "failed" => c.items_failed += 1,
-                    _ => c.items_skipped += 1,
-                }
-                // A document is counted when its last chunk is recorded.
                 let states: Vec<String> = if outcome.chunk.count <= 1 {
-                    vec![status.to_owned()]
+                    Vec::new()
                 } else {
                     document_states
                         .query_map(params![id.as_str(), outcome.document], |row| row.get(0))
                         .and_then(|rows| rows.collect())
                         .map_err(sql)?
                 };
-                if states.len() as u32 >= outcome.chunk.count.max(1) {
-                    if states.iter().any(|s| s == "failed") {
-                        c.documents_failed += 1;
-                    } else if states.iter().any(|s| s == "skipped") {
-                        c.documents_skipped += 1;
-                    } else {
-                        c.documents_succeeded += 1;
-                    }
-                }
+                let states: Vec<&str> = states.iter().map(String::as_str).collect();
+                job.counters.count_item(status, outcome.chunk.count, &states);
             }
             if !recorded.is_empty() && job.status == JobStatus::Queued {
                 job.status = JobStatus::Processing;
@@ -252,32 +230,12 @@ impl JobStore for SqliteJobStore {
         from: &[JobStatus],
         to: JobStatus,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| {
-            if job.finished_at.is_some() || !from.contains(&job.status) {
-                return Err(StoreError::Conflict(format!(
-                    "job {id} is {}{}",
-                    job.status,
-                    if job.finished_at.is_some() {
-                        " and finalized"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            job.status = to;
-            Ok(())
-        })?;
+        let ((), job) = self.update(id, |_, job| changes::transition(job, from, to))?;
         Ok(job)
     }
 
     async fn halt_job(&self, id: &JobId, reason: &str) -> Result<bool, StoreError> {
-        let (set, _) = self.update(id, |_, job| {
-            if job.error.is_some() {
-                return Ok(false);
-            }
-            job.error = Some(reason.to_owned());
-            Ok(true)
-        })?;
+        let (set, _) = self.update(id, |_, job| Ok(changes::halt(job, reason)))?;
         Ok(set)
     }
 
@@ -288,23 +246,7 @@ impl JobStore for SqliteJobStore {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| {
-            if job.finished_at.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "job {id} is already finalized"
-                )));
-            }
-            if status != job.status && !job.status.can_become(status) {
-                return Err(StoreError::Conflict(format!(
-                    "job {id} cannot go from {} to {status}",
-                    job.status
-                )));
-            }
-            job.status = status;
-            job.error = error.map(str::to_owned).or(job.error.take());
-            job.finished_at = Some(now);
-            Ok(())
-        })?;
+        let ((), job) = self.update(id, |_, job| changes::finish(job, status, error, now))?;
         Ok(job)
     }
 
@@ -377,13 +319,7 @@ impl JobStore for SqliteJobStore {
 
     async fn set_webhook(&self, id: &JobId, delivery: &WebhookDelivery) -> Result<(), StoreError> {
         self.update(id, |_, job| {
-            let delivered = job
-                .webhook
-                .as_ref()
-                .is_some_and(|w| w.state == WebhookState::Delivered);
-            if !delivered {
-                job.webhook = Some(delivery.clone());
-            }
+            changes::set_webhook(job, delivery);
             Ok(())
         })?;
         Ok(())

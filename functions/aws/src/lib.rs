@@ -1,0 +1,194 @@
+//! docket's AWS backend: the ports of `docket_core::ports` on SQS (work,
+//! finalize and webhook queues with dead-letter companions), S3 (document
+//! packs, results, plugins) and one DynamoDB table (jobs, item outcomes,
+//! API keys, tenants, rate-limit buckets).
+//!
+//! Every resource is named from one prefix by [`Names`] — the deploy
+//! template names them the same way from its stack name, and a test checks
+//! the two agree. Endpoints and credentials come from the usual AWS
+//! environment (`AWS_ENDPOINT_URL` points everything at an emulator).
+#![deny(missing_docs)]
+
+mod blob;
+mod error;
+mod queue;
+mod store;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use docket_core::ports::QueueName;
+
+pub use blob::S3Blobs;
+pub use error::ProvisionError;
+pub use queue::SqsQueue;
+pub use store::DynamoJobStore;
+
+/// The names of a deployment's resources, all derived from one prefix (the
+/// stack name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The prefix.
+    pub prefix: String,
+}
+
+impl Names {
+    /// Names under `prefix` (lowercase letters, digits and dashes, so the
+    /// bucket name is valid too).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The DynamoDB table.
+    pub fn table(&self) -> String {
+        format!("{}-jobs", self.prefix)
+    }
+
+    /// The S3 bucket.
+    pub fn bucket(&self) -> String {
+        format!("{}-data", self.prefix)
+    }
+
+    /// An SQS queue.
+    pub fn queue(&self, queue: QueueName) -> String {
+        format!("{}-{}", self.prefix, queue.as_str())
+    }
+
+    /// The dead-letter companion of an SQS queue.
+    pub fn dead_letter_queue(&self, queue: QueueName) -> String {
+        format!("{}-{}-dlq", self.prefix, queue.as_str())
+    }
+}
+
+/// The table's global secondary index listing a tenant's jobs by time.
+pub const TENANT_INDEX: &str = "by-tenant";
+
+/// The table's TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// Receives after which SQS moves a message to its dead-letter queue. The
+/// pipeline gives up on a retryable failure after 5 receives and records
+/// it; the queue's threshold is above that.
+pub const MAX_RECEIVE_COUNT: u32 = 6;
+
+/// The three adapters over one deployment.
+#[derive(Clone)]
+pub struct AwsBackend {
+    /// The queues.
+    pub queue: Arc<SqsQueue>,
+    /// The bucket.
+    pub blobs: Arc<S3Blobs>,
+    /// The table.
+    pub store: Arc<DynamoJobStore>,
+}
+
+impl AwsBackend {
+    /// Connects to the deployment named by `names`, with configuration from
+    /// the environment (region, credentials, `AWS_ENDPOINT_URL`). Resolves
+    /// every queue's URL.
+    ///
+    /// # Errors
+    /// When a queue does not exist or the service cannot be reached.
+    pub async fn connect(names: &Names) -> Result<Self, ProvisionError> {
+        let config = aws_config::load_from_env().await;
+        let emulated = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(emulated)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        Ok(Self {
+            queue: Arc::new(SqsQueue::connect(sqs, names).await?),
+            blobs: Arc::new(S3Blobs::new(s3, names.bucket())),
+            store: Arc::new(DynamoJobStore::new(dynamodb, names.table())),
+        })
+    }
+
+    /// Creates a deployment's table, bucket and queues as the deploy
+    /// template declares them (for tests on an emulator; production
+    /// deploys the template). Existing resources are left as they are.
+    ///
+    /// # Errors
+    /// When a resource cannot be created.
+    pub async fn provision(names: &Names) -> Result<(), ProvisionError> {
+        let config = aws_config::load_from_env().await;
+        let emulated = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let created = dynamodb
+            .create_table()
+            .table_name(names.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .attribute_definitions(attribute("tenant")?)
+            .attribute_definitions(attribute("created_key")?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(TENANT_INDEX)
+                    .key_schema(key("tenant", KeyType::Hash)?)
+                    .key_schema(key("created_key", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {
+                dynamodb
+                    .update_time_to_live()
+                    .table_name(names.table())
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .enabled(true)
+                            .attribute_name(TTL_ATTRIBUTE)
+                            .build()?,
+                    )
+                    .send()
+                    .await
+                    .map_err(ProvisionError::from_sdk)?;
+            }
+            Err(e) if error::code(&e) == Some("ResourceInUseException") => {}
+            Err(e) => return Err(ProvisionError::from_sdk(e)),
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(emulated)
+                .build(),
+        );
+        match s3.create_bucket().bucket(names.bucket()).send().await {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    error::code(&e),
+                    Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
+                ) => {}
+            Err(e) => return Err(ProvisionError::from_sdk(e)),
+        }
+        queue::provision(&aws_sdk_sqs::Client::new(&config), names).await
+    }
+}
