@@ -1106,6 +1106,30 @@ impl Pipeline {
         Ok(0)
     }
 
+    /// Finalizes the job a finalize message names, and says what to do
+    /// with the message.
+    pub async fn finalize_delivery(&self, delivery: &Delivery) -> Disposition {
+        match serde_json::from_str::<FinalizeMessage>(&delivery.body) {
+            Err(e) => {
+                tracing::error!(error = %e, "malformed finalize message left for the dead-letter queue");
+                Disposition::Keep
+            }
+            Ok(message) => match self.finalize(&message.job_id).await {
+                Ok(FinalizeOutcome::Finalized(_) | FinalizeOutcome::AlreadyFinalized) => {
+                    Disposition::Done
+                }
+                Err(PipelineError::Store(StoreError::NotFound(_))) => Disposition::Done,
+                Ok(FinalizeOutcome::NotReady { .. }) => {
+                    Disposition::RetryAfter(Duration::from_secs(1))
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %message.job_id, error = %e, "finalize failed; retried");
+                    Disposition::Keep
+                }
+            },
+        }
+    }
+
     /// One round of a finalizer: receives finalize messages and finalizes
     /// their jobs. Returns how many messages it handled.
     ///
@@ -1119,26 +1143,7 @@ impl Pipeline {
             .await?;
         let mut dispositions = Vec::with_capacity(deliveries.len());
         for delivery in &deliveries {
-            let disposition = match serde_json::from_str::<FinalizeMessage>(&delivery.body) {
-                Err(e) => {
-                    tracing::error!(error = %e, "malformed finalize message left for the dead-letter queue");
-                    Disposition::Keep
-                }
-                Ok(message) => match self.finalize(&message.job_id).await {
-                    Ok(FinalizeOutcome::Finalized(_) | FinalizeOutcome::AlreadyFinalized) => {
-                        Disposition::Done
-                    }
-                    Err(PipelineError::Store(StoreError::NotFound(_))) => Disposition::Done,
-                    Ok(FinalizeOutcome::NotReady { .. }) => {
-                        Disposition::RetryAfter(Duration::from_secs(1))
-                    }
-                    Err(e) => {
-                        tracing::warn!(job_id = %message.job_id, error = %e, "finalize failed; retried");
-                        Disposition::Keep
-                    }
-                },
-            };
-            dispositions.push(disposition);
+            dispositions.push(self.finalize_delivery(delivery).await);
         }
         self.settle(queue, &deliveries, &dispositions).await?;
         Ok(deliveries.len())

@@ -1,0 +1,19 @@
+//! The `processor` function: evaluates work items from the three priority
+//! queues, reporting partial batch failures.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    docket_lambda::init_logging();
+    let settings = docket_lambda::Settings::from_env()?;
+    let pipeline = &docket_lambda::pipeline(&settings).await?;
+    let names = &settings.names;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(
+            docket_lambda::process(pipeline, names, event.payload).await,
+        )
+    }))
+    .await
+}

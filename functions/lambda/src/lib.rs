@@ -1,0 +1,246 @@
+//! docket's Lambda functions, as thin wiring over the core: a pipeline built
+//! from the environment once per warm container, and one handler per event
+//! source. The binaries in `src/bin` hand these to `lambda_runtime` /
+//! `lambda_http`; tests call the same handlers with real events (the
+//! event-source runner in `tests/`).
+//!
+//! | function | event | handler |
+//! |---|---|---|
+//! | `upload` | API Gateway HTTP API (payload v2) | [`api`]: the API's router |
+//! | `processor` | SQS batch of work items (three priority queues) | [`process`] |
+//! | `finalizer` | SQS batch of finalize messages | [`finalize`] |
+//! | `webhook` | SQS batch of callbacks | [`deliver_webhooks`] |
+//!
+//! Every SQS handler reports partial batch failures (`SqsBatchResponse`):
+//! one bad message never fails its neighbours.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use docket_aws::{AwsBackend, Names};
+use docket_core::metrics::{InvocationFigures, emf_records};
+use docket_core::pipeline::{Disposition, Pipeline, PipelineSettings};
+use docket_core::ports::{Clock, Delivery, QueueName, Receipt, SystemClock};
+use docket_plugin_host::{HostConfig, Manifest, PluginHost};
+
+/// What the functions read from their environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DOCKET_PREFIX`: the stack name every resource is named from.
+    pub names: Names,
+    /// `DOCKET_DEFAULT_EVALUATOR` (default `decalogo`).
+    pub default_evaluator: String,
+    /// `DOCKET_MAX_QUEUE_DEPTH`: uploads are shed past it (default 200,000).
+    pub max_queue_depth: u64,
+}
+
+impl Settings {
+    /// From the environment.
+    ///
+    /// # Errors
+    /// When `DOCKET_PREFIX` is missing or a number does not parse.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let prefix = std::env::var("DOCKET_PREFIX")
+            .map_err(|_| anyhow::anyhow!("DOCKET_PREFIX is not set"))?;
+        Ok(Self {
+            names: Names::new(prefix),
+            default_evaluator: std::env::var("DOCKET_DEFAULT_EVALUATOR")
+                .unwrap_or_else(|_| "decalogo".into()),
+            max_queue_depth: match std::env::var("DOCKET_MAX_QUEUE_DEPTH") {
+                Ok(depth) => depth.parse()?,
+                Err(_) => 200_000,
+            },
+        })
+    }
+}
+
+/// The pipeline over the deployment's AWS resources, with the bundled
+/// evaluators loaded (compiled code cached under `/tmp`, verified by
+/// digest). Built once per container.
+///
+/// # Errors
+/// When a resource is missing or a component does not load.
+pub async fn pipeline(settings: &Settings) -> anyhow::Result<Pipeline> {
+    let backend = AwsBackend::connect(&settings.names).await?;
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(std::env::temp_dir().join("docket-cache")),
+        ..HostConfig::default()
+    })?;
+    for bundled in docket_bundled::EVALUATORS {
+        host.load(
+            Manifest::for_component(bundled.name, bundled.version, bundled.bytes),
+            bundled.bytes,
+        )?;
+    }
+    let policy = docket_webhook::AddressPolicy::default();
+    Ok(Pipeline {
+        queue: backend.queue.clone(),
+        blobs: backend.blobs.clone(),
+        store: backend.store.clone(),
+        evaluators: Arc::new(host),
+        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+        metrics: Default::default(),
+        webhooks: Arc::new(docket_webhook::HttpWebhookSender::new(
+            policy,
+            Duration::from_secs(10),
+        )?),
+        settings: PipelineSettings::default(),
+    })
+}
+
+/// The API's router over `pipeline` (the `upload` function serves it
+/// through `lambda_http`).
+pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
+    docket_api::app(docket_api::AppState {
+        pipeline,
+        max_documents: 10_000,
+        // API Gateway's own payload limit.
+        max_body_bytes: 10 * 1024 * 1024,
+        default_evaluator: settings.default_evaluator.clone(),
+        max_queue_depth: Some(settings.max_queue_depth),
+        queue_depth: Default::default(),
+    })
+}
+
+/// Which of the deployment's queues an event source ARN names.
+pub fn queue_of(arn: &str, names: &Names) -> Option<QueueName> {
+    let name = arn.rsplit(':').next()?;
+    QueueName::ALL.into_iter().find(|q| names.queue(*q) == name)
+}
+
+fn delivery(message: &SqsMessage) -> Delivery {
+    Delivery {
+        message_id: message.message_id.clone().unwrap_or_default(),
+        receipt: Receipt(message.receipt_handle.clone().unwrap_or_default()),
+        body: message.body.clone().unwrap_or_default(),
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+    }
+}
+
+/// Turns dispositions into the batch response: done messages succeed
+/// (Lambda deletes them); a retry gets its visibility set first; both
+/// retried and kept messages are reported as failures, so they stay.
+async fn respond(
+    pipeline: &Pipeline,
+    queue: Option<QueueName>,
+    deliveries: &[Delivery],
+    dispositions: &[Disposition],
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for (delivery, disposition) in deliveries.iter().zip(dispositions) {
+        if let (Disposition::RetryAfter(delay), Some(queue)) = (disposition, queue)
+            && let Err(e) = pipeline
+                .queue
+                .retry_after(queue, &delivery.receipt, *delay)
+                .await
+        {
+            tracing::warn!(message_id = %delivery.message_id, error = %e, "backoff not set; the message returns after its visibility timeout");
+        }
+        if *disposition != Disposition::Done {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = delivery.message_id.clone();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// The `processor` function: evaluates a batch of work items and reports
+/// the invocation in CloudWatch Embedded Metric Format.
+pub async fn process(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> SqsBatchResponse {
+    let before = pipeline.metrics.snapshot(pipeline.clock.now());
+    let queue = event
+        .records
+        .first()
+        .and_then(|m| m.event_source_arn.as_deref())
+        .and_then(|arn| queue_of(arn, names));
+    let deliveries: Vec<Delivery> = event.records.iter().map(delivery).collect();
+    let dispositions = pipeline.process(&deliveries).await;
+    let response = respond(pipeline, queue, &deliveries, &dispositions).await;
+    let after = pipeline.metrics.snapshot(pipeline.clock.now());
+    let processed =
+        (after.succeeded + after.skipped + after.failed.iter().map(|f| f.1).sum::<u64>())
+            - (before.succeeded + before.skipped + before.failed.iter().map(|f| f.1).sum::<u64>());
+    let timed = after.latency_count - before.latency_count;
+    let figures = InvocationFigures {
+        function: "processor".into(),
+        documents_processed: processed,
+        evaluation_ms: if timed > 0 {
+            // The invocation's mean: the counters keep sums, not each value.
+            vec![(after.latency_sum - before.latency_sum) * 1000.0 / timed as f64]
+        } else {
+            Vec::new()
+        },
+        failures: after
+            .failed
+            .iter()
+            .zip(&before.failed)
+            .map(|((category, a), (_, b))| (*category, a - b))
+            .collect(),
+        cold_start: COLD.swap(false, Ordering::Relaxed),
+    };
+    for record in emf_records(&figures, pipeline.clock.now()) {
+        println!("{record}");
+    }
+    response
+}
+
+/// The `finalizer` function: finalizes each job named by a message.
+pub async fn finalize(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
+    let deliveries: Vec<Delivery> = event.records.iter().map(delivery).collect();
+    let mut dispositions = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        dispositions.push(pipeline.finalize_delivery(delivery).await);
+    }
+    respond(
+        pipeline,
+        Some(QueueName::Finalize),
+        &deliveries,
+        &dispositions,
+    )
+    .await
+}
+
+/// The `webhook` function: one attempt at each callback.
+pub async fn deliver_webhooks(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
+    let deliveries: Vec<Delivery> = event.records.iter().map(delivery).collect();
+    let mut dispositions = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        dispositions.push(match pipeline.deliver_webhook(delivery).await {
+            Ok(disposition) => disposition,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook not attempted; retried");
+                Disposition::Keep
+            }
+        });
+    }
+    respond(
+        pipeline,
+        Some(QueueName::Webhook),
+        &deliveries,
+        &dispositions,
+    )
+    .await
+}
+
+/// JSON logs for CloudWatch, filtered by `DOCKET_LOG` (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .without_time()
+        .init();
+}

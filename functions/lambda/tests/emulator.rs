@@ -1,0 +1,366 @@
+//! The Lambda handlers end to end on the AWS API at `AWS_ENDPOINT_URL`
+//! (the local emulator; bin/test starts it): a 200-document batch goes in
+//! through the `upload` handler as an API Gateway v2 event, an event-source
+//! runner feeds the `processor` and `finalizer` handlers real SQS events,
+//! and the results in S3 must match what the embedded backend (the
+//! pipeline `docket run` drives) produces for the same documents.
+
+// Test code: a failed unwrap fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use docket_aws::Names;
+use docket_core::auth::{ApiKey, Tier, generate_token, hash_token};
+use docket_core::model::{DocumentBody, DocumentSpec, JobId, TenantId};
+use docket_core::pipeline::{IntakeDocument, Pipeline, Submission, results_key};
+use docket_core::ports::QueueName;
+use docket_lambda::Settings;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Context, LambdaEvent, Service};
+use serde_json::{Value, json};
+
+const SQS_FIXTURE: &str = include_str!("fixtures/sqs-event.json");
+const APIGW_FIXTURE: &str = include_str!("fixtures/apigw-v2-request.json");
+const S3_FIXTURE: &str = include_str!("fixtures/s3-event.json");
+
+#[test]
+fn fixtures_round_trip_through_serde() {
+    let sqs: SqsEvent = serde_json::from_str(SQS_FIXTURE).unwrap();
+    assert_eq!(sqs.records[0].attributes["ApproximateReceiveCount"], "2");
+    let again: SqsEvent = serde_json::from_value(serde_json::to_value(&sqs).unwrap()).unwrap();
+    assert_eq!(again.records[0].message_id, sqs.records[0].message_id);
+    let request: ApiGatewayV2httpRequest = serde_json::from_str(APIGW_FIXTURE).unwrap();
+    assert_eq!(request.raw_path.as_deref(), Some("/"));
+    let again: ApiGatewayV2httpRequest =
+        serde_json::from_value(serde_json::to_value(&request).unwrap()).unwrap();
+    assert_eq!(
+        again.request_context.http.method,
+        request.request_context.http.method
+    );
+    let s3: S3Event = serde_json::from_str(S3_FIXTURE).unwrap();
+    assert!(s3.records[0].s3.object.key.is_some());
+}
+
+async fn deployment() -> (Settings, Pipeline) {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: start the emulator with `eval \"$(localstack/start)\"` (bin/test does)"
+    );
+    let names = Names::new(format!(
+        "e{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
+    docket_aws::AwsBackend::provision(&names).await.unwrap();
+    let settings = Settings {
+        names,
+        default_evaluator: "decalogo".into(),
+        max_queue_depth: 200_000,
+    };
+    let pipeline = docket_lambda::pipeline(&settings).await.unwrap();
+    (settings, pipeline)
+}
+
+/// The fixture request, made a `method path` call with `headers` and a
+/// JSON body.
+fn api_request(
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> ApiGatewayV2httpRequest {
+    let mut request: Value = serde_json::from_str(APIGW_FIXTURE).unwrap();
+    request["routeKey"] = json!(format!("{method} {path}"));
+    request["rawPath"] = json!(path);
+    request["requestContext"]["http"]["method"] = json!(method);
+    request["requestContext"]["http"]["path"] = json!(path);
+    let headers = request["headers"].as_object_mut().unwrap();
+    headers.insert("authorization".into(), json!(format!("Bearer {token}")));
+    headers.insert("content-type".into(), json!("application/json"));
+    match body {
+        Some(body) => {
+            let text = body.to_string();
+            headers.insert("content-length".into(), json!(text.len().to_string()));
+            request["body"] = json!(text);
+        }
+        None => {
+            headers.remove("content-length");
+        }
+    }
+    serde_json::from_value(request).unwrap()
+}
+
+/// One API call through `lambda_http`'s adapter, as the `upload` function
+/// serves it: (status, JSON body).
+async fn call_api(router: &axum::Router, request: ApiGatewayV2httpRequest) -> (u16, Value) {
+    let mut adapter = lambda_http::Adapter::from(router.clone());
+    let event = LambdaEvent::new(LambdaRequest::ApiGatewayV2(request), Context::default());
+    let response = adapter.call(event).await.unwrap();
+    let response = serde_json::to_value(&response).unwrap();
+    let status = response["statusCode"].as_u64().unwrap() as u16;
+    let body = response["body"].as_str().unwrap_or("null");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// The event-source runner: what a Lambda event source mapping does for one
+/// queue — receive up to 10 messages, hand them to `handler` as a real
+/// `SqsEvent`, delete those not reported as failures. Returns how many
+/// messages it handed over.
+async fn pump<F, Fut>(pipeline: &Pipeline, names: &Names, queue: QueueName, handler: F) -> usize
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = SqsBatchResponse>,
+{
+    let deliveries = pipeline
+        .queue
+        .receive(queue, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    if deliveries.is_empty() {
+        return 0;
+    }
+    let template: Value = serde_json::from_str::<Value>(SQS_FIXTURE).unwrap()["Records"][0].clone();
+    let records: Vec<Value> = deliveries
+        .iter()
+        .map(|d| {
+            let mut record = template.clone();
+            record["messageId"] = json!(d.message_id);
+            record["receiptHandle"] = json!(d.receipt.0);
+            record["body"] = json!(d.body);
+            record["md5OfBody"] = Value::Null;
+            record["messageAttributes"] = json!({});
+            record["eventSourceARN"] = json!(format!(
+                "arn:aws:sqs:us-east-1:123456789012:{}",
+                names.queue(queue)
+            ));
+            record["attributes"]["ApproximateReceiveCount"] = json!(d.receive_count.to_string());
+            record
+        })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = handler(event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let done: Vec<_> = deliveries
+        .iter()
+        .filter(|d| !failed.contains(&d.message_id.as_str()))
+        .map(|d| d.receipt.clone())
+        .collect();
+    pipeline.queue.ack(queue, &done).await.unwrap();
+    deliveries.len()
+}
+
+fn documents() -> Vec<(String, String)> {
+    let plans = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans");
+    let mut texts: Vec<String> = std::fs::read_dir(&plans)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("txt" | "md")))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    texts.sort();
+    (0..200)
+        .map(|n| {
+            (
+                format!("doc-{n:03}"),
+                format!("{}\n\nCopy {n}.", texts[n % texts.len()]),
+            )
+        })
+        .collect()
+}
+
+/// The same documents through the embedded backend's pipeline.
+async fn reference_results(documents: &[(String, String)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let backend =
+        docket_local::LocalBackend::open(dir.path(), docket_local::LocalOptions::default())
+            .unwrap();
+    let host =
+        docket_plugin_host::PluginHost::new(docket_plugin_host::HostConfig::default()).unwrap();
+    for bundled in docket_bundled::EVALUATORS {
+        host.load(
+            docket_plugin_host::Manifest::for_component(
+                bundled.name,
+                bundled.version,
+                bundled.bytes,
+            ),
+            bundled.bytes,
+        )
+        .unwrap();
+    }
+    let evaluator = docket_core::ports::Evaluators::resolve(&host, "decalogo").unwrap();
+    let pipeline = Pipeline {
+        queue: backend.queue.clone(),
+        blobs: backend.blobs.clone(),
+        store: backend.store.clone(),
+        evaluators: Arc::new(host),
+        clock: Arc::new(docket_core::ports::SystemClock),
+        metrics: Default::default(),
+        webhooks: Arc::new(docket_core::ports::NoWebhooks),
+        settings: Default::default(),
+    };
+    let job = pipeline
+        .submit(Submission {
+            job_id: None,
+            tenant: TenantId::local(),
+            evaluator,
+            config: json!({}),
+            options: Default::default(),
+            documents: documents
+                .iter()
+                .map(|(id, content)| {
+                    IntakeDocument::Accepted(DocumentSpec {
+                        id: id.clone(),
+                        title: id.clone(),
+                        body: DocumentBody::Text(content.clone()),
+                        metadata: Value::Null,
+                    })
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        pipeline.work_once().await.unwrap();
+        pipeline.finalize_once().await.unwrap();
+        if pipeline
+            .store
+            .job(&job.id)
+            .await
+            .unwrap()
+            .finished_at
+            .is_some()
+        {
+            let bytes = pipeline.blobs.get(&results_key(&job.id)).await.unwrap();
+            return serde_json::from_slice(&bytes).unwrap();
+        }
+    }
+    panic!("the reference job did not finish");
+}
+
+/// A results document without what differs between two runs of the same
+/// batch: ids, times and durations.
+fn comparable(mut results: Value) -> Value {
+    let object = results.as_object_mut().unwrap();
+    for key in ["job_id", "created_at", "finished_at"] {
+        object.remove(key);
+    }
+    object["summary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("avg_processing_time_seconds");
+    for document in object["documents"].as_array_mut().unwrap() {
+        document
+            .as_object_mut()
+            .unwrap()
+            .remove("processing_time_seconds");
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
+    let (settings, pipeline) = deployment().await;
+    let token = generate_token();
+    pipeline
+        .store
+        .put_api_key(&ApiKey {
+            hash: hash_token(&token),
+            tenant: TenantId::parse("acme").unwrap(),
+            tier: Tier::Premium,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let router = docket_lambda::api(pipeline.clone(), &settings);
+    let documents = documents();
+    let batch = json!({"documents": documents
+        .iter()
+        .map(|(id, content)| json!({"id": id, "content": content}))
+        .collect::<Vec<_>>()});
+    let (status, accepted) = call_api(
+        &router,
+        api_request("POST", "/api/v1/batch/upload", &token, Some(&batch)),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["document_count"], 200);
+    let job_id = JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap();
+
+    let names = &settings.names;
+    let mut finished = false;
+    for _ in 0..400 {
+        let mut handled = pump(
+            &pipeline,
+            names,
+            QueueName::Work(docket_core::Priority::Normal),
+            |event| docket_lambda::process(&pipeline, names, event),
+        )
+        .await;
+        handled += pump(&pipeline, names, QueueName::Finalize, |event| {
+            docket_lambda::finalize(&pipeline, event)
+        })
+        .await;
+        if pipeline
+            .store
+            .job(&job_id)
+            .await
+            .unwrap()
+            .finished_at
+            .is_some()
+        {
+            finished = true;
+            break;
+        }
+        if handled == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(finished, "job {job_id} did not finish");
+
+    let job = pipeline.store.job(&job_id).await.unwrap();
+    assert_eq!(job.status, docket_core::JobStatus::Completed);
+    assert_eq!(
+        (
+            job.counters.documents_total,
+            job.counters.documents_succeeded,
+            job.counters.documents_failed
+        ),
+        (200, 200, 0)
+    );
+    assert_eq!(
+        (job.counters.items_total, job.counters.items_succeeded),
+        (200, 200)
+    );
+    let (status, report) = call_api(
+        &router,
+        api_request(
+            "GET",
+            &format!("/api/v1/batch/status/{job_id}"),
+            &token,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(report["progress"]["completed_documents"], 200);
+
+    let stored = pipeline.blobs.get(&results_key(&job_id)).await.unwrap();
+    let results: Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(results["document_count"], 200);
+    let reference = reference_results(&documents).await;
+    assert_eq!(comparable(results), comparable(reference));
+    let depth = pipeline
+        .queue
+        .depth(QueueName::Work(docket_core::Priority::Normal))
+        .await
+        .unwrap();
+    assert_eq!((depth.visible, depth.in_flight, depth.dead), (0, 0, 0));
+}
