@@ -65,8 +65,20 @@ impl Names {
     }
 }
 
+/// The table's partition key attribute.
+pub const PARTITION_KEY: &str = "pk";
+
+/// The table's sort key attribute.
+pub const SORT_KEY: &str = "sk";
+
 /// The table's global secondary index listing a tenant's jobs by time.
 pub const TENANT_INDEX: &str = "by-tenant";
+
+/// The index's partition key: the job's tenant.
+pub const TENANT_KEY: &str = "tenant";
+
+/// The index's sort key: `<created ms, 13 digits>#<job id>`.
+pub const CREATED_KEY: &str = "created_key";
 
 /// The table's TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -137,17 +149,17 @@ impl AwsBackend {
             .create_table()
             .table_name(names.table())
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .key_schema(key("sk", KeyType::Range)?)
-            .attribute_definitions(attribute("pk")?)
-            .attribute_definitions(attribute("sk")?)
-            .attribute_definitions(attribute("tenant")?)
-            .attribute_definitions(attribute("created_key")?)
+            .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
+            .key_schema(key(SORT_KEY, KeyType::Range)?)
+            .attribute_definitions(attribute(PARTITION_KEY)?)
+            .attribute_definitions(attribute(SORT_KEY)?)
+            .attribute_definitions(attribute(TENANT_KEY)?)
+            .attribute_definitions(attribute(CREATED_KEY)?)
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(TENANT_INDEX)
-                    .key_schema(key("tenant", KeyType::Hash)?)
-                    .key_schema(key("created_key", KeyType::Range)?)
+                    .key_schema(key(TENANT_KEY, KeyType::Hash)?)
+                    .key_schema(key(CREATED_KEY, KeyType::Range)?)
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::All)

@@ -33,7 +33,7 @@ use docket_core::quota::{self, BucketState, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
 
 use crate::error::{backend, code};
-use crate::{TENANT_INDEX, TTL_ATTRIBUTE};
+use crate::{CREATED_KEY, PARTITION_KEY, SORT_KEY, TENANT_INDEX, TENANT_KEY, TTL_ATTRIBUTE};
 
 /// Optimistic attempts before a contended change gives up (as a
 /// retryable error).
@@ -117,7 +117,10 @@ impl DynamoJobStore {
     }
 
     fn key(pk: String, sk: &str) -> Item {
-        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+        HashMap::from([
+            (PARTITION_KEY.to_owned(), s(pk)),
+            (SORT_KEY.to_owned(), s(sk)),
+        ])
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -153,8 +156,8 @@ impl DynamoJobStore {
         );
         item.insert("status".into(), s(job.status.as_str()));
         item.insert("version".into(), n(version));
-        item.insert("tenant".into(), s(job.tenant.as_str()));
-        item.insert("created_key".into(), s(created_key(job)));
+        item.insert(TENANT_KEY.into(), s(job.tenant.as_str()));
+        item.insert(CREATED_KEY.into(), s(created_key(job)));
         if let Some(finished) = job.finished_at {
             let expires = finished + chrono::Duration::days(RETENTION_DAYS);
             item.insert(TTL_ATTRIBUTE.into(), n(expires.timestamp()));
