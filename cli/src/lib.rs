@@ -4,7 +4,7 @@
 //! arguments and calls in here, so everything is testable.
 
 pub mod client;
-pub mod intake;
 pub mod local_run;
-pub mod pdf;
 pub mod serve;
+
+pub use docket_intake::{intake, pdf};

@@ -7,6 +7,7 @@
 //! | function | event | handler |
 //! |---|---|---|
 //! | `upload` | API Gateway HTTP API (payload v2) | [`api`]: the API's router |
+//! | `ingest` | S3 `ObjectCreated` under `inbox/` | [`ingest`] |
 //! | `processor` | SQS batch of work items (three priority queues) | [`process`] |
 //! | `finalizer` | SQS batch of finalize messages | [`finalize`] |
 //! | `webhook` | SQS batch of callbacks | [`deliver_webhooks`] |
@@ -103,6 +104,128 @@ pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
         max_queue_depth: Some(settings.max_queue_depth),
         queue_depth: Default::default(),
     })
+}
+
+/// Where dropped files go: `inbox/<tenant>/<file>` (or `inbox/<file>` for
+/// the `inbox` tenant).
+pub const INBOX: &str = "inbox/";
+
+/// The `ingest` function: every object created under [`INBOX`] becomes one
+/// job — a file is one document (text, Markdown, PDF, a JSON document), a
+/// manifest (`*.json` with `documents`, or `*.jsonl`) many; a
+/// `*.batch.json` manifest may carry `options.evaluator` and
+/// `options.priority`. Nothing is dropped silently: an unreadable file or a
+/// malformed manifest makes a job whose document failed with the reason,
+/// and an unknown evaluator fails every document with it. A notification
+/// delivered twice makes one job (the job id is derived from the object's
+/// key and ETag). Returns the jobs, in record order.
+///
+/// # Errors
+/// Backend failures (the invocation is retried by S3's async delivery).
+pub async fn ingest(
+    pipeline: &Pipeline,
+    settings: &Settings,
+    event: aws_lambda_events::event::s3::S3Event,
+) -> anyhow::Result<Vec<docket_core::JobId>> {
+    use docket_core::model::{JobOptions, Priority, TenantId};
+    use docket_core::pipeline::{IntakeDocument, Submission};
+    let mut jobs = Vec::new();
+    for record in event.records {
+        let raw = record.s3.object.key.clone().unwrap_or_default();
+        // Notification keys are form-encoded.
+        let key: String = url::form_urlencoded::parse(format!("k={raw}").as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .next()
+            .unwrap_or_default();
+        let Some(path) = key.strip_prefix(INBOX) else {
+            tracing::info!(%key, "object outside the inbox ignored");
+            continue;
+        };
+        let (tenant, file) = match path.split_once('/') {
+            Some((tenant, file)) if TenantId::parse(tenant).is_ok() => (tenant, file),
+            _ => ("inbox", path),
+        };
+        let tenant = TenantId::parse(tenant)?;
+        let etag = record.s3.object.e_tag.clone().unwrap_or_default();
+        let digest = docket_core::auth::hash_token(&format!("ingest\n{key}\n{etag}"));
+        let job_id = docket_core::JobId::parse(&format!(
+            "job_ingest_{}",
+            &digest.trim_start_matches("sha256:")[..32]
+        ))?;
+        match pipeline.store.job(&job_id).await {
+            Ok(_) => {
+                tracing::info!(%key, %job_id, "notification repeated; job exists");
+                jobs.push(job_id);
+                continue;
+            }
+            Err(docket_core::ports::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let bytes = match pipeline.blobs.get(&key).await {
+            Ok(bytes) => bytes,
+            Err(docket_core::ports::BlobError::NotFound(_)) => {
+                tracing::warn!(%key, "object gone before it was read");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let name = file.rsplit('/').next().unwrap_or(file).to_owned();
+        let mut documents = docket_intake::read_bytes(&key, &name, name.clone(), &bytes);
+        let mut options = JobOptions::default();
+        let mut spec = settings.default_evaluator.clone();
+        if name.ends_with(".batch.json")
+            && let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            let given = &manifest["options"];
+            if let Some(evaluator) = given["evaluator"].as_str() {
+                spec = evaluator.to_owned();
+            }
+            if let Some(priority) = given["priority"]
+                .as_str()
+                .and_then(|p| p.parse::<Priority>().ok())
+            {
+                options.priority = priority;
+            }
+        }
+        let evaluator = match pipeline.evaluators.resolve(&spec) {
+            Ok(evaluator) => evaluator,
+            Err(failure) => {
+                documents = documents
+                    .into_iter()
+                    .map(|d| {
+                        let (id, title) = match d {
+                            IntakeDocument::Accepted(d) => (d.id, d.title),
+                            IntakeDocument::Rejected(d) => (d.id, d.title),
+                        };
+                        IntakeDocument::Rejected(docket_core::model::RejectedDocument {
+                            id,
+                            title,
+                            failure: failure.clone(),
+                        })
+                    })
+                    .collect();
+                pipeline.evaluators.resolve(&settings.default_evaluator)?
+            }
+        };
+        let submission = Submission {
+            job_id: Some(job_id.clone()),
+            tenant,
+            evaluator,
+            config: serde_json::json!({}),
+            options,
+            documents,
+        };
+        match pipeline.submit(submission).await {
+            Ok(job) => {
+                tracing::info!(%key, job_id = %job.id, documents = job.counters.documents_total, "inbox file submitted")
+            }
+            Err(docket_core::PipelineError::Store(docket_core::ports::StoreError::Conflict(_))) => {
+            }
+            Err(e) => return Err(e.into()),
+        }
+        jobs.push(job_id);
+    }
+    Ok(jobs)
 }
 
 /// Which of the deployment's queues an event source ARN names.

@@ -364,3 +364,124 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
         .unwrap();
     assert_eq!((depth.visible, depth.in_flight, depth.dead), (0, 0, 0));
 }
+
+/// The fixture notification, made an `ObjectCreated` of `key` in the
+/// deployment's bucket.
+fn s3_event(names: &Names, key: &str, etag: &str) -> S3Event {
+    let mut event: Value = serde_json::from_str(S3_FIXTURE).unwrap();
+    let record = &mut event["Records"][0];
+    record["s3"]["bucket"]["name"] = json!(names.bucket());
+    record["s3"]["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", names.bucket()));
+    // Keys arrive form-encoded.
+    record["s3"]["object"]["key"] = json!(key.replace(' ', "+"));
+    record["s3"]["object"]["eTag"] = json!(etag);
+    serde_json::from_value(event).unwrap()
+}
+
+/// Runs processors and finalizers until every job in `jobs` is finished.
+async fn run_until_finished(pipeline: &Pipeline, names: &Names, jobs: &[JobId]) {
+    for _ in 0..400 {
+        let mut handled = 0;
+        for priority in docket_core::Priority::ALL {
+            handled += pump(pipeline, names, QueueName::Work(priority), |event| {
+                docket_lambda::process(pipeline, names, event)
+            })
+            .await;
+        }
+        handled += pump(pipeline, names, QueueName::Finalize, |event| {
+            docket_lambda::finalize(pipeline, event)
+        })
+        .await;
+        let mut finished = 0;
+        for job in jobs {
+            if pipeline.store.job(job).await.unwrap().finished_at.is_some() {
+                finished += 1;
+            }
+        }
+        if finished == jobs.len() {
+            return;
+        }
+        if handled == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    panic!("jobs not finished: {jobs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_dropped_in_the_inbox_become_jobs_and_bad_ones_fail_with_the_reason() {
+    let (settings, pipeline) = deployment().await;
+    let names = &settings.names;
+    let plan = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/plans/harbor-town-strategy.txt"),
+    )
+    .unwrap();
+    let pdf = docket_intake::pdf::write_text_pdf(&[
+        "Diagnóstico del municipio.".to_owned(),
+        "Metas con indicadores y línea base.".to_owned(),
+    ])
+    .unwrap();
+    let manifest = json!({"documents": [
+        {"id": "one", "content": "first document text"},
+        {"id": "two", "content": "second document text"},
+    ], "options": {"evaluator": "wordstats", "priority": "high"}});
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("inbox/acme/harbor town.txt", plan),
+        ("inbox/acme/report.pdf", pdf),
+        ("inbox/acme/two.batch.json", manifest.to_string().into_bytes()),
+        ("inbox/acme/broken.batch.json", b"{\"documents\": [".to_vec()),
+        ("inbox/acme/unknown.batch.json", json!({"documents": [{"id": "x", "content": "text"}], "options": {"evaluator": "nope"}}).to_string().into_bytes()),
+        ("outbox/ignored.txt", b"not for us".to_vec()),
+    ];
+    let mut jobs = Vec::new();
+    for (n, (key, bytes)) in files.iter().enumerate() {
+        pipeline.blobs.put(key, bytes.clone()).await.unwrap();
+        let event = s3_event(names, key, &format!("etag-{n}"));
+        let made = docket_lambda::ingest(&pipeline, &settings, event.clone())
+            .await
+            .unwrap();
+        // The same notification again makes no second job.
+        let again = docket_lambda::ingest(&pipeline, &settings, event)
+            .await
+            .unwrap();
+        assert_eq!(made, again, "{key}");
+        jobs.extend(made);
+    }
+    assert_eq!(jobs.len(), 5, "the object outside the inbox is ignored");
+    run_until_finished(&pipeline, names, &jobs).await;
+
+    let mut outcomes = Vec::new();
+    for job in &jobs {
+        let job = pipeline.store.job(job).await.unwrap();
+        assert_eq!(job.tenant.as_str(), "acme");
+        let results: Value =
+            serde_json::from_slice(&pipeline.blobs.get(&results_key(&job.id)).await.unwrap())
+                .unwrap();
+        outcomes.push((job, results));
+    }
+    let (plan_job, plan) = &outcomes[0];
+    assert_eq!(plan_job.status, docket_core::JobStatus::Completed);
+    assert_eq!(plan["documents"][0]["id"], "harbor town.txt");
+    assert_eq!(
+        plan["documents"][0]["scores"]["decalogo"]["total_score"],
+        25.0
+    );
+    let (pdf_job, pdf) = &outcomes[1];
+    assert_eq!(pdf_job.status, docket_core::JobStatus::Completed);
+    assert_eq!(pdf["documents"][0]["status"], "completed");
+    let (manifest_job, manifest) = &outcomes[2];
+    assert_eq!(manifest_job.evaluator.name, "wordstats");
+    assert_eq!(manifest_job.options.priority, docket_core::Priority::High);
+    assert_eq!(manifest["document_count"], 2);
+    let (broken_job, broken) = &outcomes[3];
+    assert_eq!(broken_job.status, docket_core::JobStatus::Failed);
+    let reason = broken["documents"][0]["error"]["message"].as_str().unwrap();
+    assert!(reason.starts_with("invalid JSON: "), "{reason}");
+    let (unknown_job, unknown) = &outcomes[4];
+    assert_eq!(unknown_job.status, docket_core::JobStatus::Failed);
+    let reason = unknown["documents"][0]["error"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(reason.starts_with("unknown evaluator \"nope\""), "{reason}");
+}

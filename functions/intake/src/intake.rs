@@ -163,22 +163,25 @@ pub fn read_file(path: &Path, id: &str) -> Vec<IntakeDocument> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| id.to_owned());
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return vec![rejected(
-                id.to_owned(),
-                title,
-                format!("cannot read {}: {e}", path.display()),
-            )];
-        }
-    };
-    let metadata = json!({ "path": path.display().to_string(), "bytes": bytes.len() });
-    match extension(path).as_str() {
-        "pdf" => vec![from_pdf(id, title, &bytes, metadata)],
-        "json" => from_json(id, title, &bytes),
-        "jsonl" => from_jsonl(id, &bytes),
-        _ => vec![from_text(id, title, &bytes, metadata)],
+    match std::fs::read(path) {
+        Ok(bytes) => read_bytes(&path.display().to_string(), id, title, &bytes),
+        Err(e) => vec![rejected(
+            id.to_owned(),
+            title,
+            format!("cannot read {}: {e}", path.display()),
+        )],
+    }
+}
+
+/// Reads the bytes of the file at `path` (a filesystem path or an object
+/// key: its extension says how to read it) into one or more documents.
+pub fn read_bytes(path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
+    let metadata = json!({ "path": path, "bytes": bytes.len() });
+    match extension(Path::new(path)).as_str() {
+        "pdf" => vec![from_pdf(id, title, bytes, metadata)],
+        "json" => from_json(id, title, bytes),
+        "jsonl" => from_jsonl(id, bytes),
+        _ => vec![from_text(id, title, bytes, metadata)],
     }
 }
 
