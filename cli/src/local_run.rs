@@ -240,7 +240,7 @@ where
         let mut other = pipeline.finalize_once().await?;
         other += pipeline.deliver_webhooks_once().await?;
         for queue in QueueName::ALL {
-            if queue != QueueName::Finalize {
+            if !matches!(queue, QueueName::Finalize | QueueName::Ingest) {
                 other += pipeline.drain_dead_letters(queue).await?;
             }
         }

@@ -181,6 +181,6 @@ def test_metrics_parse_with_the_prometheus_parser(server):
     buckets = [s for s in families["docket_evaluation_seconds"].samples if s.name.endswith("_bucket")]
     assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value >= 1
     depth = families["docket_queue_depth"].samples
-    assert {s.labels["queue"] for s in depth} == {"work-high", "work-normal", "work-low", "finalize", "webhook"}
+    assert {s.labels["queue"] for s in depth} == {"work-high", "work-normal", "work-low", "finalize", "webhook", "ingest"}
     windows = {s.labels["window"] for s in families["docket_throughput_items_per_second"].samples}
     assert windows == {"1h", "24h"}

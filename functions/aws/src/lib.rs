@@ -20,6 +20,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
 use docket_core::ports::QueueName;
 
 pub use blob::S3Blobs;
@@ -79,6 +83,10 @@ pub const TENANT_KEY: &str = "tenant";
 
 /// The index's sort key: `<created ms, 13 digits>#<job id>`.
 pub const CREATED_KEY: &str = "created_key";
+
+/// Where files dropped for ingestion go: `inbox/<tenant>/<file>`. The
+/// bucket notifies the ingest queue of every object created under it.
+pub const INBOX_PREFIX: &str = "inbox/";
 
 /// The table's TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -201,6 +209,34 @@ impl AwsBackend {
                 ) => {}
             Err(e) => return Err(ProvisionError::from_sdk(e)),
         }
-        queue::provision(&aws_sdk_sqs::Client::new(&config), names).await
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        queue::provision(&sqs, names).await?;
+        // Files dropped under the inbox notify the ingest queue.
+        let ingest = queue::arn_of(&sqs, &names.queue(QueueName::Ingest)).await?;
+        let prefix = FilterRule::builder()
+            .name(FilterRuleName::Prefix)
+            .value(INBOX_PREFIX)
+            .build();
+        let notify = QueueConfiguration::builder()
+            .queue_arn(ingest)
+            .events(Event::S3ObjectCreated)
+            .filter(
+                NotificationConfigurationFilter::builder()
+                    .key(S3KeyFilter::builder().filter_rules(prefix).build())
+                    .build(),
+            )
+            .build()
+            .map_err(|e| ProvisionError(e.to_string()))?;
+        s3.put_bucket_notification_configuration()
+            .bucket(names.bucket())
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(notify)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(ProvisionError::from_sdk)?;
+        Ok(())
     }
 }

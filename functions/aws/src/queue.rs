@@ -44,6 +44,22 @@ pub struct SqsQueue {
     dead_urls: HashMap<QueueName, String>,
 }
 
+/// The ARN of the queue named `name`.
+pub(crate) async fn arn_of(client: &Client, name: &str) -> Result<String, ProvisionError> {
+    let url = url_of(client, name).await?;
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(ProvisionError::from_sdk)?;
+    attributes
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| ProvisionError(format!("queue {name} has no ARN")))
+}
+
 async fn url_of(client: &Client, name: &str) -> Result<String, ProvisionError> {
     let found = client
         .get_queue_url()
@@ -67,18 +83,8 @@ pub(crate) async fn provision(client: &Client, names: &Names) -> Result<(), Prov
             .send()
             .await
             .map_err(ProvisionError::from_sdk)?;
-        let dead_url = dead.queue_url.unwrap_or_default();
-        let attributes = client
-            .get_queue_attributes()
-            .queue_url(&dead_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(ProvisionError::from_sdk)?;
-        let arn = attributes
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_default();
+        drop(dead);
+        let arn = arn_of(client, &names.dead_letter_queue(queue)).await?;
         let redrive = serde_json::json!({
             "deadLetterTargetArn": arn,
             "maxReceiveCount": MAX_RECEIVE_COUNT,

@@ -56,16 +56,19 @@ pub enum QueueName {
     Finalize,
     /// Webhook deliveries.
     Webhook,
+    /// Notifications of files dropped in the inbox (S3 events, on AWS).
+    Ingest,
 }
 
 impl QueueName {
     /// Every queue.
-    pub const ALL: [QueueName; 5] = [
+    pub const ALL: [QueueName; 6] = [
         QueueName::Work(Priority::High),
         QueueName::Work(Priority::Normal),
         QueueName::Work(Priority::Low),
         QueueName::Finalize,
         QueueName::Webhook,
+        QueueName::Ingest,
     ];
 
     /// Stable short name, e.g. `work-high`, used by adapters to name
@@ -77,6 +80,7 @@ impl QueueName {
             QueueName::Work(Priority::Low) => "work-low",
             QueueName::Finalize => "finalize",
             QueueName::Webhook => "webhook",
+            QueueName::Ingest => "ingest",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! | function | event | handler |
 //! |---|---|---|
 //! | `upload` | API Gateway HTTP API (payload v2) | [`api`]: the API's router |
-//! | `ingest` | S3 `ObjectCreated` under `inbox/` | [`ingest`] |
+//! | `ingest` | S3 `ObjectCreated` under `inbox/`, through an SQS queue | [`ingest_messages`] |
 //! | `processor` | SQS batch of work items (three priority queues) | [`process`] |
 //! | `finalizer` | SQS batch of finalize messages | [`finalize`] |
 //! | `webhook` | SQS batch of callbacks | [`deliver_webhooks`] |
@@ -106,11 +106,36 @@ pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
     })
 }
 
-/// Where dropped files go: `inbox/<tenant>/<file>` (or `inbox/<file>` for
-/// the `inbox` tenant).
-pub const INBOX: &str = "inbox/";
+/// An object S3 says was created: its key (form-encoded, as notifications
+/// carry it) and ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedObject {
+    /// The key as the notification has it.
+    pub key: String,
+    /// The object's ETag.
+    pub etag: String,
+}
 
-/// The `ingest` function: every object created under [`INBOX`] becomes one
+/// The objects of an S3 notification. Read leniently: emulators leave out
+/// fields real notifications carry (`userIdentity`, `requestParameters`);
+/// only the key and ETag matter here.
+pub fn created_objects(notification: &serde_json::Value) -> Option<Vec<CreatedObject>> {
+    notification["Records"]
+        .as_array()?
+        .iter()
+        .map(|record| {
+            let object = &record["s3"]["object"];
+            Some(CreatedObject {
+                key: object["key"].as_str()?.to_owned(),
+                etag: object["eTag"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The `ingest` function's work: every object created under the inbox
+/// (`inbox/<tenant>/<file>`, or `inbox/<file>` for the `inbox` tenant)
+/// becomes one
 /// job — a file is one document (text, Markdown, PDF, a JSON document), a
 /// manifest (`*.json` with `documents`, or `*.jsonl`) many; a
 /// `*.batch.json` manifest may carry `options.evaluator` and
@@ -125,19 +150,19 @@ pub const INBOX: &str = "inbox/";
 pub async fn ingest(
     pipeline: &Pipeline,
     settings: &Settings,
-    event: aws_lambda_events::event::s3::S3Event,
+    objects: &[CreatedObject],
 ) -> anyhow::Result<Vec<docket_core::JobId>> {
     use docket_core::model::{JobOptions, Priority, TenantId};
     use docket_core::pipeline::{IntakeDocument, Submission};
     let mut jobs = Vec::new();
-    for record in event.records {
-        let raw = record.s3.object.key.clone().unwrap_or_default();
+    for object in objects {
+        let raw = &object.key;
         // Notification keys are form-encoded.
         let key: String = url::form_urlencoded::parse(format!("k={raw}").as_bytes())
             .map(|(_, v)| v.into_owned())
             .next()
             .unwrap_or_default();
-        let Some(path) = key.strip_prefix(INBOX) else {
+        let Some(path) = key.strip_prefix(docket_aws::INBOX_PREFIX) else {
             tracing::info!(%key, "object outside the inbox ignored");
             continue;
         };
@@ -146,7 +171,7 @@ pub async fn ingest(
             _ => ("inbox", path),
         };
         let tenant = TenantId::parse(tenant)?;
-        let etag = record.s3.object.e_tag.clone().unwrap_or_default();
+        let etag = &object.etag;
         let digest = docket_core::auth::hash_token(&format!("ingest\n{key}\n{etag}"));
         let job_id = docket_core::JobId::parse(&format!(
             "job_ingest_{}",
@@ -226,6 +251,48 @@ pub async fn ingest(
         jobs.push(job_id);
     }
     Ok(jobs)
+}
+
+/// The `ingest` function: each message is an S3 notification (S3 sends
+/// them to the ingest queue); its files become jobs ([`ingest`]). S3's
+/// test event is acknowledged; a message that is not a notification, or
+/// whose files could not be read, stays for a retry and then the
+/// dead-letter queue.
+pub async fn ingest_messages(
+    pipeline: &Pipeline,
+    settings: &Settings,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let deliveries: Vec<Delivery> = event.records.iter().map(delivery).collect();
+    let mut dispositions = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        let body: serde_json::Value = serde_json::from_str(&delivery.body).unwrap_or_default();
+        let disposition = if body["Event"] == "s3:TestEvent" {
+            Disposition::Done
+        } else {
+            match created_objects(&body) {
+                None => {
+                    tracing::error!(message_id = %delivery.message_id, "not an S3 notification; left for the dead-letter queue");
+                    Disposition::Keep
+                }
+                Some(objects) => match ingest(pipeline, settings, &objects).await {
+                    Ok(_) => Disposition::Done,
+                    Err(e) => {
+                        tracing::warn!(message_id = %delivery.message_id, error = %e, "inbox files not ingested; retried");
+                        Disposition::Keep
+                    }
+                },
+            }
+        };
+        dispositions.push(disposition);
+    }
+    respond(
+        pipeline,
+        Some(QueueName::Ingest),
+        &deliveries,
+        &dispositions,
+    )
+    .await
 }
 
 /// Which of the deployment's queues an event source ARN names.

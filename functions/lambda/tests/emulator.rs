@@ -43,7 +43,9 @@ fn fixtures_round_trip_through_serde() {
         request.request_context.http.method
     );
     let s3: S3Event = serde_json::from_str(S3_FIXTURE).unwrap();
-    assert!(s3.records[0].s3.object.key.is_some());
+    let again: Value = serde_json::to_value(&s3).unwrap();
+    let objects = docket_lambda::created_objects(&again).unwrap();
+    assert_eq!(Some(objects[0].key.clone()), s3.records[0].s3.object.key);
 }
 
 async fn deployment() -> (Settings, Pipeline) {
@@ -365,19 +367,6 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     assert_eq!((depth.visible, depth.in_flight, depth.dead), (0, 0, 0));
 }
 
-/// The fixture notification, made an `ObjectCreated` of `key` in the
-/// deployment's bucket.
-fn s3_event(names: &Names, key: &str, etag: &str) -> S3Event {
-    let mut event: Value = serde_json::from_str(S3_FIXTURE).unwrap();
-    let record = &mut event["Records"][0];
-    record["s3"]["bucket"]["name"] = json!(names.bucket());
-    record["s3"]["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", names.bucket()));
-    // Keys arrive form-encoded.
-    record["s3"]["object"]["key"] = json!(key.replace(' ', "+"));
-    record["s3"]["object"]["eTag"] = json!(etag);
-    serde_json::from_value(event).unwrap()
-}
-
 /// Runs processors and finalizers until every job in `jobs` is finished.
 async fn run_until_finished(pipeline: &Pipeline, names: &Names, jobs: &[JobId]) {
     for _ in 0..400 {
@@ -409,7 +398,7 @@ async fn run_until_finished(pipeline: &Pipeline, names: &Names, jobs: &[JobId]) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_dropped_in_the_inbox_become_jobs_and_bad_ones_fail_with_the_reason() {
+async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_with_the_reason() {
     let (settings, pipeline) = deployment().await;
     let names = &settings.names;
     let plan = std::fs::read(
@@ -434,51 +423,79 @@ async fn files_dropped_in_the_inbox_become_jobs_and_bad_ones_fail_with_the_reaso
         ("inbox/acme/unknown.batch.json", json!({"documents": [{"id": "x", "content": "text"}], "options": {"evaluator": "nope"}}).to_string().into_bytes()),
         ("outbox/ignored.txt", b"not for us".to_vec()),
     ];
-    let mut jobs = Vec::new();
-    for (n, (key, bytes)) in files.iter().enumerate() {
+    // Real PutObject calls: S3 notifies the ingest queue.
+    for (key, bytes) in &files {
         pipeline.blobs.put(key, bytes.clone()).await.unwrap();
-        let event = s3_event(names, key, &format!("etag-{n}"));
-        let made = docket_lambda::ingest(&pipeline, &settings, event.clone())
-            .await
-            .unwrap();
-        // The same notification again makes no second job.
-        let again = docket_lambda::ingest(&pipeline, &settings, event)
-            .await
-            .unwrap();
-        assert_eq!(made, again, "{key}");
-        jobs.extend(made);
     }
-    assert_eq!(jobs.len(), 5, "the object outside the inbox is ignored");
+    let acme = TenantId::parse("acme").unwrap();
+    let listed = |limit| docket_core::ports::JobFilter {
+        limit,
+        ..Default::default()
+    };
+    for _ in 0..100 {
+        // Each notification handed over twice, as a duplicate delivery
+        // would: the second makes no job.
+        pump(&pipeline, names, QueueName::Ingest, |event| async {
+            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
+            docket_lambda::ingest_messages(&pipeline, &settings, event).await
+        })
+        .await;
+        if pipeline
+            .store
+            .list_jobs(&acme, &listed(10))
+            .await
+            .unwrap()
+            .len()
+            >= 5
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let jobs: Vec<JobId> = pipeline
+        .store
+        .list_jobs(&acme, &listed(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        jobs.len(),
+        5,
+        "one job per inbox file; the object outside the inbox is not notified"
+    );
+    let inbox = pipeline.queue.depth(QueueName::Ingest).await.unwrap();
+    assert_eq!((inbox.visible, inbox.in_flight, inbox.dead), (0, 0, 0));
     run_until_finished(&pipeline, names, &jobs).await;
 
-    let mut outcomes = Vec::new();
+    let mut by_first_document = std::collections::HashMap::new();
     for job in &jobs {
         let job = pipeline.store.job(job).await.unwrap();
-        assert_eq!(job.tenant.as_str(), "acme");
         let results: Value =
             serde_json::from_slice(&pipeline.blobs.get(&results_key(&job.id)).await.unwrap())
                 .unwrap();
-        outcomes.push((job, results));
+        let first = results["documents"][0]["id"].as_str().unwrap().to_owned();
+        by_first_document.insert(first, (job, results));
     }
-    let (plan_job, plan) = &outcomes[0];
+    let (plan_job, plan) = &by_first_document["harbor town.txt"];
     assert_eq!(plan_job.status, docket_core::JobStatus::Completed);
-    assert_eq!(plan["documents"][0]["id"], "harbor town.txt");
     assert_eq!(
         plan["documents"][0]["scores"]["decalogo"]["total_score"],
         25.0
     );
-    let (pdf_job, pdf) = &outcomes[1];
+    let (pdf_job, pdf) = &by_first_document["report.pdf"];
     assert_eq!(pdf_job.status, docket_core::JobStatus::Completed);
     assert_eq!(pdf["documents"][0]["status"], "completed");
-    let (manifest_job, manifest) = &outcomes[2];
+    let (manifest_job, manifest) = &by_first_document["one"];
     assert_eq!(manifest_job.evaluator.name, "wordstats");
     assert_eq!(manifest_job.options.priority, docket_core::Priority::High);
     assert_eq!(manifest["document_count"], 2);
-    let (broken_job, broken) = &outcomes[3];
+    let (broken_job, broken) = &by_first_document["broken.batch.json"];
     assert_eq!(broken_job.status, docket_core::JobStatus::Failed);
     let reason = broken["documents"][0]["error"]["message"].as_str().unwrap();
     assert!(reason.starts_with("invalid JSON: "), "{reason}");
-    let (unknown_job, unknown) = &outcomes[4];
+    let (unknown_job, unknown) = &by_first_document["x"];
     assert_eq!(unknown_job.status, docket_core::JobStatus::Failed);
     let reason = unknown["documents"][0]["error"]["message"]
         .as_str()
