@@ -1018,7 +1018,7 @@ impl Pipeline {
     }
 
     /// Marks the callbacks of dead-lettered webhook messages failed (unless
-    /// one attempt got through) and removes them.
+    /// one attempt got through).
     async fn drain_dead_webhooks(&self, deliveries: &[Delivery]) -> Result<(), PipelineError> {
         for delivery in deliveries {
             if let Ok(message) = serde_json::from_str::<WebhookMessage>(&delivery.body)
@@ -1045,10 +1045,6 @@ impl Pipeline {
                     self.store.set_webhook(&job.id, &record).await?;
                 }
             }
-        }
-        let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
-        if !receipts.is_empty() {
-            self.queue.ack_dead(QueueName::Webhook, &receipts).await?;
         }
         Ok(())
     }
@@ -1149,9 +1145,11 @@ impl Pipeline {
         Ok(deliveries.len())
     }
 
-    /// Records dead-lettered work items as failed (the queue gave them up
-    /// after too many receives, e.g. a processor crashing on them), so their
-    /// jobs still finish. Returns how many it handled.
+    /// Receives from `queue`'s dead-letter companion and handles what is
+    /// there ([`Pipeline::dead_letters`]): dead-lettered work items are
+    /// recorded failed (the queue gave them up after too many receives,
+    /// e.g. a processor crashing on them), so their jobs still finish.
+    /// Returns how many it handled.
     ///
     /// # Errors
     /// Queue errors.
@@ -1160,12 +1158,37 @@ impl Pipeline {
             .queue
             .receive_dead(queue, self.settings.receive_batch, self.settings.visibility)
             .await?;
+        let dispositions = self.dead_letters(queue, &deliveries).await?;
+        let done: Vec<_> = deliveries
+            .iter()
+            .zip(&dispositions)
+            .filter(|(_, d)| **d == Disposition::Done)
+            .map(|(delivery, _)| delivery.receipt.clone())
+            .collect();
+        if !done.is_empty() {
+            self.queue.ack_dead(queue, &done).await?;
+        }
+        Ok(deliveries.len())
+    }
+
+    /// Handles messages of `queue`'s dead-letter companion (received here,
+    /// or handed over by a Lambda event source on the dead-letter queue):
+    /// a work item is recorded failed (PERMANENT: the processor never
+    /// recorded an outcome for it), a callback is marked failed. Every
+    /// handled message is `Done`; a malformed one too (logged and dropped).
+    ///
+    /// # Errors
+    /// Port errors: nothing should be deleted.
+    pub async fn dead_letters(
+        &self,
+        queue: QueueName,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<Disposition>, PipelineError> {
         if queue == QueueName::Webhook {
-            self.drain_dead_webhooks(&deliveries).await?;
-            return Ok(deliveries.len());
+            self.drain_dead_webhooks(deliveries).await?;
+            return Ok(vec![Disposition::Done; deliveries.len()]);
         }
         let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
-        let mut done = Vec::new();
         for (n, delivery) in deliveries.iter().enumerate() {
             match serde_json::from_str::<WorkItem>(&delivery.body) {
                 Ok(item) => {
@@ -1186,27 +1209,18 @@ impl Pipeline {
                 }
                 Err(e) => {
                     tracing::error!(message_id = %delivery.message_id, error = %e, "malformed dead letter discarded");
-                    done.push(delivery.receipt.clone());
                 }
             }
         }
         for (job_id, entries) in by_job {
-            let receipts = entries.iter().map(|(n, _)| deliveries[*n].receipt.clone());
             let job = match self.store.job(&job_id).await {
                 Ok(job) => job,
-                Err(StoreError::NotFound(_)) => {
-                    done.extend(receipts);
-                    continue;
-                }
+                Err(StoreError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
             let outcomes: Vec<_> = entries.iter().map(|(_, o)| o.clone()).collect();
             self.record(&job, &outcomes).await??;
-            done.extend(receipts);
         }
-        if !done.is_empty() {
-            self.queue.ack_dead(queue, &done).await?;
-        }
-        Ok(deliveries.len())
+        Ok(vec![Disposition::Done; deliveries.len()])
     }
 }

@@ -295,10 +295,19 @@ pub async fn ingest_messages(
     .await
 }
 
-/// Which of the deployment's queues an event source ARN names.
-pub fn queue_of(arn: &str, names: &Names) -> Option<QueueName> {
+/// Which of the deployment's queues an event source ARN names, and
+/// whether it is that queue's dead-letter queue.
+pub fn queue_of(arn: &str, names: &Names) -> Option<(QueueName, bool)> {
     let name = arn.rsplit(':').next()?;
-    QueueName::ALL.into_iter().find(|q| names.queue(*q) == name)
+    QueueName::ALL.into_iter().find_map(|q| {
+        if names.queue(q) == name {
+            Some((q, false))
+        } else if names.dead_letter_queue(q) == name {
+            Some((q, true))
+        } else {
+            None
+        }
+    })
 }
 
 fn delivery(message: &SqsMessage) -> Delivery {
@@ -345,16 +354,33 @@ async fn respond(
 static COLD: AtomicBool = AtomicBool::new(true);
 
 /// The `processor` function: evaluates a batch of work items and reports
-/// the invocation in CloudWatch Embedded Metric Format.
+/// the invocation in CloudWatch Embedded Metric Format. Mapped to the work
+/// queues' dead-letter queues too, it records what they hold as failed.
 pub async fn process(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> SqsBatchResponse {
     let before = pipeline.metrics.snapshot(pipeline.clock.now());
-    let queue = event
+    let source = event
         .records
         .first()
         .and_then(|m| m.event_source_arn.as_deref())
         .and_then(|arn| queue_of(arn, names));
     let deliveries: Vec<Delivery> = event.records.iter().map(delivery).collect();
-    let dispositions = pipeline.process(&deliveries).await;
+    let (queue, dead) = match source {
+        Some((queue, dead)) => (Some(queue), dead),
+        None => (None, false),
+    };
+    let dispositions = match (queue, dead) {
+        // Items a processor never recorded (the queue gave them up) are
+        // recorded failed, so their jobs still finish.
+        (Some(queue), true) => match pipeline.dead_letters(queue, &deliveries).await {
+            Ok(dispositions) => dispositions,
+            Err(e) => {
+                tracing::warn!(error = %e, "dead letters not recorded; retried");
+                vec![Disposition::Keep; deliveries.len()]
+            }
+        },
+        _ => pipeline.process(&deliveries).await,
+    };
+    let queue = queue.filter(|_| !dead);
     let response = respond(pipeline, queue, &deliveries, &dispositions).await;
     let after = pipeline.metrics.snapshot(pipeline.clock.now());
     let processed =

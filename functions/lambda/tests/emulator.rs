@@ -108,23 +108,62 @@ async fn call_api(router: &axum::Router, request: ApiGatewayV2httpRequest) -> (u
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// What the runner does with one queue.
+#[derive(Clone, Copy)]
+struct Source {
+    queue: QueueName,
+    /// The queue's dead-letter queue instead.
+    dead: bool,
+    /// Visibility of received messages.
+    visibility: Duration,
+}
+
+impl Source {
+    fn of(queue: QueueName) -> Self {
+        Self {
+            queue,
+            dead: false,
+            visibility: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The event-source runner: what a Lambda event source mapping does for one
 /// queue — receive up to 10 messages, hand them to `handler` as a real
-/// `SqsEvent`, delete those not reported as failures. Returns how many
-/// messages it handed over.
-async fn pump<F, Fut>(pipeline: &Pipeline, names: &Names, queue: QueueName, handler: F) -> usize
+/// `SqsEvent`, delete those not reported as failures. Messages for which
+/// `crash` holds are received but neither handed over nor deleted, as if
+/// the function died on them. Returns how many messages it received.
+async fn pump_with<F, Fut>(
+    pipeline: &Pipeline,
+    names: &Names,
+    source: Source,
+    crash: impl Fn(&docket_core::ports::Delivery) -> bool,
+    handler: F,
+) -> usize
 where
     F: Fn(SqsEvent) -> Fut,
     Fut: std::future::Future<Output = SqsBatchResponse>,
 {
-    let deliveries = pipeline
-        .queue
-        .receive(queue, 10, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let queue = source.queue;
+    let received = if source.dead {
+        pipeline
+            .queue
+            .receive_dead(queue, 10, source.visibility)
+            .await
+    } else {
+        pipeline.queue.receive(queue, 10, source.visibility).await
+    };
+    let received = received.unwrap();
+    let count = received.len();
+    let deliveries: Vec<_> = received.into_iter().filter(|d| !crash(d)).collect();
     if deliveries.is_empty() {
-        return 0;
+        return count;
     }
+    let name = if source.dead {
+        names.dead_letter_queue(queue)
+    } else {
+        names.queue(queue)
+    };
     let template: Value = serde_json::from_str::<Value>(SQS_FIXTURE).unwrap()["Records"][0].clone();
     let records: Vec<Value> = deliveries
         .iter()
@@ -135,10 +174,7 @@ where
             record["body"] = json!(d.body);
             record["md5OfBody"] = Value::Null;
             record["messageAttributes"] = json!({});
-            record["eventSourceARN"] = json!(format!(
-                "arn:aws:sqs:us-east-1:123456789012:{}",
-                names.queue(queue)
-            ));
+            record["eventSourceARN"] = json!(format!("arn:aws:sqs:us-east-1:123456789012:{name}"));
             record["attributes"]["ApproximateReceiveCount"] = json!(d.receive_count.to_string());
             record
         })
@@ -155,8 +191,21 @@ where
         .filter(|d| !failed.contains(&d.message_id.as_str()))
         .map(|d| d.receipt.clone())
         .collect();
-    pipeline.queue.ack(queue, &done).await.unwrap();
-    deliveries.len()
+    if source.dead {
+        pipeline.queue.ack_dead(queue, &done).await.unwrap();
+    } else {
+        pipeline.queue.ack(queue, &done).await.unwrap();
+    }
+    count
+}
+
+/// [`pump_with`] without crashes.
+async fn pump<F, Fut>(pipeline: &Pipeline, names: &Names, queue: QueueName, handler: F) -> usize
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = SqsBatchResponse>,
+{
+    pump_with(pipeline, names, Source::of(queue), |_| false, handler).await
 }
 
 fn documents() -> Vec<(String, String)> {
@@ -501,4 +550,194 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
         .as_str()
         .unwrap();
     assert!(reason.starts_with("unknown evaluator \"nope\""), "{reason}");
+}
+
+/// Submits `documents` through the upload handler; returns the job.
+async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &str)]) -> JobId {
+    let token = generate_token();
+    pipeline
+        .store
+        .put_api_key(&ApiKey {
+            hash: hash_token(&token),
+            tenant: TenantId::parse("acme").unwrap(),
+            tier: Tier::Premium,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let batch = json!({"documents": documents
+        .iter()
+        .map(|(id, content)| json!({"id": id, "content": content}))
+        .collect::<Vec<_>>(), "options": {"evaluator": "wordstats"}});
+    let router = docket_lambda::api(pipeline.clone(), settings);
+    let (status, accepted) = call_api(
+        &router,
+        api_request("POST", "/api/v1/batch/upload", &token, Some(&batch)),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finalizes_once() {
+    let (settings, pipeline) = deployment().await;
+    let names = &settings.names;
+    let texts: Vec<(String, String)> = (0..20)
+        .map(|n| (format!("d{n}"), format!("document {n} text")))
+        .collect();
+    let documents: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let job_id = upload(&pipeline, &settings, &documents).await;
+    let work = Source {
+        visibility: Duration::from_secs(1),
+        ..Source::of(QueueName::Work(docket_core::Priority::Normal))
+    };
+    // The function processes a batch and dies before Lambda deletes it.
+    let handled = pump_with(
+        &pipeline,
+        names,
+        work,
+        |_| false,
+        |event| async {
+            docket_lambda::process(&pipeline, names, event).await;
+            SqsBatchResponse::default()
+        },
+    )
+    .await;
+    assert_eq!(handled, 10);
+    // Every message delivered again, the crashed batch included.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..100 {
+        pump_with(
+            &pipeline,
+            names,
+            work,
+            |_| false,
+            |event| docket_lambda::process(&pipeline, names, event),
+        )
+        .await;
+        // Finalize messages delivered twice each.
+        pump(&pipeline, names, QueueName::Finalize, |event| async {
+            docket_lambda::finalize(&pipeline, event.clone()).await;
+            docket_lambda::finalize(&pipeline, event).await
+        })
+        .await;
+        let job = pipeline.store.job(&job_id).await.unwrap();
+        if job.finished_at.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let job = pipeline.store.job(&job_id).await.unwrap();
+    assert_eq!(job.status, docket_core::JobStatus::Completed);
+    assert_eq!(
+        (
+            job.counters.items_succeeded,
+            job.counters.documents_succeeded,
+            job.counters.items_failed
+        ),
+        (20, 20, 0)
+    );
+    // A late duplicate finalize message changes nothing.
+    let finished_at = job.finished_at;
+    let late = docket_core::pipeline::FinalizeMessage {
+        job_id: job_id.clone(),
+    };
+    pipeline
+        .queue
+        .send(
+            QueueName::Finalize,
+            vec![docket_core::ports::OutgoingMessage::new(
+                serde_json::to_string(&late).unwrap(),
+            )],
+        )
+        .await
+        .unwrap();
+    pump(&pipeline, names, QueueName::Finalize, |event| {
+        docket_lambda::finalize(&pipeline, event)
+    })
+    .await;
+    assert_eq!(
+        pipeline.store.job(&job_id).await.unwrap().finished_at,
+        finished_at
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_alone() {
+    let (settings, pipeline) = deployment().await;
+    let names = &settings.names;
+    let documents = [
+        ("good-1", "fine text"),
+        ("poison", "the processor dies on this one"),
+        ("good-2", "more fine text"),
+    ];
+    let job_id = upload(&pipeline, &settings, &documents).await;
+    let work = Source {
+        visibility: Duration::from_secs(1),
+        ..Source::of(QueueName::Work(docket_core::Priority::Normal))
+    };
+    let poison = |d: &docket_core::ports::Delivery| d.body.contains("\"poison\"");
+    for _ in 0..60 {
+        pump_with(&pipeline, names, work, poison, |event| {
+            docket_lambda::process(&pipeline, names, event)
+        })
+        .await;
+        let dead = Source { dead: true, ..work };
+        pump_with(
+            &pipeline,
+            names,
+            dead,
+            |_| false,
+            |event| docket_lambda::process(&pipeline, names, event),
+        )
+        .await;
+        pump(&pipeline, names, QueueName::Finalize, |event| {
+            docket_lambda::finalize(&pipeline, event)
+        })
+        .await;
+        if pipeline
+            .store
+            .job(&job_id)
+            .await
+            .unwrap()
+            .finished_at
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let job = pipeline.store.job(&job_id).await.unwrap();
+    assert!(job.finished_at.is_some(), "the job did not finish");
+    assert_eq!(
+        (
+            job.counters.documents_succeeded,
+            job.counters.documents_failed
+        ),
+        (2, 1)
+    );
+    let results: Value =
+        serde_json::from_slice(&pipeline.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+    let poisoned = results["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "poison")
+        .unwrap();
+    assert_eq!(poisoned["status"], "failed");
+    assert_eq!(poisoned["error"]["category"], "PERMANENT");
+    assert_eq!(
+        poisoned["error"]["message"],
+        "dead-lettered: the processor never recorded an outcome for this item"
+    );
+    let depth = pipeline
+        .queue
+        .depth(QueueName::Work(docket_core::Priority::Normal))
+        .await
+        .unwrap();
+    assert_eq!((depth.visible, depth.in_flight, depth.dead), (0, 0, 0));
 }
