@@ -229,6 +229,22 @@ fn documents() -> Vec<(String, String)> {
 
 /// The same documents through the embedded backend's pipeline.
 async fn reference_results(documents: &[(String, String)]) -> Value {
+    let documents = documents
+        .iter()
+        .map(|(id, content)| {
+            IntakeDocument::Accepted(DocumentSpec {
+                id: id.clone(),
+                title: id.clone(),
+                body: DocumentBody::Text(content.clone()),
+                metadata: Value::Null,
+            })
+        })
+        .collect();
+    reference_intake_results(documents).await
+}
+
+/// Intake documents through the embedded backend's pipeline (decalogo).
+async fn reference_intake_results(documents: Vec<IntakeDocument>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let backend =
         docket_local::LocalBackend::open(dir.path(), docket_local::LocalOptions::default())
@@ -264,17 +280,7 @@ async fn reference_results(documents: &[(String, String)]) -> Value {
             evaluator,
             config: json!({}),
             options: Default::default(),
-            documents: documents
-                .iter()
-                .map(|(id, content)| {
-                    IntakeDocument::Accepted(DocumentSpec {
-                        id: id.clone(),
-                        title: id.clone(),
-                        body: DocumentBody::Text(content.clone()),
-                        metadata: Value::Null,
-                    })
-                })
-                .collect(),
+            documents,
         })
         .await
         .unwrap();
@@ -740,4 +746,56 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
         .await
         .unwrap();
     assert_eq!((depth.visible, depth.in_flight, depth.dead), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
+    let (settings, pipeline) = deployment().await;
+    let names = &settings.names;
+    let mut pages: Vec<String> = (1..=60)
+        .map(|n| format!("Page {n}: general notes."))
+        .collect();
+    pages[0] = "Diagnostico: la situacion actual del municipio.".into();
+    pages[30] = "Metas con indicadores y linea base 2024.".into();
+    pages[59] = "Presupuesto de 4.000 millones. Seguimiento trimestral.".into();
+    let pdf = docket_intake::pdf::write_text_pdf(&pages).unwrap();
+    let key = "inbox/acme/long plan.pdf";
+    pipeline.blobs.put(key, pdf.clone()).await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let filter = docket_core::ports::JobFilter {
+        limit: 1,
+        ..Default::default()
+    };
+    let mut jobs = Vec::new();
+    for _ in 0..100 {
+        pump(&pipeline, names, QueueName::Ingest, |event| {
+            docket_lambda::ingest_messages(&pipeline, &settings, event)
+        })
+        .await;
+        jobs = pipeline.store.list_jobs(&acme, &filter).await.unwrap();
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job_id = jobs[0].id.clone();
+    assert_eq!(jobs[0].counters.items_total, 3, "60 pages in chunks of 25");
+    run_until_finished(&pipeline, names, std::slice::from_ref(&job_id)).await;
+    let results: Value =
+        serde_json::from_slice(&pipeline.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+    let document = &results["documents"][0];
+    assert_eq!(document["chunks"], 3);
+    assert_eq!(document["status"], "completed");
+    // The same PDF through the embedded backend, read the same way.
+    let reference = reference_intake_results(docket_intake::read_bytes(
+        key,
+        "long plan.pdf",
+        "long plan.pdf".into(),
+        &pdf,
+    ))
+    .await;
+    assert_eq!(
+        comparable(results)["documents"],
+        comparable(reference)["documents"]
+    );
 }
