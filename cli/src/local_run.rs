@@ -13,7 +13,7 @@ use docket_core::pipeline::{Pipeline, PipelineSettings, Submission, documents_ke
 use docket_core::ports::{Clock, Evaluators, QueueName, SystemClock};
 use docket_core::progress::StatusReport;
 use docket_local::{LocalBackend, LocalOptions};
-use docket_plugin_host::{HostConfig, Manifest, PluginHost};
+use docket_plugin_host::{HostConfig, PluginHost};
 use docket_webhook::{AddressPolicy, HttpWebhookSender};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -100,10 +100,7 @@ pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
         ..HostConfig::default()
     })?;
     for bundled in docket_bundled::EVALUATORS {
-        host.load(
-            Manifest::for_component(bundled.name, bundled.version, bundled.bytes),
-            bundled.bytes,
-        )?;
+        host.load_component(bundled.name, bundled.version, bundled.bytes)?;
     }
     Ok(host)
 }
@@ -124,10 +121,7 @@ pub fn resolve_evaluator(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "local".into());
-        return Ok(host.load(
-            Manifest::for_component(&name, "0.0.0-local", &bytes),
-            &bytes,
-        )?);
+        return Ok(host.load_component(&name, "0.0.0-local", &bytes)?);
     }
     host.resolve(spec).map_err(|f| anyhow::anyhow!(f.message))
 }

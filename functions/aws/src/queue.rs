@@ -13,8 +13,8 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use docket_core::ports::{
-    BackendError, Delivery, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, QueueError, QueueName,
-    Receipt, WorkQueue,
+    BackendError, Delivery, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt, WorkQueue,
+    check_message_sizes,
 };
 
 use crate::error::{ProvisionError, backend, code};
@@ -243,12 +243,7 @@ impl WorkQueue for SqsQueue {
         queue: QueueName,
         messages: Vec<OutgoingMessage>,
     ) -> Result<(), QueueError> {
-        if let Some(large) = messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
-            return Err(QueueError::MessageTooLarge {
-                size: large.body.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
+        check_message_sizes(&messages)?;
         // Batches of at most 10 messages and 256 KiB.
         let mut batches: Vec<Vec<&OutgoingMessage>> = Vec::new();
         let mut bytes = 0;

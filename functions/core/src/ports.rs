@@ -137,6 +137,21 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
+/// Checks every body against [`MAX_MESSAGE_BYTES`] before anything is
+/// sent (what every adapter's `send` does first).
+///
+/// # Errors
+/// [`QueueError::MessageTooLarge`] for the first body past the limit.
+pub fn check_message_sizes(messages: &[OutgoingMessage]) -> Result<(), QueueError> {
+    match messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
+        Some(large) => Err(QueueError::MessageTooLarge {
+            size: large.body.len(),
+            limit: MAX_MESSAGE_BYTES,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Errors of [`WorkQueue`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {

@@ -25,7 +25,7 @@ use docket_aws::{AwsBackend, Names};
 use docket_core::metrics::{InvocationFigures, emf_records};
 use docket_core::pipeline::{Disposition, Pipeline, PipelineSettings};
 use docket_core::ports::{Clock, Delivery, QueueName, Receipt, SystemClock};
-use docket_plugin_host::{HostConfig, Manifest, PluginHost};
+use docket_plugin_host::{HostConfig, PluginHost};
 
 /// What the functions read from their environment.
 #[derive(Debug, Clone)]
@@ -71,10 +71,7 @@ pub async fn pipeline(settings: &Settings) -> anyhow::Result<Pipeline> {
         ..HostConfig::default()
     })?;
     for bundled in docket_bundled::EVALUATORS {
-        host.load(
-            Manifest::for_component(bundled.name, bundled.version, bundled.bytes),
-            bundled.bytes,
-        )?;
+        host.load_component(bundled.name, bundled.version, bundled.bytes)?;
     }
     let policy = docket_webhook::AddressPolicy::default();
     Ok(Pipeline {

@@ -252,15 +252,8 @@ async fn reference_intake_results(documents: Vec<IntakeDocument>) -> Value {
     let host =
         docket_plugin_host::PluginHost::new(docket_plugin_host::HostConfig::default()).unwrap();
     for bundled in docket_bundled::EVALUATORS {
-        host.load(
-            docket_plugin_host::Manifest::for_component(
-                bundled.name,
-                bundled.version,
-                bundled.bytes,
-            ),
-            bundled.bytes,
-        )
-        .unwrap();
+        host.load_component(bundled.name, bundled.version, bundled.bytes)
+            .unwrap();
     }
     let evaluator = docket_core::ports::Evaluators::resolve(&host, "decalogo").unwrap();
     let pipeline = Pipeline {
@@ -325,17 +318,7 @@ fn comparable(mut results: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     let (settings, pipeline) = deployment().await;
-    let token = generate_token();
-    pipeline
-        .store
-        .put_api_key(&ApiKey {
-            hash: hash_token(&token),
-            tenant: TenantId::parse("acme").unwrap(),
-            tier: Tier::Premium,
-            created_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+    let token = api_key(&pipeline).await;
     let router = docket_lambda::api(pipeline.clone(), &settings);
     let documents = documents();
     let batch = json!({"documents": documents
@@ -558,8 +541,8 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
     assert!(reason.starts_with("unknown evaluator \"nope\""), "{reason}");
 }
 
-/// Submits `documents` through the upload handler; returns the job.
-async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &str)]) -> JobId {
+/// A premium API key of tenant `acme`.
+async fn api_key(pipeline: &Pipeline) -> String {
     let token = generate_token();
     pipeline
         .store
@@ -571,6 +554,12 @@ async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &s
         })
         .await
         .unwrap();
+    token
+}
+
+/// Submits `documents` through the upload handler; returns the job.
+async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &str)]) -> JobId {
+    let token = api_key(pipeline).await;
     let batch = json!({"documents": documents
         .iter()
         .map(|(id, content)| json!({"id": id, "content": content}))

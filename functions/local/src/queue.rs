@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use docket_core::ports::{
-    Clock, Delivery, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, QueueError, QueueName,
-    Receipt, WorkQueue,
+    Clock, Delivery, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt, WorkQueue,
+    check_message_sizes,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -143,12 +143,7 @@ impl WorkQueue for SqliteQueue {
         queue: QueueName,
         messages: Vec<OutgoingMessage>,
     ) -> Result<(), QueueError> {
-        if let Some(large) = messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
-            return Err(QueueError::MessageTooLarge {
-                size: large.body.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
+        check_message_sizes(&messages)?;
         let now = millis(self.clock.now());
         let mut connection = self.db.lock();
         let tx = connection.transaction().map_err(backend_error)?;

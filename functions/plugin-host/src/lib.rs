@@ -313,6 +313,21 @@ impl PluginHost {
         })
     }
 
+    /// Loads a component under `name@version` with the default limits (its
+    /// digest computed from `bytes`): how bundled evaluators and local
+    /// `.wasm` files are loaded.
+    ///
+    /// # Errors
+    /// As [`PluginHost::load`].
+    pub fn load_component(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> Result<EvaluatorRef, HostError> {
+        self.load(Manifest::for_component(name, version, bytes), bytes)
+    }
+
     /// Loads a plugin: checks the bytes against the manifest's digest,
     /// compiles them (or loads the verified cached artifact) and
     /// pre-instantiates them against the docket world, so a component for

@@ -514,6 +514,8 @@ async fn every_route_needs_a_known_bearer_token() {
         ("GET", "/api/v1/batch".to_owned()),
         ("DELETE", format!("/api/v1/batch/{job_id}")),
         ("POST", format!("/api/v1/batch/{job_id}/retry")),
+        ("GET", "/api/v1/metrics".to_owned()),
+        ("GET", "/api/v1/openapi.json".to_owned()),
     ];
     for (method, uri) in &routes {
         for (authorization, message) in [
