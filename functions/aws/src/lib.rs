@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod blob;
+mod calls;
 mod error;
 mod queue;
 mod store;
@@ -27,6 +28,7 @@ use aws_sdk_s3::types::{
 use docket_core::ports::QueueName;
 
 pub use blob::S3Blobs;
+pub use calls::CallCounter;
 pub use error::ProvisionError;
 pub use queue::SqsQueue;
 pub use store::DynamoJobStore;
@@ -115,15 +117,30 @@ impl AwsBackend {
     /// # Errors
     /// When a queue does not exist or the service cannot be reached.
     pub async fn connect(names: &Names) -> Result<Self, ProvisionError> {
+        Self::connect_counting(names, None).await
+    }
+
+    /// [`AwsBackend::connect`], counting every API call in `counter`.
+    ///
+    /// # Errors
+    /// As [`AwsBackend::connect`].
+    pub async fn connect_counting(
+        names: &Names,
+        counter: Option<CallCounter>,
+    ) -> Result<Self, ProvisionError> {
         let config = aws_config::load_from_env().await;
         let emulated = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(emulated)
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let mut s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(emulated);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(&config);
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&config);
+        if let Some(counter) = counter {
+            s3 = s3.interceptor(counter.clone());
+            sqs = sqs.interceptor(counter.clone());
+            dynamodb = dynamodb.interceptor(counter);
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(s3.build());
+        let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         Ok(Self {
             queue: Arc::new(SqsQueue::connect(sqs, names).await?),
             blobs: Arc::new(S3Blobs::new(s3, names.bucket())),

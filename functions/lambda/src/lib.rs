@@ -65,7 +65,18 @@ impl Settings {
 /// # Errors
 /// When a resource is missing or a component does not load.
 pub async fn pipeline(settings: &Settings) -> anyhow::Result<Pipeline> {
-    let backend = AwsBackend::connect(&settings.names).await?;
+    pipeline_counting(settings, None).await
+}
+
+/// [`pipeline`], counting every AWS API call in `counter` (cost figures).
+///
+/// # Errors
+/// As [`pipeline`].
+pub async fn pipeline_counting(
+    settings: &Settings,
+    counter: Option<docket_aws::CallCounter>,
+) -> anyhow::Result<Pipeline> {
+    let backend = AwsBackend::connect_counting(&settings.names, counter).await?;
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(std::env::temp_dir().join("docket-cache")),
         ..HostConfig::default()
