@@ -335,35 +335,7 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     let job_id = JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap();
 
     let names = &settings.names;
-    let mut finished = false;
-    for _ in 0..400 {
-        let mut handled = pump(
-            &pipeline,
-            names,
-            QueueName::Work(docket_core::Priority::Normal),
-            |event| docket_lambda::process(&pipeline, names, event),
-        )
-        .await;
-        handled += pump(&pipeline, names, QueueName::Finalize, |event| {
-            docket_lambda::finalize(&pipeline, event)
-        })
-        .await;
-        if pipeline
-            .store
-            .job(&job_id)
-            .await
-            .unwrap()
-            .finished_at
-            .is_some()
-        {
-            finished = true;
-            break;
-        }
-        if handled == 0 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    assert!(finished, "job {job_id} did not finish");
+    run_until_finished(&pipeline, names, std::slice::from_ref(&job_id)).await;
 
     let job = pipeline.store.job(&job_id).await.unwrap();
     assert_eq!(job.status, docket_core::JobStatus::Completed);
