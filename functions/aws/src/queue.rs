@@ -32,6 +32,14 @@ const MAX_DELAY_SECONDS: u64 = 900;
 /// Longest visibility timeout SQS takes (12 hours).
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 3600;
 
+/// A request the SDK refused to build: a bug, never retried.
+fn unbuildable(error: impl std::fmt::Display) -> QueueError {
+    QueueError::Backend(BackendError::new(
+        docket_core::FailureCategory::Permanent,
+        error.to_string(),
+    ))
+}
+
 fn seconds_up(duration: Duration, max: u64) -> i32 {
     let whole = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     whole.min(max) as i32
@@ -191,12 +199,7 @@ impl SqsQueue {
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    QueueError::Backend(BackendError::new(
-                        docket_core::FailureCategory::Permanent,
-                        e.to_string(),
-                    ))
-                })?;
+                .map_err(unbuildable)?;
             // Stale receipts come back as failed entries: ignored, as the
             // port says.
             self.client
@@ -272,12 +275,7 @@ impl WorkQueue for SqsQueue {
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    QueueError::Backend(BackendError::new(
-                        docket_core::FailureCategory::Permanent,
-                        e.to_string(),
-                    ))
-                })?;
+                .map_err(unbuildable)?;
             let sent = self
                 .client
                 .send_message_batch()

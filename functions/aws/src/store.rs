@@ -67,6 +67,12 @@ fn number(item: &Item, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The JSON `body` attribute of a stored `what`.
+fn body<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    let body = text(item, "body").ok_or_else(|| corrupt(what, "no body"))?;
+    serde_json::from_str(body).map_err(|e| corrupt(what, e))
+}
+
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(BackendError::new(
         FailureCategory::Permanent,
@@ -142,8 +148,7 @@ impl DynamoJobStore {
             .get(job_key(id), "JOB")
             .await?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let body = text(&item, "body").ok_or_else(|| corrupt("job", "no body"))?;
-        let job = serde_json::from_str(body).map_err(|e| corrupt("job", e))?;
+        let job = body(&item, "job")?;
         Ok((job, number(&item, "version").unwrap_or(0)))
     }
 
@@ -468,8 +473,7 @@ impl JobStore for DynamoJobStore {
             .send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| backend("query", &e))?;
-            let body = text(&item, "body").ok_or_else(|| corrupt("outcome", "no body"))?;
-            outcomes.push(serde_json::from_str(body).map_err(|e| corrupt("outcome", e))?);
+            outcomes.push(body(&item, "outcome")?);
         }
         Ok(outcomes)
     }
@@ -526,8 +530,7 @@ impl JobStore for DynamoJobStore {
             .get(format!("KEY#{hash}"), "KEY")
             .await?
             .ok_or_else(|| StoreError::NotFound("api key".into()))?;
-        let body = text(&item, "body").ok_or_else(|| corrupt("api key", "no body"))?;
-        serde_json::from_str(body).map_err(|e| corrupt("api key", e))
+        body(&item, "api key")
     }
 
     async fn take_token(
@@ -540,8 +543,8 @@ impl JobStore for DynamoJobStore {
         for _ in 0..ATTEMPTS {
             let stored = self.get(pk.clone(), "BUCKET").await?;
             let version = stored.as_ref().and_then(|i| number(i, "version"));
-            let state: Option<BucketState> = match stored.as_ref().and_then(|i| text(i, "body")) {
-                Some(body) => Some(serde_json::from_str(body).map_err(|e| corrupt("bucket", e))?),
+            let state: Option<BucketState> = match &stored {
+                Some(item) => Some(body(item, "bucket")?),
                 None => None,
             };
             let (next, grant) = quota::take(state, rate, now);
@@ -616,8 +619,7 @@ impl JobStore for DynamoJobStore {
             .send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| backend("scan", &e))?;
-            let body = text(&item, "body").ok_or_else(|| corrupt("job", "no body"))?;
-            let job: Job = serde_json::from_str(body).map_err(|e| corrupt("job", e))?;
+            let job: Job = body(&item, "job")?;
             if let Some(entry) = stats.jobs.iter_mut().find(|(s, _)| *s == job.status) {
                 entry.1 += 1;
             }
@@ -674,8 +676,7 @@ impl JobStore for DynamoJobStore {
         let mut pages = query.into_paginator().items().send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| backend("query", &e))?;
-            let body = text(&item, "body").ok_or_else(|| corrupt("job", "no body"))?;
-            let job: Job = serde_json::from_str(body).map_err(|e| corrupt("job", e))?;
+            let job: Job = body(&item, "job")?;
             if Some(&job.id) == filter.before.as_ref() {
                 continue;
             }
