@@ -1181,7 +1181,12 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
         worker.await.expect("worker");
     }
     let finished = subject.store.job(&job.id).await.expect("read");
-    assert_eq!(finished.status, JobStatus::Completed);
+    assert_eq!(
+        finished.status,
+        JobStatus::Completed,
+        "counters: {:?}",
+        finished.counters
+    );
     assert!(finished.finished_at.is_some());
     let c = finished.counters;
     assert_eq!(c.items_total as usize, DOCUMENTS);
