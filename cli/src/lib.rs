@@ -5,6 +5,8 @@
 
 pub mod client;
 pub mod local_run;
+pub mod plugins;
+pub mod scaffold;
 pub mod serve;
 
 pub use docket_intake::{intake, pdf};

@@ -10,10 +10,11 @@ use anyhow::{Context, bail};
 use docket_core::aggregate::{DocumentStatus, ResultsDocument};
 use docket_core::model::{Chunking, Job, JobId, JobOptions, Priority, TenantId};
 use docket_core::pipeline::{Pipeline, PipelineSettings, Submission, documents_key, results_key};
-use docket_core::ports::{Clock, Evaluators, QueueName, SystemClock};
+use docket_core::ports::Evaluators;
+use docket_core::ports::{Clock, QueueName, SystemClock};
 use docket_core::progress::StatusReport;
 use docket_local::{LocalBackend, LocalOptions};
-use docket_plugin_host::{HostConfig, PluginHost};
+use docket_plugin_host::{Catalog, HostConfig, PluginHost};
 use docket_webhook::{AddressPolicy, HttpWebhookSender};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -105,13 +106,14 @@ pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
     Ok(host)
 }
 
-/// Resolves `spec`: a bundled (or loaded) evaluator by name, or a path to a
-/// component file, loaded with default limits as `<file stem>@0.0.0-local`.
+/// Resolves `spec`: a path to a component file, loaded with default limits
+/// as `<file stem>@0.0.0-local`, or a bundled or published evaluator by
+/// `name`, `name@version` or `name@range`.
 ///
 /// # Errors
 /// When the file cannot be read or loaded, or the name is unknown.
-pub fn resolve_evaluator(
-    host: &PluginHost,
+pub async fn resolve_evaluator(
+    catalog: &Catalog,
     spec: &str,
 ) -> anyhow::Result<docket_core::EvaluatorRef> {
     let path = Path::new(spec);
@@ -121,27 +123,42 @@ pub fn resolve_evaluator(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "local".into());
-        return Ok(host.load_component(&name, "0.0.0-local", &bytes)?);
+        return Ok(catalog
+            .host()
+            .load_component(&name, "0.0.0-local", &bytes)?);
     }
-    host.resolve(spec).map_err(|f| anyhow::anyhow!(f.message))
+    catalog
+        .resolve(spec)
+        .await
+        .map_err(|f| anyhow::anyhow!(f.message))
 }
 
-/// The pipeline over the local backend in `state`.
+/// The local backend in `state` and the catalog of evaluators over it
+/// (bundled ones loaded in `host`, published ones in the state's registry).
 ///
 /// # Errors
-/// When the backend or the plugin host cannot start.
-pub fn local_pipeline(
-    state: &Path,
-    host: Arc<PluginHost>,
-    webhooks: AddressPolicy,
-) -> anyhow::Result<Pipeline> {
+/// When the backend cannot be opened.
+pub fn local_catalog(state: &Path, host: PluginHost) -> anyhow::Result<(LocalBackend, Catalog)> {
     let backend = LocalBackend::open(state, LocalOptions::default())
         .with_context(|| format!("opening the state directory {}", state.display()))?;
+    let catalog = Catalog::new(host, backend.store.clone(), backend.blobs.clone());
+    Ok((backend, catalog))
+}
+
+/// The pipeline over a local backend and its catalog.
+///
+/// # Errors
+/// When the webhook sender cannot start.
+pub fn local_pipeline(
+    backend: &LocalBackend,
+    catalog: Catalog,
+    webhooks: AddressPolicy,
+) -> anyhow::Result<Pipeline> {
     Ok(Pipeline {
         queue: backend.queue.clone(),
         blobs: backend.blobs.clone(),
         store: backend.store.clone(),
-        evaluators: host,
+        evaluators: Arc::new(catalog),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         metrics: Default::default(),
         webhooks: Arc::new(
@@ -313,9 +330,12 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         seconds = started.elapsed().as_secs_f64(),
         "intake read"
     );
-    let host = Arc::new(plugin_host(&request.state, request.workers)?);
-    let evaluator = resolve_evaluator(&host, &request.evaluator)?;
-    let pipeline = local_pipeline(&request.state, host, AddressPolicy::default())?;
+    let (backend, catalog) = local_catalog(
+        &request.state,
+        plugin_host(&request.state, request.workers)?,
+    )?;
+    let evaluator = resolve_evaluator(&catalog, &request.evaluator).await?;
+    let pipeline = local_pipeline(&backend, catalog, AddressPolicy::default())?;
     let submission = Submission {
         job_id: None,
         tenant: TenantId::local(),

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use docket_cli::client::{self, Client};
 use docket_cli::local_run::{self, RunRequest};
+use docket_cli::plugins;
 use docket_core::model::{Chunking, JobStatus, Priority};
+use docket_core::ports::Evaluators;
 
 #[derive(Parser)]
 #[command(
@@ -34,9 +36,12 @@ enum Command {
     Run(RunArgs),
     /// Serve the HTTP API on a local address, with processors in process.
     Serve(ServeArgs),
-    /// Manage API keys of the embedded backend.
+    /// Manage API keys (embedded backend or an AWS deployment).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write, test and publish evaluator plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Submit documents to a docket API (docket serve or a deployment).
     Submit(SubmitArgs),
     /// Print a job's status report.
@@ -137,9 +142,100 @@ enum KeysCommand {
         /// standard (50 documents per batch) or premium.
         #[arg(long, default_value = "standard")]
         tier: docket_core::auth::Tier,
-        /// State directory of the embedded backend.
-        #[arg(long, env = "DOCKET_STATE", default_value = ".docket")]
-        state: PathBuf,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+}
+
+/// The embedded backend's state directory, or an AWS deployment.
+#[derive(clap::Args)]
+struct DeploymentArgs {
+    /// State directory of the embedded backend.
+    #[arg(long, env = "DOCKET_STATE", default_value = ".docket")]
+    state: PathBuf,
+    /// Act on the AWS deployment with this resource prefix instead (region,
+    /// credentials and AWS_ENDPOINT_URL from the environment).
+    #[arg(long, env = "DOCKET_PREFIX")]
+    aws_prefix: Option<String>,
+}
+
+impl DeploymentArgs {
+    fn deployment(&self) -> plugins::Deployment {
+        match &self.aws_prefix {
+            Some(prefix) => plugins::Deployment::Aws(prefix.clone()),
+            None => plugins::Deployment::Local(self.state.clone()),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin project that builds with one command.
+    New {
+        /// The plugin's name (lowercase letters, digits, '-').
+        name: String,
+        /// rust (the documented first choice), python or js.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Directory to create (default: ./<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Evaluate documents with a component under production limits and
+    /// print what each used of every limit.
+    Test {
+        /// A component (.wasm) or a plugin project directory.
+        component: PathBuf,
+        /// Documents (files or directories); the project's testdata/ when absent.
+        #[arg(long = "doc")]
+        documents: Vec<PathBuf>,
+        /// Evaluator configuration: inline JSON or a path to a JSON file.
+        #[arg(long)]
+        config: Option<String>,
+        /// rust, python or js (sets the limits); guessed from the project.
+        #[arg(long)]
+        lang: Option<String>,
+        /// Compare each output with <DIR>/<document id>.json and show a diff.
+        #[arg(long)]
+        golden: Option<PathBuf>,
+        /// Write the outputs as the new golden files instead.
+        #[arg(long, requires = "golden")]
+        bless: bool,
+    },
+    /// Validate, precompile and publish a component as name@version.
+    Publish {
+        /// The component (.wasm).
+        component: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// rust, python or js (sets the default limits).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// JSON file of limits replacing the language's defaults.
+        #[arg(long)]
+        limits: Option<PathBuf>,
+        /// JSON Schema file of the plugin's configuration.
+        #[arg(long)]
+        config_schema: Option<PathBuf>,
+        /// Also refuse components importing these interfaces (prefixes,
+        /// e.g. wasi:filesystem); sockets and HTTP are always refused.
+        #[arg(long)]
+        deny: Vec<String>,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+    /// List published plugins.
+    List {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+    },
+    /// Print a published plugin's manifest (name or name@version).
+    Show {
+        spec: String,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
     },
 }
 
@@ -387,19 +483,142 @@ fn print_jobs(page: &serde_json::Value) {
 fn create_key(
     tenant: &str,
     tier: docket_core::auth::Tier,
-    state: &std::path::Path,
+    deployment: &plugins::Deployment,
 ) -> anyhow::Result<ExitCode> {
     let tenant = docket_core::TenantId::parse(tenant)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (token, secret) = runtime.block_on(docket_cli::serve::create_key(state, tenant, tier))?;
+    let (token, secret) = block_on(async {
+        let (store, _) = deployment.open().await?;
+        docket_cli::serve::create_key(store.as_ref(), tenant, tier).await
+    })?;
     eprintln!(
         "API key (shown once; only its hash is kept), then the tenant's webhook signing secret:"
     );
     println!("{token}");
     println!("{secret}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
+
+fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let files = docket_cli::scaffold::create(&name, &lang, &dir)?;
+            for file in &files {
+                println!("created {}", file.display());
+            }
+            println!(
+                "\nbuild: {}\ntest:  docket plugin test {}",
+                docket_cli::scaffold::build_command(&lang),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Test {
+            component,
+            documents,
+            config,
+            lang,
+            golden,
+            bless,
+        } => {
+            let request = plugins::TestRequest {
+                component,
+                documents,
+                config: parse_config(config.as_deref())?,
+                language: lang,
+                golden,
+                bless,
+            };
+            let (manifest, runs) = plugins::test(&request)?;
+            for run in &runs {
+                println!("{}: {}", run.id, run.output);
+                for line in run.diff.iter().flatten() {
+                    println!("  {line}");
+                }
+            }
+            for line in plugins::usage_lines(&manifest, &runs) {
+                println!("{line}");
+            }
+            let failed = runs.iter().any(|r| {
+                r.output.get("failure").is_some() || r.diff.as_ref().is_some_and(|d| !d.is_empty())
+            });
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        PluginCommand::Publish {
+            component,
+            name,
+            version,
+            lang,
+            limits,
+            config_schema,
+            deny,
+            deployment,
+        } => {
+            let request = plugins::Publish {
+                component,
+                name,
+                version,
+                language: lang,
+                limits,
+                config_schema,
+                deny: deny
+                    .into_iter()
+                    .map(|d| if d.contains('/') { d } else { format!("{d}/") })
+                    .collect(),
+            };
+            let manifest = block_on(plugins::publish(&deployment.deployment(), &request))?;
+            println!(
+                "published {}@{} {}",
+                manifest.name, manifest.version, manifest.sha256
+            );
+            println!("  world    {}", manifest.world);
+            println!("  language {}", manifest.language);
+            println!("  imports  {}", manifest.imports.join(", "));
+            for compiled in &manifest.precompiled {
+                println!(
+                    "  compiled {} (engine {})",
+                    compiled.target, compiled.engine
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::List { deployment } => {
+            let manifests = block_on(async {
+                let (store, _) = deployment.deployment().open().await?;
+                Ok(store.plugins(None).await?)
+            })?;
+            for line in plugins::list_lines(&manifests) {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Show { spec, deployment } => {
+            let manifest = block_on(async {
+                let catalog = deployment.deployment().catalog().await?;
+                let pinned = catalog
+                    .resolve(&spec)
+                    .await
+                    .map_err(|f| anyhow::anyhow!(f.message))?;
+                match catalog.published(&pinned.name, &pinned.version).await? {
+                    Some(manifest) => Ok(manifest),
+                    None => anyhow::bail!("{pinned} ships with docket; it is not published"),
+                }
+            })?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -465,8 +684,9 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::Create {
             tenant,
             tier,
-            state,
-        }) => create_key(&tenant, tier, &state),
+            deployment,
+        }) => create_key(&tenant, tier, &deployment.deployment()),
+        Command::Plugin(command) => plugin(command),
         Command::Submit(args) => remote(&args.api, |client| submit(client, &args)),
         Command::Status(args) => remote(&args.api, |client| async move {
             print_json(&client.status(&args.job).await?)

@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use docket_api::{AppState, app};
 
-use crate::local_run::{local_pipeline, plugin_host, work_until};
+use crate::local_run::{local_catalog, local_pipeline, plugin_host, work_until};
 
 /// What `docket serve` was asked to do.
 #[derive(Debug, Clone)]
@@ -39,8 +38,11 @@ pub struct ServeRequest {
 /// # Errors
 /// When the address cannot be bound or the backend cannot start.
 pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
-    let host = Arc::new(plugin_host(&request.state, request.workers)?);
-    let mut pipeline = local_pipeline(&request.state, host, request.webhooks)?;
+    let (backend, catalog) = local_catalog(
+        &request.state,
+        plugin_host(&request.state, request.workers)?,
+    )?;
+    let mut pipeline = local_pipeline(&backend, catalog, request.webhooks)?;
     pipeline.settings.webhook_backoff = request.webhook_backoff;
     for _ in 0..request.workers {
         let pipeline = pipeline.clone();
@@ -67,23 +69,21 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates an API key for `tenant` on the embedded backend in `state` and
-/// returns its token (shown once; only its hash is stored) and the
-/// tenant's webhook signing secret (made with its first key).
+/// Creates an API key for `tenant` in `store` (the embedded backend's or
+/// a deployment's) and returns its token (shown once; only its hash is
+/// stored) and the tenant's webhook signing secret (made with its first
+/// key).
 ///
 /// # Errors
-/// When the state directory cannot be opened or written.
+/// When the store cannot be written.
 pub async fn create_key(
-    state: &std::path::Path,
+    store: &dyn docket_core::ports::JobStore,
     tenant: docket_core::TenantId,
     tier: docket_core::auth::Tier,
 ) -> anyhow::Result<(String, String)> {
     use docket_core::auth::{ApiKey, generate_token, hash_token};
-    use docket_core::ports::JobStore;
-    let backend = docket_local::LocalBackend::open(state, docket_local::LocalOptions::default())?;
     let token = generate_token();
-    backend
-        .store
+    store
         .put_api_key(&ApiKey {
             hash: hash_token(&token),
             tenant: tenant.clone(),
@@ -91,8 +91,7 @@ pub async fn create_key(
             created_at: chrono::Utc::now(),
         })
         .await?;
-    let secret = backend
-        .store
+    let secret = store
         .webhook_secret(&tenant, &docket_core::webhook::generate_secret())
         .await?;
     Ok((token, secret))

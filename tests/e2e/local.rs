@@ -59,8 +59,8 @@ impl Flaky {
 
 #[async_trait::async_trait]
 impl Evaluators for Flaky {
-    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
-        self.host.resolve(spec)
+    async fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        self.host.resolve_loaded(spec)
     }
 
     async fn evaluate(

@@ -111,7 +111,7 @@ impl Harness {
 
     /// The pinned reference of a loaded evaluator.
     pub fn evaluator(&self, name: &str) -> EvaluatorRef {
-        self.host.resolve(name).unwrap()
+        self.host.resolve_loaded(name).unwrap()
     }
 
     /// Submits text documents `(id, content)` to `evaluator`.

@@ -52,7 +52,7 @@ pub(crate) struct UploadOptions {
 }
 
 /// Checks every field and collects every problem.
-fn validate(
+async fn validate(
     request: UploadRequest,
     state: &AppState,
     caller: &Caller,
@@ -182,7 +182,7 @@ fn validate(
     let spec = options
         .evaluator
         .unwrap_or_else(|| state.default_evaluator.clone());
-    let evaluator = match state.pipeline.evaluators.resolve(&spec) {
+    let evaluator = match state.pipeline.evaluators.resolve(&spec).await {
         Ok(evaluator) => Some(evaluator),
         Err(failure) => {
             errors.push(FieldError::new("options.evaluator", failure.message));
@@ -261,7 +261,7 @@ pub(crate) async fn upload(
             }
         },
     };
-    let mut submission = validate(request, &state, &caller)?;
+    let mut submission = validate(request, &state, &caller).await?;
     if let Some(url) = &submission.options.webhook_url
         && let Err(refused) = state.pipeline.webhooks.check(url).await
     {

@@ -7,6 +7,7 @@
 //! | API key | `KEY#<sha256>` | `KEY` | `body` |
 //! | tenant | `TENANT#<tenant>` | `SECRET` | `secret` (webhook signing secret) |
 //! | rate bucket | `BUCKET#<name>` | `BUCKET` | `body`, `version` |
+//! | published plugin | `PLUGINS` | `<name>#<version>` | `body` (the manifest as JSON), `sha256` |
 //!
 //! The `by-tenant` index (`tenant`, `created_key`) lists a tenant's jobs by
 //! time; only job items carry those attributes. Every change of a job is
@@ -26,8 +27,10 @@ use chrono::{DateTime, Utc};
 use docket_core::FailureCategory;
 use docket_core::auth::ApiKey;
 use docket_core::model::{ItemOutcome, Job, JobId, JobStatus, TenantId};
+use docket_core::plugin::{Manifest, sort_manifests};
 use docket_core::ports::{
     BackendError, JobFilter, JobStore, RecordReceipt, StoreError, StoreStats, changes,
+    check_republish,
 };
 use docket_core::quota::{self, BucketState, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
@@ -41,6 +44,9 @@ const ATTEMPTS: usize = 50;
 
 /// Outcomes per transaction: DynamoDB takes 100 actions, one is the job.
 const OUTCOMES_PER_TRANSACTION: usize = 99;
+
+/// The partition holding every published plugin version.
+const PLUGINS: &str = "PLUGINS";
 
 /// How long a finished job and its outcomes are kept (the TTL).
 const RETENTION_DAYS: i64 = 30;
@@ -686,5 +692,46 @@ impl JobStore for DynamoJobStore {
             }
         }
         Ok(jobs)
+    }
+
+    async fn register_plugin(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let sk = format!("{}#{}", manifest.name, manifest.version);
+        let mut item = Self::key(PLUGINS.to_owned(), &sk);
+        item.insert(
+            "body".into(),
+            s(serde_json::to_string(manifest).map_err(|e| corrupt("plugin", e))?),
+        );
+        item.insert("sha256".into(), s(&manifest.sha256));
+        if self.put_new(item).await? {
+            return Ok(true);
+        }
+        let existing = self
+            .get(PLUGINS.to_owned(), &sk)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(sk.clone()))?;
+        check_republish(&body(&existing, "plugin")?, manifest)
+    }
+
+    async fn plugins(&self, name: Option<&str>) -> Result<Vec<Manifest>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", s(PLUGINS));
+        query = match name {
+            None => query.key_condition_expression("pk = :pk"),
+            Some(name) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :name)")
+                .expression_attribute_values(":name", s(format!("{name}#"))),
+        };
+        let mut manifests = Vec::new();
+        let mut pages = query.into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| backend("query", &e))?;
+            manifests.push(body(&item, "plugin")?);
+        }
+        sort_manifests(&mut manifests);
+        Ok(manifests)
     }
 }

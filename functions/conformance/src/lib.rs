@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             store_token_buckets_are_shared_and_atomic,
             store_stats_count_jobs_and_documents,
             store_keeps_webhook_state_and_one_secret_per_tenant,
+            store_registers_each_plugin_version_once,
             pipeline_counts_exactly_once_under_duplicate_deliveries
         );
     };
@@ -494,6 +495,58 @@ pub async fn store_create_read_conflict(subject: &Subject) {
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
     let error = subject.store.job(&JobId::generate()).await.unwrap_err();
     assert!(matches!(error, StoreError::NotFound(_)), "{error}");
+}
+
+/// A published `name@version` is registered once: the same digest again
+/// is a no-op, other bytes are refused (from concurrent publishers too);
+/// versions list by name, then in semver order.
+pub async fn store_registers_each_plugin_version_once(subject: &Subject) {
+    use docket_core::plugin::Manifest;
+    let store = &subject.store;
+    let v1 = Manifest::for_component("wordy", "1.9.0", b"one");
+    assert!(store.register_plugin(&v1).await.expect("register"));
+    assert!(!store.register_plugin(&v1).await.expect("again"));
+    let other_bytes = Manifest::for_component("wordy", "1.9.0", b"changed");
+    let error = store.register_plugin(&other_bytes).await.unwrap_err();
+    let StoreError::Conflict(message) = &error else {
+        panic!("{error}")
+    };
+    assert!(
+        message.contains(&v1.sha256) && message.contains(&other_bytes.sha256),
+        "{message}"
+    );
+    // Concurrent publishers of one new version with different bytes: one wins.
+    let racers: Vec<_> = (0..4)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let manifest =
+                    Manifest::for_component("wordy", "1.10.0", format!("racer {n}").as_bytes());
+                store.register_plugin(&manifest).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.expect("racer") {
+            Ok(true) => won += 1,
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let python = Manifest::for_language("alpha", "0.1.0", "python", b"py");
+    store.register_plugin(&python).await.expect("register");
+    let all = store.plugins(None).await.expect("list");
+    let listed: Vec<String> = all
+        .iter()
+        .map(|m| format!("{}@{}", m.name, m.version))
+        .collect();
+    assert_eq!(listed, ["alpha@0.1.0", "wordy@1.9.0", "wordy@1.10.0"]);
+    assert_eq!(all[0], python, "the manifest round-trips");
+    let wordy = store.plugins(Some("wordy")).await.expect("list");
+    assert_eq!(wordy.len(), 2);
+    assert!(store.plugins(Some("word")).await.expect("list").is_empty());
 }
 
 /// The same outcome recorded three times in sequence counts once.
@@ -1008,7 +1061,7 @@ pub struct FakeEvaluators {
 
 #[async_trait::async_trait]
 impl Evaluators for FakeEvaluators {
-    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+    async fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
         Ok(EvaluatorRef {
             name: spec.to_owned(),
             version: "1.0.0".into(),
@@ -1128,7 +1181,7 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
         .submit(Submission {
             job_id: None,
             tenant: TenantId::local(),
-            evaluator: evaluators.resolve("fake").expect("resolve"),
+            evaluator: evaluators.resolve("fake").await.expect("resolve"),
             config: serde_json::json!({}),
             options: JobOptions::default(),
             documents,

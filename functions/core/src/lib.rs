@@ -15,6 +15,7 @@ pub mod failure;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod plugin;
 pub mod ports;
 pub mod progress;
 pub mod quota;

@@ -20,6 +20,7 @@ use crate::failure::{Failure, FailureCategory};
 use crate::model::{
     ChunkInfo, EvaluatorRef, ItemOutcome, Job, JobCounters, JobId, JobStatus, Priority, TenantId,
 };
+use crate::plugin::Manifest;
 use crate::quota::{Grant, Rate};
 use crate::webhook::WebhookDelivery;
 
@@ -624,6 +625,39 @@ pub trait JobStore: Send + Sync {
         tenant: &TenantId,
         filter: &JobFilter,
     ) -> Result<Vec<Job>, StoreError>;
+
+    /// Registers a published plugin version (its files are already in the
+    /// blob store). Returns `false` when this exact version is registered
+    /// with the same digest already (publishing again is a no-op).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when `name@version` is registered with
+    /// other bytes: a published version never changes.
+    /// [`StoreError::Backend`].
+    async fn register_plugin(&self, manifest: &Manifest) -> Result<bool, StoreError>;
+
+    /// Published plugins, by name then version (oldest first); only those
+    /// named `name` when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn plugins(&self, name: Option<&str>) -> Result<Vec<Manifest>, StoreError>;
+}
+
+/// The registration rule both stores apply: a new `name@version` is
+/// stored, the same digest again is a no-op, other bytes are refused.
+///
+/// # Errors
+/// [`StoreError::Conflict`] naming both digests.
+pub fn check_republish(existing: &Manifest, new: &Manifest) -> Result<bool, StoreError> {
+    if existing.sha256 == new.sha256 {
+        Ok(false)
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{}@{} is published with {}; a published version never changes (these bytes are {}): publish a new version",
+            new.name, new.version, existing.sha256, new.sha256
+        )))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -706,11 +740,13 @@ pub struct EvaluationReport {
 /// blocking thread), so callers simply await it.
 #[async_trait]
 pub trait Evaluators: Send + Sync {
-    /// Resolves `name` or `name@version` to a pinned evaluator.
+    /// Resolves `name`, `name@version` or `name@range` to one exact,
+    /// pinned evaluator version and digest.
     ///
     /// # Errors
-    /// A `Configuration` [`Failure`] naming the unknown evaluator or version.
-    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure>;
+    /// A `Configuration` [`Failure`] naming the unknown evaluator or version;
+    /// `Transient` when the registry could not be read.
+    async fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure>;
 
     /// Every evaluator version this runtime can run now, by name then
     /// version (for health checks; empty when it loads on demand).

@@ -220,7 +220,7 @@ pub async fn ingest(
                 options.priority = priority;
             }
         }
-        let evaluator = match pipeline.evaluators.resolve(&spec) {
+        let evaluator = match pipeline.evaluators.resolve(&spec).await {
             Ok(evaluator) => evaluator,
             Err(failure) => {
                 documents = documents
@@ -237,7 +237,10 @@ pub async fn ingest(
                         })
                     })
                     .collect();
-                pipeline.evaluators.resolve(&settings.default_evaluator)?
+                pipeline
+                    .evaluators
+                    .resolve(&settings.default_evaluator)
+                    .await?
             }
         };
         let submission = Submission {

@@ -255,7 +255,7 @@ async fn reference_intake_results(documents: Vec<IntakeDocument>) -> Value {
         host.load_component(bundled.name, bundled.version, bundled.bytes)
             .unwrap();
     }
-    let evaluator = docket_core::ports::Evaluators::resolve(&host, "decalogo").unwrap();
+    let evaluator = host.resolve_loaded("decalogo").unwrap();
     let pipeline = Pipeline {
         queue: backend.queue.clone(),
         blobs: backend.blobs.clone(),

@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS tenants (
     webhook_secret TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS plugins (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+
 CREATE TABLE IF NOT EXISTS buckets (
     key TEXT PRIMARY KEY,
     body TEXT NOT NULL

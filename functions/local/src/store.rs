@@ -10,8 +10,11 @@ use chrono::{DateTime, Utc};
 use docket_core::FailureCategory;
 use docket_core::auth::ApiKey;
 use docket_core::model::{ItemOutcome, Job, JobId, JobStatus, TenantId};
+use docket_core::plugin::{Manifest, sort_manifests};
 use docket_core::ports::BackendError;
-use docket_core::ports::{JobFilter, JobStore, RecordReceipt, StoreError, StoreStats, changes};
+use docket_core::ports::{
+    JobFilter, JobStore, RecordReceipt, StoreError, StoreStats, changes, check_republish,
+};
 use docket_core::quota::{self, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -420,5 +423,45 @@ impl JobStore for SqliteJobStore {
             .iter()
             .map(|body| serde_json::from_str(body).map_err(|e| corrupt("job", e)))
             .collect()
+    }
+
+    async fn register_plugin(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(manifest).map_err(|e| corrupt("plugin", e))?;
+        let connection = self.db.lock();
+        let inserted = connection
+            .execute(
+                "INSERT OR IGNORE INTO plugins (name, version, body) VALUES (?1, ?2, ?3)",
+                params![manifest.name, manifest.version, body],
+            )
+            .map_err(sql)?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+        let existing: String = connection
+            .query_row(
+                "SELECT body FROM plugins WHERE name = ?1 AND version = ?2",
+                params![manifest.name, manifest.version],
+                |row| row.get(0),
+            )
+            .map_err(sql)?;
+        let existing = serde_json::from_str(&existing).map_err(|e| corrupt("plugin", e))?;
+        check_republish(&existing, manifest)
+    }
+
+    async fn plugins(&self, name: Option<&str>) -> Result<Vec<Manifest>, StoreError> {
+        let connection = self.db.lock();
+        let mut select = connection
+            .prepare_cached("SELECT body FROM plugins WHERE ?1 IS NULL OR name = ?1")
+            .map_err(sql)?;
+        let bodies: Vec<String> = select
+            .query_map(params![name], |row| row.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql)?;
+        let mut manifests = bodies
+            .iter()
+            .map(|body| serde_json::from_str(body).map_err(|e| corrupt("plugin", e)))
+            .collect::<Result<Vec<Manifest>, _>>()?;
+        sort_manifests(&mut manifests);
+        Ok(manifests)
     }
 }

@@ -19,8 +19,6 @@
 //! and its value; a plugin's own errors keep their category.
 #![deny(missing_docs)]
 
-mod manifest;
-
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -38,7 +36,10 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-pub use manifest::{Limits, Manifest, WORLD, digest};
+mod catalog;
+
+pub use catalog::{ALWAYS_DENIED, Catalog, PublishError, PublishRequest, denied_imports};
+pub use docket_core::plugin::{Limits, Manifest, WORLD, digest};
 
 /// Bindings generated from the WIT world; `bindgen!` is called here only.
 mod bindings {
@@ -251,8 +252,72 @@ impl VersionKey {
     }
 }
 
-fn configuration_failure(message: String) -> Failure {
-    Failure::new(FailureCategory::Configuration, message)
+/// The engine configuration of every docket host: fuel, epochs, NaN
+/// canonicalization (determinism) and the pooling allocator. Compiled code
+/// is only usable by engines built from the same configuration, so
+/// precompilation for other targets starts from this too.
+fn engine_config(config: &HostConfig) -> Config {
+    let slots = config.max_concurrent_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(4)
+        .max_memory_size(config.max_memory_bytes as usize)
+        // Return freed instances' pages to the kernel in batches: one
+        // TLB shootdown per batch instead of one per document.
+        .decommit_batch_size(DECOMMIT_BATCH)
+        // Where the kernel can say which pages an instance dirtied
+        // (PAGEMAP_SCAN, Linux 6.7+), reset just those in place and keep
+        // them mapped: the next document's instance reuses them without
+        // page faults. Elsewhere this falls back to decommitting.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(config.wall_clock_backstop)
+        .cranelift_nan_canonicalization(true)
+        .max_wasm_stack(1 << 20)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
+
+/// The targets `docket plugin publish` precompiles for: x86_64 servers and
+/// arm64 Lambda.
+pub const PRECOMPILE_TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+
+/// This process's target triple, as named in [`PRECOMPILE_TARGETS`].
+pub fn host_target() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+/// Feeds a value's `Hash` into SHA-256, so the identifier is the same in
+/// every process (std's hasher is randomly keyed).
+struct StableHasher(sha2::Sha256);
+
+impl Hasher for StableHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let hash = sha2::Digest::finalize(self.0.clone());
+        u64::from_le_bytes(hash[..8].try_into().unwrap_or_default())
+    }
+}
+
+/// A stable identifier of an engine's compatibility (wasmtime version,
+/// configuration, target): compiled code is shared only between engines
+/// with the same identifier.
+fn engine_id(engine: &Engine) -> String {
+    let mut hasher = StableHasher(sha2::Sha256::default());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 impl PluginHost {
@@ -263,33 +328,7 @@ impl PluginHost {
     /// cache directory cannot be created.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let engine_error = |e: wasmtime::Error| HostError::Engine(format!("{e:#}"));
-        let slots = config.max_concurrent_instances.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 8)
-            .total_memories(slots * 2)
-            .total_tables(slots * 4)
-            .max_core_instances_per_component(16)
-            .max_memories_per_component(2)
-            .max_tables_per_component(4)
-            .max_memory_size(config.max_memory_bytes as usize)
-            // Return freed instances' pages to the kernel in batches: one
-            // TLB shootdown per batch instead of one per document.
-            .decommit_batch_size(DECOMMIT_BATCH)
-            // Where the kernel can say which pages an instance dirtied
-            // (PAGEMAP_SCAN, Linux 6.7+), reset just those in place and keep
-            // them mapped: the next document's instance reuses them without
-            // page faults. Elsewhere this falls back to decommitting.
-            .pagemap_scan(Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(config.wall_clock_backstop)
-            .cranelift_nan_canonicalization(true)
-            .max_wasm_stack(1 << 20)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasm = engine_config(&config);
         let engine = Engine::new(&wasm).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
@@ -338,7 +377,81 @@ impl PluginHost {
     /// [`HostError::DigestMismatch`], [`HostError::InvalidManifest`],
     /// [`HostError::InvalidComponent`].
     pub fn load(&self, manifest: Manifest, bytes: &[u8]) -> Result<EvaluatorRef, HostError> {
-        self.inner.load(manifest, bytes)
+        self.inner.load(manifest, bytes, None)
+    }
+
+    /// Loads a published plugin with the compiled code published for this
+    /// target, when there is one (`compiled` must match the manifest's
+    /// recorded digest for it). Code this engine does not accept is
+    /// recompiled from the component and the event logged.
+    ///
+    /// # Errors
+    /// As [`PluginHost::load`].
+    pub fn load_published(
+        &self,
+        manifest: Manifest,
+        bytes: &[u8],
+        compiled: Option<&[u8]>,
+    ) -> Result<EvaluatorRef, HostError> {
+        self.inner.load(manifest, bytes, compiled)
+    }
+
+    /// The identifier of this host's engine (see [`Precompiled::engine`]).
+    ///
+    /// [`Precompiled::engine`]: docket_core::plugin::Precompiled::engine
+    pub fn engine_id(&self) -> String {
+        engine_id(&self.inner.engine)
+    }
+
+    /// Compiles a component for `target` with this host's engine
+    /// configuration, returning the compiled code and the identifier of the
+    /// engine it is for.
+    ///
+    /// # Errors
+    /// [`HostError::Engine`] for an unknown target;
+    /// [`HostError::InvalidComponent`] when the bytes do not compile.
+    pub fn precompile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        target: &str,
+    ) -> Result<(Vec<u8>, String), HostError> {
+        let mut config = engine_config(&self.inner.config);
+        config
+            .target(target)
+            .map_err(|e| HostError::Engine(format!("target {target}: {e:#}")))?;
+        let engine = Engine::new(&config)
+            .map_err(|e| HostError::Engine(format!("target {target}: {e:#}")))?;
+        let compiled =
+            engine
+                .precompile_component(bytes)
+                .map_err(|e| HostError::InvalidComponent {
+                    name: name.to_owned(),
+                    message: format!("{e:#}"),
+                })?;
+        Ok((compiled, engine_id(&engine)))
+    }
+
+    /// Resolves `name`, `name@version` or `name@range` among the loaded
+    /// plugins (see [`docket_core::plugin::PluginSpec`]).
+    ///
+    /// # Errors
+    /// A `Configuration` failure naming the unknown evaluator or version.
+    pub fn resolve_loaded(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        docket_core::plugin::resolve_among(spec, &self.loaded_refs())
+    }
+
+    /// Every loaded plugin version, by name then version.
+    pub fn loaded_refs(&self) -> Vec<EvaluatorRef> {
+        let versions = self
+            .inner
+            .versions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        versions
+            .values()
+            .flat_map(|v| v.values().cloned())
+            .collect()
     }
 
     /// The manifest of a loaded plugin.
@@ -380,7 +493,12 @@ impl PluginHost {
 }
 
 impl HostInner {
-    fn load(&self, manifest: Manifest, bytes: &[u8]) -> Result<EvaluatorRef, HostError> {
+    fn load(
+        &self,
+        mut manifest: Manifest,
+        bytes: &[u8],
+        compiled: Option<&[u8]>,
+    ) -> Result<EvaluatorRef, HostError> {
         let actual = digest(bytes);
         if actual != manifest.sha256 {
             return Err(HostError::DigestMismatch {
@@ -409,8 +527,13 @@ impl HostInner {
             message,
         };
         let component = self
-            .compile(bytes, &manifest.sha256)
+            .compile(bytes, &manifest.sha256, compiled)
             .map_err(|e| invalid(format!("{e:#}")))?;
+        manifest.imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -440,28 +563,51 @@ impl HostInner {
     }
 
     /// Compiles `bytes`, going through the on-disk cache when there is one.
-    fn compile(&self, bytes: &[u8], digest: &str) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.config.cache_dir else {
-            return Component::new(&self.engine, bytes);
-        };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        let stem = format!(
-            "{}-{:016x}",
-            digest.trim_start_matches("sha256:"),
-            hasher.finish()
-        );
-        let artifact = dir.join(format!("{stem}.cwasm"));
-        let recorded = dir.join(format!("{stem}.cwasm.sha256"));
-        if let Some(component) = self.load_cached(&artifact, &recorded) {
+    /// `published` is compiled code from the plugin's publication (its
+    /// digest already checked against the manifest): used when this engine
+    /// accepts it, otherwise the component is recompiled and the event
+    /// logged.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        digest_of_bytes: &str,
+        published: Option<&[u8]>,
+    ) -> wasmtime::Result<Component> {
+        let cache = self.config.cache_dir.as_ref().map(|dir| {
+            let stem = format!(
+                "{}-{}",
+                digest_of_bytes.trim_start_matches("sha256:"),
+                engine_id(&self.engine)
+            );
+            (
+                dir.join(format!("{stem}.cwasm")),
+                dir.join(format!("{stem}.cwasm.sha256")),
+            )
+        });
+        if let Some((artifact, recorded)) = &cache
+            && let Some(component) = self.load_cached(artifact, recorded)
+        {
             return Ok(component);
         }
-        let compiled = self.engine.precompile_component(bytes)?;
-        write_atomically(&artifact, &compiled);
-        write_atomically(&recorded, manifest::digest(&compiled).as_bytes());
-        self.deserialize_verified(&compiled)
+        let published = published.and_then(|compiled| match self.deserialize_verified(compiled) {
+            Ok(component) => Some((component, compiled.to_vec())),
+            Err(e) => {
+                tracing::warn!(plugin = %digest_of_bytes, engine = %engine_id(&self.engine), error = %e, "published compiled code does not match this engine; recompiling");
+                None
+            }
+        });
+        let (component, compiled) = match published {
+            Some(found) => found,
+            None => {
+                let compiled = self.engine.precompile_component(bytes)?;
+                (self.deserialize_verified(&compiled)?, compiled)
+            }
+        };
+        if let Some((artifact, recorded)) = &cache {
+            write_atomically(artifact, &compiled);
+            write_atomically(recorded, digest(&compiled).as_bytes());
+        }
+        Ok(component)
     }
 
     /// The cached artifact, if it exists and its digest is the one docket
@@ -469,7 +615,7 @@ impl HostInner {
     fn load_cached(&self, artifact: &Path, recorded: &Path) -> Option<Component> {
         let expected = std::fs::read_to_string(recorded).ok()?;
         let compiled = std::fs::read(artifact).ok()?;
-        if manifest::digest(&compiled) != expected.trim() {
+        if digest(&compiled) != expected.trim() {
             tracing::warn!(artifact = %artifact.display(), "cached compiled plugin does not match its recorded digest; recompiling");
             return None;
         }
@@ -487,9 +633,11 @@ impl HostInner {
     /// checked against the digest recorded when it was written.
     #[allow(unsafe_code)]
     fn deserialize_verified(&self, compiled: &[u8]) -> wasmtime::Result<Component> {
-        // SAFETY: `compiled` is output of this engine configuration's
-        // `precompile_component` (fresh, or verified by digest above);
-        // wasmtime additionally checks the engine compatibility header.
+        // SAFETY: `compiled` is output of docket's `precompile_component`
+        // with this engine configuration: fresh, read back from the cache
+        // and checked against the digest recorded when it was written, or
+        // published with the plugin and checked against the digest in its
+        // manifest. wasmtime additionally checks the compatibility header.
         unsafe { Component::deserialize(&self.engine, compiled) }
     }
 
@@ -848,33 +996,6 @@ impl HostInner {
 }
 
 impl HostInner {
-    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
-        let (name, version) = match spec.split_once('@') {
-            Some((name, version)) => (name, Some(version)),
-            None => (spec, None),
-        };
-        let versions = self.versions.read().unwrap_or_else(|e| e.into_inner());
-        let Some(known) = versions.get(name) else {
-            let names: Vec<&str> = versions.keys().map(String::as_str).collect();
-            return Err(configuration_failure(format!(
-                "unknown evaluator {name:?} (known: {})",
-                names.join(", ")
-            )));
-        };
-        let found = match version {
-            None => known.values().next_back(),
-            Some(version) => known.get(&VersionKey::parse(version)),
-        };
-        found.cloned().ok_or_else(|| {
-            let listed: Vec<&str> = known.values().map(|r| r.version.as_str()).collect();
-            configuration_failure(format!(
-                "evaluator {name} has no version {} (known: {})",
-                version.unwrap_or("?"),
-                listed.join(", ")
-            ))
-        })
-    }
-
     fn evaluate(
         &self,
         evaluator: &EvaluatorRef,
@@ -1022,20 +1143,12 @@ async fn off_the_runtime<R: Send + 'static>(
 
 #[async_trait::async_trait]
 impl Evaluators for PluginHost {
-    fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
-        self.inner.resolve(spec)
+    async fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        self.resolve_loaded(spec)
     }
 
     fn loaded(&self) -> Vec<EvaluatorRef> {
-        let versions = self
-            .inner
-            .versions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        versions
-            .values()
-            .flat_map(|v| v.values().cloned())
-            .collect()
+        self.loaded_refs()
     }
 
     async fn evaluate(

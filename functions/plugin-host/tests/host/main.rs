@@ -295,9 +295,12 @@ fn evaluators_resolve_by_name_and_exact_version() {
             hostile,
         )
         .unwrap();
-    assert_eq!(host.resolve("wordstats").unwrap(), newer);
-    assert_eq!(host.resolve("wordstats@0.9.0").unwrap().version, "0.9.0");
-    let unknown = host.resolve("nope").unwrap_err();
+    assert_eq!(host.resolve_loaded("wordstats").unwrap(), newer);
+    assert_eq!(
+        host.resolve_loaded("wordstats@0.9.0").unwrap().version,
+        "0.9.0"
+    );
+    let unknown = host.resolve_loaded("nope").unwrap_err();
     assert_eq!(unknown.category, FailureCategory::Configuration);
     assert_eq!(
         unknown.message,
@@ -307,9 +310,9 @@ fn evaluators_resolve_by_name_and_exact_version() {
     let alias = host
         .load(Manifest::for_component("counter", "1.0.0", bytes), bytes)
         .unwrap();
-    assert_eq!(host.resolve("counter").unwrap(), alias);
-    assert_eq!(host.resolve("counter").unwrap().name, "counter");
-    let missing = host.resolve("wordstats@2.0.0").unwrap_err();
+    assert_eq!(host.resolve_loaded("counter").unwrap(), alias);
+    assert_eq!(host.resolve_loaded("counter").unwrap().name, "counter");
+    let missing = host.resolve_loaded("wordstats@2.0.0").unwrap_err();
     assert_eq!(
         missing.message,
         "evaluator wordstats has no version 2.0.0 (known: 0.9.0, 0.10.0)"

@@ -1,0 +1,402 @@
+//! Published plugins: publishing a component into the blob store and the
+//! registry (the `JobStore`), and the [`Catalog`] that resolves a job's
+//! evaluator among the loaded and the published plugins and loads a
+//! pinned version by digest the first time a processor needs it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use docket_core::model::EvaluatorRef;
+use docket_core::plugin::{self, Limits, Manifest, Precompiled, resolve_among};
+use docket_core::ports::{
+    BlobStore, EvaluationReport, EvaluationRequest, Evaluators, JobStore, StoreError,
+};
+use docket_core::{Evaluation, Failure, FailureCategory};
+
+use crate::{HostError, PRECOMPILE_TARGETS, PluginHost, digest, host_target};
+
+/// Interfaces no published plugin may import, whatever the publisher asks:
+/// an evaluator never reaches the network.
+pub const ALWAYS_DENIED: &[&str] = &["wasi:sockets/", "wasi:http/"];
+
+/// What `docket plugin publish` asks for.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// The plugin's name.
+    pub name: String,
+    /// Its version (semver).
+    pub version: String,
+    /// The language it is written in (`rust`, `python`, `js`).
+    pub language: String,
+    /// Limits; `None` for the language's defaults.
+    pub limits: Option<Limits>,
+    /// JSON Schema of its configuration (`null` for none).
+    pub config_schema: serde_json::Value,
+    /// Interface prefixes refused besides [`ALWAYS_DENIED`], e.g.
+    /// `wasi:filesystem/`.
+    pub deny: Vec<String>,
+}
+
+/// Why a publication was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The component, its name, version or imports are not acceptable.
+    #[error("{0}")]
+    Refused(String),
+    /// This `name@version` exists with other bytes.
+    #[error("{0}")]
+    Conflict(String),
+    /// The blob store or registry failed.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl From<HostError> for PublishError {
+    fn from(error: HostError) -> Self {
+        match error {
+            HostError::Engine(message) => Self::Backend(message),
+            other => Self::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for PublishError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(message) => Self::Conflict(message),
+            other => Self::Backend(other.to_string()),
+        }
+    }
+}
+
+/// The interfaces among `imports` that `deny` (prefixes) refuses.
+pub fn denied_imports(imports: &[String], deny: &[String]) -> Vec<String> {
+    imports
+        .iter()
+        .filter(|import| {
+            ALWAYS_DENIED
+                .iter()
+                .any(|prefix| import.starts_with(prefix))
+                || deny
+                    .iter()
+                    .any(|prefix| import.starts_with(prefix.as_str()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Runs CPU-heavy host work (compiling) off the async runtime.
+async fn blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Resolves and loads evaluators: the ones loaded in the host (bundled,
+/// local files) and the ones published to the registry. A job pins one
+/// exact version and digest at submit time; a processor that has not got
+/// it loads it from the blob store by that digest (component plus the
+/// compiled code published for its architecture) once, then keeps it.
+#[derive(Clone)]
+pub struct Catalog {
+    host: PluginHost,
+    store: Arc<dyn JobStore>,
+    blobs: Arc<dyn BlobStore>,
+    loading: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Catalog {
+    /// A catalog over `host` and the registry in `store` and `blobs`.
+    pub fn new(host: PluginHost, store: Arc<dyn JobStore>, blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
+            host,
+            store,
+            blobs,
+            loading: Arc::default(),
+        }
+    }
+
+    /// The host that runs the plugins.
+    pub fn host(&self) -> &PluginHost {
+        &self.host
+    }
+
+    /// Publishes a component: checks name and version, loads it (so a
+    /// corrupt file or a component for another world is refused by the
+    /// same pre-instantiation production uses), refuses denied imports and
+    /// a version that exists with other bytes, precompiles it for every
+    /// target in [`PRECOMPILE_TARGETS`], stores component and compiled code
+    /// under `plugins/<name>/<version>/` and registers the manifest.
+    /// Publishing the same bytes again returns the registered manifest.
+    ///
+    /// # Errors
+    /// [`PublishError`] saying what was refused or what failed.
+    pub async fn publish(
+        &self,
+        request: PublishRequest,
+        bytes: Vec<u8>,
+    ) -> Result<Manifest, PublishError> {
+        plugin::check_identity(&request.name, &request.version).map_err(PublishError::Refused)?;
+        if !plugin::LANGUAGES.contains(&request.language.as_str()) {
+            return Err(PublishError::Refused(format!(
+                "language {:?}: docket knows {}",
+                request.language,
+                plugin::LANGUAGES.join(", ")
+            )));
+        }
+        let mut manifest =
+            Manifest::for_language(&request.name, &request.version, &request.language, &bytes);
+        if let Some(limits) = request.limits {
+            manifest.limits = limits;
+        }
+        manifest.config_schema = request.config_schema.clone();
+        let existing = self.published(&request.name, &request.version).await?;
+        if let Some(existing) = &existing {
+            if existing.sha256 == manifest.sha256 {
+                return Ok(existing.clone());
+            }
+            docket_core::ports::check_republish(existing, &manifest)?;
+        }
+        if let Some(bundled) = self
+            .host
+            .loaded_refs()
+            .into_iter()
+            .find(|r| r.name == request.name && r.version == request.version)
+            .filter(|r| r.digest != manifest.sha256)
+        {
+            return Err(PublishError::Conflict(format!(
+                "{bundled} ships with docket ({}); publish another version",
+                bundled.digest
+            )));
+        }
+        let host = self.host.clone();
+        let (loaded, shared) = blocking({
+            let manifest = manifest.clone();
+            let bytes = bytes.clone();
+            move || {
+                let loaded = host.load(manifest, &bytes)?;
+                Ok::<_, HostError>((host.manifest(&loaded.digest), bytes))
+            }
+        })
+        .await?;
+        manifest.imports = loaded.map(|m| m.imports).unwrap_or_default();
+        let denied = denied_imports(&manifest.imports, &request.deny);
+        if !denied.is_empty() {
+            return Err(PublishError::Refused(format!(
+                "{}@{} imports {}, which this deployment denies",
+                request.name,
+                request.version,
+                denied.join(", ")
+            )));
+        }
+        let prefix = manifest.prefix();
+        let hex = manifest.sha256.trim_start_matches("sha256:").to_owned();
+        for target in PRECOMPILE_TARGETS {
+            let host = self.host.clone();
+            let name = request.name.clone();
+            let bytes = shared.clone();
+            let (compiled, engine) =
+                blocking(move || host.precompile(&name, &bytes, target)).await?;
+            let key = format!("{prefix}{hex}.{target}.cwasm");
+            manifest.precompiled.push(Precompiled {
+                target: (*target).to_owned(),
+                engine,
+                sha256: digest(&compiled),
+                key: key.clone(),
+            });
+            self.put(&key, compiled).await?;
+        }
+        self.put(&manifest.component_key(), shared).await?;
+        manifest.published_at = Some(chrono::Utc::now());
+        if !self.store.register_plugin(&manifest).await? {
+            // A concurrent publisher of the same bytes registered first.
+            return self
+                .published(&request.name, &request.version)
+                .await?
+                .ok_or_else(|| PublishError::Backend("registered plugin vanished".into()));
+        }
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| PublishError::Backend(format!("manifest: {e}")))?;
+        self.put(&manifest.manifest_key(), json).await?;
+        Ok(manifest)
+    }
+
+    /// The registered manifest of `name@version`, if published.
+    ///
+    /// # Errors
+    /// When the registry cannot be read.
+    pub async fn published(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Manifest>, StoreError> {
+        Ok(self
+            .store
+            .plugins(Some(name))
+            .await?
+            .into_iter()
+            .find(|m| m.version == version))
+    }
+
+    /// Every published plugin version, by name then version.
+    ///
+    /// # Errors
+    /// When the registry cannot be read.
+    pub async fn list(&self) -> Result<Vec<Manifest>, StoreError> {
+        self.store.plugins(None).await
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
+        self.blobs
+            .put(key, bytes)
+            .await
+            .map_err(|e| PublishError::Backend(format!("storing {key}: {e}")))
+    }
+
+    /// Loads the pinned `evaluator` unless the host has it: the registered
+    /// manifest of its version must carry the pinned digest; the component
+    /// is read from the blob store and checked against it, with the
+    /// compiled code published for this architecture when its digest
+    /// matches the manifest's.
+    async fn ensure_loaded(&self, evaluator: &EvaluatorRef) -> Result<(), Failure> {
+        if self.host.manifest(&evaluator.digest).is_some() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.loading.lock().await;
+        if self.host.manifest(&evaluator.digest).is_some() {
+            return Ok(());
+        }
+        let unavailable = |category: FailureCategory, why: String| {
+            Failure::new(category, format!("evaluator {evaluator}: {why}"))
+        };
+        let manifest = self
+            .published(&evaluator.name, &evaluator.version)
+            .await
+            .map_err(|e| unavailable(e.category(), format!("registry not readable: {e}")))?
+            .ok_or_else(|| unavailable(FailureCategory::Permanent, "not published".into()))?;
+        if manifest.sha256 != evaluator.digest {
+            return Err(unavailable(
+                FailureCategory::Permanent,
+                format!(
+                    "the job pinned {} but the registry has {}",
+                    evaluator.digest, manifest.sha256
+                ),
+            ));
+        }
+        let bytes = self
+            .blobs
+            .get(&manifest.component_key())
+            .await
+            .map_err(|e| unavailable(e.category(), format!("component not readable: {e}")))?;
+        let compiled = match manifest
+            .precompiled
+            .iter()
+            .find(|p| p.target == host_target())
+        {
+            None => None,
+            Some(published) => match self.blobs.get(&published.key).await {
+                Ok(compiled) if digest(&compiled) == published.sha256 => Some(compiled),
+                Ok(_) => {
+                    tracing::warn!(plugin = %evaluator, key = %published.key, "published compiled code does not match its digest; recompiling");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %evaluator, key = %published.key, error = %e, "published compiled code not readable; recompiling");
+                    None
+                }
+            },
+        };
+        let host = self.host.clone();
+        blocking(move || host.load_published(manifest, &bytes, compiled.as_deref()))
+            .await
+            .map(|loaded| tracing::info!(plugin = %loaded, digest = %loaded.digest, "published plugin loaded"))
+            .map_err(|e| unavailable(FailureCategory::Permanent, e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Evaluators for Catalog {
+    async fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
+        let wanted = plugin::PluginSpec::parse(spec)?;
+        let mut known = self.host.loaded_refs();
+        let published = self.store.plugins(Some(&wanted.name)).await.map_err(|e| {
+            Failure::new(e.category(), format!("plugin registry not readable: {e}"))
+        })?;
+        known.extend(published.into_iter().map(|m| EvaluatorRef {
+            name: m.name,
+            version: m.version,
+            digest: m.sha256,
+        }));
+        if !known.iter().any(|r| r.name == wanted.name) {
+            // Name the published plugins too when the name is unknown.
+            if let Ok(all) = self.store.plugins(None).await {
+                known.extend(all.into_iter().map(|m| EvaluatorRef {
+                    name: m.name,
+                    version: m.version,
+                    digest: m.sha256,
+                }));
+            }
+        }
+        resolve_among(spec, &known)
+    }
+
+    fn loaded(&self) -> Vec<EvaluatorRef> {
+        self.host.loaded_refs()
+    }
+
+    async fn evaluate(
+        &self,
+        requests: Vec<EvaluationRequest>,
+    ) -> Vec<Result<EvaluationReport, Failure>> {
+        let mut unavailable: HashMap<String, Failure> = HashMap::new();
+        for request in &requests {
+            let evaluator = &request.evaluator;
+            if unavailable.contains_key(&evaluator.digest) {
+                continue;
+            }
+            if let Err(failure) = self.ensure_loaded(evaluator).await {
+                unavailable.insert(evaluator.digest.clone(), failure);
+            }
+        }
+        if unavailable.is_empty() {
+            return self.host.evaluate(requests).await;
+        }
+        let (runnable, refused): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .enumerate()
+            .partition(|(_, r)| !unavailable.contains_key(&r.evaluator.digest));
+        let mut results: Vec<Option<Result<EvaluationReport, Failure>>> =
+            (0..runnable.len() + refused.len()).map(|_| None).collect();
+        for (n, request) in refused {
+            results[n] = Some(Err(unavailable[&request.evaluator.digest].clone()));
+        }
+        let (positions, runnable): (Vec<usize>, Vec<EvaluationRequest>) =
+            runnable.into_iter().unzip();
+        for (n, result) in positions
+            .into_iter()
+            .zip(self.host.evaluate(runnable).await)
+        {
+            results[n] = Some(result);
+        }
+        results.into_iter().flatten().collect()
+    }
+
+    async fn merge_chunks(
+        &self,
+        evaluator: &EvaluatorRef,
+        chunks: Vec<Evaluation>,
+    ) -> Result<Option<Evaluation>, Failure> {
+        self.ensure_loaded(evaluator).await?;
+        self.host.merge_chunks(evaluator, chunks).await
+    }
+
+    async fn summarize(
+        &self,
+        evaluator: &EvaluatorRef,
+        evaluations: Vec<Evaluation>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        self.ensure_loaded(evaluator).await?;
+        self.host.summarize(evaluator, evaluations).await
+    }
+}
