@@ -25,6 +25,21 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
         "hostile",
         "A test evaluator that misbehaves on request.",
     ),
+    (
+        "READER",
+        "reader",
+        "A test evaluator whose component imports `wasi:filesystem`.",
+    ),
+    (
+        "DIALER",
+        "dialer",
+        "A test evaluator whose component imports `wasi:sockets`.",
+    ),
+    (
+        "OTHER_WORLD",
+        "otherworld",
+        "A test component for another WIT world than docket's.",
+    ),
 ];
 
 fn main() {

@@ -54,8 +54,15 @@ export function roundHalfAway(x) {
   return Math.sign(x) * (Math.abs(x) - r >= 0.5 ? r + 1 : r);
 }
 
-/** Compares strings by code point (JS's default compares UTF-16 units). */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** Compares strings by code point, like Rust and Python (JS's `<`
+ * compares UTF-16 units, which differs only when a string holds
+ * characters outside the Basic Multilingual Plane). */
 export function compareCodePoints(a, b) {
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) {
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
   const x = [...a];
   const y = [...b];
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
@@ -68,7 +75,13 @@ export function compareCodePoints(a, b) {
 /** Whether `c` (one code point) is a letter or digit, exactly as Rust's
  * `char::is_alphanumeric`. */
 export function isWordChar(c) {
-  const cp = c.codePointAt(0);
+  return isWordCodePoint(c.codePointAt(0));
+}
+
+function isWordCodePoint(cp) {
+  if (cp < 0x80) {
+    return (cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a);
+  }
   let lo = 0;
   let hi = WORD_RANGES.length;
   while (lo < hi) {
@@ -79,18 +92,33 @@ export function isWordChar(c) {
   return lo % 2 === 1;
 }
 
+/** How many code points (Rust's `chars().count()`, Python's `len`). */
+export function codePoints(text) {
+  let surrogates = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xdc00 && unit <= 0xdfff) surrogates++;
+  }
+  return text.length - surrogates;
+}
+
 /** The maximal runs of word characters in `text`. */
 export function words(text) {
   const out = [];
-  let word = "";
-  for (const c of text) {
-    if (isWordChar(c)) word += c;
-    else if (word) {
-      out.push(word);
-      word = "";
+  let start = -1;
+  let i = 0;
+  while (i < text.length) {
+    const cp = text.codePointAt(i);
+    const width = cp > 0xffff ? 2 : 1;
+    if (isWordCodePoint(cp)) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      out.push(text.slice(start, i));
+      start = -1;
     }
+    i += width;
   }
-  if (word) out.push(word);
+  if (start >= 0) out.push(text.slice(start));
   return out;
 }
 

@@ -62,22 +62,23 @@ impl Limits {
     }
 
     /// Default limits for a guest written in `language`. Interpreted guests
-    /// run an interpreter inside the sandbox: Python and JavaScript need
-    /// many times the fuel of compiled code for the same work and a larger
-    /// heap (measured figures in docs/plugins.md).
+    /// run an interpreter inside the sandbox: for the same `wordstats`,
+    /// Python used ~5.8 M fuel per KiB and JavaScript ~14 M, against
+    /// ~0.23 M for Rust (docs/plugins.md). Their budgets keep the same
+    /// ~10× headroom over those figures, and a larger heap.
     pub fn for_language(language: &str) -> Self {
         let compiled = Self::default();
         match language {
             "python" => Self {
-                fuel_base: 400_000_000,
+                fuel_base: 200_000_000,
                 fuel_per_kib: 60_000_000,
-                memory_bytes: 256 << 20,
+                memory_bytes: 128 << 20,
                 timeout_ms: 30_000,
                 ..compiled
             },
             "js" => Self {
                 fuel_base: 200_000_000,
-                fuel_per_kib: 30_000_000,
+                fuel_per_kib: 150_000_000,
                 memory_bytes: 128 << 20,
                 timeout_ms: 30_000,
                 ..compiled

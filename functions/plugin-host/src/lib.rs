@@ -260,10 +260,11 @@ fn engine_config(config: &HostConfig) -> Config {
     let slots = config.max_concurrent_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
-        .total_core_instances(slots * 8)
+        .total_core_instances(slots * 64)
         .total_memories(slots * 2)
         .total_tables(slots * 4)
-        .max_core_instances_per_component(16)
+        // componentize-py with --stub-wasi makes ~40 core instances.
+        .max_core_instances_per_component(64)
         .max_memories_per_component(2)
         .max_tables_per_component(4)
         .max_memory_size(config.max_memory_bytes as usize)
@@ -526,6 +527,7 @@ impl HostInner {
             name: manifest.name.clone(),
             message,
         };
+        check_header(bytes).map_err(invalid)?;
         let component = self
             .compile(bytes, &manifest.sha256, compiled)
             .map_err(|e| invalid(format!("{e:#}")))?;
@@ -537,9 +539,9 @@ impl HostInner {
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| invalid(format!("{e:#}")))?;
-        let pre =
-            bindings::EvaluatorPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
+            .map_err(|e| invalid(format!("imports what docket does not provide: {e:#}")))?;
+        let pre = bindings::EvaluatorPre::new(instance_pre)
+            .map_err(|e| invalid(format!("does not implement the {WORLD} world: {e:#}")))?;
         let plugin = Arc::new(LoadedPlugin { manifest, pre });
         self.plugins
             .write()
@@ -759,6 +761,21 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "compiled plugin not cached");
         let _ = std::fs::remove_file(&temp);
+    }
+}
+
+/// Refuses what is not a component before compiling it, with the reason a
+/// plugin author can act on.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 0x01, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 0x01, 0, 0, 0]) => Err(
+            "a core WebAssembly module, not a component: build for wasm32-wasip2 (or with componentize-py / componentize-js)".into(),
+        ),
+        _ => Err(format!(
+            "not a WebAssembly component ({} bytes without the \\0asm header)",
+            bytes.len()
+        )),
     }
 }
 

@@ -248,6 +248,27 @@ fn corrupt_components_are_refused() {
         matches!(error, HostError::InvalidComponent { .. }),
         "{error}"
     );
+    let text = b"Plan municipal: not a component";
+    let error = host
+        .load(Manifest::for_component("text", "0.1.0", text), text)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid component text: not a WebAssembly component (31 bytes without the \\0asm header)"
+    );
+    let core_module = b"\0asm\x01\0\0\0";
+    let error = host
+        .load(
+            Manifest::for_component("core", "0.1.0", core_module),
+            core_module,
+        )
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("a core WebAssembly module, not a component"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -1,0 +1,475 @@
+//! The plugin author's path, as an author takes it: `docket plugin new` in
+//! each language, the project's own build command, `docket plugin test`,
+//! `docket plugin publish`, then a job with the published plugin — and the
+//! refusals at publish time. The toolchains (componentize-py from PyPI,
+//! componentize-js from npm, pinned) are installed by `plugins/build-guests`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use super::repo;
+
+/// Where `plugins/build-guests` keeps its toolchains.
+fn guest_tools() -> PathBuf {
+    std::env::var_os("DOCKET_GUEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/docket/guest-tools")
+        })
+}
+
+/// Builds the Python and JavaScript `wordstats` (and installs the
+/// toolchains) once; returns the directory holding the components.
+fn guests() -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
+    let status = Command::new(repo().join("plugins/build-guests"))
+        .arg(&out)
+        .env("DOCKET_GUEST_TOOLS", guest_tools())
+        .status()
+        .expect("run plugins/build-guests");
+    assert!(status.success(), "plugins/build-guests failed");
+    out
+}
+
+fn docket(work: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_docket"))
+        .current_dir(work)
+        .env("DOCKET_STATE", work.join("state"))
+        .args(args)
+        .output()
+        .expect("run docket")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn succeed(output: Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+fn run_in(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &Path)]) {
+    let mut command = Command::new(program);
+    command.current_dir(dir).args(args);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    succeed(output, &format!("{program} {}", args.join(" ")));
+}
+
+/// `count` small documents for a job.
+fn corpus(dir: &Path, count: usize) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for n in 0..count {
+        let title = if n % 2 == 0 { "# Report\n" } else { "" };
+        let body = "word ".repeat(10 * (n + 1));
+        std::fs::write(
+            docs.join(format!("doc-{n:02}.md")),
+            format!("{title}{body}"),
+        )
+        .unwrap();
+    }
+    docs
+}
+
+/// new → the project's build → plugin test → publish → a 50-document job
+/// run by name@version, for one language.
+fn author_publish_and_run(language: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let name = format!("length-{language}");
+    succeed(
+        docket(work, &["plugin", "new", &name, "--lang", language]),
+        "plugin new",
+    );
+    let project = work.join(&name);
+    assert!(project.join("wit/evaluator.wit").exists());
+    assert!(project.join("testdata/sample.md").exists());
+    let component = match language {
+        "rust" => {
+            // A target directory kept between runs, one per language so
+            // the unhashed cdylib names never collide.
+            let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-rust");
+            let envs = [("CARGO_TARGET_DIR", target.as_path())];
+            run_in(&project, "cargo", &["test", "--release", "--quiet"], &envs);
+            run_in(
+                &project,
+                "cargo",
+                &["build", "--release", "--target", "wasm32-wasip2"],
+                &envs,
+            );
+            target.join("wasm32-wasip2/release/length_rust.wasm")
+        }
+        "python" => {
+            guests();
+            let venv = guest_tools().join("python");
+            run_in(&project, "./build", &[], &[("DOCKET_PYTHON_VENV", &venv)]);
+            project.join(format!("{name}.wasm"))
+        }
+        "js" => {
+            guests();
+            std::os::unix::fs::symlink(
+                guest_tools().join("js/node_modules"),
+                project.join("node_modules"),
+            )
+            .unwrap();
+            run_in(&project, "npm", &["test", "--silent"], &[]);
+            run_in(&project, "npm", &["run", "build", "--silent"], &[]);
+            project.join(format!("{name}.wasm"))
+        }
+        other => panic!("{other}"),
+    };
+    assert!(component.exists(), "{} not built", component.display());
+    let component = component.to_str().unwrap();
+
+    // plugin test: the evaluation and the use of every limit.
+    let tested = succeed(
+        docket(
+            work,
+            &[
+                "plugin",
+                "test",
+                component,
+                "--doc",
+                project.join("testdata").to_str().unwrap(),
+                "--lang",
+                language,
+            ],
+        ),
+        "plugin test",
+    );
+    assert!(
+        tested.contains(r#"sample.md: {"data":{"words":28},"findings":[],"labels":[],"scores":[{"max":100.0,"name":"length","value":6.0}]}"#),
+        "{tested}"
+    );
+    assert!(
+        tested.contains("FUEL") && tested.contains("PEAK MEM"),
+        "{tested}"
+    );
+    assert!(
+        tested.contains(&format!("({language}, sha256:")),
+        "{tested}"
+    );
+
+    // publish, then a job by name@version with the published plugin.
+    let published = succeed(
+        docket(
+            work,
+            &[
+                "plugin",
+                "publish",
+                component,
+                "--name",
+                &name,
+                "--version",
+                "0.1.0",
+                "--lang",
+                language,
+            ],
+        ),
+        "plugin publish",
+    );
+    let digest = published
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_owned();
+    assert!(
+        published.contains("compiled aarch64-unknown-linux-gnu"),
+        "{published}"
+    );
+    let docs = corpus(work, 50);
+    let run = docket(
+        work,
+        &[
+            "run",
+            "--quiet",
+            docs.to_str().unwrap(),
+            "--evaluator",
+            &format!("{name}@0.1.0"),
+            "--out",
+            work.join("out").to_str().unwrap(),
+        ],
+    );
+    succeed(run, "docket run");
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(work.join("out/results.json")).unwrap()).unwrap();
+    assert_eq!(results["status"], "completed");
+    assert_eq!(results["document_count"], 50);
+    assert_eq!(results["evaluator"]["version"], "0.1.0");
+    assert_eq!(results["evaluator"]["digest"], digest.as_str());
+    // Every other document has no title; doc-00 has 10 words of 500.
+    assert_eq!(results["summary"]["documents_with_warnings"], 25);
+    let first = results["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "doc-00.md")
+        .unwrap();
+    assert_eq!(first["scores"]["length"]["total_score"], 2.0, "{first}");
+}
+
+#[test]
+fn a_rust_plugin_project_builds_tests_publishes_and_runs_a_job() {
+    author_publish_and_run("rust");
+}
+
+#[test]
+fn a_python_plugin_project_builds_tests_publishes_and_runs_a_job() {
+    author_publish_and_run("python");
+}
+
+#[test]
+fn a_javascript_plugin_project_builds_tests_publishes_and_runs_a_job() {
+    author_publish_and_run("js");
+}
+
+/// The evaluations of one job, by document id, without timings.
+fn evaluations(results: &Value) -> Vec<(String, Value)> {
+    results["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().to_owned(),
+                serde_json::json!({
+                    "status": d["status"],
+                    "scores": d["scores"],
+                    "labels": d["labels"],
+                    "findings": d["findings"],
+                    "data": d["data"],
+                }),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn wordstats_gives_identical_evaluations_in_rust_python_and_javascript() {
+    let guests = guests();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    // The sample corpus plus text that exercises Unicode: accents, a
+    // final sigma, non-Latin scripts, digits of other scripts, astral
+    // characters and ties in term counts.
+    let docs = work.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for entry in std::fs::read_dir(repo().join("examples/plans")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, docs.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        docs.join("unicode.txt"),
+        "Ὀδυσσεύς ΟΔΥΣΣΕΥΣ niño NIÑO Straße ١٢٣ 𝒳𝒴𝒵 𝒳𝒴𝒵 日本語 テキスト टेक्स्ट e\u{301}té été zzzz aaaa zzzz aaaa",
+    )
+    .unwrap();
+    let mut runs = Vec::new();
+    for (language, plugin) in [
+        ("rust", None),
+        ("python", Some(guests.join("wordstats-python.wasm"))),
+        ("js", Some(guests.join("wordstats-js.wasm"))),
+    ] {
+        let evaluator = match plugin {
+            None => "wordstats".to_owned(),
+            Some(path) => {
+                let name = format!("wordstats-{language}");
+                succeed(
+                    docket(
+                        work,
+                        &[
+                            "plugin",
+                            "publish",
+                            path.to_str().unwrap(),
+                            "--name",
+                            &name,
+                            "--version",
+                            "1.0.0",
+                            "--lang",
+                            language,
+                        ],
+                    ),
+                    "publish",
+                );
+                name
+            }
+        };
+        let out = work.join(format!("out-{language}"));
+        succeed(
+            docket(
+                work,
+                &[
+                    "run",
+                    "--quiet",
+                    docs.to_str().unwrap(),
+                    "--evaluator",
+                    &evaluator,
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            ),
+            "run",
+        );
+        let results: Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results["status"], "completed", "{language}");
+        runs.push((language, evaluations(&results)));
+    }
+    let (_, rust) = &runs[0];
+    assert_eq!(rust.len(), 6);
+    for (language, other) in &runs[1..] {
+        for ((id, expected), (other_id, actual)) in rust.iter().zip(other) {
+            assert_eq!(id, other_id);
+            assert_eq!(
+                serde_json::to_string(expected).unwrap(),
+                serde_json::to_string(actual).unwrap(),
+                "{language} differs from Rust on {id}"
+            );
+        }
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn refused(work: &Path, args: &[&str]) -> String {
+    let output = docket(work, args);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?} was not refused: {}",
+        text(&output.stdout)
+    );
+    text(&output.stderr)
+}
+
+#[test]
+fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let components = work.join("components");
+    std::fs::create_dir_all(&components).unwrap();
+    let write = |file: &str, bytes: &[u8]| {
+        let path = components.join(file);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let other_world = write("other.wasm", docket_bundled::OTHER_WORLD);
+    let dialer = write("dialer.wasm", docket_bundled::DIALER);
+    let reader = write("reader.wasm", docket_bundled::READER);
+    let wordstats = write("wordstats.wasm", docket_bundled::WORDSTATS);
+    let decalogo = write("decalogo.wasm", docket_bundled::DECALOGO);
+    let corrupt = write("corrupt.wasm", b"%PDF-1.7 not a component");
+    let publish = |component: &str, name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "plugin",
+            "publish",
+            component,
+            "--name",
+            name,
+            "--version",
+            "1.0.0",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    let error = refused(work, &strs(&publish(&other_world, "other", &[])));
+    assert!(
+        error.contains(
+            "invalid component other: does not implement the docket:evaluator/evaluator@0.1.0 world"
+        ),
+        "{error}"
+    );
+    let error = refused(work, &strs(&publish(&dialer, "dialer", &[])));
+    assert!(
+        error.contains("dialer@1.0.0 imports ") && error.contains("wasi:sockets/tcp@"),
+        "{error}"
+    );
+    assert!(error.ends_with("which this deployment denies\n"), "{error}");
+    let error = refused(
+        work,
+        &strs(&publish(&reader, "reader", &["--deny", "wasi:filesystem"])),
+    );
+    assert!(
+        error.contains("reader@1.0.0 imports wasi:filesystem/types@"),
+        "{error}"
+    );
+    let error = refused(work, &strs(&publish(&corrupt, "corrupt", &[])));
+    assert_eq!(
+        error,
+        "docket: invalid component corrupt: not a WebAssembly component (24 bytes without the \\0asm header)\n"
+    );
+    let error = refused(work, &strs(&publish(&wordstats, "Bad_Name", &[])));
+    assert!(error.contains("plugin name \"Bad_Name\""), "{error}");
+
+    // Filesystem imports are accepted unless denied (the sandbox grants no
+    // files anyway); a version is published once.
+    succeed(
+        docket(work, &strs(&publish(&reader, "reader", &[]))),
+        "publish reader",
+    );
+    let first = succeed(
+        docket(work, &strs(&publish(&wordstats, "counts", &[]))),
+        "publish",
+    );
+    let again = succeed(
+        docket(work, &strs(&publish(&wordstats, "counts", &[]))),
+        "republish",
+    );
+    assert_eq!(
+        first.lines().next(),
+        again.lines().next(),
+        "same bytes: a no-op"
+    );
+    let error = refused(work, &strs(&publish(&decalogo, "counts", &[])));
+    assert!(
+        error.contains("counts@1.0.0 is published with sha256:")
+            && error.contains("a published version never changes"),
+        "{error}"
+    );
+    // A name that ships with docket keeps its bundled bytes.
+    let error = refused(
+        work,
+        &[
+            "plugin",
+            "publish",
+            &decalogo,
+            "--name",
+            "wordstats",
+            "--version",
+            "0.1.0",
+        ],
+    );
+    assert!(
+        error.contains("wordstats@0.1.0 ships with docket"),
+        "{error}"
+    );
+
+    let listed = succeed(docket(work, &["plugin", "list"]), "list");
+    let names: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["counts", "reader"], "{listed}");
+    let shown = succeed(docket(work, &["plugin", "show", "counts@^1"]), "show");
+    let manifest: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(manifest["version"], "1.0.0");
+    assert_eq!(manifest["world"], "docket:evaluator/evaluator@0.1.0");
+    assert_eq!(manifest["precompiled"].as_array().unwrap().len(), 2);
+}
