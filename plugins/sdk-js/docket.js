@@ -92,6 +92,41 @@ function isWordCodePoint(cp) {
   return lo % 2 === 1;
 }
 
+const CAPITAL_SIGMA = "\u03A3";
+const isCased = (c) => c.toLowerCase() !== c.toUpperCase();
+const isCaseIgnorable = (c) => /['.:\u00AD\u0300-\u036F\u2019]/.test(c);
+
+/** Whether the capital sigma at `at` ends a word (Unicode's Final_Sigma:
+ * a cased letter before it and none after it, skipping case-ignorable
+ * characters such as combining accents and apostrophes). */
+function finalSigma(text, at) {
+  let before = false;
+  for (let i = at - 1; i >= 0; i--) {
+    if (!isCaseIgnorable(text[i])) {
+      before = isCased(text[i]);
+      break;
+    }
+  }
+  if (!before) return false;
+  for (let i = at + 1; i < text.length; i++) {
+    if (!isCaseIgnorable(text[i])) return !isCased(text[i]);
+  }
+  return true;
+}
+
+/** `text` lowercased like Rust's `to_lowercase` and Python's `lower`:
+ * the engine's `toLowerCase` lowers a word-final Σ to σ, not ς. */
+export function lowercase(text) {
+  if (!text.includes(CAPITAL_SIGMA)) return text.toLowerCase();
+  let out = "";
+  let from = 0;
+  for (let at = text.indexOf(CAPITAL_SIGMA); at >= 0; at = text.indexOf(CAPITAL_SIGMA, at + 1)) {
+    out += text.slice(from, at).toLowerCase() + (finalSigma(text, at) ? "\u03C2" : "\u03C3");
+    from = at + 1;
+  }
+  return out + text.slice(from).toLowerCase();
+}
+
 /** How many code points (Rust's `chars().count()`, Python's `len`). */
 export function codePoints(text) {
   let surrogates = 0;

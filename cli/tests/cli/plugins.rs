@@ -274,7 +274,7 @@ fn wordstats_gives_identical_evaluations_in_rust_python_and_javascript() {
     }
     std::fs::write(
         docs.join("unicode.txt"),
-        "Ὀδυσσεύς ΟΔΥΣΣΕΥΣ niño NIÑO Straße ١٢٣ 𝒳𝒴𝒵 𝒳𝒴𝒵 日本語 テキスト टेक्स्ट e\u{301}té été zzzz aaaa zzzz aaaa",
+        "Ὀδυσσεύς ΟΔΥΣΣΕΥΣ niño NIÑO Straße ١٢٣ 𝒳𝒴𝒵 𝒳𝒴𝒵 日本語 テキスト टेक्स्ट e\u{301}té été zzzz aaaa zzzz aaaa ΣΑΣ. Σ ΑΣ\u{301}Α don't",
     )
     .unwrap();
     let mut runs = Vec::new();

@@ -1,11 +1,19 @@
 // `wordstats` in JavaScript: word count, lexical diversity and the most
 // frequent terms -- the same evaluation as the Rust example, to the byte.
-import { codePoints, compareCodePoints, evaluation, roundHalfAway, score, words } from "./docket.js";
+import {
+  codePoints,
+  compareCodePoints,
+  evaluation,
+  lowercase,
+  roundHalfAway,
+  score,
+  words,
+} from "./docket.js";
 
 const TOP_TERMS = 10;
 
 export function evaluateText(text) {
-  const all = words(text.toLowerCase());
+  const all = words(lowercase(text));
   const counts = new Map();
   for (const word of all) counts.set(word, (counts.get(word) ?? 0) + 1);
   const terms = [...counts]
