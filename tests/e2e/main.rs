@@ -4,4 +4,5 @@
 //! job-finished callbacks.
 
 mod local;
+mod plugins;
 mod webhooks;

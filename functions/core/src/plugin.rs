@@ -346,6 +346,7 @@ pub fn resolve_among(spec: &str, known: &[EvaluatorRef]) -> Result<EvaluatorRef,
         None => {
             let mut listed: Vec<&str> = versions.iter().map(|r| r.version.as_str()).collect();
             listed.sort_by_key(|v| semver::Version::parse(v).ok());
+            listed.dedup();
             let missing = match &wanted.version {
                 VersionSpec::Exact(v) => format!("no version {v}"),
                 VersionSpec::Range(r) => format!("no version matching {r}"),
