@@ -25,7 +25,7 @@ use docket_aws::{AwsBackend, Names};
 use docket_core::metrics::{InvocationFigures, emf_records};
 use docket_core::pipeline::{Disposition, Pipeline, PipelineSettings};
 use docket_core::ports::{Clock, Delivery, QueueName, Receipt, SystemClock};
-use docket_plugin_host::{HostConfig, PluginHost};
+use docket_plugin_host::{Catalog, HostConfig, PluginHost};
 
 /// What the functions read from their environment.
 #[derive(Debug, Clone)]
@@ -59,8 +59,10 @@ impl Settings {
 }
 
 /// The pipeline over the deployment's AWS resources, with the bundled
-/// evaluators loaded (compiled code cached under `/tmp`, verified by
-/// digest). Built once per container.
+/// evaluators loaded and published ones resolved from the registry and
+/// loaded from S3 by digest the first time the container needs them
+/// (compiled code published for arm64 used when the engine accepts it,
+/// cached under `/tmp`, verified by digest). Built once per container.
 ///
 /// # Errors
 /// When a resource is missing or a component does not load.
@@ -85,11 +87,12 @@ pub async fn pipeline_counting(
         host.load_component(bundled.name, bundled.version, bundled.bytes)?;
     }
     let policy = docket_webhook::AddressPolicy::default();
+    let catalog = Catalog::new(host, backend.store.clone(), backend.blobs.clone());
     Ok(Pipeline {
         queue: backend.queue.clone(),
         blobs: backend.blobs.clone(),
         store: backend.store.clone(),
-        evaluators: Arc::new(host),
+        evaluators: Arc::new(catalog),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         metrics: Default::default(),
         webhooks: Arc::new(docket_webhook::HttpWebhookSender::new(
