@@ -754,6 +754,13 @@ pub trait Evaluators: Send + Sync {
         Vec::new()
     }
 
+    /// Evaluations from now on must end by `deadline` (a Lambda
+    /// invocation's, less what recording needs): a call's wall-clock limit
+    /// becomes the shorter of the plugin's and the time left, and a call
+    /// stopped by the deadline is a `Transient` failure (retried by another
+    /// invocation), not the plugin's fault. `None` lifts it.
+    fn set_deadline(&self, _deadline: Option<std::time::Instant>) {}
+
     /// Evaluates a batch of documents or chunks, one result per request in
     /// order. Each request fails alone with a categorized [`Failure`]: the
     /// plugin's own errors (`Data` for an invalid document, `Configuration`

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use docket_aws::{AwsBackend, Names};
@@ -371,6 +371,43 @@ static COLD: AtomicBool = AtomicBool::new(true);
 /// the invocation in CloudWatch Embedded Metric Format. Mapped to the work
 /// queues' dead-letter queues too, it records what they hold as failed.
 pub async fn process(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> SqsBatchResponse {
+    process_within(pipeline, names, event, None).await
+}
+
+/// Time an invocation keeps after its last evaluation, to record outcomes,
+/// report failures and print its figures.
+pub const RECORDING_MARGIN: Duration = Duration::from_secs(3);
+
+/// The invocation's deadline as an [`Instant`], from the Lambda context's
+/// milliseconds since the epoch.
+pub fn deadline_of(context_deadline_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(context_deadline_ms.saturating_sub(now_ms))
+}
+
+/// [`process`] within an invocation that ends at `deadline`: every
+/// evaluation must end [`RECORDING_MARGIN`] before it (a plugin's own time
+/// limit is cut to what is left); an evaluation the deadline stops is a
+/// `TRANSIENT` failure, so its message is retried by another invocation
+/// instead of being blamed on the plugin.
+pub async fn process_within(
+    pipeline: &Pipeline,
+    names: &Names,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse {
+    pipeline
+        .evaluators
+        .set_deadline(deadline.map(|d| d.checked_sub(RECORDING_MARGIN).unwrap_or(d)));
+    let response = process_batch(pipeline, names, event).await;
+    pipeline.evaluators.set_deadline(None);
+    response
+}
+
+async fn process_batch(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> SqsBatchResponse {
     let before = pipeline.metrics.snapshot(pipeline.clock.now());
     let source = event
         .records

@@ -345,6 +345,10 @@ impl Evaluators for Catalog {
         self.host.loaded_refs()
     }
 
+    fn set_deadline(&self, deadline: Option<std::time::Instant>) {
+        self.host.set_deadline(deadline);
+    }
+
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,

@@ -233,6 +233,7 @@ struct HostInner {
     linker: Linker<StoreState>,
     config: HostConfig,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    deadline: std::sync::Mutex<Option<Instant>>,
     versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, EvaluatorRef>>>,
     _ticker: Option<EpochTicker>,
 }
@@ -347,6 +348,7 @@ impl PluginHost {
                 linker,
                 config,
                 plugins: RwLock::default(),
+                deadline: std::sync::Mutex::default(),
                 versions: RwLock::default(),
                 _ticker: ticker,
             }),
@@ -698,15 +700,25 @@ impl HostInner {
     fn arm(
         &self,
         store: &mut Store<StoreState>,
-        limits: &Limits,
+        timeout_ms: u64,
         fuel: u64,
     ) -> wasmtime::Result<()> {
         store.set_fuel(fuel)?;
         if self.config.wall_clock_backstop {
-            store.set_epoch_deadline(limits.timeout_ms / EPOCH_TICK.as_millis() as u64 + 1);
+            store.set_epoch_deadline(timeout_ms / EPOCH_TICK.as_millis() as u64 + 1);
             store.epoch_deadline_trap();
         }
         Ok(())
+    }
+
+    /// The wall-clock limit of a call starting now: the plugin's, or the
+    /// time left before the deadline when that is shorter (`true`).
+    fn time_limit(&self, limits: &Limits) -> (u64, bool) {
+        let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        match deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64) {
+            Some(left) if left < limits.timeout_ms => (left, true),
+            _ => (limits.timeout_ms, false),
+        }
     }
 
     fn with_instance<R>(
@@ -725,10 +737,14 @@ impl HostInner {
                 ),
             ));
         }
+        let (timeout_ms, by_deadline) = self.time_limit(&limits);
+        if by_deadline && timeout_ms == 0 {
+            return Err(deadline_failure(0));
+        }
         let started = Instant::now();
         let (mut store, stderr) = self.new_store(&limits);
         let fuel = limits.fuel_for(input_bytes);
-        let setup = self.arm(&mut store, &limits, fuel);
+        let setup = self.arm(&mut store, timeout_ms, fuel);
         let result = setup
             .and_then(|()| plugin.pre.instantiate(&mut store))
             .and_then(|instance| call(&mut store, &instance));
@@ -741,6 +757,11 @@ impl HostInner {
         };
         match result {
             Ok(value) => Ok((value, usage)),
+            Err(error)
+                if by_deadline && matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) =>
+            {
+                Err(deadline_failure(timeout_ms))
+            }
             Err(error) => Err(host_failure(
                 &error,
                 &store,
@@ -751,6 +772,15 @@ impl HostInner {
             )),
         }
     }
+}
+
+/// A call the invocation's deadline stopped (or left no time to start):
+/// retried by another invocation, not the plugin's fault.
+fn deadline_failure(ran_ms: u64) -> Failure {
+    Failure::new(
+        FailureCategory::Transient,
+        format!("stopped at the invocation's deadline after {ran_ms} ms; retried"),
+    )
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a
@@ -1104,7 +1134,7 @@ impl PluginHost {
         let (mut store, _) = self.inner.new_store(&limits);
         let instance = self
             .inner
-            .arm(&mut store, &limits, limits.fuel_base)
+            .arm(&mut store, limits.timeout_ms, limits.fuel_base)
             .and_then(|()| plugin.pre.instantiate(&mut store))
             .map_err(|e| Failure::new(FailureCategory::Permanent, format!("{e:#}")))?;
         Ok(WarmInstance {
@@ -1131,7 +1161,7 @@ impl WarmInstance {
         let input = wit_document(document);
         let result = self
             .host
-            .arm(&mut self.store, &limits, fuel)
+            .arm(&mut self.store, limits.timeout_ms, fuel)
             .and_then(|()| self.instance.call_evaluate(&mut self.store, &input, config))
             .map_err(|e| Failure::new(FailureCategory::Permanent, format!("{e:#}")))?;
         evaluation_from(
@@ -1166,6 +1196,14 @@ impl Evaluators for PluginHost {
 
     fn loaded(&self) -> Vec<EvaluatorRef> {
         self.loaded_refs()
+    }
+
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = deadline;
     }
 
     async fn evaluate(

@@ -11,8 +11,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let pipeline = &docket_lambda::pipeline(&settings).await?;
     let names = &settings.names;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = docket_lambda::deadline_of(event.context.deadline);
         Ok::<SqsBatchResponse, lambda_runtime::Error>(
-            docket_lambda::process(pipeline, names, event.payload).await,
+            docket_lambda::process_within(pipeline, names, event.payload, Some(deadline)).await,
         )
     }))
     .await

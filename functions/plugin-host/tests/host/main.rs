@@ -3,6 +3,7 @@
 
 use docket_core::model::{ChunkInfo, EvaluatorRef};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use docket_core::ports::{DocumentView, EvaluationReport, EvaluationRequest, Evaluators};
 use docket_core::{Failure, FailureCategory};
@@ -139,6 +140,44 @@ fn the_wall_clock_backstop_stops_a_call_fuel_would_let_run() {
     let evaluator = host.load(manifest, bytes).expect("load");
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:loop"));
     assert_eq!(message, "time limit of 50 ms exceeded");
+}
+
+#[test]
+fn the_invocation_deadline_cuts_a_call_short_and_is_not_the_plugins_fault() {
+    use docket_core::ports::Evaluators;
+    let host = host();
+    let bytes = docket_bundled::HOSTILE;
+    let mut manifest = Manifest::for_component("hostile", "0.1.0", bytes);
+    manifest.limits.fuel_base = u64::MAX / 2;
+    manifest.limits.timeout_ms = 60_000;
+    let evaluator = host.load(manifest, bytes).expect("load");
+    // 100 ms left of the invocation: the 60 s limit is cut to them.
+    host.set_deadline(Some(Instant::now() + Duration::from_millis(100)));
+    let started = Instant::now();
+    let failure = evaluate(&host, &evaluator, "hostile:loop").unwrap_err();
+    assert_eq!(failure.category, FailureCategory::Transient, "{failure}");
+    assert!(
+        failure
+            .message
+            .starts_with("stopped at the invocation's deadline after ")
+            && failure.message.ends_with(" ms; retried"),
+        "{failure}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped long before 60 s"
+    );
+    // Past the deadline nothing starts.
+    host.set_deadline(Some(Instant::now()));
+    let failure = evaluate(&host, &evaluator, "hostile:loop").unwrap_err();
+    assert_eq!(
+        failure.message,
+        "stopped at the invocation's deadline after 0 ms; retried"
+    );
+    // Lifted, the plugin's own limit applies again.
+    host.set_deadline(None);
+    let wordstats = load(&host, "wordstats", docket_bundled::WORDSTATS);
+    assert!(evaluate(&host, &wordstats, "some words").is_ok());
 }
 
 #[test]
