@@ -162,6 +162,31 @@ fn author_publish_and_run(language: &str) {
         tested.contains(&format!("({language}, sha256:")),
         "{tested}"
     );
+    if language == "rust" {
+        // Golden mode: bless, compare, and a diff when the output changes.
+        let golden = project.join("golden");
+        let testdata = project.join("testdata");
+        let with = |extra: &[&str]| {
+            let mut args = vec!["plugin", "test", component, "--doc"];
+            args.push(testdata.to_str().unwrap());
+            args.extend_from_slice(&["--golden", golden.to_str().unwrap()]);
+            args.extend_from_slice(extra);
+            docket(work, &args)
+        };
+        succeed(with(&["--bless"]), "bless");
+        assert!(succeed(with(&[]), "golden").contains("matches golden"));
+        let file = golden.join("sample.md.json");
+        let expected = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, expected.replace("\"words\": 28", "\"words\": 29")).unwrap();
+        let differs = with(&[]);
+        assert_eq!(differs.status.code(), Some(1));
+        let out = text(&differs.stdout);
+        assert!(
+            out.contains("-     \"words\": 29") && out.contains("+     \"words\": 28"),
+            "{out}"
+        );
+        assert!(out.contains("DIFFERS from golden (2 lines)"), "{out}");
+    }
 
     // publish, then a job by name@version with the published plugin.
     let published = succeed(
