@@ -159,7 +159,36 @@ where
     if deliveries.is_empty() {
         return count;
     }
-    let name = if source.dead {
+    let event = sqs_event(names, queue, source.dead, &deliveries);
+    let response = handler(event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let done: Vec<_> = deliveries
+        .iter()
+        .filter(|d| !failed.contains(&d.message_id.as_str()))
+        .map(|d| d.receipt.clone())
+        .collect();
+    if source.dead {
+        pipeline.queue.ack_dead(queue, &done).await.unwrap();
+    } else {
+        pipeline.queue.ack(queue, &done).await.unwrap();
+    }
+    count
+}
+
+/// The SQS event Lambda's event source mapping would hand over for
+/// `deliveries` of `queue` (or its dead-letter queue): the fixture's record
+/// shape with the deliveries' ids, receipts, bodies and receive counts.
+fn sqs_event(
+    names: &Names,
+    queue: QueueName,
+    dead: bool,
+    deliveries: &[docket_core::ports::Delivery],
+) -> SqsEvent {
+    let name = if dead {
         names.dead_letter_queue(queue)
     } else {
         names.queue(queue)
@@ -179,24 +208,7 @@ where
             record
         })
         .collect();
-    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-    let response = handler(event).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    let done: Vec<_> = deliveries
-        .iter()
-        .filter(|d| !failed.contains(&d.message_id.as_str()))
-        .map(|d| d.receipt.clone())
-        .collect();
-    if source.dead {
-        pipeline.queue.ack_dead(queue, &done).await.unwrap();
-    } else {
-        pipeline.queue.ack(queue, &done).await.unwrap();
-    }
-    count
+    serde_json::from_value(json!({ "Records": records })).unwrap()
 }
 
 /// [`pump_with`] without crashes.
@@ -927,4 +939,165 @@ async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_proce
             .any(|r| r.digest == manifest.sha256),
         "the processor loaded the published plugin"
     );
+}
+
+/// What the fake Lambda Runtime API saw of one processor process.
+#[derive(Default)]
+struct RuntimeLog {
+    next_at: Option<std::time::Instant>,
+    response_at: Option<std::time::Instant>,
+    response: Option<Value>,
+    error: Option<String>,
+}
+
+/// A Lambda Runtime API on loopback that hands out `event` once, records
+/// when the function asked for it and when it answered, and then keeps
+/// the function waiting (as Lambda freezes it).
+async fn runtime_api(
+    event: Value,
+    log: Arc<std::sync::Mutex<RuntimeLog>>,
+    answered: Arc<tokio::sync::Notify>,
+) -> std::net::SocketAddr {
+    use axum::extract::{Path, State};
+    use axum::routing::{get, post};
+    type Shared = (
+        Value,
+        Arc<std::sync::Mutex<RuntimeLog>>,
+        Arc<tokio::sync::Notify>,
+    );
+    async fn next(State((event, log, _)): State<Shared>) -> axum::response::Response {
+        let first = {
+            let mut log = log.lock().unwrap();
+            let first = log.next_at.is_none();
+            log.next_at.get_or_insert_with(std::time::Instant::now);
+            first
+        };
+        if !first {
+            std::future::pending::<()>().await;
+        }
+        let deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            + 60_000;
+        axum::response::Response::builder()
+            .header("lambda-runtime-aws-request-id", "cold-start-1")
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:processor",
+            )
+            .header(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000",
+            )
+            .body(axum::body::Body::from(event.to_string()))
+            .unwrap()
+    }
+    async fn response(
+        State((_, log, answered)): State<Shared>,
+        Path(_id): Path<String>,
+        body: String,
+    ) -> axum::http::StatusCode {
+        let mut log = log.lock().unwrap();
+        log.response_at = Some(std::time::Instant::now());
+        log.response = serde_json::from_str(&body).ok();
+        answered.notify_one();
+        axum::http::StatusCode::ACCEPTED
+    }
+    async fn error(
+        State((_, log, answered)): State<Shared>,
+        body: String,
+    ) -> axum::http::StatusCode {
+        log.lock().unwrap().error = Some(body);
+        answered.notify_one();
+        axum::http::StatusCode::ACCEPTED
+    }
+    let app = axum::Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(error))
+        .with_state((event, log, answered));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Cold start of the `processor` binary: a new process started against a
+/// Lambda Runtime API on loopback, handed one SQS event of one work item;
+/// the time to its first request for an event (init: configuration, AWS
+/// clients, queue URLs, the bundled plugins loaded) and to its answer
+/// (the document read, evaluated and recorded). The first run starts with
+/// an empty `/tmp` (plugins compiled), the next ones with the compiled
+/// plugins cached there, as in a container Lambda starts again. x86_64
+/// here; Lambda runs the arm64 build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a figure for docs/benchmarks.md, not a check (cargo test --release -p docket-lambda --test emulator -- --ignored --nocapture processor_cold_start)"]
+async fn processor_cold_start() {
+    let (settings, pipeline) = deployment().await;
+    let prefix = settings.names.table().trim_end_matches("-jobs").to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let queue = QueueName::Work(docket_core::Priority::Normal);
+    println!(
+        "| run | compiled plugins in /tmp | init (exec → first event request) | first evaluation answered (exec → response) |"
+    );
+    println!("|---|---|---:|---:|");
+    for run in 1..=5 {
+        upload(
+            &pipeline,
+            &settings,
+            &[("doc", "A plan with goals, budget and indicators.")],
+        )
+        .await;
+        let deliveries = pipeline
+            .queue
+            .receive(queue, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 1);
+        let event =
+            serde_json::to_value(sqs_event(&settings.names, queue, false, &deliveries)).unwrap();
+        let log = Arc::new(std::sync::Mutex::new(RuntimeLog::default()));
+        let answered = Arc::new(tokio::sync::Notify::new());
+        let api = runtime_api(event, log.clone(), answered.clone()).await;
+        let cached = std::fs::read_dir(tmp.path().join("docket-cache"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_processor"))
+            .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "processor")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/processor")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "cold-start")
+            .env("DOCKET_PREFIX", &prefix)
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(120), answered.notified())
+            .await
+            .expect("the processor answered");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let log = log.lock().unwrap();
+        assert!(log.error.is_none(), "{:?}", log.error);
+        assert_eq!(
+            log.response.as_ref().unwrap()["batchItemFailures"],
+            json!([])
+        );
+        let ms = |at: Option<std::time::Instant>| (at.unwrap() - started).as_secs_f64() * 1e3;
+        println!(
+            "| {run} | {} | {:.0} ms | {:.0} ms |",
+            if cached { "yes" } else { "no" },
+            ms(log.next_at),
+            ms(log.response_at)
+        );
+    }
 }

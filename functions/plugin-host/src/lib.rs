@@ -411,7 +411,8 @@ impl PluginHost {
     /// engine it is for.
     ///
     /// # Errors
-    /// [`HostError::Engine`] for an unknown target;
+    /// [`HostError::Engine`] for an unknown target, or another
+    /// architecture than this one without the `cross-compile` feature;
     /// [`HostError::InvalidComponent`] when the bytes do not compile.
     pub fn precompile(
         &self,
