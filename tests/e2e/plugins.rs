@@ -10,6 +10,16 @@ use docket_core::ports::{BlobStore, Evaluators, JobStore};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost, PublishRequest};
 use docket_tests::Harness;
 
+/// A catalog over the harness's backend with a host of its own (nothing
+/// loaded): a publisher, or a processor that has never seen the plugin.
+fn catalog(backend: &docket_local::LocalBackend) -> Catalog {
+    Catalog::new(
+        PluginHost::new(HostConfig::default()).expect("plugin host"),
+        backend.store.clone(),
+        backend.blobs.clone(),
+    )
+}
+
 fn request(version: &str) -> PublishRequest {
     PublishRequest {
         name: "scorer".into(),
@@ -26,21 +36,13 @@ async fn a_job_pinned_to_v1_keeps_using_v1_after_v2_is_published() {
     let harness = Harness::new(None);
     let backend = &harness.backend;
     // The author's machine publishes v1 (wordstats' bytes) ...
-    let publisher = Catalog::new(
-        PluginHost::new(HostConfig::default()).unwrap(),
-        backend.store.clone(),
-        backend.blobs.clone(),
-    );
+    let publisher = catalog(backend);
     let v1 = publisher
         .publish(request("1.0.0"), docket_bundled::WORDSTATS.to_vec())
         .await
         .unwrap();
     // ... processors start with nothing loaded but the registry.
-    let processors = Catalog::new(
-        PluginHost::new(HostConfig::default()).unwrap(),
-        backend.store.clone(),
-        backend.blobs.clone(),
-    );
+    let processors = catalog(backend);
     assert!(processors.loaded().is_empty());
     let mut pipeline = harness.pipeline.clone();
     pipeline.evaluators = Arc::new(processors.clone());
@@ -126,11 +128,7 @@ async fn a_job_pinned_to_v1_keeps_using_v1_after_v2_is_published() {
 async fn published_compiled_code_that_does_not_match_is_recompiled() {
     let harness = Harness::new(None);
     let backend = &harness.backend;
-    let publisher = Catalog::new(
-        PluginHost::new(HostConfig::default()).unwrap(),
-        backend.store.clone(),
-        backend.blobs.clone(),
-    );
+    let publisher = catalog(backend);
     let manifest = publisher
         .publish(request("1.0.0"), docket_bundled::WORDSTATS.to_vec())
         .await
@@ -162,11 +160,7 @@ async fn published_compiled_code_that_does_not_match_is_recompiled() {
         .await
         .unwrap();
     assert!(backend.store.register_plugin(&forged).await.unwrap());
-    let processors = Catalog::new(
-        PluginHost::new(HostConfig::default()).unwrap(),
-        backend.store.clone(),
-        backend.blobs.clone(),
-    );
+    let processors = catalog(backend);
     let mut pipeline = harness.pipeline.clone();
     pipeline.evaluators = Arc::new(processors.clone());
     let mut driver = harness;

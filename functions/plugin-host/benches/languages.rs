@@ -16,26 +16,8 @@ use docket_core::model::ChunkInfo;
 use docket_core::ports::DocumentView;
 use docket_plugin_host::{HostConfig, Manifest, PluginHost, host_target};
 
-/// A document of about `bytes` bytes cut from the sample plans.
-fn document(bytes: usize) -> String {
-    let plans = [
-        include_str!("../../../examples/plans/plan-municipal-la-esperanza.md"),
-        include_str!("../../../examples/plans/riverside-county-development-plan.md"),
-    ];
-    let mut text = String::new();
-    while text.len() < bytes {
-        for plan in plans {
-            text.push_str(plan);
-            text.push_str("\n\n");
-        }
-    }
-    let mut cut = bytes;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text
-}
+mod common;
+use common::document;
 
 fn p50(iterations: usize, mut call: impl FnMut()) -> Duration {
     call();
