@@ -219,8 +219,9 @@ enum PluginCommand {
         /// JSON Schema file of the plugin's configuration.
         #[arg(long)]
         config_schema: Option<PathBuf>,
-        /// Also refuse components importing these interfaces (prefixes,
-        /// e.g. wasi:filesystem); sockets and HTTP are always refused.
+        /// Also refuse components importing these interface packages or
+        /// interfaces (e.g. wasi:filesystem); sockets and HTTP are always
+        /// refused.
         #[arg(long)]
         deny: Vec<String>,
         #[command(flatten)]
@@ -572,10 +573,7 @@ fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
                 language: lang,
                 limits,
                 config_schema,
-                deny: deny
-                    .into_iter()
-                    .map(|d| if d.contains('/') { d } else { format!("{d}/") })
-                    .collect(),
+                deny,
             };
             let manifest = block_on(plugins::publish(&deployment.deployment(), &request))?;
             println!(

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use docket_core::chunking::PAGE_SEPARATOR;
@@ -51,16 +50,19 @@ impl Deployment {
         }
     }
 
-    /// A catalog over the deployment with the bundled evaluators loaded.
+    /// A catalog over the deployment with the bundled evaluators loaded
+    /// (compiled code cached in the state directory, or in the system's
+    /// temporary directory for a deployment, as `docket run` does).
     ///
     /// # Errors
     /// As [`Deployment::open`], or when the engine cannot start.
     pub async fn catalog(&self) -> anyhow::Result<Catalog> {
         let (store, blobs) = self.open().await?;
-        let host = PluginHost::new(HostConfig::default())?;
-        for bundled in docket_bundled::EVALUATORS {
-            host.load_component(bundled.name, bundled.version, bundled.bytes)?;
-        }
+        let state = match self {
+            Self::Local(state) => state.clone(),
+            Self::Aws(_) => std::env::temp_dir().join("docket"),
+        };
+        let host = crate::local_run::plugin_host(&state, 1)?;
         Ok(Catalog::new(host, store, blobs))
     }
 }
@@ -428,9 +430,4 @@ fn percent(used: u64, budget: u64) -> f64 {
     } else {
         used as f64 * 100.0 / budget as f64
     }
-}
-
-/// How long publishing took, for the report.
-pub fn elapsed_ms(started: Instant) -> u128 {
-    started.elapsed().as_millis()
 }

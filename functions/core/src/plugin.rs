@@ -195,11 +195,11 @@ pub fn plugin_prefix(name: &str, version: &str) -> String {
 
 /// `sha256:<hex>` of `bytes`.
 pub fn digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
-    for byte in hash {
-        out.push_str(&format!("{byte:02x}"));
+    for byte in Sha256::digest(bytes) {
+        let _ = write!(out, "{byte:02x}");
     }
     out
 }

@@ -3,7 +3,7 @@
 //! evaluator among the loaded and the published plugins and loads a
 //! pinned version by digest the first time a processor needs it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use docket_core::model::EvaluatorRef;
@@ -15,9 +15,9 @@ use docket_core::{Evaluation, Failure, FailureCategory};
 
 use crate::{HostError, PRECOMPILE_TARGETS, PluginHost, digest, host_target};
 
-/// Interfaces no published plugin may import, whatever the publisher asks:
-/// an evaluator never reaches the network.
-pub const ALWAYS_DENIED: &[&str] = &["wasi:sockets/", "wasi:http/"];
+/// Interface packages no published plugin may import, whatever the
+/// publisher asks: an evaluator never reaches the network.
+pub const ALWAYS_DENIED: &[&str] = &["wasi:sockets", "wasi:http"];
 
 /// What `docket plugin publish` asks for.
 #[derive(Debug, Clone)]
@@ -32,8 +32,9 @@ pub struct PublishRequest {
     pub limits: Option<Limits>,
     /// JSON Schema of its configuration (`null` for none).
     pub config_schema: serde_json::Value,
-    /// Interface prefixes refused besides [`ALWAYS_DENIED`], e.g.
-    /// `wasi:filesystem/`.
+    /// Interface packages refused besides [`ALWAYS_DENIED`], e.g.
+    /// `wasi:filesystem` (a whole interface name, `wasi:filesystem/types`,
+    /// works too).
     pub deny: Vec<String>,
 }
 
@@ -69,17 +70,21 @@ impl From<StoreError> for PublishError {
     }
 }
 
-/// The interfaces among `imports` that `deny` (prefixes) refuses.
+/// The interfaces among `imports` that `deny` refuses: each entry names a
+/// package (`wasi:filesystem`) or an interface (`wasi:filesystem/types`),
+/// with or without a version; `wasi:file` does not refuse `wasi:filesystem`.
 pub fn denied_imports(imports: &[String], deny: &[String]) -> Vec<String> {
+    let refuses = |import: &str, entry: &str| {
+        let entry = entry.trim_end_matches('/');
+        import
+            .strip_prefix(entry)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '@']))
+    };
     imports
         .iter()
         .filter(|import| {
-            ALWAYS_DENIED
-                .iter()
-                .any(|prefix| import.starts_with(prefix))
-                || deny
-                    .iter()
-                    .any(|prefix| import.starts_with(prefix.as_str()))
+            ALWAYS_DENIED.iter().any(|entry| refuses(import, entry))
+                || deny.iter().any(|entry| refuses(import, entry))
         })
         .cloned()
         .collect()
@@ -151,12 +156,10 @@ impl Catalog {
             manifest.limits = limits;
         }
         manifest.config_schema = request.config_schema.clone();
-        let existing = self.published(&request.name, &request.version).await?;
-        if let Some(existing) = &existing {
-            if existing.sha256 == manifest.sha256 {
-                return Ok(existing.clone());
-            }
-            docket_core::ports::check_republish(existing, &manifest)?;
+        if let Some(existing) = self.published(&request.name, &request.version).await? {
+            // The same bytes again: the registered manifest; others: refused.
+            docket_core::ports::check_republish(&existing, &manifest)?;
+            return Ok(existing);
         }
         if let Some(bundled) = self
             .host
@@ -171,15 +174,15 @@ impl Catalog {
             )));
         }
         let host = self.host.clone();
-        let (loaded, shared) = blocking({
+        let (loaded, bytes) = blocking({
             let manifest = manifest.clone();
-            let bytes = bytes.clone();
             move || {
                 let loaded = host.load(manifest, &bytes)?;
                 Ok::<_, HostError>((host.manifest(&loaded.digest), bytes))
             }
         })
         .await?;
+        let shared = Arc::new(bytes);
         manifest.imports = loaded.map(|m| m.imports).unwrap_or_default();
         let denied = denied_imports(&manifest.imports, &request.deny);
         if !denied.is_empty() {
@@ -192,10 +195,13 @@ impl Catalog {
         }
         let prefix = manifest.prefix();
         let hex = manifest.sha256.trim_start_matches("sha256:").to_owned();
+        // This machine's target too, although loading just compiled it: the
+        // host's engine tunes code for this CPU, a published artifact must
+        // run on any CPU of its architecture.
         for target in PRECOMPILE_TARGETS {
             let host = self.host.clone();
             let name = request.name.clone();
-            let bytes = shared.clone();
+            let bytes = Arc::clone(&shared);
             let (compiled, engine) =
                 blocking(move || host.precompile(&name, &bytes, target)).await?;
             let key = format!("{prefix}{hex}.{target}.cwasm");
@@ -207,7 +213,8 @@ impl Catalog {
             });
             self.put(&key, compiled).await?;
         }
-        self.put(&manifest.component_key(), shared).await?;
+        let bytes = Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.to_vec());
+        self.put(&manifest.component_key(), bytes).await?;
         manifest.published_at = Some(chrono::Utc::now());
         if !self.store.register_plugin(&manifest).await? {
             // A concurrent publisher of the same bytes registered first.
@@ -260,11 +267,11 @@ impl Catalog {
     /// compiled code published for this architecture when its digest
     /// matches the manifest's.
     async fn ensure_loaded(&self, evaluator: &EvaluatorRef) -> Result<(), Failure> {
-        if self.host.manifest(&evaluator.digest).is_some() {
+        if self.host.is_loaded(&evaluator.digest) {
             return Ok(());
         }
         let _one_at_a_time = self.loading.lock().await;
-        if self.host.manifest(&evaluator.digest).is_some() {
+        if self.host.is_loaded(&evaluator.digest) {
             return Ok(());
         }
         let unavailable = |category: FailureCategory, why: String| {
@@ -354,9 +361,10 @@ impl Evaluators for Catalog {
         requests: Vec<EvaluationRequest>,
     ) -> Vec<Result<EvaluationReport, Failure>> {
         let mut unavailable: HashMap<String, Failure> = HashMap::new();
+        let mut checked = HashSet::new();
         for request in &requests {
             let evaluator = &request.evaluator;
-            if unavailable.contains_key(&evaluator.digest) {
+            if !checked.insert(&evaluator.digest) {
                 continue;
             }
             if let Err(failure) = self.ensure_loaded(evaluator).await {
@@ -402,5 +410,44 @@ impl Evaluators for Catalog {
     ) -> Result<Option<serde_json::Value>, Failure> {
         self.ensure_loaded(evaluator).await?;
         self.host.summarize(evaluator, evaluations).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_imports_match_whole_packages_or_interfaces() {
+        let imports: Vec<String> = [
+            "wasi:cli/stderr@0.2.6",
+            "wasi:filesystem/types@0.2.6",
+            "wasi:filesystem/preopens@0.2.6",
+            "wasi:sockets/tcp@0.2.6",
+            "wasi:filesystemx/other@0.1.0",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let deny = |entries: &[&str]| {
+            denied_imports(
+                &imports,
+                &entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(deny(&[]), ["wasi:sockets/tcp@0.2.6"], "sockets always");
+        assert_eq!(
+            deny(&["wasi:filesystem"]),
+            [
+                "wasi:filesystem/types@0.2.6",
+                "wasi:filesystem/preopens@0.2.6",
+                "wasi:sockets/tcp@0.2.6"
+            ]
+        );
+        assert_eq!(deny(&["wasi:filesystem/"]), deny(&["wasi:filesystem"]));
+        assert_eq!(
+            deny(&["wasi:filesystem/types"]),
+            ["wasi:filesystem/types@0.2.6", "wasi:sockets/tcp@0.2.6"]
+        );
+        assert_eq!(deny(&["wasi:file"]), ["wasi:sockets/tcp@0.2.6"]);
     }
 }

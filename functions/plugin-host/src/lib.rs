@@ -399,13 +399,6 @@ impl PluginHost {
         self.inner.load(manifest, bytes, compiled)
     }
 
-    /// The identifier of this host's engine (see [`Precompiled::engine`]).
-    ///
-    /// [`Precompiled::engine`]: docket_core::plugin::Precompiled::engine
-    pub fn engine_id(&self) -> String {
-        engine_id(&self.inner.engine)
-    }
-
     /// Compiles a component for `target` with this host's engine
     /// configuration, returning the compiled code and the identifier of the
     /// engine it is for.
@@ -456,6 +449,11 @@ impl PluginHost {
             .values()
             .flat_map(|v| v.values().cloned())
             .collect()
+    }
+
+    /// Whether the plugin with this digest is loaded.
+    pub fn is_loaded(&self, digest: &str) -> bool {
+        self.inner.read_plugins().contains_key(digest)
     }
 
     /// The manifest of a loaded plugin.
