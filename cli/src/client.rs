@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use docket_core::chunking::full_text;
 use docket_core::pipeline::IntakeDocument;
 use docket_core::progress::StatusReport;
+use docket_core::upload::{UploadDocument, UploadOptions, UploadRequest};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -170,12 +171,17 @@ impl Client {
     ///
     /// # Errors
     /// The API's refusal, or a transport error.
-    pub async fn upload(&self, body: &Value, idempotency_key: &str) -> anyhow::Result<Value> {
+    pub async fn upload(
+        &self,
+        body: &UploadRequest,
+        idempotency_key: &str,
+    ) -> anyhow::Result<Value> {
         let headers = [("idempotency-key", idempotency_key.to_owned())];
+        let body = serde_json::to_value(body).context("writing the upload body")?;
         let mut attempt = 0;
         loop {
             let result = self
-                .call(Method::POST, "/api/v1/batch/upload", Some(body), &headers)
+                .call(Method::POST, "/api/v1/batch/upload", Some(&body), &headers)
                 .await;
             match result {
                 Ok((_, Body::Json(accepted))) => return Ok(accepted),
@@ -201,9 +207,11 @@ impl Client {
     ///
     /// # Errors
     /// The API's refusal, or a transport error.
-    pub async fn status(&self, job: &str) -> anyhow::Result<Value> {
-        self.json(Method::GET, &format!("/api/v1/batch/status/{job}"))
-            .await
+    pub async fn status(&self, job: &str) -> anyhow::Result<StatusReport> {
+        let value = self
+            .json(Method::GET, &format!("/api/v1/batch/status/{job}"))
+            .await?;
+        serde_json::from_value(value).context("reading the status report")
     }
 
     /// Polls the job until it is finalized, drawing a progress bar when
@@ -211,16 +219,14 @@ impl Client {
     ///
     /// # Errors
     /// The API's refusal, or a transport error.
-    pub async fn watch(&self, job: &str, progress: bool) -> anyhow::Result<Value> {
+    pub async fn watch(&self, job: &str, progress: bool) -> anyhow::Result<StatusReport> {
         let bar = progress_bar(progress, 0);
         loop {
-            let value = self.status(job).await?;
-            let report: StatusReport =
-                serde_json::from_value(value.clone()).context("reading the status report")?;
+            let report = self.status(job).await?;
             show_progress(&bar, &report);
             if report.finalized {
                 bar.finish_and_clear();
-                return Ok(value);
+                return Ok(report);
             }
             tokio::time::sleep(POLL).await;
         }
@@ -282,23 +288,33 @@ impl Client {
     }
 }
 
-/// The upload body of the documents read from `inputs`, and the files that
-/// could not be read (reported, not sent).
+/// The upload body of the documents read from `inputs` with `options`,
+/// and the files that could not be read (reported, not sent).
 ///
 /// # Errors
 /// When an input does not exist, or nothing readable was found.
-pub fn batch_body(inputs: &[PathBuf], options: Value) -> anyhow::Result<(Value, Vec<String>)> {
+pub fn batch_body(
+    inputs: &[PathBuf],
+    options: UploadOptions,
+) -> anyhow::Result<(UploadRequest, Vec<String>)> {
     let intake = intake::read_inputs(inputs)?;
     let mut documents = Vec::new();
     let mut unreadable = Vec::new();
     for document in intake.documents {
         match document {
-            IntakeDocument::Accepted(spec) => documents.push(json!({
-                "id": spec.id,
-                "title": spec.title,
-                "content": full_text(&spec.body),
-                "metadata": if spec.metadata.is_null() { json!({}) } else { spec.metadata },
-            })),
+            IntakeDocument::Accepted(spec) => {
+                let metadata = if spec.metadata.is_null() {
+                    json!({})
+                } else {
+                    spec.metadata
+                };
+                documents.push(UploadDocument::text(
+                    &spec.id,
+                    &spec.title,
+                    full_text(&spec.body),
+                    metadata,
+                ));
+            }
             IntakeDocument::Rejected(doc) => {
                 unreadable.push(format!("{}: {}", doc.title, doc.failure.message));
             }
@@ -307,8 +323,5 @@ pub fn batch_body(inputs: &[PathBuf], options: Value) -> anyhow::Result<(Value, 
     if documents.is_empty() {
         bail!("no readable documents in the inputs");
     }
-    Ok((
-        json!({"documents": documents, "options": options}),
-        unreadable,
-    ))
+    Ok((UploadRequest { documents, options }, unreadable))
 }

@@ -1,7 +1,7 @@
 //! The `docket` command's library: reading documents from disk, PDFs,
 //! running the pipeline on the embedded backend, serving the API and the
-//! API client. `main.rs` only parses
-//! arguments and calls in here, so everything is testable.
+//! API client. `main.rs` and its `commands` (one module per command) only
+//! parse arguments and call in here, so everything is testable.
 
 pub mod client;
 pub mod local_run;

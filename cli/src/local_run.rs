@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use docket_core::aggregate::{DocumentStatus, ResultsDocument};
+use docket_core::aggregate::{DocumentStatus, ResultsDocument, ResultsHeader};
 use docket_core::model::{Chunking, Job, JobId, JobOptions, Priority, TenantId};
-use docket_core::pipeline::{Pipeline, PipelineSettings, Submission, documents_key, results_key};
+use docket_core::pipeline::{Pipeline, PipelineSettings, ResultsFile, Submission};
 use docket_core::ports::Evaluators;
-use docket_core::ports::{Clock, QueueName, SystemClock};
 use docket_core::progress::StatusReport;
+use docket_intake::FileReader;
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost};
 use docket_webhook::{AddressPolicy, HttpWebhookSender};
@@ -154,23 +154,16 @@ pub fn local_pipeline(
     catalog: Catalog,
     webhooks: AddressPolicy,
 ) -> anyhow::Result<Pipeline> {
-    Ok(Pipeline {
-        queue: backend.queue.clone(),
-        blobs: backend.blobs.clone(),
-        store: backend.store.clone(),
-        evaluators: Arc::new(catalog),
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        metrics: Default::default(),
-        webhooks: Arc::new(
-            HttpWebhookSender::new(webhooks, Duration::from_secs(10))
-                .context("starting the webhook sender")?,
-        ),
-        settings: PipelineSettings {
+    let webhooks = HttpWebhookSender::new(webhooks, Duration::from_secs(10))
+        .context("starting the webhook sender")?;
+    Ok(Pipeline::new(
+        backend.ports(Arc::new(catalog), Arc::new(webhooks), Arc::new(FileReader)),
+        PipelineSettings {
             receive_batch: 32,
             visibility: Duration::from_secs(120),
             ..PipelineSettings::default()
         },
-    })
+    ))
 }
 
 /// Runs workers on `pipeline` until `job` is finalized: each processes work
@@ -189,12 +182,17 @@ pub async fn drive(
     for _ in 0..workers.max(1) {
         let pipeline = pipeline.clone();
         let job = job.clone();
-        handles.push(tokio::spawn(async move { worker(&pipeline, &job).await }));
+        handles.push(tokio::spawn(async move {
+            let finalized = || async {
+                Ok::<bool, anyhow::Error>(pipeline.job(&job).await?.finished_at.is_some())
+            };
+            pipeline.work_until(finalized, tokio::time::sleep).await
+        }));
     }
     let mut items_done = None;
     let mut last_progress = Instant::now();
     loop {
-        let current = pipeline.store.job(job).await?;
+        let current = pipeline.job(job).await?;
         if current.counters.items_pending() == 0 {
             items_done.get_or_insert_with(Instant::now);
         }
@@ -220,50 +218,7 @@ pub async fn drive(
         items_done: items_done.unwrap_or(finalized),
         finalized,
     };
-    Ok((pipeline.store.job(job).await?, driven))
-}
-
-async fn worker(pipeline: &Pipeline, job: &JobId) -> anyhow::Result<()> {
-    let until_finalized = || async {
-        Ok::<bool, anyhow::Error>(pipeline.store.job(job).await?.finished_at.is_some())
-    };
-    work_until(pipeline, until_finalized).await
-}
-
-/// A processor loop on the local queues: processes work items (highest
-/// priority first), finalizes jobs and records dead-lettered items, and
-/// when idle backs off (1 to 50 ms) and asks `done` whether to stop.
-///
-/// # Errors
-/// Backend errors it cannot get past.
-pub async fn work_until<F, Fut>(pipeline: &Pipeline, done: F) -> anyhow::Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let mut idle = Duration::from_millis(1);
-    loop {
-        let worked = pipeline.work_once().await?;
-        if worked > 0 {
-            idle = Duration::from_millis(1);
-            continue;
-        }
-        let mut other = pipeline.finalize_once().await?;
-        other += pipeline.deliver_webhooks_once().await?;
-        for queue in QueueName::ALL {
-            if !matches!(queue, QueueName::Finalize | QueueName::Ingest) {
-                other += pipeline.drain_dead_letters(queue).await?;
-            }
-        }
-        if other > 0 {
-            continue;
-        }
-        if done().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(idle).await;
-        idle = (idle * 2).min(Duration::from_millis(50));
-    }
+    Ok((pipeline.job(job).await?, driven))
 }
 
 /// Moves `bar` to where `report` says the job is: items done, rate,
@@ -355,13 +310,17 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     tracing::info!(job_id = %job.id, items = job.counters.items_total, seconds = started.elapsed().as_secs_f64(), "job submitted");
     let bar = progress_bar(request.progress, job.counters.items_total);
     let (finished, driven) = drive(&pipeline, &job.id, request.workers, |current| {
-        show_progress(&bar, &StatusReport::of(current, pipeline.clock.now()));
+        show_progress(&bar, &pipeline.status_report(current));
     })
     .await?;
     bar.finish_and_clear();
     tracing::info!(job_id = %finished.id, seconds = started.elapsed().as_secs_f64(), "job finalized");
-    let results_bytes = pipeline.blobs.get(&results_key(&finished.id)).await?;
-    let documents_bytes = pipeline.blobs.get(&documents_key(&finished.id)).await?;
+    let results_bytes = pipeline
+        .results_file(&finished.id, ResultsFile::Json)
+        .await?;
+    let documents_bytes = pipeline
+        .results_file(&finished.id, ResultsFile::Jsonl)
+        .await?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("creating {}", request.out.display()))?;
     let results_path = request.out.join("results.json");
@@ -386,23 +345,11 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     })
 }
 
-/// The results without their documents (which `results.json` has too).
-#[derive(serde::Deserialize)]
-struct ResultsHead {
-    job_id: JobId,
-    status: docket_core::JobStatus,
-    document_count: u32,
-    evaluator: docket_core::EvaluatorRef,
-    created_at: chrono::DateTime<chrono::Utc>,
-    finished_at: chrono::DateTime<chrono::Utc>,
-    error: Option<String>,
-    summary: docket_core::aggregate::Summary,
-}
-
 /// The results with only the first `rows` documents, read from
-/// `documents.jsonl`, so a large job's documents are not parsed twice.
+/// `documents.jsonl`, so a large job's documents are not parsed twice (the
+/// header is read from `results.json`, its documents skipped unparsed).
 fn results_head(results: &[u8], documents: &[u8], rows: usize) -> anyhow::Result<ResultsDocument> {
-    let head: ResultsHead = serde_json::from_slice(results).context("reading results.json")?;
+    let header: ResultsHeader = serde_json::from_slice(results).context("reading results.json")?;
     let documents = documents
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
@@ -410,33 +357,23 @@ fn results_head(results: &[u8], documents: &[u8], rows: usize) -> anyhow::Result
         .map(serde_json::from_slice)
         .collect::<Result<Vec<_>, _>>()
         .context("reading documents.jsonl")?;
-    Ok(ResultsDocument {
-        job_id: head.job_id,
-        status: head.status,
-        document_count: head.document_count,
-        evaluator: head.evaluator,
-        created_at: head.created_at,
-        finished_at: head.finished_at,
-        error: head.error,
-        summary: head.summary,
-        documents,
-    })
+    Ok(ResultsDocument { header, documents })
 }
 
 /// The summary table printed after a run (at most `rows` documents).
 pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
     use std::fmt::Write as _;
     let results = &outcome.results;
-    let summary = &results.summary;
+    let summary = &results.header.summary;
     let mut out = String::new();
-    let docs_per_second = f64::from(results.document_count) / outcome.seconds.max(1e-9);
+    let docs_per_second = f64::from(results.header.document_count) / outcome.seconds.max(1e-9);
     let _ = writeln!(
         out,
         "job {} {} in {:.2} s — {} documents ({} completed, {} failed, {} skipped), {:.0} docs/s",
-        results.job_id,
-        results.status,
+        results.header.job_id,
+        results.header.status,
         outcome.seconds,
-        results.document_count,
+        results.header.document_count,
         summary.completed_documents,
         summary.failed_documents,
         summary.skipped_documents,
@@ -456,7 +393,9 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
     let _ = writeln!(
         out,
         "evaluator {}@{} ({})",
-        results.evaluator.name, results.evaluator.version, results.evaluator.digest
+        results.header.evaluator.name,
+        results.header.evaluator.version,
+        results.header.evaluator.digest
     );
     let score_names = results.score_names();
     let width = results
@@ -508,8 +447,8 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         }
     }
     let shown = results.documents.len().min(rows);
-    if results.document_count as usize > shown {
-        let more = results.document_count as usize - shown;
+    if results.header.document_count as usize > shown {
+        let more = results.header.document_count as usize - shown;
         let _ = writeln!(out, "… and {more} more documents");
     }
     let _ = writeln!(out);
@@ -527,7 +466,7 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         parts.push(format!("{category} failures {count}"));
     }
     let _ = writeln!(out, "summary: {}", parts.join(" · "));
-    if let Some(error) = &results.error {
+    if let Some(error) = &results.header.error {
         let _ = writeln!(out, "job error: {error}");
     }
     let files: Vec<String> = outcome

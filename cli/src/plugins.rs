@@ -11,7 +11,9 @@ use docket_core::chunking::PAGE_SEPARATOR;
 use docket_core::model::{ChunkInfo, DocumentBody, DocumentSpec};
 use docket_core::pipeline::IntakeDocument;
 use docket_core::plugin::{Limits, Manifest, WORLD};
-use docket_core::ports::{BlobStore, DocumentView, JobStore, Usage};
+use docket_core::ports::{
+    ApiKeyStore, BlobStore, DocumentView, PluginRegistry, Usage, WebhookSecrets,
+};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost, PublishRequest};
 use serde_json::{Value, json};
 
@@ -25,13 +27,40 @@ pub enum Deployment {
     Aws(String),
 }
 
+/// The stores of a deployment the `docket keys` and `docket plugin`
+/// commands write to.
+pub struct Stores {
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyStore>,
+    /// Tenants' webhook secrets.
+    pub secrets: Arc<dyn WebhookSecrets>,
+    /// Published plugins.
+    pub registry: Arc<dyn PluginRegistry>,
+    /// The plugins' files.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl Stores {
+    fn of<S>(store: Arc<S>, blobs: Arc<dyn BlobStore>) -> Self
+    where
+        S: ApiKeyStore + WebhookSecrets + PluginRegistry + 'static,
+    {
+        Self {
+            keys: store.clone(),
+            secrets: store.clone(),
+            registry: store,
+            blobs,
+        }
+    }
+}
+
 impl Deployment {
-    /// The deployment's job store and blob store.
+    /// The deployment's stores.
     ///
     /// # Errors
     /// When the state directory cannot be opened or the AWS resources are
     /// not reachable.
-    pub async fn open(&self) -> anyhow::Result<(Arc<dyn JobStore>, Arc<dyn BlobStore>)> {
+    pub async fn open(&self) -> anyhow::Result<Stores> {
         match self {
             Self::Local(state) => {
                 let backend =
@@ -39,13 +68,13 @@ impl Deployment {
                         .with_context(|| {
                             format!("opening the state directory {}", state.display())
                         })?;
-                Ok((backend.store, backend.blobs))
+                Ok(Stores::of(backend.store, backend.blobs))
             }
             Self::Aws(prefix) => {
                 let backend = docket_aws::AwsBackend::connect(&docket_aws::Names::new(prefix))
                     .await
                     .with_context(|| format!("connecting to the deployment {prefix:?}"))?;
-                Ok((backend.store, backend.blobs))
+                Ok(Stores::of(backend.store, backend.blobs))
             }
         }
     }
@@ -57,13 +86,13 @@ impl Deployment {
     /// # Errors
     /// As [`Deployment::open`], or when the engine cannot start.
     pub async fn catalog(&self) -> anyhow::Result<Catalog> {
-        let (store, blobs) = self.open().await?;
+        let stores = self.open().await?;
         let state = match self {
             Self::Local(state) => state.clone(),
             Self::Aws(_) => std::env::temp_dir().join("docket"),
         };
         let host = crate::local_run::plugin_host(&state, 1)?;
-        Ok(Catalog::new(host, store, blobs))
+        Ok(Catalog::new(host, stores.registry, stores.blobs))
     }
 }
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use docket_api::{AppState, app};
 
-use crate::local_run::{local_catalog, local_pipeline, plugin_host, work_until};
+use docket_core::pipeline::{PipelineError, PipelineSettings};
+
+use crate::local_run::{local_catalog, local_pipeline, plugin_host};
 
 /// What `docket serve` was asked to do.
 #[derive(Debug, Clone)]
@@ -42,13 +44,17 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         &request.state,
         plugin_host(&request.state, request.workers)?,
     )?;
-    let mut pipeline = local_pipeline(&backend, catalog, request.webhooks)?;
-    pipeline.settings.webhook_backoff = request.webhook_backoff;
+    let pipeline = local_pipeline(&backend, catalog, request.webhooks)?;
+    let pipeline = pipeline.with_settings(PipelineSettings {
+        webhook_backoff: request.webhook_backoff,
+        max_queue_depth: request.max_queue_depth,
+        ..pipeline.settings().clone()
+    });
     for _ in 0..request.workers {
         let pipeline = pipeline.clone();
         tokio::spawn(async move {
-            let never = || async { Ok(false) };
-            if let Err(e) = work_until(&pipeline, never).await {
+            let never = || async { Ok::<bool, PipelineError>(false) };
+            if let Err(e) = pipeline.work_until(never, tokio::time::sleep).await {
                 tracing::error!(error = %e, "processor stopped");
             }
         });
@@ -58,8 +64,6 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         max_documents: request.max_documents,
         max_body_bytes: request.max_body_bytes,
         default_evaluator: request.default_evaluator,
-        max_queue_depth: request.max_queue_depth,
-        queue_depth: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(request.addr)
         .await
@@ -67,32 +71,4 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(state)).await?;
     Ok(())
-}
-
-/// Creates an API key for `tenant` in `store` (the embedded backend's or
-/// a deployment's) and returns its token (shown once; only its hash is
-/// stored) and the tenant's webhook signing secret (made with its first
-/// key).
-///
-/// # Errors
-/// When the store cannot be written.
-pub async fn create_key(
-    store: &dyn docket_core::ports::JobStore,
-    tenant: docket_core::TenantId,
-    tier: docket_core::auth::Tier,
-) -> anyhow::Result<(String, String)> {
-    use docket_core::auth::{ApiKey, generate_token, hash_token};
-    let token = generate_token();
-    store
-        .put_api_key(&ApiKey {
-            hash: hash_token(&token),
-            tenant: tenant.clone(),
-            tier,
-            created_at: chrono::Utc::now(),
-        })
-        .await?;
-    let secret = store
-        .webhook_secret(&tenant, &docket_core::webhook::generate_secret())
-        .await?;
-    Ok((token, secret))
 }

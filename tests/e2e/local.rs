@@ -66,6 +66,7 @@ impl Evaluators for Flaky {
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,
+        deadline: Option<std::time::Instant>,
     ) -> Vec<Result<EvaluationReport, Failure>> {
         let mut passing = Vec::new();
         let mut failing = Vec::new();
@@ -85,7 +86,7 @@ impl Evaluators for Flaky {
         let total = passing.len() + failing.len();
         let (positions, requests): (Vec<usize>, Vec<EvaluationRequest>) =
             passing.into_iter().unzip();
-        let reports = self.host.evaluate(requests).await;
+        let reports = self.host.evaluate(requests, deadline).await;
         let mut results: Vec<Option<Result<EvaluationReport, Failure>>> =
             (0..total).map(|_| None).collect();
         for (n, report) in positions.into_iter().zip(reports) {
@@ -181,7 +182,7 @@ async fn rate_limited_items_wait_out_their_backoff() {
         .receive(NORMAL, 10, Duration::from_secs(30))
         .await
         .unwrap();
-    let dispositions = harness.pipeline.process(&deliveries).await;
+    let dispositions = harness.pipeline.process(&deliveries, None).await;
     let Disposition::RetryAfter(delay) = dispositions[0] else {
         panic!("expected a backoff, got {dispositions:?}");
     };
@@ -293,7 +294,7 @@ async fn high_priority_items_are_served_first() {
         )
         .await;
     assert_eq!(harness.pipeline.work_once().await.unwrap(), 5);
-    let store = &harness.pipeline.store;
+    let store = &harness.pipeline;
     assert_eq!(store.job(&high.id).await.unwrap().counters.items_done(), 5);
     assert_eq!(
         store.job(&normal.id).await.unwrap().counters.items_done(),
@@ -419,10 +420,10 @@ async fn a_duplicate_delivered_after_finalization_changes_nothing() {
         .unwrap();
     assert_eq!(redelivered.len(), 1);
     assert_eq!(
-        harness.pipeline.process(&redelivered).await,
+        harness.pipeline.process(&redelivered, None).await,
         [Disposition::Done]
     );
-    let after = harness.pipeline.store.job(&job.id).await.unwrap();
+    let after = harness.pipeline.job(&job.id).await.unwrap();
     assert_eq!(after.counters, finished.counters);
     assert_eq!(after.finished_at, finished.finished_at);
     // Any finalize message it caused finds the job finalized.
@@ -486,7 +487,8 @@ impl WorkQueue for Unreachable {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
     let mut harness = Harness::new(None);
-    harness.pipeline.queue = Arc::new(Unreachable(harness.backend.queue.clone()));
+    let queue = harness.backend.queue.clone();
+    harness.change_ports(|ports| ports.queue = Arc::new(Unreachable(queue)));
     let error = harness
         .pipeline
         .submit(docket_core::Submission {
@@ -507,7 +509,6 @@ async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
     assert_eq!(error.category(), FailureCategory::Transient);
     let job = harness
         .pipeline
-        .store
         .job(&docket_core::JobId::parse("job_unqueued").unwrap())
         .await
         .unwrap();

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use docket_core::model::{JobOptions, JobStatus, TenantId};
-use docket_core::pipeline::{IntakeDocument, Submission};
-use docket_core::ports::{BlobStore, Evaluators, JobStore};
+use docket_core::pipeline::{IntakeDocument, Pipeline, Ports, Submission};
+use docket_core::ports::{BlobStore, Evaluators, PluginRegistry};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost, PublishRequest};
 use docket_tests::Harness;
 
@@ -44,8 +44,13 @@ async fn a_job_pinned_to_v1_keeps_using_v1_after_v2_is_published() {
     // ... processors start with nothing loaded but the registry.
     let processors = catalog(backend);
     assert!(processors.loaded().is_empty());
-    let mut pipeline = harness.pipeline.clone();
-    pipeline.evaluators = Arc::new(processors.clone());
+    let pipeline = Pipeline::new(
+        Ports {
+            evaluators: Arc::new(processors.clone()),
+            ..harness.ports.clone()
+        },
+        Harness::settings(),
+    );
     let pinned = processors.resolve("scorer").await.unwrap();
     assert_eq!(
         (pinned.version.as_str(), &pinned.digest),
@@ -161,8 +166,13 @@ async fn published_compiled_code_that_does_not_match_is_recompiled() {
         .unwrap();
     assert!(backend.store.register_plugin(&forged).await.unwrap());
     let processors = catalog(backend);
-    let mut pipeline = harness.pipeline.clone();
-    pipeline.evaluators = Arc::new(processors.clone());
+    let pipeline = Pipeline::new(
+        Ports {
+            evaluators: Arc::new(processors.clone()),
+            ..harness.ports.clone()
+        },
+        Harness::settings(),
+    );
     let mut driver = harness;
     driver.pipeline = pipeline;
     let job = driver

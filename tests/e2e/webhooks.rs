@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use docket_core::model::JobOptions;
-use docket_core::ports::{Clock, QueueName};
+use docket_core::ports::{Clock, QueueName, WorkQueue};
 use docket_core::webhook::{WebhookState, sign};
 use docket_tests::Harness;
 
@@ -49,7 +49,7 @@ async fn deliver_all(harness: &Harness) {
             .await
             .unwrap();
         let depth = harness
-            .pipeline
+            .backend
             .queue
             .depth(QueueName::Webhook)
             .await
@@ -80,19 +80,14 @@ async fn a_finished_job_calls_back_signed_and_retries_a_failing_receiver() {
         )
         .await;
     harness.run_until_finalized(&job.id, 20).await;
-    let pending = harness.pipeline.store.job(&job.id).await.unwrap();
+    let pending = harness.pipeline.job(&job.id).await.unwrap();
     assert_eq!(pending.webhook.unwrap().state, WebhookState::Pending);
 
     let before = harness.clock.now();
     deliver_all(&harness).await;
     let calls = seen.lock().unwrap().clone();
     assert_eq!(calls.len(), 3, "two 503s, then delivered");
-    let secret = harness
-        .pipeline
-        .store
-        .webhook_secret(&job.tenant, "whsec_unused")
-        .await
-        .unwrap();
+    let secret = harness.pipeline.webhook_secret(&job.tenant).await.unwrap();
     for (headers, body) in &calls {
         let id = headers["webhook-id"].to_str().unwrap();
         let timestamp: i64 = headers["webhook-timestamp"]
@@ -116,7 +111,7 @@ async fn a_finished_job_calls_back_signed_and_retries_a_failing_receiver() {
         assert_eq!(event["data"]["completed_documents"], 1);
         assert_eq!(event["data"]["failed_documents"], 1);
     }
-    let finished = harness.pipeline.store.job(&job.id).await.unwrap();
+    let finished = harness.pipeline.job(&job.id).await.unwrap();
     let webhook = finished.webhook.unwrap();
     assert_eq!(webhook.state, WebhookState::Delivered);
     assert_eq!(webhook.attempts, 3);
@@ -136,11 +131,10 @@ async fn a_receiver_that_never_answers_2xx_is_given_up_after_the_last_attempt() 
     let job = harness.submit("hostile", &[("a", "fine")], options).await;
     harness.run_until_finalized(&job.id, 20).await;
     deliver_all(&harness).await;
-    let attempts = harness.pipeline.settings.webhook_attempts as usize;
+    let attempts = harness.pipeline.settings().webhook_attempts as usize;
     assert_eq!(seen.lock().unwrap().len(), attempts);
     let webhook = harness
         .pipeline
-        .store
         .job(&job.id)
         .await
         .unwrap()
@@ -154,7 +148,7 @@ async fn a_receiver_that_never_answers_2xx_is_given_up_after_the_last_attempt() 
         Some("the receiver answered 503 Service Unavailable")
     );
     let depth = harness
-        .pipeline
+        .backend
         .queue
         .depth(QueueName::Webhook)
         .await

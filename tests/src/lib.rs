@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use docket_core::model::{
     DocumentBody, DocumentSpec, EvaluatorRef, Job, JobId, JobOptions, TenantId,
 };
-use docket_core::pipeline::{IntakeDocument, Pipeline, PipelineSettings, Submission};
+use docket_core::pipeline::{
+    IntakeDocument, Pipeline, PipelineSettings, PlainText, Ports, ResultsFile, Submission,
+};
 use docket_core::ports::{Clock, Evaluators};
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{HostConfig, Manifest, PluginHost};
@@ -59,6 +61,8 @@ pub fn loaded_host() -> PluginHost {
 pub struct Harness {
     /// The pipeline.
     pub pipeline: Pipeline,
+    /// Its ports (to build a pipeline with one of them replaced).
+    pub ports: Ports,
     /// The backend.
     pub backend: LocalBackend,
     /// The host.
@@ -87,26 +91,33 @@ impl Harness {
             LocalBackend::open_with_clock(dir.path(), LocalOptions::default(), clock.clone())
                 .unwrap();
         let host = loaded_host();
-        let pipeline = Pipeline {
-            queue: backend.queue.clone(),
-            blobs: backend.blobs.clone(),
-            store: backend.store.clone(),
-            evaluators: evaluators.unwrap_or_else(|| Arc::new(host.clone())),
-            clock: clock.clone(),
-            metrics: Default::default(),
-            webhooks: Arc::new(loopback_webhooks()),
-            settings: PipelineSettings {
-                visibility: Duration::from_secs(30),
-                ..PipelineSettings::default()
-            },
-        };
+        let ports = backend.ports(
+            evaluators.unwrap_or_else(|| Arc::new(host.clone())),
+            Arc::new(loopback_webhooks()),
+            Arc::new(PlainText),
+        );
         Self {
-            pipeline,
+            pipeline: Pipeline::new(ports.clone(), Self::settings()),
+            ports,
             backend,
             host,
             clock,
             _dir: dir,
         }
+    }
+
+    /// The harness's pipeline settings.
+    pub fn settings() -> PipelineSettings {
+        PipelineSettings {
+            visibility: Duration::from_secs(30),
+            ..PipelineSettings::default()
+        }
+    }
+
+    /// Replaces the pipeline by one over `ports` changed by `change`.
+    pub fn change_ports(&mut self, change: impl FnOnce(&mut Ports)) {
+        change(&mut self.ports);
+        self.pipeline = Pipeline::new(self.ports.clone(), Self::settings());
     }
 
     /// The pinned reference of a loaded evaluator.
@@ -155,25 +166,17 @@ impl Harness {
             .unwrap()
     }
 
-    /// Runs processors and finalizers until `job` is finalized, moving the
-    /// clock past every backoff; panics after `rounds` rounds.
+    /// Runs worker rounds until `job` is finalized, moving the clock past
+    /// every backoff when a round finds nothing to do; panics after
+    /// `rounds` rounds.
     pub async fn run_until_finalized(&self, job: &JobId, rounds: usize) -> Job {
         for _ in 0..rounds {
-            let worked = self.pipeline.work_once().await.unwrap();
-            let finalized = self.pipeline.finalize_once().await.unwrap();
-            let mut drained = 0;
-            for priority in docket_core::Priority::ALL {
-                drained += self
-                    .pipeline
-                    .drain_dead_letters(docket_core::ports::QueueName::Work(priority))
-                    .await
-                    .unwrap();
-            }
-            let current = self.pipeline.store.job(job).await.unwrap();
+            let round = self.pipeline.run_round().await.unwrap();
+            let current = self.pipeline.job(job).await.unwrap();
             if current.finished_at.is_some() {
                 return current;
             }
-            if worked + finalized + drained == 0 {
+            if round.is_idle() {
                 self.clock.advance(Duration::from_secs(60));
             }
         }
@@ -184,8 +187,7 @@ impl Harness {
     pub async fn results(&self, job: &JobId) -> serde_json::Value {
         let bytes = self
             .pipeline
-            .blobs
-            .get(&docket_core::pipeline::results_key(job))
+            .results_file(job, ResultsFile::Json)
             .await
             .unwrap();
         serde_json::from_slice(&bytes).unwrap()

@@ -1,25 +1,13 @@
-//! The caller of a request, from its bearer token.
+//! The caller of a request, from its bearer token: who is calling (the
+//! tenant and tier of the API key in `Authorization: Bearer <token>`). Any
+//! other request is a 401.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use docket_core::auth::{Tier, hash_token};
-use docket_core::model::TenantId;
-use docket_core::ports::StoreError;
+pub use docket_core::auth::Caller;
 
 use crate::{ApiError, AppState};
-
-/// Who is calling: the tenant and tier of the API key in
-/// `Authorization: Bearer <token>`. Any other request is a 401.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The key's tenant: it sees only its own jobs.
-    pub tenant: TenantId,
-    /// The key's tier: its limits apply.
-    pub tier: Tier,
-    /// The stored hash of the key: names its rate-limit buckets.
-    pub key_hash: String,
-}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -41,14 +29,10 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?;
-        match state.pipeline.store.api_key(&hash_token(token)).await {
-            Ok(key) => Ok(Caller {
-                tenant: key.tenant,
-                tier: key.tier,
-                key_hash: key.hash,
-            }),
-            Err(StoreError::NotFound(_)) => Err(ApiError::Unauthorized("unknown API key".into())),
-            Err(e) => Err(docket_core::PipelineError::Store(e).into()),
-        }
+        state
+            .pipeline
+            .authenticate(token)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown API key".into()))
     }
 }

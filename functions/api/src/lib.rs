@@ -15,7 +15,6 @@ mod auth;
 pub mod error;
 mod extract;
 mod ops;
-mod quota;
 mod upload;
 
 use axum::Router;
@@ -25,11 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use docket_core::aggregate::ResultsDocument;
 use docket_core::model::{Job, JobId, TenantId};
-use docket_core::pipeline::{
-    IntakeDocument, Pipeline, PipelineError, Submission, documents_key, results_key,
-};
-use docket_core::ports::StoreError;
-use docket_core::progress::StatusReport;
+use docket_core::pipeline::{Pipeline, PipelineError, Refusal, ResultsFile};
+use docket_core::ports::{JobFilter, StoreError};
 use serde::Deserialize;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -49,14 +45,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Evaluator used when a batch names none.
     pub default_evaluator: String,
-    /// New batches are refused (503) while this many work items wait.
-    pub max_queue_depth: Option<u64>,
-    /// The last measured work-queue depth and when (shared by clones).
-    pub queue_depth: QueueDepthCache,
 }
-
-/// The last measured work-queue depth of an API instance.
-pub type QueueDepthCache = std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>;
 
 /// The API's router.
 pub fn app(state: AppState) -> Router {
@@ -116,6 +105,29 @@ impl From<PipelineError> for ApiError {
                 ApiError::NotFound(format!("job {id} not found"))
             }
             PipelineError::Store(StoreError::Conflict(message)) => ApiError::Conflict(message),
+            PipelineError::Refused(Refusal::TooManyJobs {
+                message,
+                retry_after,
+            }) => ApiError::TooManyRequests {
+                code: "too_many_jobs",
+                message,
+                retry_after,
+            },
+            PipelineError::Refused(Refusal::RateLimited {
+                message,
+                retry_after,
+            }) => ApiError::TooManyRequests {
+                code: "rate_limited",
+                message,
+                retry_after,
+            },
+            PipelineError::Refused(Refusal::Overloaded {
+                message,
+                retry_after,
+            }) => ApiError::Overloaded {
+                message,
+                retry_after,
+            },
             other if other.category().is_retryable() => ApiError::Unavailable(other.to_string()),
             other => internal(other),
         }
@@ -127,10 +139,10 @@ async fn tenant_job(state: &AppState, tenant: &TenantId, job_id: &str) -> Result
     let not_found = || ApiError::NotFound(format!("job {job_id} not found"));
     let id = JobId::parse(job_id).map_err(|_| not_found())?;
     tracing::Span::current().record("job_id", id.as_str());
-    match state.pipeline.store.job(&id).await {
-        Ok(job) if &job.tenant == tenant => Ok(job),
-        Ok(_) | Err(StoreError::NotFound(_)) => Err(not_found()),
-        Err(e) => Err(PipelineError::Store(e).into()),
+    match state.pipeline.tenant_job(tenant, &id).await {
+        Ok(job) => Ok(job),
+        Err(PipelineError::Store(StoreError::NotFound(_))) => Err(not_found()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -140,7 +152,7 @@ async fn status(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = tenant_job(&state, &caller.tenant, &job_id).await?;
-    Ok(axum::Json(StatusReport::of(&job, state.pipeline.clock.now())).into_response())
+    Ok(axum::Json(state.pipeline.status_report(&job)).into_response())
 }
 
 /// Query of the results route.
@@ -170,23 +182,28 @@ async fn results(
     }
     let job = tenant_job(&state, &caller.tenant, &job_id).await?;
     if job.finished_at.is_none() {
-        let report = StatusReport::of(&job, state.pipeline.clock.now());
+        let report = state.pipeline.status_report(&job);
         return Ok((StatusCode::ACCEPTED, axum::Json(report)).into_response());
     }
     let include_evidence = query
         .include_evidence
         .unwrap_or(job.options.include_evidence);
-    let blobs = &state.pipeline.blobs;
+    let pipeline = &state.pipeline;
     if format == "json" && include_evidence {
-        let bytes = blobs.get(&results_key(&job.id)).await.map_err(internal)?;
+        let bytes = pipeline
+            .results_file(&job.id, ResultsFile::Json)
+            .await
+            .map_err(internal)?;
         return Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response());
     }
     if format == "jsonl" && include_evidence {
-        let bytes = blobs.get(&documents_key(&job.id)).await.map_err(internal)?;
+        let bytes = pipeline
+            .results_file(&job.id, ResultsFile::Jsonl)
+            .await
+            .map_err(internal)?;
         return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], bytes).into_response());
     }
-    let bytes = blobs.get(&results_key(&job.id)).await.map_err(internal)?;
-    let mut document: ResultsDocument = serde_json::from_slice(&bytes).map_err(internal)?;
+    let mut document = pipeline.results(&job.id).await.map_err(internal)?;
     if !include_evidence {
         document = document.without_evidence();
     }
@@ -271,42 +288,14 @@ async fn retry(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = tenant_job(&state, &caller.tenant, &job_id).await?;
-    let recovery = state.pipeline.recovery(&job).await?;
-    let not_retried: Vec<serde_json::Value> = recovery
+    let retried = state.pipeline.retry(&caller, &job).await?;
+    let not_retried: Vec<serde_json::Value> = retried
         .not_retried
         .iter()
         .map(|(id, reason)| serde_json::json!({ "id": id, "reason": reason }))
         .collect();
-    if recovery.documents.is_empty() {
-        let message = if not_retried.is_empty() {
-            format!("job {} has no failed documents", job.id)
-        } else {
-            format!(
-                "none of the {} failed documents of job {} can be retried: they were rejected at intake",
-                not_retried.len(),
-                job.id
-            )
-        };
-        return Err(ApiError::Conflict(message));
-    }
-    let submission = Submission {
-        job_id: Some(upload::idempotent_job_id(
-            &caller.tenant,
-            &format!("retry:{}", job.id),
-        )),
-        tenant: caller.tenant.clone(),
-        evaluator: job.evaluator.clone(),
-        config: job.config.clone(),
-        options: job.options.clone(),
-        documents: recovery
-            .documents
-            .into_iter()
-            .map(IntakeDocument::Accepted)
-            .collect(),
-    };
-    let recovery_job = upload::submit(&state, &caller, submission).await?;
     Ok(upload::accepted(
-        &recovery_job,
+        &retried.job,
         serde_json::json!({ "retry_of": job.id, "not_retried": not_retried }),
     ))
 }
@@ -385,25 +374,19 @@ async fn list(
         return Err(ApiError::Invalid(errors));
     }
     // One more than the page tells whether there is a next page.
-    let filter = docket_core::ports::JobFilter {
+    let filter = JobFilter {
         status,
         since,
         before,
         limit: limit + 1,
     };
-    let mut jobs = state
-        .pipeline
-        .store
-        .list_jobs(&caller.tenant, &filter)
-        .await
-        .map_err(PipelineError::Store)?;
+    let mut jobs = state.pipeline.list_jobs(&caller.tenant, &filter).await?;
     let next_cursor = (jobs.len() > limit).then(|| jobs[limit - 1].id.clone());
     jobs.truncate(limit);
-    let now = state.pipeline.clock.now();
     let jobs: Vec<serde_json::Value> = jobs
         .iter()
         .map(|job| {
-            let report = StatusReport::of(job, now);
+            let report = state.pipeline.status_report(job);
             serde_json::json!({
                 "job_id": job.id,
                 "status": job.status,

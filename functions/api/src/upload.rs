@@ -6,50 +6,14 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use docket_core::model::{Chunking, DocumentBody, DocumentSpec, JobOptions, Priority};
-use docket_core::model::{Job, JobId};
-use docket_core::pipeline::{IntakeDocument, PipelineError, Submission};
-use docket_core::ports::StoreError;
-use serde::Deserialize;
+use docket_core::model::{Job, JobOptions, Priority};
+use docket_core::pipeline::{IntakeDocument, Submission, idempotent_job_id};
+use docket_core::upload::{Rules, UploadRequest};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
-use crate::{AppState, Caller, quota};
-
-/// The upload body: the batch clients' shape plus docket's own options.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct UploadRequest {
-    documents: Vec<UploadDocument>,
-    #[serde(default)]
-    options: UploadOptions,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct UploadDocument {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    metadata: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct UploadOptions {
-    priority: Option<String>,
-    include_evidence: Option<bool>,
-    include_questionnaire: Option<bool>,
-    webhook_url: Option<String>,
-    evaluator: Option<String>,
-    config: Option<Value>,
-    chunking: Option<Chunking>,
-    tolerated_failure_percent: Option<f64>,
-}
+use crate::{AppState, Caller};
 
 /// Checks every field and collects every problem.
 async fn validate(
@@ -84,19 +48,10 @@ async fn validate(
     let mut documents = Vec::with_capacity(request.documents.len());
     for (n, document) in request.documents.into_iter().enumerate() {
         let at = |field: &str| format!("documents[{n}].{field}");
-        let id = match document.id {
-            Some(Value::String(id)) if id.trim().is_empty() => {
-                errors.push(FieldError::new(at("id"), "empty"));
-                continue;
-            }
-            Some(Value::String(id)) => id,
-            Some(Value::Number(id)) => id.to_string(),
-            Some(_) => {
-                errors.push(FieldError::new(at("id"), "must be a string"));
-                continue;
-            }
-            None => {
-                errors.push(FieldError::new(at("id"), "missing"));
+        let id = match document.required_id() {
+            Ok(id) => id,
+            Err(problem) => {
+                errors.push(FieldError::new(at(problem.field), problem.message));
                 continue;
             }
         };
@@ -106,36 +61,13 @@ async fn validate(
                 format!("duplicate of documents[{first}].id {id:?}"),
             ));
         }
-        let content = match document.content {
-            Some(Value::String(content)) if content.trim().is_empty() => {
-                errors.push(FieldError::new(at("content"), "empty"));
-                continue;
+        match document.into_spec(id, Rules::Strict) {
+            Ok(spec) => {
+                batch_bytes += spec.body.len();
+                documents.push(IntakeDocument::Accepted(spec));
             }
-            Some(Value::String(content)) => content,
-            Some(_) => {
-                errors.push(FieldError::new(at("content"), "must be a string"));
-                continue;
-            }
-            None => {
-                errors.push(FieldError::new(at("content"), "missing"));
-                continue;
-            }
-        };
-        let metadata = match document.metadata {
-            None | Some(Value::Null) => Value::Null,
-            Some(metadata @ Value::Object(_)) => metadata,
-            Some(_) => {
-                errors.push(FieldError::new(at("metadata"), "must be a JSON object"));
-                continue;
-            }
-        };
-        batch_bytes += content.len();
-        documents.push(IntakeDocument::Accepted(DocumentSpec {
-            title: document.title.unwrap_or_else(|| id.clone()),
-            id,
-            body: DocumentBody::Text(content),
-            metadata,
-        }));
+            Err(problem) => errors.push(FieldError::new(at(problem.field), problem.message)),
+        }
     }
     let allowed_bytes = caller.tier.limits().batch_bytes;
     if batch_bytes > allowed_bytes {
@@ -182,7 +114,7 @@ async fn validate(
     let spec = options
         .evaluator
         .unwrap_or_else(|| state.default_evaluator.clone());
-    let evaluator = match state.pipeline.evaluators.resolve(&spec).await {
+    let evaluator = match state.pipeline.resolve_evaluator(&spec).await {
         Ok(evaluator) => Some(evaluator),
         Err(failure) => {
             errors.push(FieldError::new("options.evaluator", failure.message));
@@ -208,41 +140,6 @@ async fn validate(
     }
 }
 
-/// The job id an `Idempotency-Key` stands for: the same key from the same
-/// tenant always names the same job.
-pub(crate) fn idempotent_job_id(tenant: &docket_core::TenantId, key: &str) -> JobId {
-    let digest = docket_core::auth::hash_token(&format!("{tenant}\n{key}"));
-    let hex = digest.trim_start_matches("sha256:");
-    JobId::parse(&format!("job_idem_{}", &hex[..32])).unwrap_or_else(|_| JobId::generate())
-}
-
-/// Admits and submits a batch. Under a fixed job id it does so once: a
-/// repeated call finds the job, writes nothing and spends no quota, and of
-/// two concurrent calls one creates it.
-pub(crate) async fn submit(
-    state: &AppState,
-    caller: &Caller,
-    submission: Submission,
-) -> Result<Job, ApiError> {
-    let store = &state.pipeline.store;
-    if let Some(id) = &submission.job_id {
-        match store.job(id).await {
-            Ok(existing) => return Ok(existing),
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(PipelineError::Store(e).into()),
-        }
-    }
-    quota::admit(state, caller).await?;
-    let id = submission.job_id.clone();
-    match (state.pipeline.submit(submission).await, id) {
-        (Ok(job), _) => Ok(job),
-        (Err(PipelineError::Store(StoreError::Conflict(_))), Some(id)) => {
-            Ok(store.job(&id).await.map_err(PipelineError::Store)?)
-        }
-        (Err(e), _) => Err(e.into()),
-    }
-}
-
 pub(crate) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -263,7 +160,7 @@ pub(crate) async fn upload(
     };
     let mut submission = validate(request, &state, &caller).await?;
     if let Some(url) = &submission.options.webhook_url
-        && let Err(refused) = state.pipeline.webhooks.check(url).await
+        && let Err(refused) = state.pipeline.check_webhook_url(url).await
     {
         return Err(ApiError::Invalid(vec![FieldError::new(
             "options.webhook_url",
@@ -273,7 +170,7 @@ pub(crate) async fn upload(
     if let Some(key) = idempotency_key {
         submission.job_id = Some(idempotent_job_id(&caller.tenant, &key));
     }
-    let job = submit(&state, &caller, submission).await?;
+    let job = state.pipeline.submit_admitted(&caller, submission).await?;
     Ok(accepted(&job, json!({})))
 }
 

@@ -88,7 +88,7 @@ pub const CREATED_KEY: &str = "created_key";
 
 /// Where files dropped for ingestion go: `inbox/<tenant>/<file>`. The
 /// bucket notifies the ingest queue of every object created under it.
-pub const INBOX_PREFIX: &str = "inbox/";
+pub use docket_core::pipeline::INBOX_PREFIX;
 
 /// The table's TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -110,6 +110,25 @@ pub struct AwsBackend {
 }
 
 impl AwsBackend {
+    /// The pipeline's ports over this deployment, with the process's
+    /// evaluators, webhook sender and file reader, on the system clock.
+    pub fn ports(
+        &self,
+        evaluators: Arc<dyn docket_core::ports::Evaluators>,
+        webhooks: Arc<dyn docket_core::ports::WebhookSender>,
+        reader: Arc<dyn docket_core::pipeline::DocumentReader>,
+    ) -> docket_core::Ports {
+        docket_core::Ports::with_store(
+            self.queue.clone(),
+            self.blobs.clone(),
+            self.store.clone(),
+            evaluators,
+            webhooks,
+            reader,
+            Arc::new(docket_core::ports::SystemClock),
+        )
+    }
+
     /// Connects to the deployment named by `names`, with configuration from
     /// the environment (region, credentials, `AWS_ENDPOINT_URL`). Resolves
     /// every queue's URL.

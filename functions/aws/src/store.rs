@@ -26,11 +26,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 use chrono::{DateTime, Utc};
 use docket_core::FailureCategory;
 use docket_core::auth::ApiKey;
-use docket_core::model::{ItemOutcome, Job, JobId, JobStatus, TenantId};
+use docket_core::model::{ItemOutcome, ItemStatus, Job, JobId, JobStatus, TenantId};
 use docket_core::plugin::{Manifest, sort_manifests};
 use docket_core::ports::{
-    BackendError, JobFilter, JobStore, RecordReceipt, StoreError, StoreStats, changes,
-    check_republish,
+    ApiKeyStore, BackendError, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt,
+    StoreError, StoreStats, WebhookSecrets, check_republish,
 };
 use docket_core::quota::{self, BucketState, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
@@ -279,7 +279,12 @@ impl DynamoJobStore {
     }
 
     /// Statuses of the recorded items `first..=last` of the job.
-    async fn statuses(&self, id: &JobId, first: u32, last: u32) -> Result<Vec<String>, StoreError> {
+    async fn statuses(
+        &self,
+        id: &JobId,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<ItemStatus>, StoreError> {
         let mut statuses = Vec::new();
         let mut pages = self
             .client
@@ -297,7 +302,10 @@ impl DynamoJobStore {
             .send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| backend("query", &e))?;
-            statuses.push(text(&item, "status").unwrap_or_default().to_owned());
+            let status = text(&item, "status").unwrap_or_default();
+            statuses.push(status.parse().map_err(|e: String| {
+                StoreError::Backend(BackendError::new(FailureCategory::Permanent, e))
+            })?);
         }
         Ok(statuses)
     }
@@ -319,7 +327,7 @@ impl DynamoJobStore {
         let mut recorded = Vec::new();
         let mut duplicates = Vec::new();
         let mut seen = HashSet::new();
-        let mut documents: HashMap<u32, Vec<String>> = HashMap::new();
+        let mut documents: HashMap<u32, Vec<ItemStatus>> = HashMap::new();
         let mut writes = Vec::new();
         for outcome in outcomes {
             if already.contains(&outcome.item) || !seen.insert(outcome.item) {
@@ -328,7 +336,7 @@ impl DynamoJobStore {
             }
             let status = outcome.result.status();
             let count = outcome.chunk.count;
-            let mut states: Vec<&str> = Vec::new();
+            let mut states: &[ItemStatus] = &[];
             if count > 1 {
                 let document = match documents.entry(outcome.document) {
                     std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
@@ -337,17 +345,17 @@ impl DynamoJobStore {
                         slot.insert(self.statuses(id, first, first + count - 1).await?)
                     }
                 };
-                document.push(status.to_owned());
-                states = document.iter().map(String::as_str).collect();
+                document.push(status);
+                states = document;
             }
-            job.counters.count_item(status, count, &states);
+            job.counters.count_item(status, count, states);
             recorded.push(outcome.item);
             let mut item = Self::key(job_key(id), &item_key(outcome.item));
             item.insert(
                 "body".into(),
                 s(serde_json::to_string(outcome).map_err(|e| corrupt("outcome", e))?),
             );
-            item.insert("status".into(), s(status));
+            item.insert("status".into(), s(status.as_str()));
             item.insert("document".into(), n(outcome.document));
             writes.push(
                 TransactWriteItem::builder()
@@ -491,15 +499,13 @@ impl JobStore for DynamoJobStore {
         to: JobStatus,
     ) -> Result<Job, StoreError> {
         let ((), job) = self
-            .update(id, |job| changes::transition(job, from, to))
+            .update(id, |job| job.transition(from, to).map_err(StoreError::from))
             .await?;
         Ok(job)
     }
 
     async fn halt_job(&self, id: &JobId, reason: &str) -> Result<bool, StoreError> {
-        let (set, _) = self
-            .update(id, |job| Ok(changes::halt(job, reason)))
-            .await?;
+        let (set, _) = self.update(id, |job| Ok(job.halt(reason))).await?;
         Ok(set)
     }
 
@@ -511,100 +517,20 @@ impl JobStore for DynamoJobStore {
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
         let ((), job) = self
-            .update(id, |job| changes::finish(job, status, error, now))
+            .update(id, |job| {
+                job.finish(status, error, now).map_err(StoreError::from)
+            })
             .await?;
         Ok(job)
     }
 
-    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let mut item = Self::key(format!("KEY#{}", key.hash), "KEY");
-        item.insert(
-            "body".into(),
-            s(serde_json::to_string(key).map_err(|e| corrupt("api key", e))?),
-        );
-        if self.put_new(item).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(
-                "an API key with this hash exists".into(),
-            ))
-        }
-    }
-
-    async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError> {
-        let item = self
-            .get(format!("KEY#{hash}"), "KEY")
-            .await?
-            .ok_or_else(|| StoreError::NotFound("api key".into()))?;
-        body(&item, "api key")
-    }
-
-    async fn take_token(
-        &self,
-        bucket: &str,
-        rate: Rate,
-        now: DateTime<Utc>,
-    ) -> Result<Grant, StoreError> {
-        let pk = format!("BUCKET#{bucket}");
-        for _ in 0..ATTEMPTS {
-            let stored = self.get(pk.clone(), "BUCKET").await?;
-            let version = stored.as_ref().and_then(|i| number(i, "version"));
-            let state: Option<BucketState> = match &stored {
-                Some(item) => Some(body(item, "bucket")?),
-                None => None,
-            };
-            let (next, grant) = quota::take(state, rate, now);
-            let mut item = Self::key(pk.clone(), "BUCKET");
-            item.insert(
-                "body".into(),
-                s(serde_json::to_string(&next).map_err(|e| corrupt("bucket", e))?),
-            );
-            item.insert("version".into(), n(version.unwrap_or(0) + 1));
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            put = match version {
-                None => put.condition_expression("attribute_not_exists(pk)"),
-                Some(v) => put
-                    .condition_expression("version = :v")
-                    .expression_attribute_values(":v", n(v)),
-            };
-            match put.send().await {
-                Ok(_) => return Ok(grant),
-                Err(e) if code(&e) == Some("ConditionalCheckFailedException") => continue,
-                Err(e) => return Err(backend("take token", &e).into()),
-            }
-        }
-        Err(contended("take token"))
-    }
-
     async fn set_webhook(&self, id: &JobId, delivery: &WebhookDelivery) -> Result<(), StoreError> {
         self.update(id, |job| {
-            changes::set_webhook(job, delivery);
+            job.set_webhook(delivery);
             Ok(())
         })
         .await?;
         Ok(())
-    }
-
-    async fn webhook_secret(
-        &self,
-        tenant: &TenantId,
-        candidate: &str,
-    ) -> Result<String, StoreError> {
-        let pk = format!("TENANT#{tenant}");
-        let mut item = Self::key(pk.clone(), "SECRET");
-        item.insert("secret".into(), s(candidate));
-        self.put_new(item).await?;
-        let stored = self
-            .get(pk, "SECRET")
-            .await?
-            .ok_or_else(|| corrupt("tenant", "secret vanished"))?;
-        text(&stored, "secret")
-            .map(str::to_owned)
-            .ok_or_else(|| corrupt("tenant", "no secret"))
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -693,7 +619,101 @@ impl JobStore for DynamoJobStore {
         }
         Ok(jobs)
     }
+}
 
+#[async_trait]
+impl ApiKeyStore for DynamoJobStore {
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let mut item = Self::key(format!("KEY#{}", key.hash), "KEY");
+        item.insert(
+            "body".into(),
+            s(serde_json::to_string(key).map_err(|e| corrupt("api key", e))?),
+        );
+        if self.put_new(item).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(
+                "an API key with this hash exists".into(),
+            ))
+        }
+    }
+
+    async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError> {
+        let item = self
+            .get(format!("KEY#{hash}"), "KEY")
+            .await?
+            .ok_or_else(|| StoreError::NotFound("api key".into()))?;
+        body(&item, "api key")
+    }
+}
+
+#[async_trait]
+impl RateLimiter for DynamoJobStore {
+    async fn take_token(
+        &self,
+        bucket: &str,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError> {
+        let pk = format!("BUCKET#{bucket}");
+        for _ in 0..ATTEMPTS {
+            let stored = self.get(pk.clone(), "BUCKET").await?;
+            let version = stored.as_ref().and_then(|i| number(i, "version"));
+            let state: Option<BucketState> = match &stored {
+                Some(item) => Some(body(item, "bucket")?),
+                None => None,
+            };
+            let (next, grant) = quota::take(state, rate, now);
+            let mut item = Self::key(pk.clone(), "BUCKET");
+            item.insert(
+                "body".into(),
+                s(serde_json::to_string(&next).map_err(|e| corrupt("bucket", e))?),
+            );
+            item.insert("version".into(), n(version.unwrap_or(0) + 1));
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            put = match version {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => put
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(v)),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(grant),
+                Err(e) if code(&e) == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => return Err(backend("take token", &e).into()),
+            }
+        }
+        Err(contended("take token"))
+    }
+}
+
+#[async_trait]
+impl WebhookSecrets for DynamoJobStore {
+    async fn webhook_secret(
+        &self,
+        tenant: &TenantId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let pk = format!("TENANT#{tenant}");
+        let mut item = Self::key(pk.clone(), "SECRET");
+        item.insert("secret".into(), s(candidate));
+        self.put_new(item).await?;
+        let stored = self
+            .get(pk, "SECRET")
+            .await?
+            .ok_or_else(|| corrupt("tenant", "secret vanished"))?;
+        text(&stored, "secret")
+            .map(str::to_owned)
+            .ok_or_else(|| corrupt("tenant", "no secret"))
+    }
+}
+
+#[async_trait]
+impl PluginRegistry for DynamoJobStore {
     async fn register_plugin(&self, manifest: &Manifest) -> Result<bool, StoreError> {
         let sk = format!("{}#{}", manifest.name, manifest.version);
         let mut item = Self::key(PLUGINS.to_owned(), &sk);

@@ -22,11 +22,13 @@ use docket_core::model::{
     JobStatus, TenantId,
 };
 use docket_core::pipeline::{
-    FinalizeMessage, FinalizeOutcome, IntakeDocument, Pipeline, PipelineSettings, Submission,
+    FinalizeMessage, FinalizeOutcome, IntakeDocument, Pipeline, PipelineSettings, PlainText, Ports,
+    Submission,
 };
 use docket_core::ports::{
-    BlobError, BlobStore, Clock, EvaluationReport, EvaluationRequest, Evaluators, JobFilter,
-    JobStore, OutgoingMessage, QueueError, QueueName, StoreError, SystemClock, Usage, WorkQueue,
+    ApiKeyStore, BlobError, BlobStore, Clock, EvaluationReport, EvaluationRequest, Evaluators,
+    JobFilter, JobStore, OutgoingMessage, PluginRegistry, QueueError, QueueName, RateLimiter,
+    StoreError, SystemClock, Usage, WebhookSecrets, WorkQueue,
 };
 use docket_core::{
     DocumentBody, DocumentSpec, Evaluation, Failure, FailureCategory, Priority, Score,
@@ -39,13 +41,18 @@ pub struct Subject {
     pub queue: Arc<dyn WorkQueue>,
     /// Blobs.
     pub blobs: Arc<dyn BlobStore>,
-    /// Jobs.
-    pub store: Arc<dyn JobStore>,
+    /// Jobs, keys, rate buckets, secrets and the plugin registry.
+    pub store: Arc<dyn Stores>,
     /// The queues' dead-letter threshold (receives).
     pub max_receives: u32,
     /// Keeps whatever backs the subject alive (a temp dir, a server).
     pub guard: Box<dyn Any + Send + Sync>,
 }
+
+/// The five store ports, as one adapter implements them.
+pub trait Stores: JobStore + ApiKeyStore + RateLimiter + WebhookSecrets + PluginRegistry {}
+
+impl<S> Stores for S where S: JobStore + ApiKeyStore + RateLimiter + WebhookSecrets + PluginRegistry {}
 
 /// Generates one `#[tokio::test]` per check for `$factory`, an
 /// `async fn() -> Subject`.
@@ -1072,6 +1079,7 @@ impl Evaluators for FakeEvaluators {
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,
+        _deadline: Option<std::time::Instant>,
     ) -> Vec<Result<EvaluationReport, Failure>> {
         self.calls
             .fetch_add(requests.len() as u32, Ordering::Relaxed);
@@ -1112,26 +1120,35 @@ impl Evaluators for FakeEvaluators {
 
 /// A pipeline over the subject's ports with the fake evaluator.
 pub fn fake_pipeline(subject: &Subject, evaluators: Arc<FakeEvaluators>) -> Pipeline {
-    Pipeline {
+    let ports = Ports {
         queue: subject.queue.clone(),
         blobs: subject.blobs.clone(),
-        store: subject.store.clone(),
+        jobs: subject.store.clone(),
+        keys: subject.store.clone(),
+        rate_limits: subject.store.clone(),
+        secrets: subject.store.clone(),
         evaluators,
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        metrics: Default::default(),
         webhooks: Arc::new(docket_core::ports::NoWebhooks),
-        settings: PipelineSettings {
+        reader: Arc::new(PlainText),
+        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+    };
+    Pipeline::new(
+        ports,
+        PipelineSettings {
             visibility: Duration::from_secs(30),
             ..PipelineSettings::default()
         },
-    }
+    )
 }
 
-/// Receives finalize messages, finalizes their jobs and counts the
-/// finalizations this round won.
-async fn finalize_round(pipeline: &Pipeline, finalized: &AtomicU32) -> usize {
-    let deliveries = pipeline
-        .queue
+/// Receives finalize messages (as the queue delivers them), finalizes their
+/// jobs and counts the finalizations this round won.
+async fn finalize_round(
+    queue: &dyn WorkQueue,
+    pipeline: &Pipeline,
+    finalized: &AtomicU32,
+) -> usize {
+    let deliveries = queue
         .receive(QueueName::Finalize, 10, Duration::from_secs(30))
         .await
         .expect("receive finalize");
@@ -1150,8 +1167,7 @@ async fn finalize_round(pipeline: &Pipeline, finalized: &AtomicU32) -> usize {
     }
     let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
     if !receipts.is_empty() {
-        pipeline
-            .queue
+        queue
             .ack(QueueName::Finalize, &receipts)
             .await
             .expect("ack");
@@ -1192,19 +1208,19 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
     let workers: Vec<_> = (0..8)
         .map(|worker| {
             let pipeline = pipeline.clone();
+            let queue = subject.queue.clone();
             let finalized = finalized.clone();
             tokio::spawn(async move {
                 let mut idle = 0;
                 let mut round = 0u64;
                 while idle < 30 {
                     round += 1;
-                    let deliveries = pipeline
-                        .queue
+                    let deliveries = queue
                         .receive(NORMAL, 10, Duration::from_secs(30))
                         .await
                         .expect("receive");
                     if deliveries.is_empty() {
-                        let handled = finalize_round(&pipeline, &finalized).await;
+                        let handled = finalize_round(queue.as_ref(), &pipeline, &finalized).await;
                         idle = if handled == 0 { idle + 1 } else { 0 };
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
@@ -1220,7 +1236,7 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
                     };
                     let mut dispositions = Vec::new();
                     for _ in 0..copies {
-                        dispositions = pipeline.process(&deliveries).await;
+                        dispositions = pipeline.process(&deliveries, None).await;
                     }
                     pipeline
                         .settle(NORMAL, &deliveries, &dispositions)

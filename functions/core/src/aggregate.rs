@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::evaluation::{ChunkEvaluation, Evaluation, Finding, Severity};
 use crate::failure::{Failure, FailureCategory};
@@ -90,9 +91,10 @@ pub struct Summary {
     pub evaluator_summary: Option<serde_json::Value>,
 }
 
-/// `results.json`: the whole job's results.
+/// The results of a job apart from its documents: what `results.json`
+/// opens with and what a reader of the documents' lines needs beside them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResultsDocument {
+pub struct ResultsHeader {
     /// The job.
     pub job_id: JobId,
     /// Its final status.
@@ -110,6 +112,14 @@ pub struct ResultsDocument {
     pub error: Option<String>,
     /// The summary.
     pub summary: Summary,
+}
+
+/// `results.json`: the whole job's results, the header's fields first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsDocument {
+    /// Everything but the documents.
+    #[serde(flatten)]
+    pub header: ResultsHeader,
     /// Every document, in submission order.
     pub documents: Vec<DocumentResult>,
 }
@@ -150,28 +160,13 @@ impl ResultsDocument {
     /// `results.json` and `documents.jsonl` (one line per document),
     /// serializing each document once for both.
     pub fn to_json_and_jsonl(&self) -> (String, String) {
+        /// `results.json` with the documents already serialized.
         #[derive(Serialize)]
-        struct Head<'a> {
-            job_id: &'a JobId,
-            status: JobStatus,
-            document_count: u32,
-            evaluator: &'a EvaluatorRef,
-            created_at: DateTime<Utc>,
-            finished_at: DateTime<Utc>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            error: &'a Option<String>,
-            summary: &'a Summary,
+        struct Whole<'a> {
+            #[serde(flatten)]
+            header: &'a ResultsHeader,
+            documents: Vec<Box<RawValue>>,
         }
-        let head = Head {
-            job_id: &self.job_id,
-            status: self.status,
-            document_count: self.document_count,
-            evaluator: &self.evaluator,
-            created_at: self.created_at,
-            finished_at: self.finished_at,
-            error: &self.error,
-            summary: &self.summary,
-        };
         // Serializing these plain structs cannot fail. A large job has tens
         // of megabytes of them: spread the work over the cores.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -193,19 +188,18 @@ impl ResultsDocument {
                 .flat_map(|part| part.join().unwrap_or_default())
                 .collect()
         });
-        let head = serde_json::to_string(&head).unwrap_or_default();
-        let mut json = String::with_capacity(
-            head.len() + lines.iter().map(|l| l.len() + 1).sum::<usize>() + 16,
-        );
-        json.push_str(head.strip_suffix('}').unwrap_or(&head));
-        json.push_str(",\"documents\":[");
-        json.push_str(&lines.join(","));
-        json.push_str("]}");
         let mut jsonl = lines.join("\n");
         if !jsonl.is_empty() {
             jsonl.push('\n');
         }
-        (json, jsonl)
+        let whole = Whole {
+            header: &self.header,
+            documents: lines
+                .into_iter()
+                .filter_map(|line| RawValue::from_string(line).ok())
+                .collect(),
+        };
+        (serde_json::to_string(&whole).unwrap_or_default(), jsonl)
     }
 }
 
@@ -577,7 +571,7 @@ mod tests {
         );
         let summary = summarize(&documents, Some(serde_json::json!({"k": 1})));
         let now = Utc::now();
-        let results = ResultsDocument {
+        let header = ResultsHeader {
             job_id: JobId::parse("job_1").unwrap(),
             status: JobStatus::Completed,
             document_count: 2,
@@ -590,8 +584,8 @@ mod tests {
             finished_at: now,
             error: None,
             summary,
-            documents,
         };
+        let results = ResultsDocument { header, documents };
         let (json, jsonl) = results.to_json_and_jsonl();
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed, serde_json::to_value(&results).unwrap());

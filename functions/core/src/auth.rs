@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::TenantId;
+use crate::ports::{ApiKeyStore, StoreError, WebhookSecrets};
 use crate::quota::Rate;
 
 /// What a key's holder may do.
@@ -90,6 +91,58 @@ pub struct ApiKey {
     pub tier: Tier,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+}
+
+/// Who is calling: the tenant and tier of the API key a request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's tenant: it sees only its own jobs.
+    pub tenant: TenantId,
+    /// The key's tier: its limits apply.
+    pub tier: Tier,
+    /// The stored hash of the key: names its rate-limit buckets.
+    pub key_hash: String,
+}
+
+/// A new API key: the token, shown once (only its hash is stored), and the
+/// tenant's webhook signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedKey {
+    /// The bearer token.
+    pub token: String,
+    /// The tenant's `whsec_` secret (made with its first key).
+    pub webhook_secret: String,
+}
+
+/// Creates an API key for `tenant` of `tier` in `keys` (the embedded
+/// backend's or a deployment's) and returns its token and the tenant's
+/// webhook signing secret (made with its first key): the one way keys are
+/// issued, by the API's operators, the `docket keys` command and tests.
+///
+/// # Errors
+/// Store errors.
+pub async fn issue_api_key(
+    keys: &dyn ApiKeyStore,
+    secrets: &dyn WebhookSecrets,
+    tenant: &TenantId,
+    tier: Tier,
+    now: DateTime<Utc>,
+) -> Result<IssuedKey, StoreError> {
+    let token = generate_token();
+    keys.put_api_key(&ApiKey {
+        hash: hash_token(&token),
+        tenant: tenant.clone(),
+        tier,
+        created_at: now,
+    })
+    .await?;
+    let webhook_secret = secrets
+        .webhook_secret(tenant, &crate::webhook::generate_secret())
+        .await?;
+    Ok(IssuedKey {
+        token,
+        webhook_secret,
+    })
 }
 
 /// The stored form of a token.

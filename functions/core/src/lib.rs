@@ -3,8 +3,8 @@
 //!
 //! This crate does no I/O of its own and depends on no AWS, Lambda, SQLite or
 //! wasmtime crate. The `local` and `aws` adapter crates implement the ports;
-//! the Lambda functions and the `docket` command wire a [`pipeline::Pipeline`]
-//! to their event sources.
+//! the Lambda functions and the `docket` command hand their ports to a
+//! [`pipeline::Pipeline`] once and call its use cases.
 #![deny(missing_docs)]
 
 pub mod aggregate;
@@ -19,12 +19,13 @@ pub mod plugin;
 pub mod ports;
 pub mod progress;
 pub mod quota;
+pub mod upload;
 pub mod webhook;
 
 pub use evaluation::{Evaluation, Finding, Score, Severity, Span};
 pub use failure::{Failure, FailureCategory, RetryPolicy};
 pub use model::{
-    DocumentBody, DocumentSpec, EvaluatorRef, ItemOutcome, ItemResult, Job, JobCounters, JobId,
-    JobOptions, JobStatus, Priority, TenantId, WorkItem,
+    DocumentBody, DocumentSpec, EvaluatorRef, ItemOutcome, ItemResult, ItemStatus, Job,
+    JobCounters, JobId, JobOptions, JobStatus, Priority, TenantId, WorkItem,
 };
-pub use pipeline::{Pipeline, PipelineError, PipelineSettings, Submission};
+pub use pipeline::{Pipeline, PipelineError, PipelineSettings, Ports, Submission};

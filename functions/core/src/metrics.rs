@@ -130,7 +130,7 @@ impl Metrics {
         let within = |minutes: i64| -> u64 {
             per_minute
                 .iter()
-                .filter(|(at, _)| *at <= minute && minute - *at < minutes)
+                .filter(|(at, _)| *at <= minute && minute.saturating_sub(*at) < minutes)
                 .map(|(_, count)| count)
                 .sum()
         };

@@ -308,24 +308,23 @@ impl JobCounters {
         self.items_succeeded + self.items_failed + self.items_skipped
     }
 
-    /// Counts one newly recorded item of `status` (see
-    /// [`ItemResult::status`]). `document` holds the statuses of every
-    /// recorded chunk of its document, this one included: the document is
-    /// counted when all `chunk_count` chunks are there — failed if any
-    /// failed, else skipped if any was skipped, else succeeded. Every store
-    /// counts through here.
-    pub fn count_item(&mut self, status: &str, chunk_count: u32, document: &[&str]) {
+    /// Counts one newly recorded item of `status`. `document` holds the
+    /// statuses of every recorded chunk of its document, this one included:
+    /// the document is counted when all `chunk_count` chunks are there —
+    /// failed if any failed, else skipped if any was skipped, else
+    /// succeeded. Every store counts through here.
+    pub fn count_item(&mut self, status: ItemStatus, chunk_count: u32, document: &[ItemStatus]) {
         match status {
-            "succeeded" => self.items_succeeded += 1,
-            "failed" => self.items_failed += 1,
-            _ => self.items_skipped += 1,
+            ItemStatus::Succeeded => self.items_succeeded += 1,
+            ItemStatus::Failed => self.items_failed += 1,
+            ItemStatus::Skipped => self.items_skipped += 1,
         }
         let whole = chunk_count <= 1;
         if whole || document.len() as u32 >= chunk_count {
             let states = if whole { &[status][..] } else { document };
-            if states.contains(&"failed") {
+            if states.contains(&ItemStatus::Failed) {
                 self.documents_failed += 1;
-            } else if states.contains(&"skipped") {
+            } else if states.contains(&ItemStatus::Skipped) {
                 self.documents_skipped += 1;
             } else {
                 self.documents_succeeded += 1;
@@ -383,10 +382,90 @@ pub struct Job {
     pub webhook: Option<crate::webhook::WebhookDelivery>,
 }
 
+/// A change the job's state machine refuses: the status is not one the
+/// change starts from, or the job is already finalized. Stores report it
+/// as a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The job's state machine: every conditional change a store makes to a
+/// job it read (inside its transaction or optimistic write) is one of these,
+/// so both backends accept and refuse the same changes.
 impl Job {
     /// Whether its remaining items must be skipped rather than evaluated.
     pub fn skips_items(&self) -> bool {
         self.status == JobStatus::Cancelled || self.error.is_some() || self.finished_at.is_some()
+    }
+
+    /// Moves the job to `to` when its status is in `from` and it is not
+    /// finalized.
+    ///
+    /// # Errors
+    /// [`Refused`] otherwise.
+    pub fn transition(&mut self, from: &[JobStatus], to: JobStatus) -> Result<(), Refused> {
+        if self.finished_at.is_some() || !from.contains(&self.status) {
+            return Err(Refused(format!(
+                "job {} is {}{}",
+                self.id,
+                self.status,
+                if self.finished_at.is_some() {
+                    " and finalized"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.status = to;
+        Ok(())
+    }
+
+    /// Sets the reason the job fails fast, once: whether this call set it.
+    pub fn halt(&mut self, reason: &str) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        self.error = Some(reason.to_owned());
+        true
+    }
+
+    /// Finalizes the job: `status` (its current one, or one it can become),
+    /// `error` (or the one it has) and `finished_at`.
+    ///
+    /// # Errors
+    /// [`Refused`] when already finalized or the status change is not
+    /// allowed.
+    pub fn finish(
+        &mut self,
+        status: JobStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        if self.finished_at.is_some() {
+            return Err(Refused(format!("job {} is already finalized", self.id)));
+        }
+        if status != self.status && !self.status.can_become(status) {
+            return Err(Refused(format!(
+                "job {} cannot go from {} to {status}",
+                self.id, self.status
+            )));
+        }
+        self.status = status;
+        self.error = error.map(str::to_owned).or(self.error.take());
+        self.finished_at = Some(now);
+        Ok(())
+    }
+
+    /// Records where the job's callback stands; a delivered callback stays
+    /// delivered.
+    pub fn set_webhook(&mut self, delivery: &crate::webhook::WebhookDelivery) {
+        let delivered = self
+            .webhook
+            .as_ref()
+            .is_some_and(|w| w.state == crate::webhook::WebhookState::Delivered);
+        if !delivered {
+            self.webhook = Some(delivery.clone());
+        }
     }
 }
 
@@ -537,13 +616,54 @@ pub enum ItemResult {
     },
 }
 
-impl ItemResult {
-    /// `succeeded`, `failed` or `skipped`: how stores index an outcome.
-    pub fn status(&self) -> &'static str {
+/// Which of the three terminal states an item reached: how stores index an
+/// outcome and count its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Evaluated.
+    Succeeded,
+    /// Failed for good.
+    Failed,
+    /// Not evaluated.
+    Skipped,
+}
+
+impl ItemStatus {
+    /// Every status.
+    pub const ALL: [ItemStatus; 3] = [
+        ItemStatus::Succeeded,
+        ItemStatus::Failed,
+        ItemStatus::Skipped,
+    ];
+
+    /// The stored name: `succeeded`, `failed` or `skipped`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ItemResult::Succeeded { .. } => "succeeded",
-            ItemResult::Failed { .. } => "failed",
-            ItemResult::Skipped { .. } => "skipped",
+            ItemStatus::Succeeded => "succeeded",
+            ItemStatus::Failed => "failed",
+            ItemStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::str::FromStr for ItemStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ItemStatus::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown item status {s:?}"))
+    }
+}
+
+impl ItemResult {
+    /// Its terminal state.
+    pub fn status(&self) -> ItemStatus {
+        match self {
+            ItemResult::Succeeded { .. } => ItemStatus::Succeeded,
+            ItemResult::Failed { .. } => ItemStatus::Failed,
+            ItemResult::Skipped { .. } => ItemStatus::Skipped,
         }
     }
 }

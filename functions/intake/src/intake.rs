@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use docket_core::model::{DocumentBody, DocumentSpec, RejectedDocument};
-use docket_core::pipeline::IntakeDocument;
+use docket_core::pipeline::{DocumentReader, IntakeDocument};
+use docket_core::upload::{Rules, UploadDocument};
 use docket_core::{Failure, FailureCategory};
 use serde_json::{Value, json};
 
@@ -117,10 +118,7 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Intake, IntakeError> {
 
 /// Makes the document's id unique within the batch by suffixing `#2`, `#3`…
 fn unique(mut document: IntakeDocument, ids: &mut HashSet<String>) -> IntakeDocument {
-    let id = match &mut document {
-        IntakeDocument::Accepted(d) => &mut d.id,
-        IntakeDocument::Rejected(d) => &mut d.id,
-    };
+    let id = document.id_mut();
     if !ids.insert(id.clone()) {
         let base = id.clone();
         let mut n = 2;
@@ -170,6 +168,16 @@ pub fn read_file(path: &Path, id: &str) -> Vec<IntakeDocument> {
             title,
             format!("cannot read {}: {e}", path.display()),
         )],
+    }
+}
+
+/// The pipeline's reader of files dropped in the inbox: [`read_bytes`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileReader;
+
+impl DocumentReader for FileReader {
+    fn read(&self, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
+        read_bytes(path, id, title, bytes)
     }
 }
 
@@ -238,24 +246,23 @@ fn from_pdf(id: &str, title: String, bytes: &[u8], mut metadata: Value) -> Intak
     }
 }
 
-/// One entry of a manifest: the upload body's document shape.
-fn from_entry(entry: &Value, at: &str, fallback_id: String) -> IntakeDocument {
-    let id = match entry.get("id") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => fallback_id,
+/// One entry of a manifest, read as the upload body's document
+/// ([`UploadDocument`]) under the manifest's lenient rules: an entry without
+/// a usable id gets `fallback_id`.
+fn from_entry(entry: Value, at: &str, fallback_id: String) -> IntakeDocument {
+    let document: UploadDocument = match serde_json::from_value(entry) {
+        Ok(document) => document,
+        Err(e) => return rejected(fallback_id.clone(), fallback_id, format!("{at}: {e}")),
     };
-    let title = entry
-        .get("title")
-        .and_then(Value::as_str)
-        .map_or_else(|| id.clone(), str::to_owned);
-    let metadata = entry.get("metadata").cloned().unwrap_or(Value::Null);
-    match entry.get("content") {
-        Some(Value::String(content)) => {
-            accept(id, title, DocumentBody::Text(content.clone()), metadata)
-        }
-        Some(_) => rejected(id, title, format!("{at}.content: must be a string")),
-        None => rejected(id, title, format!("{at}.content: missing")),
+    let id = document.id_or(fallback_id);
+    let title = document.title.clone().unwrap_or_else(|| id.clone());
+    match document.into_spec(id.clone(), Rules::Lenient) {
+        Ok(spec) => accept(spec.id, spec.title, spec.body, spec.metadata),
+        Err(problem) => rejected(
+            id,
+            title,
+            format!("{at}.{}: {}", problem.field, problem.message),
+        ),
     }
 }
 
@@ -269,7 +276,11 @@ fn from_json(id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
             .iter()
             .enumerate()
             .map(|(n, entry)| {
-                from_entry(entry, &format!("documents[{n}]"), format!("{id}#{}", n + 1))
+                from_entry(
+                    entry.clone(),
+                    &format!("documents[{n}]"),
+                    format!("{id}#{}", n + 1),
+                )
             })
             .collect(),
         Some(Value::Array(_)) => vec![rejected(
@@ -279,7 +290,7 @@ fn from_json(id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
         )],
         Some(_) => vec![rejected(id.to_owned(), title, "documents: must be a list")],
         None if value.get("content").is_some() => {
-            vec![from_entry(&value, "document", id.to_owned())]
+            vec![from_entry(value, "document", id.to_owned())]
         }
         None => vec![rejected(
             id.to_owned(),
@@ -297,7 +308,7 @@ fn from_jsonl(id: &str, bytes: &[u8]) -> Vec<IntakeDocument> {
         .map(|(n, line)| {
             let fallback = format!("{id}#{}", n + 1);
             match serde_json::from_str::<Value>(line) {
-                Ok(entry) => from_entry(&entry, &format!("line {}", n + 1), fallback),
+                Ok(entry) => from_entry(entry, &format!("line {}", n + 1), fallback),
                 Err(e) => rejected(
                     fallback.clone(),
                     fallback,

@@ -8,4 +8,4 @@
 pub mod intake;
 pub mod pdf;
 
-pub use intake::{Intake, IntakeError, SUPPORTED, read_bytes, read_file, read_inputs};
+pub use intake::{FileReader, Intake, IntakeError, SUPPORTED, read_bytes, read_file, read_inputs};

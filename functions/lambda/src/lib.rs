@@ -24,7 +24,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use docket_aws::{AwsBackend, Names};
 use docket_core::metrics::{InvocationFigures, emf_records};
 use docket_core::pipeline::{Disposition, Pipeline, PipelineSettings};
-use docket_core::ports::{Clock, Delivery, QueueName, Receipt, SystemClock};
+use docket_core::ports::{Delivery, QueueName, Receipt};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost};
 
 /// What the functions read from their environment.
@@ -86,21 +86,23 @@ pub async fn pipeline_counting(
     for bundled in docket_bundled::EVALUATORS {
         host.load_component(bundled.name, bundled.version, bundled.bytes)?;
     }
-    let policy = docket_webhook::AddressPolicy::default();
     let catalog = Catalog::new(host, backend.store.clone(), backend.blobs.clone());
-    Ok(Pipeline {
-        queue: backend.queue.clone(),
-        blobs: backend.blobs.clone(),
-        store: backend.store.clone(),
-        evaluators: Arc::new(catalog),
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        metrics: Default::default(),
-        webhooks: Arc::new(docket_webhook::HttpWebhookSender::new(
-            policy,
-            Duration::from_secs(10),
-        )?),
-        settings: PipelineSettings::default(),
-    })
+    let webhooks = docket_webhook::HttpWebhookSender::new(
+        docket_webhook::AddressPolicy::default(),
+        Duration::from_secs(10),
+    )?;
+    let ports = backend.ports(
+        Arc::new(catalog),
+        Arc::new(webhooks),
+        Arc::new(docket_intake::FileReader),
+    );
+    Ok(Pipeline::new(
+        ports,
+        PipelineSettings {
+            max_queue_depth: Some(settings.max_queue_depth),
+            ..PipelineSettings::default()
+        },
+    ))
 }
 
 /// The API's router over `pipeline` (the `upload` function serves it
@@ -112,8 +114,6 @@ pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
         // API Gateway's own payload limit.
         max_body_bytes: 10 * 1024 * 1024,
         default_evaluator: settings.default_evaluator.clone(),
-        max_queue_depth: Some(settings.max_queue_depth),
-        queue_depth: Default::default(),
     })
 }
 
@@ -144,127 +144,29 @@ pub fn created_objects(notification: &serde_json::Value) -> Option<Vec<CreatedOb
         .collect()
 }
 
-/// The `ingest` function's work: every object created under the inbox
-/// (`inbox/<tenant>/<file>`, or `inbox/<file>` for the `inbox` tenant)
-/// becomes one
-/// job — a file is one document (text, Markdown, PDF, a JSON document), a
-/// manifest (`*.json` with `documents`, or `*.jsonl`) many; a
-/// `*.batch.json` manifest may carry `options.evaluator` and
-/// `options.priority`. Nothing is dropped silently: an unreadable file or a
-/// malformed manifest makes a job whose document failed with the reason,
-/// and an unknown evaluator fails every document with it. A notification
-/// delivered twice makes one job (the job id is derived from the object's
-/// key and ETag). Returns the jobs, in record order.
+/// The `ingest` function's work: the objects of a notification, their
+/// keys decoded (notification keys are form-encoded), become jobs
+/// ([`Pipeline::ingest`]). Returns the jobs, in record order.
 ///
 /// # Errors
-/// Backend failures (the invocation is retried by S3's async delivery).
+/// Backend failures (the notification is retried; a repeat makes no
+/// second job).
 pub async fn ingest(
     pipeline: &Pipeline,
     settings: &Settings,
     objects: &[CreatedObject],
-) -> anyhow::Result<Vec<docket_core::JobId>> {
-    use docket_core::model::{JobOptions, Priority, TenantId};
-    use docket_core::pipeline::{IntakeDocument, Submission};
-    let mut jobs = Vec::new();
-    for object in objects {
-        let raw = &object.key;
-        // Notification keys are form-encoded.
-        let key: String = url::form_urlencoded::parse(format!("k={raw}").as_bytes())
-            .map(|(_, v)| v.into_owned())
-            .next()
-            .unwrap_or_default();
-        let Some(path) = key.strip_prefix(docket_aws::INBOX_PREFIX) else {
-            tracing::info!(%key, "object outside the inbox ignored");
-            continue;
-        };
-        let (tenant, file) = match path.split_once('/') {
-            Some((tenant, file)) if TenantId::parse(tenant).is_ok() => (tenant, file),
-            _ => ("inbox", path),
-        };
-        let tenant = TenantId::parse(tenant)?;
-        let etag = &object.etag;
-        let digest = docket_core::auth::hash_token(&format!("ingest\n{key}\n{etag}"));
-        let job_id = docket_core::JobId::parse(&format!(
-            "job_ingest_{}",
-            &digest.trim_start_matches("sha256:")[..32]
-        ))?;
-        match pipeline.store.job(&job_id).await {
-            Ok(_) => {
-                tracing::info!(%key, %job_id, "notification repeated; job exists");
-                jobs.push(job_id);
-                continue;
-            }
-            Err(docket_core::ports::StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let bytes = match pipeline.blobs.get(&key).await {
-            Ok(bytes) => bytes,
-            Err(docket_core::ports::BlobError::NotFound(_)) => {
-                tracing::warn!(%key, "object gone before it was read");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let name = file.rsplit('/').next().unwrap_or(file).to_owned();
-        let mut documents = docket_intake::read_bytes(&key, &name, name.clone(), &bytes);
-        let mut options = JobOptions::default();
-        let mut spec = settings.default_evaluator.clone();
-        if name.ends_with(".batch.json")
-            && let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes)
-        {
-            let given = &manifest["options"];
-            if let Some(evaluator) = given["evaluator"].as_str() {
-                spec = evaluator.to_owned();
-            }
-            if let Some(priority) = given["priority"]
-                .as_str()
-                .and_then(|p| p.parse::<Priority>().ok())
-            {
-                options.priority = priority;
-            }
-        }
-        let evaluator = match pipeline.evaluators.resolve(&spec).await {
-            Ok(evaluator) => evaluator,
-            Err(failure) => {
-                documents = documents
-                    .into_iter()
-                    .map(|d| {
-                        let (id, title) = match d {
-                            IntakeDocument::Accepted(d) => (d.id, d.title),
-                            IntakeDocument::Rejected(d) => (d.id, d.title),
-                        };
-                        IntakeDocument::Rejected(docket_core::model::RejectedDocument {
-                            id,
-                            title,
-                            failure: failure.clone(),
-                        })
-                    })
-                    .collect();
-                pipeline
-                    .evaluators
-                    .resolve(&settings.default_evaluator)
-                    .await?
-            }
-        };
-        let submission = Submission {
-            job_id: Some(job_id.clone()),
-            tenant,
-            evaluator,
-            config: serde_json::json!({}),
-            options,
-            documents,
-        };
-        match pipeline.submit(submission).await {
-            Ok(job) => {
-                tracing::info!(%key, job_id = %job.id, documents = job.counters.documents_total, "inbox file submitted")
-            }
-            Err(docket_core::PipelineError::Store(docket_core::ports::StoreError::Conflict(_))) => {
-            }
-            Err(e) => return Err(e.into()),
-        }
-        jobs.push(job_id);
-    }
-    Ok(jobs)
+) -> Result<Vec<docket_core::JobId>, docket_core::PipelineError> {
+    let objects: Vec<docket_core::pipeline::CreatedObject> = objects
+        .iter()
+        .map(|object| docket_core::pipeline::CreatedObject {
+            key: url::form_urlencoded::parse(format!("k={}", object.key).as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .next()
+                .unwrap_or_default(),
+            etag: object.etag.clone(),
+        })
+        .collect();
+    pipeline.ingest(&objects, &settings.default_evaluator).await
 }
 
 /// The `ingest` function: each message is an S3 notification (S3 sends
@@ -346,16 +248,11 @@ async fn respond(
     deliveries: &[Delivery],
     dispositions: &[Disposition],
 ) -> SqsBatchResponse {
+    if let Some(queue) = queue {
+        pipeline.set_backoffs(queue, deliveries, dispositions).await;
+    }
     let mut response = SqsBatchResponse::default();
     for (delivery, disposition) in deliveries.iter().zip(dispositions) {
-        if let (Disposition::RetryAfter(delay), Some(queue)) = (disposition, queue)
-            && let Err(e) = pipeline
-                .queue
-                .retry_after(queue, &delivery.receipt, *delay)
-                .await
-        {
-            tracing::warn!(message_id = %delivery.message_id, error = %e, "backoff not set; the message returns after its visibility timeout");
-        }
         if *disposition != Disposition::Done {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = delivery.message_id.clone();
@@ -392,23 +289,16 @@ pub fn deadline_of(context_deadline_ms: u64) -> Instant {
 /// evaluation must end [`RECORDING_MARGIN`] before it (a plugin's own time
 /// limit is cut to what is left); an evaluation the deadline stops is a
 /// `TRANSIENT` failure, so its message is retried by another invocation
-/// instead of being blamed on the plugin.
+/// instead of being blamed on the plugin. Mapped to the work queues'
+/// dead-letter queues too, it records what they hold as failed.
 pub async fn process_within(
     pipeline: &Pipeline,
     names: &Names,
     event: SqsEvent,
     deadline: Option<Instant>,
 ) -> SqsBatchResponse {
-    pipeline
-        .evaluators
-        .set_deadline(deadline.map(|d| d.checked_sub(RECORDING_MARGIN).unwrap_or(d)));
-    let response = process_batch(pipeline, names, event).await;
-    pipeline.evaluators.set_deadline(None);
-    response
-}
-
-async fn process_batch(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> SqsBatchResponse {
-    let before = pipeline.metrics.snapshot(pipeline.clock.now());
+    let deadline = deadline.map(|d| d.checked_sub(RECORDING_MARGIN).unwrap_or(d));
+    let before = pipeline.metrics();
     let source = event
         .records
         .first()
@@ -429,11 +319,11 @@ async fn process_batch(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> S
                 vec![Disposition::Keep; deliveries.len()]
             }
         },
-        _ => pipeline.process(&deliveries).await,
+        _ => pipeline.process(&deliveries, deadline).await,
     };
     let queue = queue.filter(|_| !dead);
     let response = respond(pipeline, queue, &deliveries, &dispositions).await;
-    let after = pipeline.metrics.snapshot(pipeline.clock.now());
+    let after = pipeline.metrics();
     let processed =
         (after.succeeded + after.skipped + after.failed.iter().map(|f| f.1).sum::<u64>())
             - (before.succeeded + before.skipped + before.failed.iter().map(|f| f.1).sum::<u64>());
@@ -455,7 +345,7 @@ async fn process_batch(pipeline: &Pipeline, names: &Names, event: SqsEvent) -> S
             .collect(),
         cold_start: COLD.swap(false, Ordering::Relaxed),
     };
-    for record in emf_records(&figures, pipeline.clock.now()) {
+    for record in emf_records(&figures, pipeline.now()) {
         println!("{record}");
     }
     response

@@ -14,11 +14,13 @@ use std::time::Duration;
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use docket_aws::Names;
-use docket_core::auth::{ApiKey, Tier, generate_token, hash_token};
+use docket_aws::{AwsBackend, Names};
+use docket_core::auth::Tier;
 use docket_core::model::{DocumentBody, DocumentSpec, JobId, TenantId};
-use docket_core::pipeline::{IntakeDocument, Pipeline, Submission, results_key};
-use docket_core::ports::QueueName;
+use docket_core::pipeline::{
+    IntakeDocument, Pipeline, PipelineSettings, ResultsFile, Submission, results_key,
+};
+use docket_core::ports::{BlobStore, JobStore, QueueName, WorkQueue};
 use docket_lambda::Settings;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Context, LambdaEvent, Service};
@@ -48,7 +50,10 @@ fn fixtures_round_trip_through_serde() {
     assert_eq!(Some(objects[0].key.clone()), s3.records[0].s3.object.key);
 }
 
-async fn deployment() -> (Settings, Pipeline) {
+/// A fresh deployment on the emulator: the functions' settings, the
+/// pipeline they build, and the deployment's resources as the tests (and
+/// the event-source runner, which plays AWS's part) see them.
+async fn deployment() -> (Settings, Pipeline, AwsBackend) {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: start the emulator with `eval \"$(localstack/start)\"` (bin/test does)"
@@ -64,7 +69,8 @@ async fn deployment() -> (Settings, Pipeline) {
         max_queue_depth: 200_000,
     };
     let pipeline = docket_lambda::pipeline(&settings).await.unwrap();
-    (settings, pipeline)
+    let aws = AwsBackend::connect(&settings.names).await.unwrap();
+    (settings, pipeline, aws)
 }
 
 /// The fixture request, made a `method path` call with `headers` and a
@@ -134,7 +140,7 @@ impl Source {
 /// `crash` holds are received but neither handed over nor deleted, as if
 /// the function died on them. Returns how many messages it received.
 async fn pump_with<F, Fut>(
-    pipeline: &Pipeline,
+    aws: &AwsBackend,
     names: &Names,
     source: Source,
     crash: impl Fn(&docket_core::ports::Delivery) -> bool,
@@ -146,12 +152,9 @@ where
 {
     let queue = source.queue;
     let received = if source.dead {
-        pipeline
-            .queue
-            .receive_dead(queue, 10, source.visibility)
-            .await
+        aws.queue.receive_dead(queue, 10, source.visibility).await
     } else {
-        pipeline.queue.receive(queue, 10, source.visibility).await
+        aws.queue.receive(queue, 10, source.visibility).await
     };
     let received = received.unwrap();
     let count = received.len();
@@ -172,9 +175,9 @@ where
         .map(|d| d.receipt.clone())
         .collect();
     if source.dead {
-        pipeline.queue.ack_dead(queue, &done).await.unwrap();
+        aws.queue.ack_dead(queue, &done).await.unwrap();
     } else {
-        pipeline.queue.ack(queue, &done).await.unwrap();
+        aws.queue.ack(queue, &done).await.unwrap();
     }
     count
 }
@@ -212,12 +215,12 @@ fn sqs_event(
 }
 
 /// [`pump_with`] without crashes.
-async fn pump<F, Fut>(pipeline: &Pipeline, names: &Names, queue: QueueName, handler: F) -> usize
+async fn pump<F, Fut>(aws: &AwsBackend, names: &Names, queue: QueueName, handler: F) -> usize
 where
     F: Fn(SqsEvent) -> Fut,
     Fut: std::future::Future<Output = SqsBatchResponse>,
 {
-    pump_with(pipeline, names, Source::of(queue), |_| false, handler).await
+    pump_with(aws, names, Source::of(queue), |_| false, handler).await
 }
 
 fn documents() -> Vec<(String, String)> {
@@ -268,16 +271,14 @@ async fn reference_intake_results(documents: Vec<IntakeDocument>) -> Value {
             .unwrap();
     }
     let evaluator = host.resolve_loaded("decalogo").unwrap();
-    let pipeline = Pipeline {
-        queue: backend.queue.clone(),
-        blobs: backend.blobs.clone(),
-        store: backend.store.clone(),
-        evaluators: Arc::new(host),
-        clock: Arc::new(docket_core::ports::SystemClock),
-        metrics: Default::default(),
-        webhooks: Arc::new(docket_core::ports::NoWebhooks),
-        settings: Default::default(),
-    };
+    let pipeline = Pipeline::new(
+        backend.ports(
+            Arc::new(host),
+            Arc::new(docket_core::ports::NoWebhooks),
+            Arc::new(docket_intake::FileReader),
+        ),
+        PipelineSettings::default(),
+    );
     let job = pipeline
         .submit(Submission {
             job_id: None,
@@ -290,17 +291,12 @@ async fn reference_intake_results(documents: Vec<IntakeDocument>) -> Value {
         .await
         .unwrap();
     for _ in 0..200 {
-        pipeline.work_once().await.unwrap();
-        pipeline.finalize_once().await.unwrap();
-        if pipeline
-            .store
-            .job(&job.id)
-            .await
-            .unwrap()
-            .finished_at
-            .is_some()
-        {
-            let bytes = pipeline.blobs.get(&results_key(&job.id)).await.unwrap();
+        pipeline.run_round().await.unwrap();
+        if pipeline.job(&job.id).await.unwrap().finished_at.is_some() {
+            let bytes = pipeline
+                .results_file(&job.id, ResultsFile::Json)
+                .await
+                .unwrap();
             return serde_json::from_slice(&bytes).unwrap();
         }
     }
@@ -329,7 +325,7 @@ fn comparable(mut results: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
-    let (settings, pipeline) = deployment().await;
+    let (settings, pipeline, aws) = deployment().await;
     let token = api_key(&pipeline).await;
     let router = docket_lambda::api(pipeline.clone(), &settings);
     let documents = documents();
@@ -347,9 +343,9 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     let job_id = JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap();
 
     let names = &settings.names;
-    run_until_finished(&pipeline, names, std::slice::from_ref(&job_id)).await;
+    run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
 
-    let job = pipeline.store.job(&job_id).await.unwrap();
+    let job = aws.store.job(&job_id).await.unwrap();
     assert_eq!(job.status, docket_core::JobStatus::Completed);
     assert_eq!(
         (
@@ -376,12 +372,12 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     assert_eq!(status, 200);
     assert_eq!(report["progress"]["completed_documents"], 200);
 
-    let stored = pipeline.blobs.get(&results_key(&job_id)).await.unwrap();
+    let stored = aws.blobs.get(&results_key(&job_id)).await.unwrap();
     let results: Value = serde_json::from_slice(&stored).unwrap();
     assert_eq!(results["document_count"], 200);
     let reference = reference_results(&documents).await;
     assert_eq!(comparable(results), comparable(reference));
-    let depth = pipeline
+    let depth = aws
         .queue
         .depth(QueueName::Work(docket_core::Priority::Normal))
         .await
@@ -390,22 +386,22 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
 }
 
 /// Runs processors and finalizers until every job in `jobs` is finished.
-async fn run_until_finished(pipeline: &Pipeline, names: &Names, jobs: &[JobId]) {
+async fn run_until_finished(pipeline: &Pipeline, aws: &AwsBackend, names: &Names, jobs: &[JobId]) {
     for _ in 0..400 {
         let mut handled = 0;
         for priority in docket_core::Priority::ALL {
-            handled += pump(pipeline, names, QueueName::Work(priority), |event| {
+            handled += pump(aws, names, QueueName::Work(priority), |event| {
                 docket_lambda::process(pipeline, names, event)
             })
             .await;
         }
-        handled += pump(pipeline, names, QueueName::Finalize, |event| {
+        handled += pump(aws, names, QueueName::Finalize, |event| {
             docket_lambda::finalize(pipeline, event)
         })
         .await;
         let mut finished = 0;
         for job in jobs {
-            if pipeline.store.job(job).await.unwrap().finished_at.is_some() {
+            if aws.store.job(job).await.unwrap().finished_at.is_some() {
                 finished += 1;
             }
         }
@@ -421,7 +417,7 @@ async fn run_until_finished(pipeline: &Pipeline, names: &Names, jobs: &[JobId]) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_with_the_reason() {
-    let (settings, pipeline) = deployment().await;
+    let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
     let plan = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -447,7 +443,7 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
     ];
     // Real PutObject calls: S3 notifies the ingest queue.
     for (key, bytes) in &files {
-        pipeline.blobs.put(key, bytes.clone()).await.unwrap();
+        aws.blobs.put(key, bytes.clone()).await.unwrap();
     }
     let acme = TenantId::parse("acme").unwrap();
     let listed = |limit| docket_core::ports::JobFilter {
@@ -457,24 +453,17 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
     for _ in 0..100 {
         // Each notification handed over twice, as a duplicate delivery
         // would: the second makes no job.
-        pump(&pipeline, names, QueueName::Ingest, |event| async {
+        pump(&aws, names, QueueName::Ingest, |event| async {
             docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
             docket_lambda::ingest_messages(&pipeline, &settings, event).await
         })
         .await;
-        if pipeline
-            .store
-            .list_jobs(&acme, &listed(10))
-            .await
-            .unwrap()
-            .len()
-            >= 5
-        {
+        if aws.store.list_jobs(&acme, &listed(10)).await.unwrap().len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let jobs: Vec<JobId> = pipeline
+    let jobs: Vec<JobId> = aws
         .store
         .list_jobs(&acme, &listed(10))
         .await
@@ -487,16 +476,15 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
         5,
         "one job per inbox file; the object outside the inbox is not notified"
     );
-    let inbox = pipeline.queue.depth(QueueName::Ingest).await.unwrap();
+    let inbox = aws.queue.depth(QueueName::Ingest).await.unwrap();
     assert_eq!((inbox.visible, inbox.in_flight, inbox.dead), (0, 0, 0));
-    run_until_finished(&pipeline, names, &jobs).await;
+    run_until_finished(&pipeline, &aws, names, &jobs).await;
 
     let mut by_first_document = std::collections::HashMap::new();
     for job in &jobs {
-        let job = pipeline.store.job(job).await.unwrap();
+        let job = aws.store.job(job).await.unwrap();
         let results: Value =
-            serde_json::from_slice(&pipeline.blobs.get(&results_key(&job.id)).await.unwrap())
-                .unwrap();
+            serde_json::from_slice(&aws.blobs.get(&results_key(&job.id)).await.unwrap()).unwrap();
         let first = results["documents"][0]["id"].as_str().unwrap().to_owned();
         by_first_document.insert(first, (job, results));
     }
@@ -527,18 +515,11 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
 
 /// A premium API key of tenant `acme`.
 async fn api_key(pipeline: &Pipeline) -> String {
-    let token = generate_token();
     pipeline
-        .store
-        .put_api_key(&ApiKey {
-            hash: hash_token(&token),
-            tenant: TenantId::parse("acme").unwrap(),
-            tier: Tier::Premium,
-            created_at: chrono::Utc::now(),
-        })
+        .issue_api_key(&TenantId::parse("acme").unwrap(), Tier::Premium)
         .await
-        .unwrap();
-    token
+        .unwrap()
+        .token
 }
 
 /// Submits `documents` through the upload handler; returns the job.
@@ -560,7 +541,7 @@ async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finalizes_once() {
-    let (settings, pipeline) = deployment().await;
+    let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
     let texts: Vec<(String, String)> = (0..20)
         .map(|n| (format!("d{n}"), format!("document {n} text")))
@@ -576,7 +557,7 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
     };
     // The function processes a batch and dies before Lambda deletes it.
     let handled = pump_with(
-        &pipeline,
+        &aws,
         names,
         work,
         |_| false,
@@ -591,7 +572,7 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for _ in 0..100 {
         pump_with(
-            &pipeline,
+            &aws,
             names,
             work,
             |_| false,
@@ -599,18 +580,18 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
         )
         .await;
         // Finalize messages delivered twice each.
-        pump(&pipeline, names, QueueName::Finalize, |event| async {
+        pump(&aws, names, QueueName::Finalize, |event| async {
             docket_lambda::finalize(&pipeline, event.clone()).await;
             docket_lambda::finalize(&pipeline, event).await
         })
         .await;
-        let job = pipeline.store.job(&job_id).await.unwrap();
+        let job = aws.store.job(&job_id).await.unwrap();
         if job.finished_at.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let job = pipeline.store.job(&job_id).await.unwrap();
+    let job = aws.store.job(&job_id).await.unwrap();
     assert_eq!(job.status, docket_core::JobStatus::Completed);
     assert_eq!(
         (
@@ -625,8 +606,7 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
     let late = docket_core::pipeline::FinalizeMessage {
         job_id: job_id.clone(),
     };
-    pipeline
-        .queue
+    aws.queue
         .send(
             QueueName::Finalize,
             vec![docket_core::ports::OutgoingMessage::new(
@@ -635,19 +615,19 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
         )
         .await
         .unwrap();
-    pump(&pipeline, names, QueueName::Finalize, |event| {
+    pump(&aws, names, QueueName::Finalize, |event| {
         docket_lambda::finalize(&pipeline, event)
     })
     .await;
     assert_eq!(
-        pipeline.store.job(&job_id).await.unwrap().finished_at,
+        aws.store.job(&job_id).await.unwrap().finished_at,
         finished_at
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_alone() {
-    let (settings, pipeline) = deployment().await;
+    let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
     let documents = [
         ("good-1", "fine text"),
@@ -661,36 +641,29 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
     };
     let poison = |d: &docket_core::ports::Delivery| d.body.contains("\"poison\"");
     for _ in 0..60 {
-        pump_with(&pipeline, names, work, poison, |event| {
+        pump_with(&aws, names, work, poison, |event| {
             docket_lambda::process(&pipeline, names, event)
         })
         .await;
         let dead = Source { dead: true, ..work };
         pump_with(
-            &pipeline,
+            &aws,
             names,
             dead,
             |_| false,
             |event| docket_lambda::process(&pipeline, names, event),
         )
         .await;
-        pump(&pipeline, names, QueueName::Finalize, |event| {
+        pump(&aws, names, QueueName::Finalize, |event| {
             docket_lambda::finalize(&pipeline, event)
         })
         .await;
-        if pipeline
-            .store
-            .job(&job_id)
-            .await
-            .unwrap()
-            .finished_at
-            .is_some()
-        {
+        if aws.store.job(&job_id).await.unwrap().finished_at.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let job = pipeline.store.job(&job_id).await.unwrap();
+    let job = aws.store.job(&job_id).await.unwrap();
     assert!(job.finished_at.is_some(), "the job did not finish");
     assert_eq!(
         (
@@ -700,7 +673,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
         (2, 1)
     );
     let results: Value =
-        serde_json::from_slice(&pipeline.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
     let poisoned = results["documents"]
         .as_array()
         .unwrap()
@@ -713,7 +686,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
         poisoned["error"]["message"],
         "dead-lettered: the processor never recorded an outcome for this item"
     );
-    let depth = pipeline
+    let depth = aws
         .queue
         .depth(QueueName::Work(docket_core::Priority::Normal))
         .await
@@ -723,7 +696,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
-    let (settings, pipeline) = deployment().await;
+    let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
     let mut pages: Vec<String> = (1..=60)
         .map(|n| format!("Page {n}: general notes."))
@@ -733,7 +706,7 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
     pages[59] = "Presupuesto de 4.000 millones. Seguimiento trimestral.".into();
     let pdf = docket_intake::pdf::write_text_pdf(&pages).unwrap();
     let key = "inbox/acme/long plan.pdf";
-    pipeline.blobs.put(key, pdf.clone()).await.unwrap();
+    aws.blobs.put(key, pdf.clone()).await.unwrap();
     let acme = TenantId::parse("acme").unwrap();
     let filter = docket_core::ports::JobFilter {
         limit: 1,
@@ -741,11 +714,11 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
     };
     let mut jobs = Vec::new();
     for _ in 0..100 {
-        pump(&pipeline, names, QueueName::Ingest, |event| {
+        pump(&aws, names, QueueName::Ingest, |event| {
             docket_lambda::ingest_messages(&pipeline, &settings, event)
         })
         .await;
-        jobs = pipeline.store.list_jobs(&acme, &filter).await.unwrap();
+        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
         if !jobs.is_empty() {
             break;
         }
@@ -753,9 +726,9 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
     }
     let job_id = jobs[0].id.clone();
     assert_eq!(jobs[0].counters.items_total, 3, "60 pages in chunks of 25");
-    run_until_finished(&pipeline, names, std::slice::from_ref(&job_id)).await;
+    run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
     let results: Value =
-        serde_json::from_slice(&pipeline.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
     let document = &results["documents"][0];
     assert_eq!(document["chunks"], 3);
     assert_eq!(document["status"], "completed");
@@ -780,9 +753,13 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "figures: run explicitly"]
 async fn aws_calls_per_document() {
-    let (settings, _) = deployment().await;
+    let (settings, _, _) = deployment().await;
     let counter = docket_aws::CallCounter::default();
     let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
+        .await
+        .unwrap();
+    // The event-source runner's receives and deletes are paid too.
+    let aws = AwsBackend::connect_counting(&settings.names, Some(counter.clone()))
         .await
         .unwrap();
     let names = &settings.names;
@@ -801,8 +778,8 @@ async fn aws_calls_per_document() {
         .collect();
     let before = counter.counts();
     let job_id = upload(&pipeline, &settings, &documents).await;
-    run_until_finished(&pipeline, names, std::slice::from_ref(&job_id)).await;
-    let job = pipeline.store.job(&job_id).await.unwrap();
+    run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
+    let job = aws.store.job(&job_id).await.unwrap();
     assert_eq!(job.counters.documents_succeeded, 1000);
     let mut calls = counter.counts();
     for (key, n) in before {
@@ -854,7 +831,7 @@ async fn aws_calls_per_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_processor() {
-    let (settings, api_pipeline) = deployment().await;
+    let (settings, api_pipeline, aws) = deployment().await;
     let backend = docket_aws::AwsBackend::connect(&settings.names)
         .await
         .unwrap();
@@ -879,11 +856,7 @@ async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_proce
         .await
         .unwrap();
     let hex = manifest.sha256.trim_start_matches("sha256:");
-    let mut stored = api_pipeline
-        .blobs
-        .list("plugins/counter/1.0.0/")
-        .await
-        .unwrap();
+    let mut stored = aws.blobs.list("plugins/counter/1.0.0/").await.unwrap();
     stored.sort();
     assert_eq!(
         stored,
@@ -917,24 +890,28 @@ async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_proce
     let processor = docket_lambda::pipeline(&settings).await.unwrap();
     assert!(
         !processor
-            .evaluators
-            .loaded()
+            .loaded_evaluators()
             .iter()
             .any(|r| r.name == "counter")
     );
-    run_until_finished(&processor, &settings.names, std::slice::from_ref(&job_id)).await;
-    let job = processor.store.job(&job_id).await.unwrap();
+    run_until_finished(
+        &processor,
+        &aws,
+        &settings.names,
+        std::slice::from_ref(&job_id),
+    )
+    .await;
+    let job = processor.job(&job_id).await.unwrap();
     assert_eq!(job.status, docket_core::JobStatus::Completed);
     assert_eq!(job.counters.documents_succeeded, 20);
     let results: Value =
-        serde_json::from_slice(&processor.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
     assert_eq!(results["evaluator"]["name"], "counter");
     assert_eq!(results["evaluator"]["version"], "1.0.0");
     assert_eq!(results["evaluator"]["digest"], manifest.sha256.as_str());
     assert!(
         processor
-            .evaluators
-            .loaded()
+            .loaded_evaluators()
             .iter()
             .any(|r| r.digest == manifest.sha256),
         "the processor loaded the published plugin"
@@ -1039,7 +1016,7 @@ async fn runtime_api(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a figure for docs/benchmarks.md, not a check (cargo test --release -p docket-lambda --test emulator -- --ignored --nocapture processor_cold_start)"]
 async fn processor_cold_start() {
-    let (settings, pipeline) = deployment().await;
+    let (settings, pipeline, aws) = deployment().await;
     let prefix = settings.names.table().trim_end_matches("-jobs").to_owned();
     let tmp = tempfile::tempdir().unwrap();
     let queue = QueueName::Work(docket_core::Priority::Normal);
@@ -1054,7 +1031,7 @@ async fn processor_cold_start() {
             &[("doc", "A plan with goals, budget and indicators.")],
         )
         .await;
-        let deliveries = pipeline
+        let deliveries = aws
             .queue
             .receive(queue, 10, Duration::from_secs(60))
             .await

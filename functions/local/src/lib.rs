@@ -18,7 +18,8 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use docket_core::ports::{Clock, SystemClock};
+use docket_core::pipeline::{DocumentReader, Ports};
+use docket_core::ports::{Clock, Evaluators, SystemClock, WebhookSender};
 
 pub use db::Database;
 
@@ -47,6 +48,8 @@ pub struct LocalBackend {
     pub store: Arc<store::SqliteJobStore>,
     /// Blobs.
     pub blobs: Arc<blob::FsBlobStore>,
+    /// The clock driving visibility timeouts (the pipeline's too).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl LocalBackend {
@@ -74,11 +77,31 @@ impl LocalBackend {
             dir: dir.to_owned(),
             queue: Arc::new(queue::SqliteQueue::new(
                 database.clone(),
-                clock,
+                clock.clone(),
                 options.max_receives,
             )),
             store: Arc::new(store::SqliteJobStore::new(database)),
             blobs: Arc::new(blob::FsBlobStore::new(dir.join("blobs"))),
+            clock,
         })
+    }
+
+    /// The pipeline's ports over this backend, with the process's
+    /// evaluators, webhook sender and file reader.
+    pub fn ports(
+        &self,
+        evaluators: Arc<dyn Evaluators>,
+        webhooks: Arc<dyn WebhookSender>,
+        reader: Arc<dyn DocumentReader>,
+    ) -> Ports {
+        Ports::with_store(
+            self.queue.clone(),
+            self.blobs.clone(),
+            self.store.clone(),
+            evaluators,
+            webhooks,
+            reader,
+            self.clock.clone(),
+        )
     }
 }

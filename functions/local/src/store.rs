@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use docket_core::FailureCategory;
 use docket_core::auth::ApiKey;
-use docket_core::model::{ItemOutcome, Job, JobId, JobStatus, TenantId};
+use docket_core::model::{ItemOutcome, ItemStatus, Job, JobId, JobStatus, TenantId};
 use docket_core::plugin::{Manifest, sort_manifests};
 use docket_core::ports::BackendError;
 use docket_core::ports::{
-    JobFilter, JobStore, RecordReceipt, StoreError, StoreStats, changes, check_republish,
+    ApiKeyStore, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt, StoreError,
+    StoreStats, WebhookSecrets, check_republish,
 };
 use docket_core::quota::{self, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
@@ -145,7 +146,13 @@ impl JobStore for SqliteJobStore {
                 let status = outcome.result.status();
                 let body = serde_json::to_string(outcome).map_err(|e| corrupt("outcome", e))?;
                 let inserted = insert
-                    .execute(params![id.as_str(), outcome.item, outcome.document, status, body])
+                    .execute(params![
+                        id.as_str(),
+                        outcome.item,
+                        outcome.document,
+                        status.as_str(),
+                        body
+                    ])
                     .map_err(sql)?;
                 if inserted == 0 {
                     duplicates.push(outcome.item);
@@ -160,7 +167,11 @@ impl JobStore for SqliteJobStore {
                         .and_then(|rows| rows.collect())
                         .map_err(sql)?
                 };
-                let states: Vec<&str> = states.iter().map(String::as_str).collect();
+                let states = states
+                    .iter()
+                    .map(|s| s.parse::<ItemStatus>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| StoreError::Backend(BackendError::new(FailureCategory::Permanent, e)))?;
                 job.counters.count_item(status, outcome.chunk.count, &states);
             }
             if !recorded.is_empty() && job.status == JobStatus::Queued {
@@ -233,12 +244,14 @@ impl JobStore for SqliteJobStore {
         from: &[JobStatus],
         to: JobStatus,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| changes::transition(job, from, to))?;
+        let ((), job) = self.update(id, |_, job| {
+            job.transition(from, to).map_err(StoreError::from)
+        })?;
         Ok(job)
     }
 
     async fn halt_job(&self, id: &JobId, reason: &str) -> Result<bool, StoreError> {
-        let (set, _) = self.update(id, |_, job| Ok(changes::halt(job, reason)))?;
+        let (set, _) = self.update(id, |_, job| Ok(job.halt(reason)))?;
         Ok(set)
     }
 
@@ -249,104 +262,18 @@ impl JobStore for SqliteJobStore {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| changes::finish(job, status, error, now))?;
+        let ((), job) = self.update(id, |_, job| {
+            job.finish(status, error, now).map_err(StoreError::from)
+        })?;
         Ok(job)
-    }
-
-    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let body = serde_json::to_string(key).map_err(|e| corrupt("api key", e))?;
-        let inserted = self
-            .db
-            .lock()
-            .execute(
-                "INSERT OR IGNORE INTO api_keys (hash, tenant, body) VALUES (?1, ?2, ?3)",
-                params![key.hash, key.tenant.as_str(), body],
-            )
-            .map_err(sql)?;
-        if inserted == 0 {
-            return Err(StoreError::Conflict(
-                "an API key with this hash exists".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError> {
-        let body: Option<String> = self
-            .db
-            .lock()
-            .query_row(
-                "SELECT body FROM api_keys WHERE hash = ?1",
-                params![hash],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
-        let body = body.ok_or_else(|| StoreError::NotFound("api key".into()))?;
-        serde_json::from_str(&body).map_err(|e| corrupt("api key", e))
-    }
-
-    async fn take_token(
-        &self,
-        bucket: &str,
-        rate: Rate,
-        now: DateTime<Utc>,
-    ) -> Result<Grant, StoreError> {
-        let mut connection = self.db.lock();
-        let tx = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let stored: Option<String> = tx
-            .query_row(
-                "SELECT body FROM buckets WHERE key = ?1",
-                params![bucket],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
-        let state = match stored {
-            Some(body) => Some(serde_json::from_str(&body).map_err(|e| corrupt("bucket", e))?),
-            None => None,
-        };
-        let (state, grant) = quota::take(state, rate, now);
-        let body = serde_json::to_string(&state).map_err(|e| corrupt("bucket", e))?;
-        tx.execute(
-            "INSERT INTO buckets (key, body) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET body = excluded.body",
-            params![bucket, body],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(grant)
     }
 
     async fn set_webhook(&self, id: &JobId, delivery: &WebhookDelivery) -> Result<(), StoreError> {
         self.update(id, |_, job| {
-            changes::set_webhook(job, delivery);
+            job.set_webhook(delivery);
             Ok(())
         })?;
         Ok(())
-    }
-
-    async fn webhook_secret(
-        &self,
-        tenant: &TenantId,
-        candidate: &str,
-    ) -> Result<String, StoreError> {
-        let connection = self.db.lock();
-        connection
-            .execute(
-                "INSERT OR IGNORE INTO tenants (tenant, webhook_secret) VALUES (?1, ?2)",
-                params![tenant.as_str(), candidate],
-            )
-            .map_err(sql)?;
-        connection
-            .query_row(
-                "SELECT webhook_secret FROM tenants WHERE tenant = ?1",
-                params![tenant.as_str()],
-                |row| row.get(0),
-            )
-            .map_err(sql)
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -424,7 +351,107 @@ impl JobStore for SqliteJobStore {
             .map(|body| serde_json::from_str(body).map_err(|e| corrupt("job", e)))
             .collect()
     }
+}
 
+#[async_trait]
+impl ApiKeyStore for SqliteJobStore {
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let body = serde_json::to_string(key).map_err(|e| corrupt("api key", e))?;
+        let inserted = self
+            .db
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO api_keys (hash, tenant, body) VALUES (?1, ?2, ?3)",
+                params![key.hash, key.tenant.as_str(), body],
+            )
+            .map_err(sql)?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(
+                "an API key with this hash exists".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError> {
+        let body: Option<String> = self
+            .db
+            .lock()
+            .query_row(
+                "SELECT body FROM api_keys WHERE hash = ?1",
+                params![hash],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        let body = body.ok_or_else(|| StoreError::NotFound("api key".into()))?;
+        serde_json::from_str(&body).map_err(|e| corrupt("api key", e))
+    }
+}
+
+#[async_trait]
+impl RateLimiter for SqliteJobStore {
+    async fn take_token(
+        &self,
+        bucket: &str,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError> {
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT body FROM buckets WHERE key = ?1",
+                params![bucket],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        let state = match stored {
+            Some(body) => Some(serde_json::from_str(&body).map_err(|e| corrupt("bucket", e))?),
+            None => None,
+        };
+        let (state, grant) = quota::take(state, rate, now);
+        let body = serde_json::to_string(&state).map_err(|e| corrupt("bucket", e))?;
+        tx.execute(
+            "INSERT INTO buckets (key, body) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+            params![bucket, body],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(grant)
+    }
+}
+
+#[async_trait]
+impl WebhookSecrets for SqliteJobStore {
+    async fn webhook_secret(
+        &self,
+        tenant: &TenantId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let connection = self.db.lock();
+        connection
+            .execute(
+                "INSERT OR IGNORE INTO tenants (tenant, webhook_secret) VALUES (?1, ?2)",
+                params![tenant.as_str(), candidate],
+            )
+            .map_err(sql)?;
+        connection
+            .query_row(
+                "SELECT webhook_secret FROM tenants WHERE tenant = ?1",
+                params![tenant.as_str()],
+                |row| row.get(0),
+            )
+            .map_err(sql)
+    }
+}
+
+#[async_trait]
+impl PluginRegistry for SqliteJobStore {
     async fn register_plugin(&self, manifest: &Manifest) -> Result<bool, StoreError> {
         let body = serde_json::to_string(manifest).map_err(|e| corrupt("plugin", e))?;
         let connection = self.db.lock();

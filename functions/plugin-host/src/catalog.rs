@@ -1,5 +1,5 @@
 //! Published plugins: publishing a component into the blob store and the
-//! registry (the `JobStore`), and the [`Catalog`] that resolves a job's
+//! registry (the `PluginRegistry`), and the [`Catalog`] that resolves a job's
 //! evaluator among the loaded and the published plugins and loads a
 //! pinned version by digest the first time a processor needs it.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use docket_core::model::EvaluatorRef;
 use docket_core::plugin::{self, Limits, Manifest, Precompiled, resolve_among};
 use docket_core::ports::{
-    BlobStore, EvaluationReport, EvaluationRequest, Evaluators, JobStore, StoreError,
+    BlobStore, EvaluationReport, EvaluationRequest, Evaluators, PluginRegistry, StoreError,
 };
 use docket_core::{Evaluation, Failure, FailureCategory};
 
@@ -106,14 +106,18 @@ async fn blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) 
 #[derive(Clone)]
 pub struct Catalog {
     host: PluginHost,
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn PluginRegistry>,
     blobs: Arc<dyn BlobStore>,
     loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Catalog {
     /// A catalog over `host` and the registry in `store` and `blobs`.
-    pub fn new(host: PluginHost, store: Arc<dyn JobStore>, blobs: Arc<dyn BlobStore>) -> Self {
+    pub fn new(
+        host: PluginHost,
+        store: Arc<dyn PluginRegistry>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
         Self {
             host,
             store,
@@ -352,13 +356,10 @@ impl Evaluators for Catalog {
         self.host.loaded_refs()
     }
 
-    fn set_deadline(&self, deadline: Option<std::time::Instant>) {
-        self.host.set_deadline(deadline);
-    }
-
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,
+        deadline: Option<std::time::Instant>,
     ) -> Vec<Result<EvaluationReport, Failure>> {
         let mut unavailable: HashMap<String, Failure> = HashMap::new();
         let mut checked = HashSet::new();
@@ -372,7 +373,7 @@ impl Evaluators for Catalog {
             }
         }
         if unavailable.is_empty() {
-            return self.host.evaluate(requests).await;
+            return self.host.evaluate(requests, deadline).await;
         }
         let (runnable, refused): (Vec<_>, Vec<_>) = requests
             .into_iter()
@@ -387,7 +388,7 @@ impl Evaluators for Catalog {
             runnable.into_iter().unzip();
         for (n, result) in positions
             .into_iter()
-            .zip(self.host.evaluate(runnable).await)
+            .zip(self.host.evaluate(runnable, deadline).await)
         {
             results[n] = Some(result);
         }

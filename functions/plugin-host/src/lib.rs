@@ -233,7 +233,6 @@ struct HostInner {
     linker: Linker<StoreState>,
     config: HostConfig,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
-    deadline: std::sync::Mutex<Option<Instant>>,
     versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, EvaluatorRef>>>,
     _ticker: Option<EpochTicker>,
 }
@@ -348,7 +347,6 @@ impl PluginHost {
                 linker,
                 config,
                 plugins: RwLock::default(),
-                deadline: std::sync::Mutex::default(),
                 versions: RwLock::default(),
                 _ticker: ticker,
             }),
@@ -477,7 +475,23 @@ impl PluginHost {
         document: &DocumentView<'_>,
         config: &serde_json::Value,
     ) -> Result<EvaluationReport, Failure> {
-        self.inner.evaluate(evaluator, document, config)
+        self.evaluate_document_within(evaluator, document, config, None)
+    }
+
+    /// [`PluginHost::evaluate_document`] within `deadline`: the call's
+    /// wall-clock limit becomes the shorter of the plugin's and the time
+    /// left, and a call the deadline stops is a `Transient` failure.
+    ///
+    /// # Errors
+    /// As [`Evaluators::evaluate`].
+    pub fn evaluate_document_within(
+        &self,
+        evaluator: &EvaluatorRef,
+        document: &DocumentView<'_>,
+        config: &serde_json::Value,
+        deadline: Option<Instant>,
+    ) -> Result<EvaluationReport, Failure> {
+        self.inner.evaluate(evaluator, document, config, deadline)
     }
 
     /// The plugin's merge of chunk evaluations, on the calling thread (see
@@ -711,9 +725,8 @@ impl HostInner {
     }
 
     /// The wall-clock limit of a call starting now: the plugin's, or the
-    /// time left before the deadline when that is shorter (`true`).
-    fn time_limit(&self, limits: &Limits) -> (u64, bool) {
-        let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+    /// time left before `deadline` when that is shorter (`true`).
+    fn time_limit(&self, limits: &Limits, deadline: Option<Instant>) -> (u64, bool) {
         match deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64) {
             Some(left) if left < limits.timeout_ms => (left, true),
             _ => (limits.timeout_ms, false),
@@ -724,6 +737,7 @@ impl HostInner {
         &self,
         plugin: &LoadedPlugin,
         input_bytes: u64,
+        deadline: Option<Instant>,
         call: impl FnOnce(&mut Store<StoreState>, &bindings::Evaluator) -> wasmtime::Result<R>,
     ) -> Result<(R, Usage), Failure> {
         let limits = plugin.manifest.limits;
@@ -736,7 +750,7 @@ impl HostInner {
                 ),
             ));
         }
-        let (timeout_ms, by_deadline) = self.time_limit(&limits);
+        let (timeout_ms, by_deadline) = self.time_limit(&limits, deadline);
         if by_deadline && timeout_ms == 0 {
             return Err(deadline_failure(0));
         }
@@ -1047,6 +1061,7 @@ impl HostInner {
         evaluator: &EvaluatorRef,
         document: &DocumentView<'_>,
         config: &serde_json::Value,
+        deadline: Option<Instant>,
     ) -> Result<EvaluationReport, Failure> {
         let plugin = self.plugin(evaluator)?;
         let input = wit_document(document);
@@ -1056,9 +1071,10 @@ impl HostInner {
             config.to_string()
         };
         let content_len = document.content.len() as u64;
-        let (result, mut usage) = self.with_instance(&plugin, content_len, |store, instance| {
-            instance.call_evaluate(store, &input, &config)
-        })?;
+        let (result, mut usage) =
+            self.with_instance(&plugin, content_len, deadline, |store, instance| {
+                instance.call_evaluate(store, &input, &config)
+            })?;
         let raw = result.map_err(plugin_error)?;
         usage.output_bytes = self.checked_output(&plugin, &raw)?;
         Ok(EvaluationReport {
@@ -1075,7 +1091,7 @@ impl HostInner {
         let plugin = self.plugin(evaluator)?;
         let input: Vec<bindings::Evaluation> = chunks.iter().map(evaluation_to).collect();
         let input_bytes = input.iter().map(output_bytes).sum();
-        let (merged, _) = self.with_instance(&plugin, input_bytes, |store, instance| {
+        let (merged, _) = self.with_instance(&plugin, input_bytes, None, |store, instance| {
             instance.call_merge_chunks(store, &input)
         })?;
         match merged {
@@ -1095,7 +1111,7 @@ impl HostInner {
         let plugin = self.plugin(evaluator)?;
         let input: Vec<bindings::Evaluation> = evaluations.iter().map(evaluation_to).collect();
         let input_bytes = input.iter().map(output_bytes).sum();
-        let (summary, _) = self.with_instance(&plugin, input_bytes, |store, instance| {
+        let (summary, _) = self.with_instance(&plugin, input_bytes, None, |store, instance| {
             instance.call_summarize(store, &input)
         })?;
         summary
@@ -1197,17 +1213,10 @@ impl Evaluators for PluginHost {
         self.loaded_refs()
     }
 
-    fn set_deadline(&self, deadline: Option<Instant>) {
-        *self
-            .inner
-            .deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = deadline;
-    }
-
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,
+        deadline: Option<Instant>,
     ) -> Vec<Result<EvaluationReport, Failure>> {
         if requests.is_empty() {
             return Vec::new();
@@ -1217,7 +1226,14 @@ impl Evaluators for PluginHost {
         let batch = off_the_runtime(move || {
             requests
                 .iter()
-                .map(|request| inner.evaluate(&request.evaluator, &request.view(), &request.config))
+                .map(|request| {
+                    inner.evaluate(
+                        &request.evaluator,
+                        &request.view(),
+                        &request.config,
+                        deadline,
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .await;

@@ -8,8 +8,10 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use docket_api::{AppState, app};
-use docket_core::auth::{ApiKey, Tier, generate_token, hash_token};
+use docket_core::auth::{Tier, generate_token};
 use docket_core::model::TenantId;
+use docket_core::pipeline::PipelineSettings;
+use docket_core::ports::JobStore;
 use docket_tests::Harness;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
@@ -27,31 +29,31 @@ async fn call_with(state: AppState, request: Request<Body>) -> (StatusCode, Valu
 }
 
 fn state(harness: &Harness) -> AppState {
+    state_shedding_at(harness, 1_000)
+}
+
+/// An API instance that refuses new batches past `max_queue_depth` waiting
+/// work items.
+fn state_shedding_at(harness: &Harness, max_queue_depth: u64) -> AppState {
     AppState {
-        pipeline: harness.pipeline.clone(),
+        pipeline: harness.pipeline.with_settings(PipelineSettings {
+            max_queue_depth: Some(max_queue_depth),
+            ..Harness::settings()
+        }),
         max_documents: 500,
         max_body_bytes: 256 * 1024,
         default_evaluator: "decalogo".into(),
-        max_queue_depth: Some(1_000),
-        queue_depth: Default::default(),
     }
 }
 
 /// A new API key for `tenant`; returns the token.
 async fn key(harness: &Harness, tenant: &str, tier: Tier) -> String {
-    let token = generate_token();
     harness
         .pipeline
-        .store
-        .put_api_key(&ApiKey {
-            hash: hash_token(&token),
-            tenant: TenantId::parse(tenant).unwrap(),
-            tier,
-            created_at: chrono::Utc::now(),
-        })
+        .issue_api_key(&TenantId::parse(tenant).unwrap(), tier)
         .await
-        .unwrap();
-    token
+        .unwrap()
+        .token
 }
 
 async fn call(harness: &Harness, request: Request<Body>) -> (StatusCode, String) {
@@ -363,7 +365,6 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
     // Nothing was stored by any of these.
     let jobs = harness
         .pipeline
-        .store
         .list_jobs(
             &TenantId::parse("acme").unwrap(),
             &docket_core::ports::JobFilter {
@@ -687,10 +688,7 @@ async fn concurrent_jobs_then_the_upload_bucket_answer_429_with_retry_after() {
 async fn new_batches_are_shed_with_503_past_the_queue_depth() {
     let harness = Harness::new(None);
     let token = key(&harness, "acme", Tier::Premium).await;
-    let shallow = || AppState {
-        max_queue_depth: Some(3),
-        ..state(&harness)
-    };
+    let shallow = || state_shedding_at(&harness, 3);
     let batch = json!({"documents": (0..4).map(|n| json!({"id": n, "content": "text"})).collect::<Vec<_>>()});
     let (status, first, _) = call_with(shallow(), post(&token, &batch)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
@@ -806,28 +804,11 @@ async fn retry_resubmits_exactly_the_failed_documents_once() {
         "evaluator rejected the document: this document is invalid on purpose"
     );
     let original = docket_core::JobId::parse(&job_id).unwrap();
-    let outcomes = harness
-        .pipeline
-        .store
-        .outcomes(&recovery_job)
-        .await
-        .unwrap();
+    let outcomes = harness.backend.store.outcomes(&recovery_job).await.unwrap();
     assert_eq!(outcomes[0].metadata, json!({"lot": 7}));
     assert_eq!(
-        harness
-            .pipeline
-            .store
-            .job(&recovery_job)
-            .await
-            .unwrap()
-            .evaluator,
-        harness
-            .pipeline
-            .store
-            .job(&original)
-            .await
-            .unwrap()
-            .evaluator
+        harness.pipeline.job(&recovery_job).await.unwrap().evaluator,
+        harness.pipeline.job(&original).await.unwrap().evaluator
     );
 
     // A job without failures has nothing to retry.

@@ -23,6 +23,16 @@ fn evaluate(
     evaluator: &EvaluatorRef,
     content: &str,
 ) -> Result<EvaluationReport, Failure> {
+    evaluate_within(host, evaluator, content, None)
+}
+
+/// [`evaluate`] within an invocation's `deadline`.
+fn evaluate_within(
+    host: &PluginHost,
+    evaluator: &EvaluatorRef,
+    content: &str,
+    deadline: Option<Instant>,
+) -> Result<EvaluationReport, Failure> {
     let metadata = serde_json::json!({ "source": "test" });
     let view = DocumentView {
         id: "doc-1",
@@ -31,7 +41,7 @@ fn evaluate(
         metadata: &metadata,
         chunk: &ChunkInfo::WHOLE,
     };
-    host.evaluate_document(evaluator, &view, &serde_json::json!({}))
+    host.evaluate_document_within(evaluator, &view, &serde_json::json!({}), deadline)
 }
 
 fn permanent_message(result: Result<EvaluationReport, Failure>) -> String {
@@ -144,7 +154,6 @@ fn the_wall_clock_backstop_stops_a_call_fuel_would_let_run() {
 
 #[test]
 fn the_invocation_deadline_cuts_a_call_short_and_is_not_the_plugins_fault() {
-    use docket_core::ports::Evaluators;
     let host = host();
     let bytes = docket_bundled::HOSTILE;
     let mut manifest = Manifest::for_component("hostile", "0.1.0", bytes);
@@ -152,9 +161,9 @@ fn the_invocation_deadline_cuts_a_call_short_and_is_not_the_plugins_fault() {
     manifest.limits.timeout_ms = 60_000;
     let evaluator = host.load(manifest, bytes).expect("load");
     // 100 ms left of the invocation: the 60 s limit is cut to them.
-    host.set_deadline(Some(Instant::now() + Duration::from_millis(100)));
+    let deadline = Some(Instant::now() + Duration::from_millis(100));
     let started = Instant::now();
-    let failure = evaluate(&host, &evaluator, "hostile:loop").unwrap_err();
+    let failure = evaluate_within(&host, &evaluator, "hostile:loop", deadline).unwrap_err();
     assert_eq!(failure.category, FailureCategory::Transient, "{failure}");
     assert!(
         failure
@@ -168,14 +177,13 @@ fn the_invocation_deadline_cuts_a_call_short_and_is_not_the_plugins_fault() {
         "stopped long before 60 s"
     );
     // Past the deadline nothing starts.
-    host.set_deadline(Some(Instant::now()));
-    let failure = evaluate(&host, &evaluator, "hostile:loop").unwrap_err();
+    let failure =
+        evaluate_within(&host, &evaluator, "hostile:loop", Some(Instant::now())).unwrap_err();
     assert_eq!(
         failure.message,
         "stopped at the invocation's deadline after 0 ms; retried"
     );
-    // Lifted, the plugin's own limit applies again.
-    host.set_deadline(None);
+    // Without one, the plugin's own limit applies again.
     let wordstats = load(&host, "wordstats", docket_bundled::WORDSTATS);
     assert!(evaluate(&host, &wordstats, "some words").is_ok());
 }
@@ -427,11 +435,14 @@ async fn batches_evaluate_from_async_tasks_even_when_plugins_write_to_stderr() {
         config: Arc::new(serde_json::json!({})),
     };
     let results = host
-        .evaluate(vec![
-            request("fine"),
-            request("hostile:panic"),
-            request("also fine"),
-        ])
+        .evaluate(
+            vec![
+                request("fine"),
+                request("hostile:panic"),
+                request("also fine"),
+            ],
+            None,
+        )
         .await;
     assert_eq!(results.len(), 3);
     assert_eq!(results[0].as_ref().unwrap().evaluation.scores[0].value, 1.0);

@@ -1,0 +1,185 @@
+//! Files dropped in the inbox (`inbox/<tenant>/<file>`, or `inbox/<file>`
+//! for the `inbox` tenant) become jobs: a file is one document, a manifest
+//! many, a `*.batch.json` manifest may name `options.evaluator` and
+//! `options.priority`. Nothing is dropped silently: an unreadable file or a
+//! malformed manifest makes a job whose document failed with the reason,
+//! and an unknown evaluator fails every document with it. A notification
+//! delivered twice makes one job (the job id is derived from the object's
+//! key and ETag).
+
+use super::{IntakeDocument, Pipeline, PipelineError, Submission};
+use crate::failure::{Failure, FailureCategory};
+use crate::model::{
+    DocumentBody, DocumentSpec, JobId, JobOptions, Priority, RejectedDocument, TenantId,
+};
+use crate::ports::{BlobError, StoreError};
+use crate::upload::UploadOptions;
+
+/// Where dropped files land in the blob store.
+pub const INBOX_PREFIX: &str = "inbox/";
+
+/// An object the blob store says was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedObject {
+    /// Its key (decoded).
+    pub key: String,
+    /// Its ETag: another version of the same key is another job.
+    pub etag: String,
+}
+
+/// Reads the bytes of a dropped file into documents: text, PDF pages,
+/// manifests. A file that cannot be used becomes a rejected document with
+/// the reason.
+pub trait DocumentReader: Send + Sync {
+    /// The documents in `bytes`, read from the file named `path` (its
+    /// extension says how), the first with `id` and `title`.
+    fn read(&self, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument>;
+}
+
+/// A reader of UTF-8 text only: one document a file (for pipelines that
+/// ingest no files of other kinds, e.g. in tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainText;
+
+impl DocumentReader for PlainText {
+    fn read(&self, _path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
+        let document = match std::str::from_utf8(bytes) {
+            Ok(text) => IntakeDocument::Accepted(DocumentSpec {
+                id: id.to_owned(),
+                title,
+                body: DocumentBody::Text(text.to_owned()),
+                metadata: serde_json::Value::Null,
+            }),
+            Err(e) => IntakeDocument::Rejected(RejectedDocument {
+                id: id.to_owned(),
+                title,
+                failure: Failure::new(FailureCategory::Data, format!("not UTF-8 text: {e}")),
+            }),
+        };
+        vec![document]
+    }
+}
+
+/// The options a `*.batch.json` manifest may carry (read leniently: a
+/// manifest whose options do not parse runs with the defaults).
+#[derive(serde::Deserialize)]
+struct BatchManifest {
+    #[serde(default)]
+    options: UploadOptions,
+}
+
+impl Pipeline {
+    /// Turns each created object under the inbox into a job (objects
+    /// elsewhere are ignored); `default_evaluator` runs files that name
+    /// none. Returns the jobs, in order.
+    ///
+    /// # Errors
+    /// Port errors (the notification should be retried: repeating it makes
+    /// no second job).
+    pub async fn ingest(
+        &self,
+        objects: &[CreatedObject],
+        default_evaluator: &str,
+    ) -> Result<Vec<JobId>, PipelineError> {
+        let mut jobs = Vec::new();
+        for object in objects {
+            if let Some(job) = self.ingest_object(object, default_evaluator).await? {
+                jobs.push(job);
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn ingest_object(
+        &self,
+        object: &CreatedObject,
+        default_evaluator: &str,
+    ) -> Result<Option<JobId>, PipelineError> {
+        let key = &object.key;
+        let Some(path) = key.strip_prefix(INBOX_PREFIX) else {
+            tracing::info!(%key, "object outside the inbox ignored");
+            return Ok(None);
+        };
+        let (tenant, file) = match path.split_once('/') {
+            Some((tenant, file)) if TenantId::parse(tenant).is_ok() => (tenant, file),
+            _ => ("inbox", path),
+        };
+        let invalid = |e: crate::model::InvalidName| PipelineError::Invalid(e.to_string());
+        let tenant = TenantId::parse(tenant).map_err(invalid)?;
+        let digest = crate::auth::hash_token(&format!("ingest\n{key}\n{}", object.etag));
+        let job_id = JobId::parse(&format!(
+            "job_ingest_{}",
+            &digest.trim_start_matches("sha256:")[..32]
+        ))
+        .map_err(invalid)?;
+        match self.jobs.job(&job_id).await {
+            Ok(_) => {
+                tracing::info!(%key, %job_id, "notification repeated; job exists");
+                return Ok(Some(job_id));
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let bytes = match self.blobs.get(key).await {
+            Ok(bytes) => bytes,
+            Err(BlobError::NotFound(_)) => {
+                tracing::warn!(%key, "object gone before it was read");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let name = file.rsplit('/').next().unwrap_or(file).to_owned();
+        let mut documents = self.reader.read(key, &name, name.clone(), &bytes);
+        let mut options = JobOptions::default();
+        let mut spec = default_evaluator.to_owned();
+        if name.ends_with(".batch.json")
+            && let Ok(manifest) = serde_json::from_slice::<BatchManifest>(&bytes)
+        {
+            if let Some(evaluator) = manifest.options.evaluator {
+                spec = evaluator;
+            }
+            if let Some(priority) = manifest
+                .options
+                .priority
+                .and_then(|p| p.parse::<Priority>().ok())
+            {
+                options.priority = priority;
+            }
+        }
+        let evaluator = match self.evaluators.resolve(&spec).await {
+            Ok(evaluator) => evaluator,
+            Err(failure) => {
+                documents = documents
+                    .into_iter()
+                    .map(|d| {
+                        IntakeDocument::Rejected(RejectedDocument {
+                            id: d.id().to_owned(),
+                            title: d.title().to_owned(),
+                            failure: failure.clone(),
+                        })
+                    })
+                    .collect();
+                self.evaluators
+                    .resolve(default_evaluator)
+                    .await
+                    .map_err(|f| PipelineError::Invalid(f.message))?
+            }
+        };
+        let submission = Submission {
+            job_id: Some(job_id.clone()),
+            tenant,
+            evaluator,
+            config: serde_json::json!({}),
+            options,
+            documents,
+        };
+        match self.submit(submission).await {
+            Ok(job) => {
+                tracing::info!(%key, job_id = %job.id, documents = job.counters.documents_total, "inbox file submitted")
+            }
+            Err(PipelineError::Store(StoreError::Conflict(_))) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Some(job_id))
+    }
+}

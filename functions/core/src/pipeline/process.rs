@@ -1,0 +1,461 @@
+//! Processing deliveries of work items: bodies read, evaluated in one call,
+//! outcomes recorded once per job, the finalize message sent by the call
+//! that recorded the last item; dead-lettered items recorded failed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Disposition, FinalizeMessage, Pipeline, PipelineError, jitter};
+use crate::failure::{Failure, FailureCategory, RetryDecision};
+use crate::model::{
+    BodyRef, EvaluatorRef, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobOptions, JobStatus,
+    WorkItem,
+};
+use crate::ports::{
+    Delivery, EvaluationRequest, OutgoingMessage, QueueError, QueueName, StoreError,
+};
+
+impl Pipeline {
+    /// Processes a batch of work-item deliveries and says what to do with
+    /// each (same order). Never fails the whole batch: a message that cannot
+    /// be handled gets `Keep` or `RetryAfter` on its own, and its neighbours'
+    /// outcomes are still recorded. Bodies are read first, the batch is
+    /// evaluated in one call, and outcomes are recorded with one store call
+    /// per job. Every evaluation must end by `deadline` when one is given
+    /// (a Lambda invocation's, less what recording needs): one the deadline
+    /// stops is a `Transient` failure, retried by another invocation.
+    pub async fn process(
+        &self,
+        deliveries: &[Delivery],
+        deadline: Option<Instant>,
+    ) -> Vec<Disposition> {
+        let mut dispositions = vec![Disposition::Keep; deliveries.len()];
+        let mut jobs: HashMap<JobId, Option<(Job, Arc<serde_json::Value>)>> = HashMap::new();
+        let mut decided: Vec<(usize, WorkItem, ItemResult)> = Vec::new();
+        let mut evaluating: Vec<(usize, WorkItem, f64)> = Vec::new();
+        let mut to_load: Vec<(usize, WorkItem, EvaluatorRef, Arc<serde_json::Value>)> = Vec::new();
+        let mut requests = Vec::new();
+        for (n, delivery) in deliveries.iter().enumerate() {
+            let item: WorkItem = match serde_json::from_str(&delivery.body) {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::error!(message_id = %delivery.message_id, error = %e, "malformed work message left for the dead-letter queue");
+                    continue;
+                }
+            };
+            if !jobs.contains_key(&item.job_id) {
+                let job = match self.jobs.job(&item.job_id).await {
+                    Ok(job) => {
+                        let config = Arc::new(job.config.clone());
+                        Some((job, config))
+                    }
+                    Err(StoreError::NotFound(_)) => None,
+                    Err(e) => {
+                        tracing::warn!(job_id = %item.job_id, error = %e, "job not readable; message kept");
+                        continue;
+                    }
+                };
+                jobs.insert(item.job_id.clone(), job);
+            }
+            let Some(Some((job, config))) = jobs.get(&item.job_id) else {
+                tracing::warn!(job_id = %item.job_id, "work item of an unknown job dropped");
+                dispositions[n] = Disposition::Done;
+                continue;
+            };
+            if job.skips_items() {
+                let reason = match (&job.error, job.status) {
+                    (Some(error), _) => format!("job failing: {error}"),
+                    (None, JobStatus::Cancelled) => "job cancelled".to_owned(),
+                    _ => "job already finalized".to_owned(),
+                };
+                decided.push((n, item, ItemResult::Skipped { reason }));
+                continue;
+            }
+            if delivery.receive_count > self.settings.retry.max_receives {
+                let failure = Failure::new(
+                    FailureCategory::Permanent,
+                    format!(
+                        "gave up after {} deliveries without a recorded outcome",
+                        delivery.receive_count - 1
+                    ),
+                );
+                decided.push((
+                    n,
+                    item,
+                    ItemResult::Failed {
+                        failure,
+                        seconds: 0.0,
+                    },
+                ));
+                continue;
+            }
+            to_load.push((n, item, job.evaluator.clone(), config.clone()));
+        }
+        let started = Instant::now();
+        let bodies: Vec<&BodyRef> = to_load.iter().map(|(_, item, _, _)| &item.body).collect();
+        let texts = self.load_texts(&bodies).await;
+        let load_seconds = started.elapsed().as_secs_f64() / texts.len().max(1) as f64;
+        for ((n, item, evaluator, config), text) in to_load.into_iter().zip(texts) {
+            match text {
+                Ok(content) => {
+                    requests.push(EvaluationRequest {
+                        evaluator,
+                        id: item.document_id.clone(),
+                        title: item.title.clone(),
+                        content,
+                        metadata: item.metadata.clone(),
+                        chunk: item.chunk,
+                        config,
+                    });
+                    evaluating.push((n, item, load_seconds));
+                }
+                Err(failure) => {
+                    if let Some(result) = self.give_up_or_retry(
+                        &deliveries[n],
+                        &item,
+                        failure,
+                        load_seconds,
+                        &mut dispositions[n],
+                    ) {
+                        decided.push((n, item, result));
+                    }
+                }
+            }
+        }
+        let reports = self.evaluators.evaluate(requests, deadline).await;
+        for ((n, item, load_seconds), report) in evaluating.into_iter().zip(reports) {
+            match report {
+                Ok(report) => {
+                    let mut evaluation = report.evaluation;
+                    evaluation.rebase(item.chunk.offset);
+                    let seconds = load_seconds + report.usage.seconds;
+                    decided.push((
+                        n,
+                        item,
+                        ItemResult::Succeeded {
+                            evaluation,
+                            seconds,
+                        },
+                    ));
+                }
+                Err(failure) => {
+                    if let Some(result) = self.give_up_or_retry(
+                        &deliveries[n],
+                        &item,
+                        failure,
+                        load_seconds,
+                        &mut dispositions[n],
+                    ) {
+                        decided.push((n, item, result));
+                    }
+                }
+            }
+        }
+        let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
+        for (n, item, result) in decided {
+            by_job
+                .entry(item.job_id.clone())
+                .or_default()
+                .push((n, ItemOutcome::of(&item, result)));
+        }
+        for (job_id, entries) in by_job {
+            let Some(Some((job, _))) = jobs.get(&job_id) else {
+                continue;
+            };
+            let outcomes: Vec<ItemOutcome> = entries.iter().map(|(_, o)| o.clone()).collect();
+            let settled = match self.record(job, &outcomes).await {
+                Ok(Ok(())) => Disposition::Done,
+                Ok(Err(e)) => {
+                    // Outcomes are recorded; redelivery finds them recorded
+                    // and sends the finalize message again.
+                    tracing::warn!(%job_id, error = %e, "finalize message not sent; items kept for redelivery");
+                    Disposition::Keep
+                }
+                Err(e) => {
+                    tracing::warn!(%job_id, error = %e, "outcomes not recorded; items retried");
+                    match self.settings.retry.decide(e.category(), 1, 0.5) {
+                        RetryDecision::RetryAfter(delay) => Disposition::RetryAfter(delay),
+                        RetryDecision::GiveUp => Disposition::Keep,
+                    }
+                }
+            };
+            for (n, _) in entries {
+                dispositions[n] = settled;
+            }
+        }
+        dispositions
+    }
+
+    /// Applies the retry policy to a failed delivery: sets a retry
+    /// disposition and returns `None`, or returns the failed result to
+    /// record.
+    fn give_up_or_retry(
+        &self,
+        delivery: &Delivery,
+        item: &WorkItem,
+        failure: Failure,
+        seconds: f64,
+        disposition: &mut Disposition,
+    ) -> Option<ItemResult> {
+        let decision = self.settings.retry.decide(
+            failure.category,
+            delivery.receive_count,
+            jitter(&delivery.message_id, delivery.receive_count),
+        );
+        match decision {
+            RetryDecision::RetryAfter(delay) => {
+                tracing::info!(job_id = %item.job_id, document_id = %item.document_id, item = item.item, %failure, ?delay, "retrying work item");
+                *disposition = Disposition::RetryAfter(delay);
+                None
+            }
+            RetryDecision::GiveUp => {
+                tracing::info!(job_id = %item.job_id, document_id = %item.document_id, item = item.item, %failure, "work item failed");
+                Some(ItemResult::Failed { failure, seconds })
+            }
+        }
+    }
+
+    /// Reads the texts of `bodies`, one ranged read per blob: items of a
+    /// batch usually share a pack, so a batch costs a read or two, not one
+    /// per item.
+    async fn load_texts(&self, bodies: &[&BodyRef]) -> Vec<Result<String, Failure>> {
+        let mut texts: Vec<Option<Result<String, Failure>>> = vec![None; bodies.len()];
+        let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (n, body) in bodies.iter().enumerate() {
+            by_key.entry(body.key.as_str()).or_default().push(n);
+        }
+        for (key, members) in by_key {
+            let start = members.iter().map(|&n| bodies[n].offset).min().unwrap_or(0);
+            let end = members
+                .iter()
+                .map(|&n| bodies[n].offset + bodies[n].len)
+                .max()
+                .unwrap_or(0);
+            let read = self
+                .blobs
+                .get_range(key, start, end - start)
+                .await
+                .map_err(|e| {
+                    Failure::new(e.category(), format!("reading the document's text: {e}"))
+                });
+            for n in members {
+                texts[n] = Some(read.as_ref().map_err(Clone::clone).and_then(|bytes| {
+                    let from = (bodies[n].offset - start) as usize;
+                    let text = &bytes[from..from + bodies[n].len as usize];
+                    String::from_utf8(text.to_vec()).map_err(|e| {
+                        Failure::new(
+                            FailureCategory::Data,
+                            format!("document text is not UTF-8: {e}"),
+                        )
+                    })
+                }));
+            }
+        }
+        texts
+            .into_iter()
+            .map(|t| {
+                t.unwrap_or_else(|| Err(Failure::new(FailureCategory::Permanent, "text not read")))
+            })
+            .collect()
+    }
+
+    /// Records `outcomes` of `job` in one store call, then sends the finalize
+    /// message when this call recorded the job's last item — or recorded
+    /// nothing new (a duplicate delivery) and found every item done but the
+    /// job not finalized, which covers a finalize message lost after an
+    /// earlier recording — and trips the failure threshold.
+    ///
+    /// # Errors
+    /// The outer error: nothing was recorded. The inner one: the outcomes
+    /// are recorded but the follow-up failed.
+    pub(super) async fn record(
+        &self,
+        job: &Job,
+        outcomes: &[ItemOutcome],
+    ) -> Result<Result<(), PipelineError>, StoreError> {
+        let now = self.clock.now();
+        let receipt = self.jobs.record_outcomes(&job.id, outcomes, now).await?;
+        let recorded: HashSet<u32> = receipt.recorded.iter().copied().collect();
+        self.metrics
+            .record(outcomes.iter().filter(|o| recorded.contains(&o.item)), now);
+        let unfinalized_and_done = receipt.recorded.is_empty()
+            && receipt.counters.items_pending() == 0
+            && job.finished_at.is_none();
+        Ok(self
+            .after_record(
+                &job.id,
+                &job.options,
+                &receipt.counters,
+                receipt.completed_job || unfinalized_and_done,
+            )
+            .await)
+    }
+
+    /// After outcomes are recorded: send the finalize message when asked and
+    /// trip the failure threshold when it is passed.
+    pub(super) async fn after_record(
+        &self,
+        job_id: &JobId,
+        options: &JobOptions,
+        counters: &JobCounters,
+        send_finalize: bool,
+    ) -> Result<(), PipelineError> {
+        if counters.exceeds_failure_threshold(options.tolerated_failure_percent) {
+            let reason = format!(
+                "failure threshold exceeded: {} of {} documents failed (tolerated {}%)",
+                counters.documents_failed,
+                counters.documents_total,
+                options.tolerated_failure_percent
+            );
+            if self.jobs.halt_job(job_id, &reason).await? {
+                tracing::warn!(%job_id, %reason, "job failing fast");
+            }
+        }
+        if send_finalize {
+            let message = FinalizeMessage {
+                job_id: job_id.clone(),
+            };
+            self.queue
+                .send(
+                    QueueName::Finalize,
+                    vec![OutgoingMessage::new(
+                        serde_json::to_string(&message).unwrap_or_default(),
+                    )],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `dispositions` to `deliveries` of `queue`: acks the done ones
+    /// in one call, sets the visibility of the retried ones.
+    ///
+    /// # Errors
+    /// Queue errors (unsettled messages simply come back).
+    pub async fn settle(
+        &self,
+        queue: QueueName,
+        deliveries: &[Delivery],
+        dispositions: &[Disposition],
+    ) -> Result<(), QueueError> {
+        let done: Vec<_> = deliveries
+            .iter()
+            .zip(dispositions)
+            .filter(|(_, d)| **d == Disposition::Done)
+            .map(|(delivery, _)| delivery.receipt.clone())
+            .collect();
+        if !done.is_empty() {
+            self.queue.ack(queue, &done).await?;
+        }
+        for (delivery, disposition) in deliveries.iter().zip(dispositions) {
+            if let Disposition::RetryAfter(delay) = disposition {
+                self.queue
+                    .retry_after(queue, &delivery.receipt, *delay)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the backoff of the deliveries of `queue` to retry (what a Lambda
+    /// handler does before it reports them as failures: the event source
+    /// deletes the rest). A backoff that cannot be set is logged: the
+    /// message then returns after its visibility timeout.
+    pub async fn set_backoffs(
+        &self,
+        queue: QueueName,
+        deliveries: &[Delivery],
+        dispositions: &[Disposition],
+    ) {
+        for (delivery, disposition) in deliveries.iter().zip(dispositions) {
+            if let Disposition::RetryAfter(delay) = disposition
+                && let Err(e) = self
+                    .queue
+                    .retry_after(queue, &delivery.receipt, *delay)
+                    .await
+            {
+                tracing::warn!(message_id = %delivery.message_id, error = %e, "backoff not set; the message returns after its visibility timeout");
+            }
+        }
+    }
+
+    /// Handles messages of `queue`'s dead-letter companion (received here,
+    /// or handed over by a Lambda event source on the dead-letter queue):
+    /// a work item is recorded failed (PERMANENT: the processor never
+    /// recorded an outcome for it), a callback is marked failed. Every
+    /// handled message is `Done`; a malformed one too (logged and dropped).
+    ///
+    /// # Errors
+    /// Port errors: nothing should be deleted.
+    pub async fn dead_letters(
+        &self,
+        queue: QueueName,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<Disposition>, PipelineError> {
+        if queue == QueueName::Webhook {
+            self.drain_dead_webhooks(deliveries).await?;
+            return Ok(vec![Disposition::Done; deliveries.len()]);
+        }
+        let mut by_job: BTreeMap<JobId, Vec<(usize, ItemOutcome)>> = BTreeMap::new();
+        for (n, delivery) in deliveries.iter().enumerate() {
+            match serde_json::from_str::<WorkItem>(&delivery.body) {
+                Ok(item) => {
+                    let failure = Failure::new(
+                        FailureCategory::Permanent,
+                        "dead-lettered: the processor never recorded an outcome for this item",
+                    );
+                    by_job.entry(item.job_id.clone()).or_default().push((
+                        n,
+                        ItemOutcome::of(
+                            &item,
+                            ItemResult::Failed {
+                                failure,
+                                seconds: 0.0,
+                            },
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %delivery.message_id, error = %e, "malformed dead letter discarded");
+                }
+            }
+        }
+        for (job_id, entries) in by_job {
+            let job = match self.jobs.job(&job_id).await {
+                Ok(job) => job,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let outcomes: Vec<_> = entries.iter().map(|(_, o)| o.clone()).collect();
+            self.record(&job, &outcomes).await??;
+        }
+        Ok(vec![Disposition::Done; deliveries.len()])
+    }
+
+    /// Receives from `queue`'s dead-letter companion and handles what is
+    /// there ([`Pipeline::dead_letters`]): dead-lettered work items are
+    /// recorded failed (the queue gave them up after too many receives,
+    /// e.g. a processor crashing on them), so their jobs still finish.
+    /// Returns how many it handled.
+    ///
+    /// # Errors
+    /// Queue errors.
+    pub async fn drain_dead_letters(&self, queue: QueueName) -> Result<usize, PipelineError> {
+        let deliveries = self
+            .queue
+            .receive_dead(queue, self.settings.receive_batch, self.settings.visibility)
+            .await?;
+        let dispositions = self.dead_letters(queue, &deliveries).await?;
+        let done: Vec<_> = deliveries
+            .iter()
+            .zip(&dispositions)
+            .filter(|(_, d)| **d == Disposition::Done)
+            .map(|(delivery, _)| delivery.receipt.clone())
+            .collect();
+        if !done.is_empty() {
+            self.queue.ack_dead(queue, &done).await?;
+        }
+        Ok(deliveries.len())
+    }
+}

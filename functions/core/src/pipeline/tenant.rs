@@ -1,0 +1,265 @@
+//! What a tenant may see and do with its jobs: read one (another tenant's
+//! job is not found), its status report, its results, the list of its
+//! jobs, cancel one, retry a finished job's failed documents.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{IntakeDocument, Pipeline, PipelineError, Submission, documents_key, results_key};
+use crate::aggregate::ResultsDocument;
+use crate::auth::Caller;
+use crate::chunking;
+use crate::model::{DocumentSpec, ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
+use crate::ports::{BlobError, JobFilter, StoreError};
+use crate::progress::StatusReport;
+
+/// What a recovery job of a finished job's failed documents holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    /// Failed documents whose text was read back.
+    pub documents: Vec<DocumentSpec>,
+    /// Failed documents that cannot be retried (no stored text), with why
+    /// they failed.
+    pub not_retried: Vec<(String, String)>,
+}
+
+/// What [`Pipeline::retry`] submitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryOutcome {
+    /// The recovery job (the same one every time the same job is retried).
+    pub job: Job,
+    /// Failed documents that could not be retried (rejected at intake),
+    /// with why they failed.
+    pub not_retried: Vec<(String, String)>,
+}
+
+/// A finished job's stored results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultsFile {
+    /// `results.json`: the header, the summary and every document.
+    Json,
+    /// `documents.jsonl`: one document a line.
+    Jsonl,
+}
+
+/// The job id an idempotency key stands for: the same key from the same
+/// tenant always names the same job.
+pub fn idempotent_job_id(tenant: &TenantId, key: &str) -> JobId {
+    let digest = crate::auth::hash_token(&format!("{tenant}\n{key}"));
+    let hex = digest.trim_start_matches("sha256:");
+    JobId::parse(&format!("job_idem_{}", &hex[..32])).unwrap_or_else(|_| JobId::generate())
+}
+
+impl Pipeline {
+    /// The tenant's job.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (as [`PipelineError::Store`]) for an
+    /// unknown job and for another tenant's; port errors.
+    pub async fn tenant_job(&self, tenant: &TenantId, id: &JobId) -> Result<Job, PipelineError> {
+        match self.jobs.job(id).await {
+            Ok(job) if &job.tenant == tenant => Ok(job),
+            Ok(_) => Err(StoreError::NotFound(id.to_string()).into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A job by id, whoever owns it (the embedded backend's own commands
+    /// and the tests).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; port errors.
+    pub async fn job(&self, id: &JobId) -> Result<Job, PipelineError> {
+        Ok(self.jobs.job(id).await?)
+    }
+
+    /// The job's status report now.
+    pub fn status_report(&self, job: &Job) -> StatusReport {
+        StatusReport::of(job, self.clock.now())
+    }
+
+    /// The bytes of a finished job's stored results file.
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`] (as [`PipelineError::Blob`]) before the job
+    /// is finalized; port errors.
+    pub async fn results_file(
+        &self,
+        job: &JobId,
+        file: ResultsFile,
+    ) -> Result<Vec<u8>, PipelineError> {
+        let key = match file {
+            ResultsFile::Json => results_key(job),
+            ResultsFile::Jsonl => documents_key(job),
+        };
+        Ok(self.blobs.get(&key).await?)
+    }
+
+    /// A finished job's results, parsed.
+    ///
+    /// # Errors
+    /// As [`Pipeline::results_file`]; a stored file that does not parse is
+    /// a `Permanent` blob error.
+    pub async fn results(&self, job: &JobId) -> Result<ResultsDocument, PipelineError> {
+        let bytes = self.results_file(job, ResultsFile::Json).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            PipelineError::Blob(BlobError::Backend(crate::ports::BackendError::new(
+                crate::FailureCategory::Permanent,
+                format!("results of {job} do not parse: {e}"),
+            )))
+        })
+    }
+
+    /// The tenant's jobs, newest first.
+    ///
+    /// # Errors
+    /// Port errors.
+    pub async fn list_jobs(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, PipelineError> {
+        Ok(self.jobs.list_jobs(tenant, filter).await?)
+    }
+
+    /// Cancels a job: its remaining items are skipped and the finalizer
+    /// still writes the partial results.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (as [`PipelineError::Store`]) when the job is
+    /// already finished or cancelled; [`StoreError::NotFound`].
+    pub async fn cancel(&self, job_id: &JobId) -> Result<Job, PipelineError> {
+        let job = self
+            .jobs
+            .transition(
+                job_id,
+                &JobStatus::sources_of(JobStatus::Cancelled),
+                JobStatus::Cancelled,
+            )
+            .await?;
+        if job.counters.items_pending() == 0 && job.finished_at.is_none() {
+            self.after_record(job_id, &job.options, &job.counters, true)
+                .await?;
+        }
+        Ok(job)
+    }
+
+    /// The failed documents of a finished job, read back from where their
+    /// text was stored, ready to submit as a recovery job (same evaluator,
+    /// configuration and options). Documents that never had a stored text
+    /// (rejected at intake: empty, unreadable) cannot be retried and are
+    /// listed apart with their reason.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (as [`PipelineError::Store`]) when the job
+    /// is not finished; port errors.
+    pub async fn recovery(&self, job: &Job) -> Result<Recovery, PipelineError> {
+        if job.finished_at.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "job {} is {}; only a finished job can be retried",
+                job.id, job.status
+            ))
+            .into());
+        }
+        let outcomes = self.jobs.outcomes(&job.id).await?;
+        let mut by_document: BTreeMap<u32, Vec<&ItemOutcome>> = BTreeMap::new();
+        for outcome in &outcomes {
+            by_document
+                .entry(outcome.document)
+                .or_default()
+                .push(outcome);
+        }
+        by_document.retain(|_, chunks| {
+            chunks
+                .iter()
+                .any(|c| matches!(c.result, ItemResult::Failed { .. }))
+        });
+        let mut packs: HashMap<&str, Vec<u8>> = HashMap::new();
+        let mut recovery = Recovery::default();
+        for chunks in by_document.values_mut() {
+            chunks.sort_by_key(|c| c.chunk.index);
+            let first = chunks[0];
+            let stored =
+                chunks.len() as u32 == first.chunk.count && chunks.iter().all(|c| c.body.is_some());
+            if !stored {
+                let reason = chunks
+                    .iter()
+                    .find_map(|c| match &c.result {
+                        ItemResult::Failed { failure, .. } => Some(failure.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                recovery
+                    .not_retried
+                    .push((first.document_id.clone(), reason));
+                continue;
+            }
+            let mut pieces = Vec::with_capacity(chunks.len());
+            for chunk in chunks.iter() {
+                let Some(body) = &chunk.body else { continue };
+                if !packs.contains_key(body.key.as_str()) {
+                    packs.insert(&body.key, self.blobs.get(&body.key).await?);
+                }
+                let pack = &packs[body.key.as_str()];
+                let range = body.offset as usize..(body.offset + body.len) as usize;
+                let text = pack
+                    .get(range)
+                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                    .ok_or_else(|| BlobError::NotFound(body.key.clone()))?;
+                pieces.push((chunk.chunk, text));
+            }
+            recovery.documents.push(DocumentSpec {
+                id: first.document_id.clone(),
+                title: first.title.clone(),
+                body: chunking::reassemble(&pieces),
+                metadata: first.metadata.clone(),
+            });
+        }
+        Ok(recovery)
+    }
+
+    /// Submits a recovery job of a finished job's failed documents, read
+    /// back from where their text was stored: same evaluator (pinned
+    /// version), configuration and options, admitted like any batch of
+    /// `caller`'s. Retrying the same job again answers with the same
+    /// recovery job.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (as [`PipelineError::Store`]) when the job
+    /// is not finished, has no failed documents, or none of them can be
+    /// retried; [`PipelineError::Refused`]; port errors.
+    pub async fn retry(&self, caller: &Caller, job: &Job) -> Result<RetryOutcome, PipelineError> {
+        let recovery = self.recovery(job).await?;
+        if recovery.documents.is_empty() {
+            let message = if recovery.not_retried.is_empty() {
+                format!("job {} has no failed documents", job.id)
+            } else {
+                format!(
+                    "none of the {} failed documents of job {} can be retried: they were rejected at intake",
+                    recovery.not_retried.len(),
+                    job.id
+                )
+            };
+            return Err(StoreError::Conflict(message).into());
+        }
+        let submission = Submission {
+            job_id: Some(idempotent_job_id(
+                &caller.tenant,
+                &format!("retry:{}", job.id),
+            )),
+            tenant: caller.tenant.clone(),
+            evaluator: job.evaluator.clone(),
+            config: job.config.clone(),
+            options: job.options.clone(),
+            documents: recovery
+                .documents
+                .into_iter()
+                .map(IntakeDocument::Accepted)
+                .collect(),
+        };
+        let job = self.submit_admitted(caller, submission).await?;
+        Ok(RetryOutcome {
+            job,
+            not_retried: recovery.not_retried,
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! [`BlobStore`]: immutable blobs by key.
+
+use async_trait::async_trait;
+
+use super::BackendError;
+use crate::failure::FailureCategory;
+
+/// Errors of [`BlobStore`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    /// No blob under this key, or the range is past its end.
+    #[error("no blob {0}")]
+    NotFound(String),
+    /// A key that is empty, absolute or climbs out of the store (`..`).
+    #[error("invalid blob key {0:?}")]
+    InvalidKey(String),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl BlobError {
+    /// The retry class of this error.
+    pub fn category(&self) -> FailureCategory {
+        match self {
+            BlobError::NotFound(_) => FailureCategory::Data,
+            BlobError::InvalidKey(_) => FailureCategory::Configuration,
+            BlobError::Backend(e) => e.category,
+        }
+    }
+}
+
+/// Checks that `key` is a relative, `/`-separated path without `.`/`..`
+/// segments — the keys every adapter accepts.
+///
+/// # Errors
+/// [`BlobError::InvalidKey`] otherwise.
+pub fn check_blob_key(key: &str) -> Result<(), BlobError> {
+    let ok = !key.is_empty()
+        && key.len() <= 1024
+        && key
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+        && !key.contains('\\')
+        && !key.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey(key.to_owned()))
+    }
+}
+
+/// Immutable blobs by key (S3 semantics: whole-object puts, ranged gets).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// [`BlobError::InvalidKey`] for a bad key; [`BlobError::Backend`].
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError>;
+
+    /// Reads the whole blob.
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`]; [`BlobError::InvalidKey`]; [`BlobError::Backend`].
+    async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError>;
+
+    /// Reads `len` bytes from `offset`.
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`] when the blob is missing or shorter than the
+    /// range; [`BlobError::InvalidKey`]; [`BlobError::Backend`].
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError>;
+
+    /// Keys under `prefix`, sorted.
+    ///
+    /// # Errors
+    /// [`BlobError::Backend`].
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError>;
+}

@@ -1,0 +1,209 @@
+//! The upload body — `{"documents":[{"id","title","content","metadata"}],
+//! "options":{…}}` — as ONE serde type: the API reads it, manifests on disk
+//! and in the inbox are read with it, `*.batch.json` options come from it
+//! and the `docket submit` client writes it.
+//!
+//! Fields are read loosely (`id` may be a number, `content` anything) so
+//! that each problem can be reported with its path instead of one serde
+//! error for the whole body; [`Rules`] say which problems count where.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Chunking, DocumentBody, DocumentSpec};
+
+/// The upload body: the batch clients' shape plus docket's own options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    /// The documents, in order.
+    pub documents: Vec<UploadDocument>,
+    /// How to run them.
+    #[serde(default)]
+    pub options: UploadOptions,
+}
+
+/// One document of an upload body or manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UploadDocument {
+    /// Its id: a string (or a number, kept as its digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    /// Its title (the id when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
+    /// A JSON object carried to the results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// The options of an upload body (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadOptions {
+    /// `high`, `normal` or `low`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// Keep evidence spans in the results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_evidence: Option<bool>,
+    /// The seed clients' switch, passed to the evaluator's configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_questionnaire: Option<bool>,
+    /// Where the job-finished callback goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// `name`, `name@version` or `name@range`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<String>,
+    /// The evaluator's configuration (a JSON object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    /// How documents are split into work items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunking: Option<Chunking>,
+    /// Fail fast past this share of failed documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerated_failure_percent: Option<f64>,
+}
+
+/// What is wrong with one field of a document: the field's name (`id`,
+/// `content`, `metadata`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// The field.
+    pub field: &'static str,
+    /// Why.
+    pub message: &'static str,
+}
+
+/// Which rules a document is read under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// The API's: an id ([`UploadDocument::required_id`]) and non-blank
+    /// text are required, metadata must be an object — every problem is
+    /// reported.
+    Strict,
+    /// A manifest's on disk or in the inbox: a document without a usable
+    /// id gets its position ([`UploadDocument::id_or`]), metadata is kept
+    /// as given.
+    Lenient,
+}
+
+impl UploadDocument {
+    /// A text document.
+    pub fn text(id: &str, title: &str, content: String, metadata: Value) -> Self {
+        Self {
+            id: Some(Value::String(id.to_owned())),
+            title: Some(title.to_owned()),
+            content: Some(Value::String(content)),
+            metadata: (!metadata.is_null()).then_some(metadata),
+        }
+    }
+
+    /// The document's id under the strict rules.
+    ///
+    /// # Errors
+    /// The id's problem: `empty`, `must be a string`, `missing`.
+    pub fn required_id(&self) -> Result<String, FieldProblem> {
+        let problem = |message| FieldProblem {
+            field: "id",
+            message,
+        };
+        match &self.id {
+            Some(Value::String(id)) if id.trim().is_empty() => Err(problem("empty")),
+            Some(Value::String(id)) => Ok(id.clone()),
+            Some(Value::Number(id)) => Ok(id.to_string()),
+            Some(_) => Err(problem("must be a string")),
+            None => Err(problem("missing")),
+        }
+    }
+
+    /// The document's id under the lenient rules: the one given (a
+    /// non-empty string or a number), else `fallback`.
+    pub fn id_or(&self, fallback: String) -> String {
+        match &self.id {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(Value::Number(id)) => id.to_string(),
+            _ => fallback,
+        }
+    }
+
+    /// The document as the pipeline takes it, with `id`, or the first
+    /// problem of its content or metadata under `rules`.
+    ///
+    /// # Errors
+    /// `content`: `empty` (strict only), `must be a string`, `missing`;
+    /// `metadata`: `must be a JSON object` (strict only).
+    pub fn into_spec(self, id: String, rules: Rules) -> Result<DocumentSpec, FieldProblem> {
+        let strict = rules == Rules::Strict;
+        let problem = |field, message| FieldProblem { field, message };
+        let content = match self.content {
+            Some(Value::String(content)) if strict && content.trim().is_empty() => {
+                return Err(problem("content", "empty"));
+            }
+            Some(Value::String(content)) => content,
+            Some(_) => return Err(problem("content", "must be a string")),
+            None => return Err(problem("content", "missing")),
+        };
+        let metadata = match self.metadata {
+            None => Value::Null,
+            Some(metadata @ (Value::Null | Value::Object(_))) => metadata,
+            Some(_) if strict => return Err(problem("metadata", "must be a JSON object")),
+            Some(metadata) => metadata,
+        };
+        Ok(DocumentSpec {
+            title: self.title.unwrap_or_else(|| id.clone()),
+            id,
+            body: DocumentBody::Text(content),
+            metadata,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_rules() {
+        let doc = |id: Value| UploadDocument {
+            id: Some(id),
+            ..UploadDocument::default()
+        };
+        let problem = |d: UploadDocument| d.required_id().unwrap_err().message;
+        assert_eq!(doc(Value::from("a")).required_id(), Ok("a".into()));
+        assert_eq!(doc(Value::from(7)).required_id(), Ok("7".into()));
+        assert_eq!(problem(doc(Value::from(" "))), "empty");
+        assert_eq!(problem(doc(Value::from(true))), "must be a string");
+        assert_eq!(problem(UploadDocument::default()), "missing");
+        let fallback = || "m#3".to_owned();
+        assert_eq!(UploadDocument::default().id_or(fallback()), "m#3");
+        assert_eq!(doc(Value::from("")).id_or(fallback()), "m#3");
+        assert_eq!(doc(Value::from(" ")).id_or(fallback()), " ");
+        assert_eq!(doc(Value::from(7)).id_or(fallback()), "7");
+    }
+
+    #[test]
+    fn the_client_writes_what_the_api_reads() {
+        let request = UploadRequest {
+            documents: vec![UploadDocument::text("a", "A", "text".into(), Value::Null)],
+            options: UploadOptions {
+                evaluator: Some("wordstats".into()),
+                ..UploadOptions::default()
+            },
+        };
+        let json = serde_json::to_string(&request).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"documents":[{"id":"a","title":"A","content":"text"}],"options":{"evaluator":"wordstats"}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<UploadRequest>(&json).ok(),
+            Some(request)
+        );
+    }
+}
