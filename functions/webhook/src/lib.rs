@@ -8,9 +8,16 @@
 //! connected to (a name cannot resolve to a public address at check time
 //! and a private one at connect time), and a name that resolves to any
 //! refused address is refused. Redirects are not followed.
+//!
+//! Addresses are judged by one table of special-purpose ranges, each with
+//! a class the policy allows or refuses; IPv6 forms that carry an IPv4
+//! address (mapped, compatible, NAT64, 6to4, Teredo) are judged by the
+//! IPv4 address they carry. The table and the rule are in the `address`
+//! module. The upload check ([`WebhookSender::check`]), literal hosts at
+//! send time and the resolver all ask [`AddressPolicy::refusal`].
 #![deny(missing_docs)]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,71 +25,11 @@ use async_trait::async_trait;
 use docket_core::ports::{WebhookError, WebhookRequest, WebhookSender};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// Which special addresses callbacks may reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AddressPolicy {
-    /// Loopback (127.0.0.0/8, ::1): for tests and single-machine setups.
-    pub allow_loopback: bool,
-    /// Private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).
-    pub allow_private: bool,
-}
+mod address;
+
+pub use address::{AddressClass, AddressPolicy, Refusal, Transition};
 
 impl AddressPolicy {
-    /// Why `ip` may not receive callbacks, or `None` when it may.
-    /// Link-local and cloud-metadata addresses, unspecified, broadcast and
-    /// multicast addresses are refused under every policy.
-    pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
-        let ip = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(v6),
-            },
-            v4 => v4,
-        };
-        match ip {
-            IpAddr::V4(v4) => self.refusal_v4(v4),
-            IpAddr::V6(v6) => self.refusal_v6(v6),
-        }
-    }
-
-    fn refusal_v4(&self, ip: Ipv4Addr) -> Option<&'static str> {
-        let [a, b, _, _] = ip.octets();
-        if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(169, 254, 170, 2) {
-            Some("a cloud metadata address")
-        } else if ip.is_link_local() {
-            Some("a link-local address")
-        } else if ip.is_unspecified() || a == 0 {
-            Some("an unspecified address")
-        } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
-            Some("a broadcast, multicast or reserved address")
-        } else if ip.is_loopback() {
-            (!self.allow_loopback).then_some("a loopback address")
-        } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
-            (!self.allow_private).then_some("a private address")
-        } else {
-            None
-        }
-    }
-
-    fn refusal_v6(&self, ip: Ipv6Addr) -> Option<&'static str> {
-        let first = ip.segments()[0];
-        if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-            Some("a cloud metadata address")
-        } else if first & 0xffc0 == 0xfe80 {
-            Some("a link-local address")
-        } else if ip.is_unspecified() {
-            Some("an unspecified address")
-        } else if ip.is_multicast() {
-            Some("a broadcast, multicast or reserved address")
-        } else if ip.is_loopback() {
-            (!self.allow_loopback).then_some("a loopback address")
-        } else if first & 0xfe00 == 0xfc00 {
-            (!self.allow_private).then_some("a private address")
-        } else {
-            None
-        }
-    }
-
     /// Checks every address; the first refused one is the error.
     fn check_all(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), WebhookError> {
         if addrs.is_empty() {
@@ -250,53 +197,45 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
-    #[test]
-    fn special_addresses_are_refused_unless_allowed() {
-        let strict = AddressPolicy::default();
-        let open = AddressPolicy {
-            allow_loopback: true,
-            allow_private: true,
+    /// The connect-time guard refuses what the upload check refuses,
+    /// before anything is connected to.
+    #[tokio::test]
+    async fn the_resolver_refuses_transition_forms_of_internal_addresses() {
+        let resolver = GuardedResolver(AddressPolicy::default());
+        for (host, message) in [
+            (
+                "2002:a9fe:a9fe::1",
+                "2002:a9fe:a9fe::1 resolves to 2002:a9fe:a9fe::1, a cloud metadata address \
+                 (169.254.169.254 embedded in a 6to4 address)",
+            ),
+            (
+                "64:ff9b::7f00:1",
+                "64:ff9b::7f00:1 resolves to 64:ff9b::7f00:1, a loopback address \
+                 (127.0.0.1 embedded in a NAT64 address)",
+            ),
+            (
+                "fec0::1",
+                "fec0::1 resolves to fec0::1, a site-local address",
+            ),
+        ] {
+            let name = Name::from_str(host).unwrap_or_else(|_| panic!("{host} is a name"));
+            let refused = match resolver.resolve(name).await {
+                Ok(addrs) => panic!("{host} resolved to {:?}", addrs.collect::<Vec<_>>()),
+                Err(e) => refusal_in(e.as_ref()),
+            };
+            assert_eq!(refused, Some(WebhookError::NotAllowed(message.into())));
+        }
+        // A public IPv4 address through NAT64 resolves to itself.
+        let public = std::net::Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0x5db8, 0xd822);
+        let name = Name::from_str(&public.to_string()).unwrap_or_else(|_| panic!("a name"));
+        let addrs: Vec<SocketAddr> = match resolver.resolve(name).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => panic!("{e}"),
         };
-        for (ip, why) in [
-            ("127.0.0.1", Some("a loopback address")),
-            ("::1", Some("a loopback address")),
-            ("10.1.2.3", Some("a private address")),
-            ("172.20.0.1", Some("a private address")),
-            ("192.168.1.1", Some("a private address")),
-            ("100.64.0.1", Some("a private address")),
-            ("fd12::1", Some("a private address")),
-            ("::ffff:10.0.0.1", Some("a private address")),
-            ("::ffff:127.0.0.1", Some("a loopback address")),
-            ("169.254.169.254", Some("a cloud metadata address")),
-            ("fd00:ec2::254", Some("a cloud metadata address")),
-            ("169.254.10.1", Some("a link-local address")),
-            ("fe80::1", Some("a link-local address")),
-            ("0.0.0.0", Some("an unspecified address")),
-            ("::", Some("an unspecified address")),
-            (
-                "224.0.0.1",
-                Some("a broadcast, multicast or reserved address"),
-            ),
-            (
-                "255.255.255.255",
-                Some("a broadcast, multicast or reserved address"),
-            ),
-            ("93.184.216.34", None),
-            ("2606:4700::1111", None),
-        ] {
-            let ip: IpAddr = ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            assert_eq!(strict.refusal(ip), why, "{ip}");
-        }
-        for (ip, refused) in [
-            ("127.0.0.1", false),
-            ("10.1.2.3", false),
-            ("169.254.169.254", true),
-            ("fe80::1", true),
-        ] {
-            let ip: IpAddr = ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            assert_eq!(open.refusal(ip).is_some(), refused, "{ip}");
-        }
+        assert_eq!(addrs, [SocketAddr::from((public, 0))]);
     }
 }

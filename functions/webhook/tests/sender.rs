@@ -163,3 +163,98 @@ async fn refuses_special_addresses_by_literal_and_by_name() {
         "nothing reached the receiver"
     );
 }
+
+/// Internal addresses written in an IPv6 form that embeds an IPv4 address
+/// (or in a deprecated range) are refused at upload like the plain ones.
+/// Only `check` is called: nothing is sent to these addresses.
+#[tokio::test]
+async fn refuses_internal_addresses_behind_ipv6_transition_forms() {
+    let strict = sender(false);
+    let relaxed = HttpWebhookSender::new(
+        AddressPolicy {
+            allow_loopback: true,
+            allow_private: true,
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut wrong = Vec::new();
+    for (url, message) in [
+        (
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "64:ff9b::a9fe:a9fe is a cloud metadata address \
+             (169.254.169.254 embedded in a NAT64 address)",
+        ),
+        (
+            "http://[2002:a9fe:a9fe::1]/",
+            "2002:a9fe:a9fe::1 is a cloud metadata address \
+             (169.254.169.254 embedded in a 6to4 address)",
+        ),
+        (
+            "http://[::169.254.169.254]/",
+            "::a9fe:a9fe is a cloud metadata address \
+             (169.254.169.254 embedded in an IPv4-compatible address)",
+        ),
+        ("http://[fec0::1]/", "fec0::1 is a site-local address"),
+        (
+            "http://[2001:0:4136:e378:8000:63bf:5601:5601]/hook",
+            "2001:0:4136:e378:8000:63bf:5601:5601 is a cloud metadata address \
+             (169.254.169.254 embedded in a Teredo address)",
+        ),
+        (
+            "http://[2001:0:a9fe:a9fe::a247:27dd]/hook",
+            "2001:0:a9fe:a9fe::a247:27dd is a cloud metadata address \
+             (169.254.169.254 embedded in a Teredo address)",
+        ),
+        (
+            "http://[::ffff:169.254.169.254]/",
+            "::ffff:169.254.169.254 is a cloud metadata address \
+             (169.254.169.254 embedded in an IPv4-mapped address)",
+        ),
+        (
+            "https://[64:ff9b::a00:1]:8443/",
+            "64:ff9b::a00:1 is a private address \
+             (10.0.0.1 embedded in a NAT64 address)",
+        ),
+    ] {
+        let got = strict.check(url).await;
+        if got != Err(WebhookError::NotAllowed(message.into())) {
+            wrong.push(format!("{url}: {got:?}"));
+        }
+    }
+    // Allowing private networks allows them in every form, but never
+    // metadata or site-local addresses.
+    let got = relaxed.check("https://[64:ff9b::a00:1]:8443/").await;
+    if got.is_err() {
+        wrong.push(format!("allowing private networks: {got:?}"));
+    }
+    for url in [
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[fec0::1]/",
+    ] {
+        let got = relaxed.check(url).await;
+        if got.is_ok() {
+            wrong.push(format!("{url} allowed with private networks"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Public addresses pass, plain and in every transition form that embeds
+/// a public IPv4 address. Only `check` is called: nothing is sent.
+#[tokio::test]
+async fn allows_public_addresses_in_every_form() {
+    let strict = sender(false);
+    for url in [
+        "http://93.184.216.34/hook",
+        "https://93.184.216.34:8443/hook",
+        "http://[2606:4700::1111]/hook",
+        "http://[::ffff:93.184.216.34]/hook",
+        "http://[64:ff9b::5db8:d822]/hook",
+        "http://[2002:5db8:d822::1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:a247:27dd]/hook",
+    ] {
+        assert_eq!(strict.check(url).await, Ok(()), "{url}");
+    }
+}
