@@ -48,7 +48,7 @@ pub fn loaded_host() -> PluginHost {
     for (name, bytes) in [
         ("decalogo", docket_bundled::DECALOGO),
         ("wordstats", docket_bundled::WORDSTATS),
-        ("hostile", docket_bundled::HOSTILE),
+        ("hostile", docket_test_guests::HOSTILE),
     ] {
         host.load(Manifest::for_component(name, "0.1.0", bytes), bytes)
             .unwrap();

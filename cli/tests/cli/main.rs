@@ -191,7 +191,7 @@ fn unreadable_files_fail_alone() {
 fn hostile_plugins_fail_their_documents_and_spare_the_rest() {
     let work = tempfile::tempdir().unwrap();
     let plugin = work.path().join("hostile.wasm");
-    std::fs::write(&plugin, docket_bundled::HOSTILE).unwrap();
+    std::fs::write(&plugin, docket_test_guests::HOSTILE).unwrap();
     let batch = serde_json::json!({"documents": [
         {"id": "loop", "content": "hostile:loop"},
         {"id": "ok-1", "content": "an ordinary document"},
@@ -265,7 +265,7 @@ fn hostile_plugins_fail_their_documents_and_spare_the_rest() {
 fn a_job_past_its_failure_threshold_fails_and_exits_non_zero() {
     let work = tempfile::tempdir().unwrap();
     let plugin = work.path().join("hostile.wasm");
-    std::fs::write(&plugin, docket_bundled::HOSTILE).unwrap();
+    std::fs::write(&plugin, docket_test_guests::HOSTILE).unwrap();
     let documents: Vec<Value> = (0..20)
         .map(|n| {
             let content = if n % 2 == 0 {

@@ -393,9 +393,9 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
         std::fs::write(&path, bytes).unwrap();
         path.to_str().unwrap().to_owned()
     };
-    let other_world = write("other.wasm", docket_bundled::OTHER_WORLD);
-    let dialer = write("dialer.wasm", docket_bundled::DIALER);
-    let reader = write("reader.wasm", docket_bundled::READER);
+    let other_world = write("other.wasm", docket_test_guests::OTHER_WORLD);
+    let dialer = write("dialer.wasm", docket_test_guests::DIALER);
+    let reader = write("reader.wasm", docket_test_guests::READER);
     let wordstats = write("wordstats.wasm", docket_bundled::WORDSTATS);
     let decalogo = write("decalogo.wasm", docket_bundled::DECALOGO);
     let corrupt = write("corrupt.wasm", b"%PDF-1.7 not a component");

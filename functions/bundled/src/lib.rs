@@ -1,8 +1,8 @@
 //! The evaluator components shipped with docket, built from `plugins/` for
 //! `wasm32-wasip2` by this crate's build script and embedded as bytes: the
 //! `docket` binary finds `decalogo` and `wordstats` by name with no files
-//! around it, and host tests run the real artifacts (including the hostile
-//! test plugin).
+//! around it, and host tests run the real artifacts. The test plugins are in
+//! the dev-only `docket-test-guests`, so no production binary carries them.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));

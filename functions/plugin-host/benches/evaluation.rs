@@ -80,7 +80,7 @@ fn main() {
         };
         let wordstats = load("wordstats", docket_bundled::WORDSTATS);
         let decalogo = load("decalogo", docket_bundled::DECALOGO);
-        let hostile = load("hostile", docket_bundled::HOSTILE);
+        let hostile = load("hostile", docket_test_guests::HOSTILE);
         let limits = if backstop {
             "fuel + epoch"
         } else {

@@ -126,7 +126,7 @@ fn decalogo_component_matches_the_native_build() {
 #[test]
 fn an_infinite_loop_is_stopped_by_fuel() {
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:loop"));
     let limits = Limits::default();
     assert_eq!(
@@ -143,7 +143,7 @@ fn an_infinite_loop_is_stopped_by_fuel() {
 #[test]
 fn the_wall_clock_backstop_stops_a_call_fuel_would_let_run() {
     let host = host();
-    let bytes = docket_bundled::HOSTILE;
+    let bytes = docket_test_guests::HOSTILE;
     let mut manifest = Manifest::for_component("hostile", "0.1.0", bytes);
     manifest.limits.fuel_base = u64::MAX / 2;
     manifest.limits.timeout_ms = 50;
@@ -155,7 +155,7 @@ fn the_wall_clock_backstop_stops_a_call_fuel_would_let_run() {
 #[test]
 fn the_invocation_deadline_cuts_a_call_short_and_is_not_the_plugins_fault() {
     let host = host();
-    let bytes = docket_bundled::HOSTILE;
+    let bytes = docket_test_guests::HOSTILE;
     let mut manifest = Manifest::for_component("hostile", "0.1.0", bytes);
     manifest.limits.fuel_base = u64::MAX / 2;
     manifest.limits.timeout_ms = 60_000;
@@ -191,7 +191,7 @@ fn the_invocation_deadline_cuts_a_call_short_and_is_not_the_plugins_fault() {
 #[test]
 fn a_memory_bomb_is_stopped_by_the_cap() {
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:alloc"));
     assert!(
         message.starts_with(&format!(
@@ -205,7 +205,7 @@ fn a_memory_bomb_is_stopped_by_the_cap() {
 #[test]
 fn a_panic_becomes_a_permanent_failure_with_its_message() {
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:panic"));
     assert_eq!(
         message,
@@ -216,7 +216,7 @@ fn a_panic_becomes_a_permanent_failure_with_its_message() {
 #[test]
 fn huge_output_is_refused() {
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let message = permanent_message(evaluate(&host, &evaluator, "hostile:huge"));
     assert!(message.starts_with("output of "), "{message}");
     assert!(
@@ -242,7 +242,7 @@ fn oversized_input_is_refused_before_running() {
 #[test]
 fn plugin_errors_keep_their_own_category() {
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let failure = evaluate(&host, &evaluator, "hostile:invalid").unwrap_err();
     assert_eq!(failure.category, FailureCategory::Data);
     assert_eq!(
@@ -254,7 +254,7 @@ fn plugin_errors_keep_their_own_category() {
 #[test]
 fn plugins_have_no_ambient_capabilities() {
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let report = evaluate(&host, &evaluator, "hostile:ambient").expect("evaluate");
     let seen = &report.evaluation.data;
     assert_ne!(seen["file"], "read", "{seen}");
@@ -269,7 +269,7 @@ fn plugins_have_no_ambient_capabilities() {
 fn each_call_gets_a_fresh_instance() {
     // After a trap the next document still evaluates normally.
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     assert!(evaluate(&host, &evaluator, "hostile:panic").is_err());
     let report = evaluate(&host, &evaluator, "a normal document").expect("evaluate");
     assert_eq!(report.evaluation.scores[0].value, 1.0);
@@ -356,7 +356,7 @@ fn evaluators_resolve_by_name_and_exact_version() {
     let bytes = docket_bundled::WORDSTATS;
     host.load(Manifest::for_component("wordstats", "0.9.0", bytes), bytes)
         .unwrap();
-    let hostile = docket_bundled::HOSTILE;
+    let hostile = docket_test_guests::HOSTILE;
     let newer = host
         .load(
             Manifest::for_component("wordstats", "0.10.0", hostile),
@@ -424,7 +424,7 @@ async fn batches_evaluate_from_async_tasks_even_when_plugins_write_to_stderr() {
     // moves the batch off the async worker so a panicking plugin's stderr
     // write cannot take the worker down.
     let host = host();
-    let evaluator = load(&host, "hostile", docket_bundled::HOSTILE);
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let request = |content: &str| EvaluationRequest {
         evaluator: evaluator.clone(),
         id: content.into(),

@@ -1,0 +1,119 @@
+//! The compiled-code cache: components compiled once and kept on disk,
+//! keyed by the component's digest and the engine's identifier, and
+//! deserialized only from bytes docket produced and verified (fresh, read
+//! back against the digest recorded when written, or published with the
+//! plugin against its manifest).
+
+use std::path::Path;
+
+use wasmtime::component::Component;
+
+use crate::engine::engine_id;
+use crate::{HostInner, digest};
+
+impl HostInner {
+    /// Compiles `bytes`, going through the on-disk cache when there is one.
+    /// `published` is compiled code from the plugin's publication (its
+    /// digest already checked against the manifest): used when this engine
+    /// accepts it, otherwise the component is recompiled and the event
+    /// logged.
+    pub(crate) fn compile(
+        &self,
+        bytes: &[u8],
+        digest_of_bytes: &str,
+        published: Option<&[u8]>,
+    ) -> wasmtime::Result<Component> {
+        let cache = self.config.cache_dir.as_ref().map(|dir| {
+            let stem = format!(
+                "{}-{}",
+                digest_of_bytes.trim_start_matches("sha256:"),
+                engine_id(&self.engine)
+            );
+            (
+                dir.join(format!("{stem}.cwasm")),
+                dir.join(format!("{stem}.cwasm.sha256")),
+            )
+        });
+        if let Some((artifact, recorded)) = &cache
+            && let Some(component) = self.load_cached(artifact, recorded)
+        {
+            return Ok(component);
+        }
+        let published = published.and_then(|compiled| match self.deserialize_verified(compiled) {
+            Ok(component) => Some((component, compiled.to_vec())),
+            Err(e) => {
+                tracing::warn!(plugin = %digest_of_bytes, engine = %engine_id(&self.engine), error = %e, "published compiled code does not match this engine; recompiling");
+                None
+            }
+        });
+        let (component, compiled) = match published {
+            Some(found) => found,
+            None => {
+                let compiled = self.engine.precompile_component(bytes)?;
+                (self.deserialize_verified(&compiled)?, compiled)
+            }
+        };
+        if let Some((artifact, recorded)) = &cache {
+            write_atomically(artifact, &compiled);
+            write_atomically(recorded, digest(&compiled).as_bytes());
+        }
+        Ok(component)
+    }
+
+    /// The cached artifact, if it exists and its digest is the one docket
+    /// recorded when it wrote it.
+    fn load_cached(&self, artifact: &Path, recorded: &Path) -> Option<Component> {
+        let expected = std::fs::read_to_string(recorded).ok()?;
+        let compiled = std::fs::read(artifact).ok()?;
+        if digest(&compiled) != expected.trim() {
+            tracing::warn!(artifact = %artifact.display(), "cached compiled plugin does not match its recorded digest; recompiling");
+            return None;
+        }
+        match self.deserialize_verified(&compiled) {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(artifact = %artifact.display(), error = %e, "cached compiled plugin not usable by this engine; recompiling");
+                None
+            }
+        }
+    }
+
+    /// Deserializes compiled code that docket produced itself: either just
+    /// now by `precompile_component`, or read back from the cache and
+    /// checked against the digest recorded when it was written.
+    #[allow(unsafe_code)]
+    fn deserialize_verified(&self, compiled: &[u8]) -> wasmtime::Result<Component> {
+        // SAFETY: `compiled` is output of docket's `precompile_component`
+        // with this engine configuration: fresh, read back from the cache
+        // and checked against the digest recorded when it was written, or
+        // published with the plugin and checked against the digest in its
+        // manifest. wasmtime additionally checks the compatibility header.
+        unsafe { Component::deserialize(&self.engine, compiled) }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// reader never sees half an artifact. Failures only cost a recompilation.
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "compiled plugin not cached");
+        let _ = std::fs::remove_file(&temp);
+    }
+}
+
+/// Refuses what is not a component before compiling it, with the reason a
+/// plugin author can act on.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 0x01, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 0x01, 0, 0, 0]) => Err(
+            "a core WebAssembly module, not a component: build for wasm32-wasip2 (or with componentize-py / componentize-js)".into(),
+        ),
+        _ => Err(format!(
+            "not a WebAssembly component ({} bytes without the \\0asm header)",
+            bytes.len()
+        )),
+    }
+}
