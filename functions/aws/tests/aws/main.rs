@@ -3,8 +3,10 @@
 //! bin/test starts it). Each subject is a fresh deployment under its own
 //! prefix, created as the deploy template declares it.
 
+use std::sync::Arc;
+
 use docket_aws::{AwsBackend, MAX_RECEIVE_COUNT, Names};
-use docket_conformance::Subject;
+use docket_conformance::{RealTime, Subject};
 
 async fn subject() -> Subject {
     assert!(
@@ -22,6 +24,8 @@ async fn subject() -> Subject {
         blobs: backend.blobs.clone(),
         store: backend.store.clone(),
         max_receives: MAX_RECEIVE_COUNT,
+        // The service keeps its own time: the checks wait for it by sleeping.
+        time: Arc::new(RealTime),
         guard: Box::new(backend),
     }
 }

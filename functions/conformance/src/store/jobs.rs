@@ -1,0 +1,406 @@
+//! Jobs and their outcomes: creation, exactly-once counting, completion,
+//! the state machine, listing, stats.
+
+use chrono::Utc;
+use docket_core::model::{ChunkInfo, ItemOutcome, ItemResult, JobId, JobStatus, TenantId};
+use docket_core::ports::{JobFilter, StoreError};
+use docket_core::{Evaluation, Failure, FailureCategory, Score};
+
+use crate::{Subject, sample_job};
+
+fn outcome(item: u32, document: u32, chunk: (u32, u32), result: ItemResult) -> ItemOutcome {
+    ItemOutcome {
+        item,
+        document,
+        document_id: format!("doc-{document}"),
+        title: format!("Doc {document}"),
+        chunk: ChunkInfo {
+            index: chunk.0,
+            count: chunk.1,
+            ..ChunkInfo::WHOLE
+        },
+        bytes: 10,
+        body: None,
+        metadata: serde_json::Value::Null,
+        result,
+    }
+}
+
+fn succeeded(value: f64) -> ItemResult {
+    ItemResult::Succeeded {
+        evaluation: Evaluation {
+            scores: vec![Score {
+                name: "fake".into(),
+                value,
+                max: 100.0,
+            }],
+            ..Evaluation::default()
+        },
+        seconds: 0.001,
+    }
+}
+
+fn failed() -> ItemResult {
+    ItemResult::Failed {
+        failure: Failure::new(FailureCategory::Data, "unreadable"),
+        seconds: 0.0,
+    }
+}
+
+/// Jobs read back as created; a second create of the id conflicts; an
+/// unknown id is `NotFound`.
+pub async fn store_create_read_conflict(subject: &Subject) {
+    let job = sample_job("acme", 2);
+    subject.store.create_job(&job).await.expect("create");
+    assert_eq!(subject.store.job(&job.id).await.expect("read"), job);
+    let error = subject.store.create_job(&job).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+    let error = subject.store.job(&JobId::generate()).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error}");
+}
+
+/// The same outcome recorded three times in sequence counts once.
+pub async fn store_counts_a_sequentially_duplicated_outcome_once(subject: &Subject) {
+    let job = sample_job("acme", 2);
+    subject.store.create_job(&job).await.expect("create");
+    let once = [outcome(0, 0, (0, 1), succeeded(50.0))];
+    let first = subject
+        .store
+        .record_outcomes(&job.id, &once, Utc::now())
+        .await
+        .expect("record");
+    assert_eq!(first.recorded, [0]);
+    for _ in 0..2 {
+        let again = subject
+            .store
+            .record_outcomes(&job.id, &once, Utc::now())
+            .await
+            .expect("record");
+        assert!(again.recorded.is_empty());
+        assert_eq!(again.duplicates, [0]);
+        assert!(!again.completed_job);
+    }
+    // Twice within one call counts once too.
+    let twice = [
+        outcome(1, 1, (0, 1), failed()),
+        outcome(1, 1, (0, 1), failed()),
+    ];
+    let receipt = subject
+        .store
+        .record_outcomes(&job.id, &twice, Utc::now())
+        .await
+        .expect("record");
+    assert_eq!(receipt.recorded, [1]);
+    assert_eq!(receipt.duplicates, [1]);
+    let counters = subject.store.job(&job.id).await.expect("read").counters;
+    assert_eq!((counters.items_succeeded, counters.items_failed), (1, 1));
+    assert_eq!(
+        (counters.documents_succeeded, counters.documents_failed),
+        (1, 1)
+    );
+}
+
+/// The same outcome recorded by three callers at once counts once.
+pub async fn store_counts_a_concurrently_duplicated_outcome_once(subject: &Subject) {
+    let job = sample_job("acme", 1);
+    subject.store.create_job(&job).await.expect("create");
+    let calls = (0..3).map(|_| {
+        let store = subject.store.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move {
+            store
+                .record_outcomes(&id, &[outcome(0, 0, (0, 1), succeeded(1.0))], Utc::now())
+                .await
+        })
+    });
+    let mut recorded = 0;
+    let mut completed = 0;
+    for call in calls {
+        let receipt = call.await.expect("join").expect("record");
+        recorded += receipt.recorded.len();
+        completed += usize::from(receipt.completed_job);
+    }
+    assert_eq!((recorded, completed), (1, 1));
+    let counters = subject.store.job(&job.id).await.expect("read").counters;
+    assert_eq!(counters.items_succeeded, 1);
+    assert_eq!(counters.documents_succeeded, 1);
+}
+
+/// Only the call that records the last pending item reports completion;
+/// the first recorded item moves the job to processing.
+pub async fn store_signals_completion_exactly_once(subject: &Subject) {
+    let job = sample_job("acme", 3);
+    subject.store.create_job(&job).await.expect("create");
+    let now = Utc::now();
+    let a = subject
+        .store
+        .record_outcomes(&job.id, &[outcome(0, 0, (0, 1), succeeded(1.0))], now)
+        .await
+        .expect("record");
+    assert!(!a.completed_job);
+    assert_eq!(a.status, JobStatus::Processing);
+    let read = subject.store.job(&job.id).await.expect("read");
+    assert_eq!(read.status, JobStatus::Processing);
+    assert!(read.started_at.is_some());
+    let b = subject
+        .store
+        .record_outcomes(
+            &job.id,
+            &[
+                outcome(1, 1, (0, 1), succeeded(1.0)),
+                outcome(2, 2, (0, 1), failed()),
+            ],
+            now,
+        )
+        .await
+        .expect("record");
+    assert!(b.completed_job);
+    assert_eq!(b.counters.items_pending(), 0);
+    let c = subject
+        .store
+        .record_outcomes(&job.id, &[outcome(2, 2, (0, 1), failed())], now)
+        .await
+        .expect("record");
+    assert!(!c.completed_job);
+}
+
+/// A three-chunk document is counted when its last chunk is recorded,
+/// failed if any chunk failed.
+pub async fn store_counts_documents_at_their_last_chunk(subject: &Subject) {
+    let mut job = sample_job("acme", 0);
+    job.counters.documents_total = 2;
+    job.counters.items_total = 5;
+    subject.store.create_job(&job).await.expect("create");
+    let now = Utc::now();
+    let record = |outcomes: Vec<ItemOutcome>| {
+        let store = subject.store.clone();
+        let id = job.id.clone();
+        async move {
+            store
+                .record_outcomes(&id, &outcomes, now)
+                .await
+                .expect("record")
+        }
+    };
+    let r = record(vec![
+        outcome(0, 0, (0, 3), succeeded(1.0)),
+        outcome(2, 0, (2, 3), succeeded(1.0)),
+    ])
+    .await;
+    assert_eq!(r.counters.documents_succeeded, 0);
+    let r = record(vec![outcome(1, 0, (1, 3), succeeded(1.0))]).await;
+    assert_eq!(r.counters.documents_succeeded, 1);
+    let r = record(vec![outcome(3, 1, (0, 2), failed())]).await;
+    assert_eq!(r.counters.documents_failed, 0);
+    let r = record(vec![outcome(4, 1, (1, 2), succeeded(1.0))]).await;
+    assert_eq!(r.counters.documents_failed, 1);
+    assert_eq!(r.counters.documents_done(), 2);
+    assert!(r.completed_job);
+}
+
+/// Status changes are conditional on the current status.
+pub async fn store_transitions_follow_the_state_machine(subject: &Subject) {
+    let job = sample_job("acme", 1);
+    subject.store.create_job(&job).await.expect("create");
+    let sources = JobStatus::sources_of(JobStatus::Cancelled);
+    let cancelled = subject
+        .store
+        .transition(&job.id, &sources, JobStatus::Cancelled)
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let error = subject
+        .store
+        .transition(&job.id, &sources, JobStatus::Cancelled)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+    let error = subject
+        .store
+        .transition(&JobId::generate(), &sources, JobStatus::Cancelled)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error}");
+}
+
+/// Of concurrent finalizations exactly one wins; the rest conflict.
+pub async fn store_finish_has_exactly_one_winner(subject: &Subject) {
+    let job = sample_job("acme", 1);
+    subject.store.create_job(&job).await.expect("create");
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let store = subject.store.clone();
+            let id = job.id.clone();
+            tokio::spawn(async move {
+                store
+                    .finish_job(&id, JobStatus::Completed, None, Utc::now())
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for call in calls {
+        match call.await.expect("join") {
+            Ok(job) => {
+                wins += 1;
+                assert_eq!(job.status, JobStatus::Completed);
+                assert!(job.finished_at.is_some());
+            }
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    // A finalized job takes no more transitions.
+    let error = subject
+        .store
+        .transition(
+            &job.id,
+            &JobStatus::sources_of(JobStatus::Cancelled),
+            JobStatus::Cancelled,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+}
+
+/// Monitoring figures follow jobs and their recorded documents (checked as
+/// differences: the store may hold other jobs).
+pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
+    let count = |stats: &docket_core::ports::StoreStats, status: JobStatus| {
+        stats
+            .jobs
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    let before = subject.store.stats().await.expect("stats");
+    assert_eq!(before.jobs.len(), JobStatus::ALL.len());
+    let queued = sample_job("acme", 1);
+    let running = sample_job("acme", 3);
+    subject.store.create_job(&queued).await.expect("create");
+    subject.store.create_job(&running).await.expect("create");
+    let outcomes = [
+        outcome(0, 0, (0, 1), succeeded(1.0)),
+        outcome(1, 1, (0, 1), failed()),
+    ];
+    subject
+        .store
+        .record_outcomes(&running.id, &outcomes, Utc::now())
+        .await
+        .expect("record");
+    let after = subject.store.stats().await.expect("stats");
+    assert_eq!(
+        count(&after, JobStatus::Queued),
+        count(&before, JobStatus::Queued) + 1
+    );
+    assert_eq!(
+        count(&after, JobStatus::Processing),
+        count(&before, JobStatus::Processing) + 1
+    );
+    assert_eq!(after.documents_succeeded, before.documents_succeeded + 1);
+    assert_eq!(after.documents_failed, before.documents_failed + 1);
+}
+
+/// The failing-fast reason is set once.
+pub async fn store_halts_once(subject: &Subject) {
+    let job = sample_job("acme", 1);
+    subject.store.create_job(&job).await.expect("create");
+    assert!(
+        subject
+            .store
+            .halt_job(&job.id, "too many failures")
+            .await
+            .expect("halt")
+    );
+    assert!(
+        !subject
+            .store
+            .halt_job(&job.id, "again")
+            .await
+            .expect("halt")
+    );
+    assert_eq!(
+        subject
+            .store
+            .job(&job.id)
+            .await
+            .expect("read")
+            .error
+            .as_deref(),
+        Some("too many failures")
+    );
+}
+
+/// Listing shows only the tenant's jobs, newest first, filtered, in pages.
+pub async fn store_lists_by_tenant_newest_first_with_cursor(subject: &Subject) {
+    let tenant = format!(
+        "tenant-{}",
+        JobId::generate().as_str().trim_start_matches("job_")
+    );
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let job = sample_job(&tenant, 1);
+        subject.store.create_job(&job).await.expect("create");
+        ids.push(job.id);
+    }
+    subject
+        .store
+        .create_job(&sample_job("someone-else", 1))
+        .await
+        .expect("create");
+    subject
+        .store
+        .transition(&ids[1], &[JobStatus::Queued], JobStatus::Cancelled)
+        .await
+        .expect("cancel");
+    let tenant = TenantId::parse(&tenant).expect("tenant");
+    let page = |before: Option<JobId>, status: Option<JobStatus>| {
+        let store = subject.store.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .list_jobs(
+                    &tenant,
+                    &JobFilter {
+                        status,
+                        since: None,
+                        before,
+                        limit: 2,
+                    },
+                )
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = page(None, None).await;
+    assert_eq!(first, [ids[4].clone(), ids[3].clone()]);
+    let second = page(first.last().cloned(), None).await;
+    assert_eq!(second, [ids[2].clone(), ids[1].clone()]);
+    let third = page(second.last().cloned(), None).await;
+    assert_eq!(third, [ids[0].clone()]);
+    assert_eq!(
+        page(None, Some(JobStatus::Cancelled)).await,
+        [ids[1].clone()]
+    );
+}
+
+/// Outcomes read back exactly as recorded, by item.
+pub async fn store_round_trips_outcomes(subject: &Subject) {
+    let job = sample_job("acme", 2);
+    subject.store.create_job(&job).await.expect("create");
+    let recorded = vec![
+        outcome(1, 1, (0, 1), failed()),
+        outcome(0, 0, (0, 1), succeeded(42.5)),
+    ];
+    subject
+        .store
+        .record_outcomes(&job.id, &recorded, Utc::now())
+        .await
+        .expect("record");
+    let read = subject.store.outcomes(&job.id).await.expect("outcomes");
+    assert_eq!(read, [recorded[1].clone(), recorded[0].clone()]);
+}
