@@ -217,8 +217,15 @@ async fn results(
     })
 }
 
+/// One CSV cell of tenant-given text (ids, titles, names, messages). A cell
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be
+/// opened as a formula by spreadsheet programs: per OWASP's CSV injection
+/// guidance it is prefixed with `'` and quoted. Quotes are doubled.
 fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula {
+        format!("\"'{}\"", value.replace('"', "\"\""))
+    } else if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
         value.to_owned()
@@ -399,4 +406,26 @@ async fn list(
         })
         .collect();
     Ok(axum::Json(serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_cells_that_would_be_formulas_are_escaped() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_field("+1"), "\"'+1\"");
+        assert_eq!(csv_field("-2+3"), "\"'-2+3\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("\tx"), "\"'\tx\"");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        // Plain text stays as it is; commas and quotes are quoted as before.
+        assert_eq!(csv_field("plan a"), "plan a");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 }

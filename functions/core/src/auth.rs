@@ -150,11 +150,18 @@ pub fn hash_token(token: &str) -> String {
     format!("sha256:{:x}", Sha256::digest(token.as_bytes()))
 }
 
-/// A new random token: `dk_` and 64 hex digits (256 bits).
+/// A new random token: `dk_` and 64 hex digits — 32 bytes (256 bits) from
+/// the operating system's random source.
+///
+/// # Panics
+/// When the operating system has no random source to give (then no key
+/// can be made safely).
 pub fn generate_token() -> String {
-    let a = uuid::Uuid::new_v4().simple();
-    let b = uuid::Uuid::new_v4().simple();
-    format!("dk_{a}{b}")
+    let mut bytes = [0u8; 32];
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("dk_{hex}")
 }
 
 #[cfg(test)]
@@ -174,6 +181,25 @@ mod tests {
             hash_token("abc"),
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn tokens_carry_256_random_bits() {
+        // Two UUIDv4s fix 6 of their 128 bits each: the version nibble `4`
+        // at hex digit 12 and the variant (8, 9, a or b) at digit 16 of each
+        // half. Over 64 tokens a random source leaves no digit fixed.
+        let tokens: Vec<String> = (0..64).map(|_| generate_token()).collect();
+        for token in &tokens {
+            assert!(token[3..].chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+            assert_eq!(token.len(), 3 + 64);
+        }
+        for digit in [12, 16, 32 + 12, 32 + 16] {
+            let first = &tokens[0][3 + digit..4 + digit];
+            assert!(
+                tokens.iter().any(|t| &t[3 + digit..4 + digit] != first),
+                "hex digit {digit} is the same in every token"
+            );
+        }
     }
 
     #[test]

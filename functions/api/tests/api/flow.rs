@@ -1,0 +1,131 @@
+//! The upload → status → results flow, in the field names batch clients read, and the results formats.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_status_results_flow_uses_the_field_names_clients_read() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (status, accepted) = call_json(&harness, post(&token, &plans())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "queued");
+    assert_eq!(accepted["document_count"], 2);
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        accepted["status_url"],
+        format!("/api/v1/batch/status/{job_id}")
+    );
+    assert_eq!(
+        accepted["results_url"],
+        format!("/api/v1/batch/results/{job_id}")
+    );
+
+    let (status, progress) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(progress["job_id"], job_id.as_str());
+    assert_eq!(progress["status"], "queued");
+    assert_eq!(progress["progress"]["percent_complete"], 0.0);
+    assert_eq!(progress["progress"]["completed_documents"], 0);
+    assert_eq!(progress["progress"]["total_documents"], 2);
+    assert_eq!(progress["progress"]["failed_documents"], 0);
+    assert_eq!(progress["chunks"]["total"], 2);
+    assert_eq!(progress["chunks"]["active"], 2);
+    assert!(progress["estimated_seconds_remaining"].is_null());
+
+    // Not finished yet: 202 with progress.
+    let (status, pending) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/results/{job_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(pending["progress"]["total_documents"], 2);
+
+    let id = docket_core::JobId::parse(&job_id).unwrap();
+    harness.run_until_finalized(&id, 20).await;
+    let (status, done) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/status/{job_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["progress"]["percent_complete"], 100.0);
+    assert_eq!(done["progress"]["completed_documents"], 2);
+
+    let (status, results) = call_json(
+        &harness,
+        get(&token, &format!("/api/v1/batch/results/{job_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(results["document_count"], 2);
+    assert_eq!(results["summary"]["avg_decalogo_score"], 20.0);
+    assert_eq!(results["summary"]["avg_questionnaire_score"], 9.0);
+    assert_eq!(results["summary"]["total_violations"], 5);
+    assert_eq!(results["summary"]["documents_with_warnings"], 1);
+    let documents = results["documents"].as_array().unwrap();
+    assert_eq!(documents[0]["id"], "roble");
+    assert_eq!(documents[0]["scores"]["decalogo"]["total_score"], 15.0);
+    assert_eq!(documents[1]["scores"]["decalogo"]["total_score"], 25.0);
+    assert!(documents[0]["processing_time_seconds"].as_f64().unwrap() > 0.0);
+    assert!(documents[0]["findings"][0]["evidence"]["start"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_come_without_evidence_and_as_jsonl_or_csv() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    harness
+        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
+        .await;
+    let base = format!("/api/v1/batch/results/{job_id}");
+
+    let (_, bare) = call_json(
+        &harness,
+        get(&token, &format!("{base}?include_evidence=false")),
+    )
+    .await;
+    let findings = bare["documents"][0]["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    assert!(
+        findings.iter().all(|f| f.get("evidence").is_none()),
+        "{findings:?}"
+    );
+
+    let (status, lines) = call(&harness, get(&token, &format!("{base}?format=jsonl"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["id"], "harbor");
+
+    let (status, csv) = call(&harness, get(&token, &format!("{base}?format=csv"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "id,title,status,processing_time_seconds,decalogo_score,decalogo_max,questionnaire_score,questionnaire_max,violations,warnings,error_category,error_message"
+    );
+    assert!(
+        rows[1].starts_with("roble,El Roble,completed,"),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[1].ends_with(",15,100,8,60,2,3,,"), "{}", rows[1]);
+
+    let (status, error) = call_json(&harness, get(&token, &format!("{base}?format=xml"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error["error"]["message"],
+        "format: unknown format \"xml\": use json, jsonl or csv"
+    );
+}

@@ -1,0 +1,194 @@
+//! A job, its exact counters and its state machine.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{EvaluatorRef, ItemStatus, JobId, JobOptions, JobStatus, TenantId};
+
+/// Exact counts kept on the job by the atomic "record item outcome" step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JobCounters {
+    /// Documents in the job (intake rejections included).
+    pub documents_total: u32,
+    /// Documents whose every chunk succeeded.
+    pub documents_succeeded: u32,
+    /// Documents with at least one failed chunk.
+    pub documents_failed: u32,
+    /// Documents skipped (job cancelled or failing fast), none failed.
+    pub documents_skipped: u32,
+    /// Work items in the job.
+    pub items_total: u32,
+    /// Items evaluated successfully.
+    pub items_succeeded: u32,
+    /// Items recorded failed.
+    pub items_failed: u32,
+    /// Items skipped.
+    pub items_skipped: u32,
+}
+
+impl JobCounters {
+    /// Items with a recorded outcome.
+    pub fn items_done(&self) -> u32 {
+        self.items_succeeded + self.items_failed + self.items_skipped
+    }
+
+    /// Counts one newly recorded item of `status`. `document` holds the
+    /// statuses of every recorded chunk of its document, this one included:
+    /// the document is counted when all `chunk_count` chunks are there —
+    /// failed if any failed, else skipped if any was skipped, else
+    /// succeeded. Every store counts through here.
+    pub fn count_item(&mut self, status: ItemStatus, chunk_count: u32, document: &[ItemStatus]) {
+        match status {
+            ItemStatus::Succeeded => self.items_succeeded += 1,
+            ItemStatus::Failed => self.items_failed += 1,
+            ItemStatus::Skipped => self.items_skipped += 1,
+        }
+        let whole = chunk_count <= 1;
+        if whole || document.len() as u32 >= chunk_count {
+            let states = if whole { &[status][..] } else { document };
+            if states.contains(&ItemStatus::Failed) {
+                self.documents_failed += 1;
+            } else if states.contains(&ItemStatus::Skipped) {
+                self.documents_skipped += 1;
+            } else {
+                self.documents_succeeded += 1;
+            }
+        }
+    }
+
+    /// Items still waiting for an outcome.
+    pub fn items_pending(&self) -> u32 {
+        self.items_total.saturating_sub(self.items_done())
+    }
+
+    /// Documents with every chunk recorded.
+    pub fn documents_done(&self) -> u32 {
+        self.documents_succeeded + self.documents_failed + self.documents_skipped
+    }
+
+    /// Whether failed documents are past `tolerated_percent` of all documents.
+    pub fn exceeds_failure_threshold(&self, tolerated_percent: f64) -> bool {
+        tolerated_percent < 100.0
+            && self.documents_total > 0
+            && f64::from(self.documents_failed) * 100.0
+                > tolerated_percent * f64::from(self.documents_total)
+    }
+}
+
+/// A batch of documents and everything known about its processing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// Where it is in its life.
+    pub status: JobStatus,
+    /// The pinned evaluator.
+    pub evaluator: EvaluatorRef,
+    /// The evaluator's configuration (JSON object).
+    pub config: serde_json::Value,
+    /// Submit-time options.
+    pub options: JobOptions,
+    /// Exact progress counts.
+    pub counters: JobCounters,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When its first item was recorded.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it was finalized (results written).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed or is failing fast; set once.
+    pub error: Option<String>,
+    /// Where the job-finished callback stands (none without a webhook URL
+    /// or before the job finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::webhook::WebhookDelivery>,
+}
+
+/// A change the job's state machine refuses: the status is not one the
+/// change starts from, or the job is already finalized. Stores report it
+/// as a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The job's state machine: every conditional change a store makes to a
+/// job it read (inside its transaction or optimistic write) is one of these,
+/// so both backends accept and refuse the same changes.
+impl Job {
+    /// Whether its remaining items must be skipped rather than evaluated.
+    pub fn skips_items(&self) -> bool {
+        self.status == JobStatus::Cancelled || self.error.is_some() || self.finished_at.is_some()
+    }
+
+    /// Moves the job to `to` when its status is in `from` and it is not
+    /// finalized.
+    ///
+    /// # Errors
+    /// [`Refused`] otherwise.
+    pub fn transition(&mut self, from: &[JobStatus], to: JobStatus) -> Result<(), Refused> {
+        if self.finished_at.is_some() || !from.contains(&self.status) {
+            return Err(Refused(format!(
+                "job {} is {}{}",
+                self.id,
+                self.status,
+                if self.finished_at.is_some() {
+                    " and finalized"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.status = to;
+        Ok(())
+    }
+
+    /// Sets the reason the job fails fast, once: whether this call set it.
+    pub fn halt(&mut self, reason: &str) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        self.error = Some(reason.to_owned());
+        true
+    }
+
+    /// Finalizes the job: `status` (its current one, or one it can become),
+    /// `error` (or the one it has) and `finished_at`.
+    ///
+    /// # Errors
+    /// [`Refused`] when already finalized or the status change is not
+    /// allowed.
+    pub fn finish(
+        &mut self,
+        status: JobStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        if self.finished_at.is_some() {
+            return Err(Refused(format!("job {} is already finalized", self.id)));
+        }
+        if status != self.status && !self.status.can_become(status) {
+            return Err(Refused(format!(
+                "job {} cannot go from {} to {status}",
+                self.id, self.status
+            )));
+        }
+        self.status = status;
+        self.error = error.map(str::to_owned).or(self.error.take());
+        self.finished_at = Some(now);
+        Ok(())
+    }
+
+    /// Records where the job's callback stands; a delivered callback stays
+    /// delivered.
+    pub fn set_webhook(&mut self, delivery: &crate::webhook::WebhookDelivery) {
+        let delivered = self
+            .webhook
+            .as_ref()
+            .is_some_and(|w| w.state == crate::webhook::WebhookState::Delivered);
+        if !delivered {
+            self.webhook = Some(delivery.clone());
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Files dropped in the inbox: S3 notifications through SQS to the ingest
+//! handler; a large PDF chunked and merged.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_with_the_reason() {
+    let (settings, pipeline, aws) = deployment().await;
+    let names = &settings.names;
+    let plan = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/plans/harbor-town-strategy.txt"),
+    )
+    .unwrap();
+    let pdf = docket_intake::pdf::write_text_pdf(&[
+        "Diagnóstico del municipio.".to_owned(),
+        "Metas con indicadores y línea base.".to_owned(),
+    ])
+    .unwrap();
+    let manifest = json!({"documents": [
+        {"id": "one", "content": "first document text"},
+        {"id": "two", "content": "second document text"},
+    ], "options": {"evaluator": "wordstats", "priority": "high"}});
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("inbox/acme/harbor town.txt", plan),
+        ("inbox/acme/report.pdf", pdf),
+        ("inbox/acme/two.batch.json", manifest.to_string().into_bytes()),
+        ("inbox/acme/broken.batch.json", b"{\"documents\": [".to_vec()),
+        ("inbox/acme/unknown.batch.json", json!({"documents": [{"id": "x", "content": "text"}], "options": {"evaluator": "nope"}}).to_string().into_bytes()),
+        ("outbox/ignored.txt", b"not for us".to_vec()),
+    ];
+    // Real PutObject calls: S3 notifies the ingest queue.
+    for (key, bytes) in &files {
+        aws.blobs.put(key, bytes.clone()).await.unwrap();
+    }
+    let acme = TenantId::parse("acme").unwrap();
+    let listed = |limit| docket_core::ports::JobFilter {
+        limit,
+        ..Default::default()
+    };
+    for _ in 0..100 {
+        // Each notification handed over twice, as a duplicate delivery
+        // would: the second makes no job.
+        pump(&aws, names, QueueName::Ingest, |event| async {
+            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
+            docket_lambda::ingest_messages(&pipeline, &settings, event).await
+        })
+        .await;
+        if aws.store.list_jobs(&acme, &listed(10)).await.unwrap().len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let jobs: Vec<JobId> = aws
+        .store
+        .list_jobs(&acme, &listed(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        jobs.len(),
+        5,
+        "one job per inbox file; the object outside the inbox is not notified"
+    );
+    let inbox = aws.queue.depth(QueueName::Ingest).await.unwrap();
+    assert_eq!((inbox.visible, inbox.in_flight, inbox.dead), (0, 0, 0));
+    run_until_finished(&pipeline, &aws, names, &jobs).await;
+
+    let mut by_first_document = std::collections::HashMap::new();
+    for job in &jobs {
+        let job = aws.store.job(job).await.unwrap();
+        let results: Value =
+            serde_json::from_slice(&aws.blobs.get(&results_key(&job.id)).await.unwrap()).unwrap();
+        let first = results["documents"][0]["id"].as_str().unwrap().to_owned();
+        by_first_document.insert(first, (job, results));
+    }
+    let (plan_job, plan) = &by_first_document["harbor town.txt"];
+    assert_eq!(plan_job.status, docket_core::JobStatus::Completed);
+    assert_eq!(
+        plan["documents"][0]["scores"]["decalogo"]["total_score"],
+        25.0
+    );
+    let (pdf_job, pdf) = &by_first_document["report.pdf"];
+    assert_eq!(pdf_job.status, docket_core::JobStatus::Completed);
+    assert_eq!(pdf["documents"][0]["status"], "completed");
+    let (manifest_job, manifest) = &by_first_document["one"];
+    assert_eq!(manifest_job.evaluator.name, "wordstats");
+    assert_eq!(manifest_job.options.priority, docket_core::Priority::High);
+    assert_eq!(manifest["document_count"], 2);
+    let (broken_job, broken) = &by_first_document["broken.batch.json"];
+    assert_eq!(broken_job.status, docket_core::JobStatus::Failed);
+    let reason = broken["documents"][0]["error"]["message"].as_str().unwrap();
+    assert!(reason.starts_with("invalid JSON: "), "{reason}");
+    let (unknown_job, unknown) = &by_first_document["x"];
+    assert_eq!(unknown_job.status, docket_core::JobStatus::Failed);
+    let reason = unknown["documents"][0]["error"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(reason.starts_with("unknown evaluator \"nope\""), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
+    let (settings, pipeline, aws) = deployment().await;
+    let names = &settings.names;
+    let mut pages: Vec<String> = (1..=60)
+        .map(|n| format!("Page {n}: general notes."))
+        .collect();
+    pages[0] = "Diagnostico: la situacion actual del municipio.".into();
+    pages[30] = "Metas con indicadores y linea base 2024.".into();
+    pages[59] = "Presupuesto de 4.000 millones. Seguimiento trimestral.".into();
+    let pdf = docket_intake::pdf::write_text_pdf(&pages).unwrap();
+    let key = "inbox/acme/long plan.pdf";
+    aws.blobs.put(key, pdf.clone()).await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let filter = docket_core::ports::JobFilter {
+        limit: 1,
+        ..Default::default()
+    };
+    let mut jobs = Vec::new();
+    for _ in 0..100 {
+        pump(&aws, names, QueueName::Ingest, |event| {
+            docket_lambda::ingest_messages(&pipeline, &settings, event)
+        })
+        .await;
+        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job_id = jobs[0].id.clone();
+    assert_eq!(jobs[0].counters.items_total, 3, "60 pages in chunks of 25");
+    run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
+    let results: Value =
+        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+    let document = &results["documents"][0];
+    assert_eq!(document["chunks"], 3);
+    assert_eq!(document["status"], "completed");
+    // The same PDF through the embedded backend, read the same way.
+    let reference = reference_intake_results(docket_intake::read_bytes(
+        key,
+        "long plan.pdf",
+        "long plan.pdf".into(),
+        &pdf,
+    ))
+    .await;
+    assert_eq!(
+        comparable(results)["documents"],
+        comparable(reference)["documents"]
+    );
+}
