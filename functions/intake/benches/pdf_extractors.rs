@@ -312,15 +312,17 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let files = corpus(dir.path());
     println!(
-        "| file | pdftotext pages | extractor | pages | chars | word F1 vs pdftotext | ms | failure |"
+        "Each cell: pages · characters · word F1 against pdftotext · ms (best of 3), or why it failed.\n"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---|");
+    println!("| file | pdftotext pages | {} |", EXTRACTORS.join(" | "));
+    println!("|---|---:|{}", "---|".repeat(EXTRACTORS.len()));
     let mut totals: HashMap<&str, (usize, usize, f64, f64, usize)> = HashMap::new();
     for (label, pdf) in &files {
         let reference = reference(pdf);
         let reference_pages = reference
             .as_ref()
             .map_or("–".to_owned(), |p| p.len().to_string());
+        let mut cells = Vec::new();
         for extractor in EXTRACTORS {
             let out = dir.path().join("out.txt");
             let _ = std::fs::remove_file(&out);
@@ -332,10 +334,7 @@ fn main() {
                         .as_ref()
                         .map(|r| word_f1(&pages.join("\n"), &r.join("\n")));
                     let shown = f1.map_or("–".to_owned(), |f| format!("{f:.3}"));
-                    println!(
-                        "| {label} | {reference_pages} | {extractor} | {} | {chars} | {shown} | {ms:.0} | |",
-                        pages.len()
-                    );
+                    cells.push(format!("{} · {chars} · {shown} · {ms:.0}", pages.len()));
                     total.0 += 1;
                     total.2 += ms;
                     if let Some(f1) = f1 {
@@ -344,14 +343,13 @@ fn main() {
                     }
                 }
                 Outcome::Failed { reason, ms } => {
-                    let ms = ms.map_or("–".to_owned(), |ms| format!("{ms:.0}"));
-                    println!(
-                        "| {label} | {reference_pages} | {extractor} | | | | {ms} | {reason} |"
-                    );
+                    let ms = ms.map_or(String::new(), |ms| format!(" ({ms:.0} ms)"));
+                    cells.push(format!("fails: {reason}{ms}"));
                     total.1 += 1;
                 }
             }
         }
+        println!("| {label} | {reference_pages} | {} |", cells.join(" | "));
     }
     println!();
     println!(
