@@ -1,26 +1,234 @@
-//! PDF text: reading a PDF's text page by page, and writing simple text
-//! PDFs (the sample corpus and benchmark inputs are made with it).
+//! PDF text: reading a PDF's text page by page within a budget, and
+//! writing simple text PDFs (the sample corpus and benchmark inputs are
+//! made with it).
+//!
+//! # What the budget bounds, and how
+//!
+//! Extraction runs `pdf-extract` (on `lopdf`) over the bytes of one file.
+//! A hostile or broken file can make that parser panic, loop for ever,
+//! recurse until the stack overflows, or allocate without end. Each of
+//! those is handled differently, because only some can be stopped from
+//! outside:
+//!
+//! - **Panics** are caught: the document fails alone.
+//! - **Input size** is checked before anything is parsed
+//!   ([`PdfLimits::max_bytes`]): `lopdf` holds the whole file and its
+//!   objects in memory, so this is the bound on what the parser is given.
+//! - **Structure** is checked after `lopdf` has read the file and before
+//!   `pdf-extract` walks it. `pdf-extract` follows a page's `Parent` chain
+//!   recursively to find inherited resources and draws form XObjects by
+//!   recursion, with no guard against cycles: a page tree whose `Kids` or
+//!   `Parent` entries loop makes it spin for ever, and a form that draws
+//!   itself overflows the stack — which aborts the whole process, not just
+//!   the thread, so no deadline or `catch_unwind` can catch it. Those cases
+//!   are refused here: page-tree loops, trees deeper than
+//!   [`PdfLimits::max_tree_depth`], more than [`PdfLimits::max_pages`]
+//!   pages, forms that draw themselves (directly or through others) and
+//!   forms nested deeper than [`PdfLimits::max_form_depth`].
+//! - **Time**: extraction runs on a worker thread and the caller waits at
+//!   most [`PdfLimits::deadline`]. The worker also checks the deadline
+//!   itself between pages and while text is produced, so a file that is
+//!   merely slow stops soon after its deadline. A thread cannot be killed:
+//!   a worker stuck where it does not check (inside `lopdf`'s parser, or a
+//!   `pdf-extract` loop these checks did not foresee) is detached and
+//!   left to finish or not. Such overrunning workers are counted
+//!   process-wide; while [`PdfLimits::max_overrunning`] of them are still
+//!   running, further extractions are refused at once, so stuck threads
+//!   cannot pile up without bound.
+//! - **Memory** is bounded only indirectly: by the input size, the page
+//!   count and the extracted text ([`PdfLimits::max_text_bytes`], checked
+//!   as text is produced). A thread cannot be given its own memory limit,
+//!   and what the parser allocates while decompressing a stream is not
+//!   bounded: a small compressed stream that inflates to gigabytes (a
+//!   "decompression bomb") still allocates them. Bounding that needs a
+//!   child process with an address-space limit, which the binaries that
+//!   use this crate (the CLI and the ingest function) do not provide.
+
+mod budget;
+mod structure;
+mod text;
+
+use std::time::{Duration, Instant};
 
 use lopdf::content::{Content, Operation};
+use lopdf::encryption::DecryptionError;
 use lopdf::{Document, Object, Stream, dictionary};
 
-/// Extracts the text of every page.
+/// The budget of one PDF's text extraction. [`Default`] gives the limits
+/// docket reads documents with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdfLimits {
+    /// Largest file accepted, in bytes (default 100 MiB).
+    pub max_bytes: usize,
+    /// Most pages accepted (default 10,000).
+    pub max_pages: usize,
+    /// Deepest page tree accepted, in levels of `Pages` nodes (default 64;
+    /// real files have a handful).
+    pub max_tree_depth: usize,
+    /// Deepest nesting of form XObjects accepted (default 32).
+    pub max_form_depth: usize,
+    /// Most extracted text, in UTF-8 bytes over all pages (default 64 MiB).
+    pub max_text_bytes: usize,
+    /// How long the caller waits for one file (default 30 s).
+    pub deadline: Duration,
+    /// How many workers that overran their deadline may still be running
+    /// before further extractions are refused (default 4).
+    pub max_overrunning: usize,
+}
+
+impl Default for PdfLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 100 * 1024 * 1024,
+            max_pages: 10_000,
+            max_tree_depth: 64,
+            max_form_depth: 32,
+            max_text_bytes: 64 * 1024 * 1024,
+            deadline: Duration::from_secs(30),
+            max_overrunning: 4,
+        }
+    }
+}
+
+/// Why a PDF's text could not be extracted. Every case is the document's
+/// own (a data failure), except [`PdfError::Overloaded`], which says that
+/// earlier files used up the budget for stuck workers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PdfError {
+    /// The file is larger than [`PdfLimits::max_bytes`].
+    #[error("the file's {size} bytes exceed the {limit}-byte limit")]
+    TooLarge {
+        /// The file's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The page tree has more than [`PdfLimits::max_pages`] pages.
+    #[error("it has more than {limit} pages")]
+    TooManyPages {
+        /// The limit.
+        limit: usize,
+    },
+    /// The page tree is deeper than [`PdfLimits::max_tree_depth`].
+    #[error("its page tree is deeper than {limit} levels")]
+    PageTreeTooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A `Kids` or `Parent` entry leads back to a node already visited.
+    #[error("its page tree loops: object {} {} is reached twice", .object.0, .object.1)]
+    PageTreeLoop {
+        /// The node reached twice.
+        object: lopdf::ObjectId,
+    },
+    /// A form XObject draws itself, directly or through other forms.
+    #[error("form XObject {} {} draws itself", .object.0, .object.1)]
+    FormLoop {
+        /// The form.
+        object: lopdf::ObjectId,
+    },
+    /// Form XObjects are nested deeper than [`PdfLimits::max_form_depth`].
+    #[error("its form XObjects are nested deeper than {limit} levels")]
+    FormsTooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// The extracted text exceeds [`PdfLimits::max_text_bytes`].
+    #[error("its text exceeds the {limit}-byte limit (at page {page})")]
+    TooMuchText {
+        /// The limit.
+        limit: usize,
+        /// The page where it was exceeded.
+        page: u32,
+    },
+    /// Extraction did not finish within [`PdfLimits::deadline`].
+    #[error("text extraction did not finish within {}", human(*.0))]
+    TimedOut(Duration),
+    /// Too many earlier extractions overran their deadline and are still
+    /// running ([`PdfLimits::max_overrunning`]).
+    #[error(
+        "text extraction refused: {running} earlier extractions overran their deadline and are still running"
+    )]
+    Overloaded {
+        /// How many are still running.
+        running: usize,
+    },
+    /// The file needs a password.
+    #[error("it is encrypted and needs a password")]
+    Encrypted,
+    /// The page tree has no pages.
+    #[error("the PDF has no pages")]
+    NoPages,
+    /// The parser rejected the file.
+    #[error("{0}")]
+    Malformed(String),
+    /// The parser panicked on the file.
+    #[error("the PDF parser failed on this file")]
+    ParserFailed,
+}
+
+/// `30 s`, or `250 ms` for a deadline that is not whole seconds.
+fn human(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
+/// How many extraction workers of this process overran their deadline and
+/// are still running (detached: see the module documentation).
+pub fn overrunning_extractions() -> usize {
+    budget::OVERRUNNING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Extracts the text of every page within the default [`PdfLimits`].
 ///
 /// # Errors
-/// A message saying why the PDF is unreadable (malformed, encrypted, or the
-/// parser gave up on it).
-pub fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, String> {
-    // The parser can panic on malformed input; that is the document's fault
-    // and must not take the run down.
-    let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes));
-    match result {
-        Ok(Ok(pages)) if pages.is_empty() => Err("the PDF has no pages".into()),
-        Ok(Ok(pages)) => Ok(pages
-            .into_iter()
-            .map(|page| page.trim_matches(['\n', ' ']).to_owned())
-            .collect()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("the PDF parser failed on this file".into()),
+/// [`PdfError`]: why the PDF is unreadable or over its budget.
+pub fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, PdfError> {
+    extract_pages_with(bytes, &PdfLimits::default())
+}
+
+/// Extracts the text of every page within `limits` (see the module
+/// documentation for what each limit bounds). Pages are trimmed of
+/// surrounding blank lines and spaces.
+///
+/// # Errors
+/// [`PdfError`]: why the PDF is unreadable or over its budget.
+pub fn extract_pages_with(bytes: &[u8], limits: &PdfLimits) -> Result<Vec<String>, PdfError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(PdfError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let owned = bytes.to_vec();
+    let worker_limits = limits.clone();
+    budget::run_within(limits, &budget::OVERRUNNING, move |deadline| {
+        extract_checked(&owned, &worker_limits, deadline)
+    })
+}
+
+/// The worker's part: parse, check the structure, extract.
+fn extract_checked(
+    bytes: &[u8],
+    limits: &PdfLimits,
+    deadline: Instant,
+) -> Result<Vec<String>, PdfError> {
+    let mut doc = Document::load_mem(bytes).map_err(parser_error)?;
+    if doc.is_encrypted() {
+        // Files encrypted only against editing open with an empty password.
+        doc.decrypt("").map_err(parser_error)?;
+    }
+    structure::check(&doc, limits, deadline)?;
+    text::extract(&doc, limits, deadline)
+}
+
+fn parser_error(error: lopdf::Error) -> PdfError {
+    match error {
+        lopdf::Error::Decryption(DecryptionError::IncorrectPassword) => PdfError::Encrypted,
+        other => PdfError::Malformed(other.to_string()),
     }
 }
 
