@@ -5,42 +5,21 @@
 // A test-support crate: helpers fail by panicking.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use docket_core::model::{
     DocumentBody, DocumentSpec, EvaluatorRef, Job, JobId, JobOptions, TenantId,
 };
 use docket_core::pipeline::{
     IntakeDocument, Pipeline, PipelineSettings, PlainText, Ports, ResultsFile, Submission,
 };
-use docket_core::ports::{Clock, Evaluators};
+use docket_core::ports::Evaluators;
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{HostConfig, Manifest, PluginHost};
 
-/// A clock that moves only when told.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    /// A clock at the current time.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(Utc::now())))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap();
-        *now += chrono::Duration::from_std(by).unwrap();
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
+/// A clock that moves only when told (the conformance suite's).
+pub use docket_conformance::ManualClock;
 
 /// A plugin host with decalogo, wordstats and the hostile test plugin.
 pub fn loaded_host() -> PluginHost {

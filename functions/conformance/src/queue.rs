@@ -16,7 +16,7 @@ async fn receive_all(
     queue: QueueName,
     visibility: Duration,
 ) -> Vec<docket_core::ports::Delivery> {
-    let mut all = Vec::new();
+    let mut all: Vec<docket_core::ports::Delivery> = Vec::new();
     for _ in 0..20 {
         let batch = subject
             .queue
@@ -26,7 +26,18 @@ async fn receive_all(
         if batch.is_empty() && !all.is_empty() {
             break;
         }
-        all.extend(batch);
+        // A slow remote queue can take longer than the visibility timeout
+        // between two receives and hand a message out again: it is still
+        // one message, and its latest receipt is the one that counts.
+        for delivery in batch {
+            match all
+                .iter_mut()
+                .find(|seen| seen.message_id == delivery.message_id)
+            {
+                Some(seen) => *seen = delivery,
+                None => all.push(delivery),
+            }
+        }
     }
     all
 }

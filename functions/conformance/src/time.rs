@@ -37,6 +37,11 @@ impl ManualClock {
     pub fn new() -> Arc<Self> {
         Arc::new(Self(Mutex::new(Utc::now())))
     }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
+    }
 }
 
 impl Clock for ManualClock {
@@ -48,6 +53,6 @@ impl Clock for ManualClock {
 #[async_trait::async_trait]
 impl Time for ManualClock {
     async fn pass(&self, by: Duration) {
-        *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
+        self.advance(by);
     }
 }
