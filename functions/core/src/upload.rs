@@ -132,6 +132,11 @@ impl UploadDocument {
         }
     }
 
+    /// Its title: the one given, else its id.
+    pub fn title_or(&self, id: &str) -> String {
+        self.title.clone().unwrap_or_else(|| id.to_owned())
+    }
+
     /// The document as the pipeline takes it, with `id`, or the first
     /// problem of its content or metadata under `rules`.
     ///
@@ -140,6 +145,7 @@ impl UploadDocument {
     /// `metadata`: `must be a JSON object` (strict only).
     pub fn into_spec(self, id: String, rules: Rules) -> Result<DocumentSpec, FieldProblem> {
         let strict = rules == Rules::Strict;
+        let title = self.title_or(&id);
         let problem = |field, message| FieldProblem { field, message };
         let content = match self.content {
             Some(Value::String(content)) if strict && content.trim().is_empty() => {
@@ -156,7 +162,7 @@ impl UploadDocument {
             Some(metadata) => metadata,
         };
         Ok(DocumentSpec {
-            title: self.title.unwrap_or_else(|| id.clone()),
+            title,
             id,
             body: DocumentBody::Text(content),
             metadata,

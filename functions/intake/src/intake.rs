@@ -255,7 +255,7 @@ fn from_entry(entry: Value, at: &str, fallback_id: String) -> IntakeDocument {
         Err(e) => return rejected(fallback_id.clone(), fallback_id, format!("{at}: {e}")),
     };
     let id = document.id_or(fallback_id);
-    let title = document.title.clone().unwrap_or_else(|| id.clone());
+    let title = document.title_or(&id);
     match document.into_spec(id.clone(), Rules::Lenient) {
         Ok(spec) => accept(spec.id, spec.title, spec.body, spec.metadata),
         Err(problem) => rejected(
