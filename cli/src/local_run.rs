@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use docket_core::aggregate::{DocumentStatus, ResultsDocument, ResultsHeader};
+use docket_core::aggregate::{DocumentStatus, ResultsDocument};
 use docket_core::model::{Chunking, Job, JobId, JobOptions, Priority, TenantId};
-use docket_core::pipeline::{Pipeline, PipelineSettings, ResultsFile, Submission};
+use docket_core::pipeline::{Pipeline, PipelineSettings, Submission};
 use docket_core::ports::Evaluators;
 use docket_core::progress::StatusReport;
+use docket_core::results::{ResultsFormat, ResultsView};
 use docket_intake::FileReader;
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost};
@@ -65,14 +66,16 @@ pub struct RunOutcome {
 }
 
 /// Seconds spent in each phase of a run (processing and finalizing are
-/// observed by polling every 20 ms).
+/// observed by polling every 20 ms). Intake and processing overlap: items
+/// are processed while the rest of the batch is read in.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Phases {
-    /// Reading the inputs.
+    /// From the job's opening until its intake closed: reading the files,
+    /// storing their text and enqueueing their items.
     pub intake: f64,
-    /// Starting the plugin host and submitting the job.
+    /// Listing the inputs, starting the plugin host and opening the job.
     pub submit: f64,
-    /// From submission until every item had an outcome.
+    /// From the job's opening until every item had an outcome.
     pub processing: f64,
     /// Merging, summarizing and writing results.
     pub finalize: f64,
@@ -88,6 +91,9 @@ pub struct Driven {
     /// The job was finalized.
     pub finalized: Instant,
 }
+
+/// Files read at a time (on every core) while a batch is read in.
+const READ_WINDOW: usize = 256;
 
 /// A plugin host with the bundled evaluators loaded, compiling through the
 /// cache under `state/cache`.
@@ -226,7 +232,7 @@ pub async fn drive(
 pub fn show_progress(bar: &ProgressBar, report: &StatusReport) {
     let chunks = &report.chunks;
     bar.set_length(u64::from(chunks.total));
-    bar.set_position(u64::from(chunks.total - chunks.active));
+    bar.set_position(u64::from(chunks.total.saturating_sub(chunks.active)));
     bar.set_message(format!(
         "{:.0} items/s · {} failed{}",
         report.items_per_second.unwrap_or(0.0),
@@ -266,8 +272,8 @@ pub fn progress_bar(enabled: bool, total: u32) -> ProgressBar {
 /// outcome.
 pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
-    let intake = intake::read_inputs(&request.inputs)?;
-    if intake.documents.is_empty() {
+    let listed = intake::list_inputs(&request.inputs)?;
+    if listed.files.is_empty() {
         bail!(
             "no documents found in {} (supported: {})",
             request
@@ -279,12 +285,6 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
             intake::SUPPORTED.join(", ")
         );
     }
-    let intake_done = Instant::now();
-    tracing::info!(
-        documents = intake.documents.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "intake read"
-    );
     let (backend, catalog) = local_catalog(
         &request.state,
         plugin_host(&request.state, request.workers)?,
@@ -303,35 +303,63 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
             chunking: request.chunking,
             webhook_url: None,
         },
-        documents: intake.documents,
+        documents: Vec::new(),
     };
-    let job = pipeline.submit(submission).await?;
-    let submitted = Instant::now();
-    tracing::info!(job_id = %job.id, items = job.counters.items_total, seconds = started.elapsed().as_secs_f64(), "job submitted");
-    let bar = progress_bar(request.progress, job.counters.items_total);
-    let (finished, driven) = drive(&pipeline, &job.id, request.workers, |current| {
+    let open = pipeline.open_intake(submission).await?;
+    let job_id = open.job_id().clone();
+    let opened = Instant::now();
+    tracing::info!(%job_id, files = listed.files.len(), seconds = started.elapsed().as_secs_f64(), "job opened");
+    // Files are read on a thread of their own, a window at a time, while
+    // the workers already process the first windows' items.
+    let (windows, mut received) = tokio::sync::mpsc::channel(2);
+    let files = listed.files;
+    let reader = std::thread::spawn(move || {
+        for window in intake::WindowedReader::new(files, READ_WINDOW) {
+            if windows.blocking_send(window).is_err() {
+                break;
+            }
+        }
+    });
+    let feeding = tokio::spawn(async move {
+        let mut open = open;
+        while let Some(window) = received.recv().await {
+            for document in window {
+                open.add(document).await?;
+            }
+        }
+        let job = open.close().await?;
+        Ok::<_, anyhow::Error>((job, Instant::now()))
+    });
+    let bar = progress_bar(request.progress, 0);
+    let driving = drive(&pipeline, &job_id, request.workers, |current| {
         show_progress(&bar, &pipeline.status_report(current));
     })
-    .await?;
+    .await;
     bar.finish_and_clear();
+    let (submitted, intake_done) = feeding.await.context("intake panicked")??;
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the inputs panicked"))?;
+    tracing::info!(%job_id, items = submitted.counters.items_total, seconds = (intake_done - opened).as_secs_f64(), "intake closed");
+    let (finished, driven) = driving?;
     tracing::info!(job_id = %finished.id, seconds = started.elapsed().as_secs_f64(), "job finalized");
-    let results_bytes = pipeline
-        .results_file(&finished.id, ResultsFile::Json)
-        .await?;
-    let documents_bytes = pipeline
-        .results_file(&finished.id, ResultsFile::Jsonl)
-        .await?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("creating {}", request.out.display()))?;
     let results_path = request.out.join("results.json");
     let documents_path = request.out.join("documents.jsonl");
-    std::fs::write(&results_path, &results_bytes)?;
-    std::fs::write(&documents_path, &documents_bytes)?;
-    let results = results_head(&results_bytes, &documents_bytes, request.rows)?;
+    write_results(&pipeline, &finished.id, ResultsFormat::Json, &results_path).await?;
+    write_results(
+        &pipeline,
+        &finished.id,
+        ResultsFormat::Jsonl,
+        &documents_path,
+    )
+    .await?;
+    let results = results_head(&pipeline, &finished.id, request.rows).await?;
     let phases = Phases {
-        intake: (intake_done - started).as_secs_f64(),
-        submit: (submitted - intake_done).as_secs_f64(),
-        processing: (driven.items_done - submitted).as_secs_f64(),
+        intake: (intake_done - opened).as_secs_f64(),
+        submit: (opened - started).as_secs_f64(),
+        processing: (driven.items_done - opened).as_secs_f64(),
         finalize: (driven.finalized - driven.items_done).as_secs_f64(),
         output: driven.finalized.elapsed().as_secs_f64(),
     };
@@ -341,22 +369,52 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         phases,
         seconds: started.elapsed().as_secs_f64(),
         files: vec![results_path, documents_path],
-        skipped: intake.skipped,
+        skipped: listed.skipped,
     })
 }
 
-/// The results with only the first `rows` documents, read from
-/// `documents.jsonl`, so a large job's documents are not parsed twice (the
-/// header is read from `results.json`, its documents skipped unparsed).
-fn results_head(results: &[u8], documents: &[u8], rows: usize) -> anyhow::Result<ResultsDocument> {
-    let header: ResultsHeader = serde_json::from_slice(results).context("reading results.json")?;
-    let documents = documents
+/// Streams a finished job's results in `format` into the file at `path`.
+async fn write_results(
+    pipeline: &Pipeline,
+    job: &JobId,
+    format: ResultsFormat,
+    path: &Path,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stream = pipeline
+        .results_stream(job, ResultsView::whole(format))
+        .await?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = std::io::BufWriter::new(file);
+    while let Some(chunk) = stream.next_chunk().await? {
+        file.write_all(&chunk)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    file.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The results with only the first `rows` documents (the summary table's).
+async fn results_head(
+    pipeline: &Pipeline,
+    job: &JobId,
+    rows: usize,
+) -> anyhow::Result<ResultsDocument> {
+    let view = ResultsView {
+        limit: Some(rows as u64),
+        ..ResultsView::whole(ResultsFormat::Jsonl)
+    };
+    let stream = pipeline.results_stream(job, view).await?;
+    let header = stream.index().header.clone();
+    let lines = stream.collect().await?;
+    let documents = lines
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
-        .take(rows)
         .map(serde_json::from_slice)
         .collect::<Result<Vec<_>, _>>()
-        .context("reading documents.jsonl")?;
+        .context("reading the results' documents")?;
     Ok(ResultsDocument { header, documents })
 }
 

@@ -516,7 +516,7 @@ async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
     assert!(job.finished_at.is_some());
     assert_eq!(
         job.error.as_deref(),
-        Some("work items could not be queued: TRANSIENT: connection refused")
+        Some("work items could not be queued: queue: TRANSIENT: connection refused")
     );
 }
 

@@ -3,6 +3,8 @@
 //! chunk merging, late duplicates and
 //! job-finished callbacks.
 
+mod intake;
 mod local;
 mod plugins;
+mod results;
 mod webhooks;

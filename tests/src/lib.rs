@@ -12,9 +12,10 @@ use docket_core::model::{
     DocumentBody, DocumentSpec, EvaluatorRef, Job, JobId, JobOptions, TenantId,
 };
 use docket_core::pipeline::{
-    IntakeDocument, Pipeline, PipelineSettings, PlainText, Ports, ResultsFile, Submission,
+    IntakeDocument, Pipeline, PipelineSettings, PlainText, Ports, Submission,
 };
 use docket_core::ports::Evaluators;
+use docket_core::results::{ResultsFormat, ResultsView};
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{HostConfig, Manifest, PluginHost};
 
@@ -164,9 +165,13 @@ impl Harness {
 
     /// The job's `results.json`.
     pub async fn results(&self, job: &JobId) -> serde_json::Value {
+        let view = ResultsView::whole(ResultsFormat::Json);
         let bytes = self
             .pipeline
-            .results_file(job, ResultsFile::Json)
+            .results_stream(job, view)
+            .await
+            .unwrap()
+            .collect()
             .await
             .unwrap();
         serde_json::from_slice(&bytes).unwrap()

@@ -22,10 +22,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use docket_core::aggregate::ResultsDocument;
 use docket_core::model::{Job, JobId, TenantId};
-use docket_core::pipeline::{Pipeline, PipelineError, Refusal, ResultsFile};
+use docket_core::pipeline::{Pipeline, PipelineError, Refusal};
 use docket_core::ports::{JobFilter, StoreError};
+use docket_core::results::{ResultsFormat, ResultsView};
 use serde::Deserialize;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -163,8 +163,68 @@ struct ResultsQuery {
     include_evidence: Option<bool>,
     #[serde(default)]
     format: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    cursor: Option<String>,
 }
 
+/// Largest page of the results route.
+const MAX_RESULTS_PAGE: u64 = 10_000;
+
+/// Header naming the cursor of the next page of results.
+pub const NEXT_CURSOR_HEADER: &str = "docket-next-cursor";
+
+/// The view a results query asks for.
+fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsView, ApiError> {
+    let mut errors = Vec::new();
+    let format = match query.format.as_deref().unwrap_or("json") {
+        "json" => ResultsFormat::Json,
+        "jsonl" => ResultsFormat::Jsonl,
+        "csv" => ResultsFormat::Csv,
+        other => {
+            errors.push(FieldError::new(
+                "format",
+                format!("unknown format {other:?}: use json, jsonl or csv"),
+            ));
+            ResultsFormat::Json
+        }
+    };
+    let limit = match query.limit {
+        Some(n) if n == 0 || n > MAX_RESULTS_PAGE => {
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_RESULTS_PAGE}"),
+            ));
+            None
+        }
+        limit => limit,
+    };
+    let from = match query.cursor.as_deref() {
+        None => 0,
+        Some(cursor) => cursor.parse::<u64>().unwrap_or_else(|_| {
+            errors.push(FieldError::new(
+                "cursor",
+                "not a cursor this route gave (use the next_cursor of the previous page)",
+            ));
+            0
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    Ok(ResultsView {
+        format,
+        evidence: query.include_evidence.unwrap_or(evidence_default),
+        from,
+        limit,
+    })
+}
+
+/// The results of a finished job, streamed a stored part at a time (no
+/// whole body in memory); `limit` and `cursor` give a page of documents,
+/// the next page's cursor in the `docket-next-cursor` header (and, in JSON,
+/// as `next_cursor`).
 async fn results(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,103 +233,44 @@ async fn results(
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::Invalid(vec![FieldError::new("query", e.body_text())]))?;
-    let format = query.format.as_deref().unwrap_or("json");
-    if !matches!(format, "json" | "jsonl" | "csv") {
-        return Err(ApiError::Invalid(vec![FieldError::new(
-            "format",
-            format!("unknown format {format:?}: use json, jsonl or csv"),
-        )]));
-    }
     let job = tenant_job(&state, &caller.tenant, &job_id).await?;
+    let view = results_view(&query, job.options.include_evidence)?;
     if job.finished_at.is_none() {
         let report = state.pipeline.status_report(&job);
         return Ok((StatusCode::ACCEPTED, axum::Json(report)).into_response());
     }
-    let include_evidence = query
-        .include_evidence
-        .unwrap_or(job.options.include_evidence);
-    let pipeline = &state.pipeline;
-    if format == "json" && include_evidence {
-        let bytes = pipeline
-            .results_file(&job.id, ResultsFile::Json)
-            .await
-            .map_err(internal)?;
-        return Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response());
-    }
-    if format == "jsonl" && include_evidence {
-        let bytes = pipeline
-            .results_file(&job.id, ResultsFile::Jsonl)
-            .await
-            .map_err(internal)?;
-        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], bytes).into_response());
-    }
-    let mut document = pipeline.results(&job.id).await.map_err(internal)?;
-    if !include_evidence {
-        document = document.without_evidence();
-    }
-    Ok(match format {
-        "json" => axum::Json(document).into_response(),
-        "jsonl" => {
-            let (_, lines) = document.to_json_and_jsonl();
-            ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response()
-        }
-        _ => ([(header::CONTENT_TYPE, "text/csv")], to_csv(&document)).into_response(),
-    })
-}
-
-/// One CSV cell of tenant-given text (ids, titles, names, messages). A cell
-/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be
-/// opened as a formula by spreadsheet programs: per OWASP's CSV injection
-/// guidance it is prefixed with `'` and quoted. Quotes are doubled.
-fn csv_field(value: &str) -> String {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula {
-        format!("\"'{}\"", value.replace('"', "\"\""))
-    } else if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
-}
-
-/// One row per document: id, title, status, time, each score, violations,
-/// warnings, error.
-fn to_csv(results: &ResultsDocument) -> String {
-    let names = results.score_names();
-    let mut out = String::from("id,title,status,processing_time_seconds");
-    for name in &names {
-        out.push_str(&format!(
-            ",{}_score,{}_max",
-            csv_field(name),
-            csv_field(name)
-        ));
-    }
-    out.push_str(",violations,warnings,error_category,error_message\n");
-    for d in &results.documents {
-        let status = serde_json::to_value(d.status).ok();
-        let status = status.as_ref().and_then(|s| s.as_str()).unwrap_or("");
-        out.push_str(&format!(
-            "{},{},{},{}",
-            csv_field(&d.id),
-            csv_field(&d.title),
-            status,
-            d.processing_time_seconds
-        ));
-        for name in &names {
-            match d.scores.get(*name) {
-                Some(s) => out.push_str(&format!(",{},{}", s.total_score, s.max_score)),
-                None => out.push_str(",,"),
+    let stream = state
+        .pipeline
+        .results_stream(&job.id, view)
+        .await
+        .map_err(internal)?;
+    let next_cursor = stream.next_cursor();
+    let job_id = job.id.clone();
+    let body = futures_util::stream::unfold(Some(stream), move |stream| {
+        let job_id = job_id.clone();
+        async move {
+            let mut stream = stream?;
+            match stream.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(stream))),
+                Ok(None) => None,
+                Err(error) => {
+                    // The status line is sent: the body is cut short.
+                    tracing::error!(%job_id, %error, "results stream failed");
+                    Some((Err(std::io::Error::other(error.to_string())), None))
+                }
             }
         }
-        out.push_str(&format!(
-            ",{},{},{},{}\n",
-            d.count(docket_core::Severity::Violation),
-            d.count(docket_core::Severity::Warning),
-            d.error.as_ref().map(|e| e.category.as_str()).unwrap_or(""),
-            csv_field(d.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""))
-        ));
+    });
+    let mut response = axum::body::Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(view.format.content_type()),
+    );
+    if let Some(cursor) = next_cursor {
+        headers.insert(NEXT_CURSOR_HEADER, header::HeaderValue::from(cursor));
     }
-    out
+    Ok(response)
 }
 
 async fn cancel(
@@ -406,26 +407,4 @@ async fn list(
         })
         .collect();
     Ok(axum::Json(serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor })).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_cells_that_would_be_formulas_are_escaped() {
-        assert_eq!(
-            csv_field("=HYPERLINK(\"http://x\")"),
-            "\"'=HYPERLINK(\"\"http://x\"\")\""
-        );
-        assert_eq!(csv_field("+1"), "\"'+1\"");
-        assert_eq!(csv_field("-2+3"), "\"'-2+3\"");
-        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
-        assert_eq!(csv_field("\tx"), "\"'\tx\"");
-        assert_eq!(csv_field("\rx"), "\"'\rx\"");
-        // Plain text stays as it is; commas and quotes are quoted as before.
-        assert_eq!(csv_field("plan a"), "plan a");
-        assert_eq!(csv_field("a, b"), "\"a, b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
 }

@@ -471,10 +471,15 @@ impl JobStore for DynamoJobStore {
         receipt.ok_or_else(|| contended("record outcomes"))
     }
 
-    async fn outcomes(&self, id: &JobId) -> Result<Vec<ItemOutcome>, StoreError> {
+    async fn outcomes_page(
+        &self,
+        id: &JobId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
         self.read_job(id).await?;
-        let mut outcomes = Vec::new();
-        let mut pages = self
+        // Item keys are zero-padded: their order is the items' order.
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
@@ -482,12 +487,16 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":pk", s(job_key(id)))
             .expression_attribute_values(":items", s("ITEM#"))
             .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| backend("query", &e))?;
-            outcomes.push(body(&item, "outcome")?);
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key("pk", s(job_key(id)))
+                .exclusive_start_key("sk", s(item_key(after)));
+        }
+        let page = query.send().await.map_err(|e| backend("query", &e))?;
+        let mut outcomes = Vec::with_capacity(page.items().len());
+        for item in page.items() {
+            outcomes.push(body(item, "outcome")?);
         }
         Ok(outcomes)
     }
@@ -500,6 +509,22 @@ impl JobStore for DynamoJobStore {
     ) -> Result<Job, StoreError> {
         let ((), job) = self
             .update(id, |job| job.transition(from, to).map_err(StoreError::from))
+            .await?;
+        Ok(job)
+    }
+
+    async fn extend_job(
+        &self,
+        id: &JobId,
+        documents: u32,
+        items: u32,
+        close: bool,
+    ) -> Result<Job, StoreError> {
+        let ((), job) = self
+            .update(id, |job| {
+                job.extend(documents, items, close)
+                    .map_err(StoreError::from)
+            })
             .await?;
         Ok(job)
     }

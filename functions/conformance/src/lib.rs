@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
             store_halts_once,
             store_lists_by_tenant_newest_first_with_cursor,
             store_round_trips_outcomes,
+            store_completes_a_job_only_once_its_intake_is_closed,
             store_keeps_api_keys_by_hash,
             store_token_buckets_are_shared_and_atomic,
             store_stats_count_jobs_and_documents,

@@ -244,12 +244,8 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)));
-    let results = subject
-        .blobs
-        .get(&docket_core::pipeline::results_key(&job.id))
-        .await
-        .expect("results written");
-    let results: serde_json::Value = serde_json::from_slice(&results).expect("json");
+    let results = pipeline.results(&job.id).await.expect("results written");
+    let results = serde_json::to_value(results).expect("json");
     assert_eq!(results["document_count"], DOCUMENTS);
     assert_eq!(
         results["documents"].as_array().map(Vec::len),

@@ -19,6 +19,7 @@ pub mod plugin;
 pub mod ports;
 pub mod progress;
 pub mod quota;
+pub mod results;
 pub mod upload;
 pub mod webhook;
 

@@ -74,7 +74,8 @@ impl StatusReport {
         let c = &job.counters;
         let done = c.items_done();
         let percent = if c.items_total == 0 {
-            100.0
+            // Nothing to do: done, unless the batch is still being read in.
+            if c.intake_open { 0.0 } else { 100.0 }
         } else {
             round2(f64::from(done) * 100.0 / f64::from(c.items_total))
         };
@@ -102,7 +103,7 @@ impl StatusReport {
             chunks: ChunkProgress {
                 total: c.items_total,
                 completed: c.items_succeeded,
-                active: c.items_pending(),
+                active: c.items_total.saturating_sub(done),
                 failed: c.items_failed,
                 skipped: c.items_skipped,
             },

@@ -56,20 +56,29 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads every input. Directories are walked recursively (hidden entries
-/// skipped, unsupported extensions listed in [`Intake::skipped`]); files
-/// named explicitly are read whatever their extension says.
+/// The files a run reads, in order, each with its document id.
+#[derive(Debug, Default)]
+pub struct InputFiles {
+    /// Files and the ids of their documents (paths sorted per input).
+    pub files: Vec<(PathBuf, String)>,
+    /// Files in directories that were skipped (unsupported extension).
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Lists every input's files without reading them. Directories are walked
+/// recursively (hidden entries skipped, unsupported extensions listed in
+/// [`InputFiles::skipped`]); files named explicitly are read whatever
+/// their extension says.
 ///
 /// # Errors
 /// [`IntakeError`] when an input does not exist or a directory cannot be
-/// listed. Unreadable files are not errors: they become rejected documents.
-pub fn read_inputs(inputs: &[PathBuf]) -> Result<Intake, IntakeError> {
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    let mut intake = Intake::default();
+/// listed.
+pub fn list_inputs(inputs: &[PathBuf]) -> Result<InputFiles, IntakeError> {
+    let mut listed = InputFiles::default();
     for input in inputs {
         if input.is_dir() {
             let mut found = Vec::new();
-            walk(input, &mut found, &mut intake.skipped)?;
+            walk(input, &mut found, &mut listed.skipped)?;
             found.sort();
             for path in found {
                 let id = path
@@ -77,43 +86,91 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Intake, IntakeError> {
                     .unwrap_or(&path)
                     .to_string_lossy()
                     .replace('\\', "/");
-                files.push((path, id));
+                listed.files.push((path, id));
             }
         } else if input.exists() {
             let id = input
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| input.display().to_string());
-            files.push((input.clone(), id));
+            listed.files.push((input.clone(), id));
         } else {
             return Err(IntakeError::Missing(input.clone()));
         }
     }
-    // Files are read (and PDFs parsed) on every core; documents keep the
-    // files' order.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = files.len().div_ceil(threads).max(1);
-    let read: Vec<Vec<IntakeDocument>> = std::thread::scope(|scope| {
-        let parts: Vec<_> = files
-            .chunks(per_thread)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .flat_map(|(path, id)| read_file(path, id))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .map(|part| part.join().unwrap_or_default())
-            .collect()
-    });
-    let mut ids = HashSet::new();
-    for document in read.into_iter().flatten() {
-        intake.documents.push(unique(document, &mut ids));
+    Ok(listed)
+}
+
+/// Reads listed files a window at a time — each window's files read (and
+/// PDFs parsed) on every core — and yields each window's documents in the
+/// files' order, ids made unique over the whole run. Only one window's
+/// documents are held.
+pub struct WindowedReader {
+    files: std::vec::IntoIter<(PathBuf, String)>,
+    window: usize,
+    ids: HashSet<String>,
+}
+
+impl WindowedReader {
+    /// A reader of `files`, `window` files at a time.
+    pub fn new(files: Vec<(PathBuf, String)>, window: usize) -> Self {
+        Self {
+            files: files.into_iter(),
+            window: window.max(1),
+            ids: HashSet::new(),
+        }
     }
-    Ok(intake)
+}
+
+impl Iterator for WindowedReader {
+    type Item = Vec<IntakeDocument>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let files: Vec<(PathBuf, String)> = self.files.by_ref().take(self.window).collect();
+        if files.is_empty() {
+            return None;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = files.len().div_ceil(threads).max(1);
+        let read: Vec<Vec<IntakeDocument>> = std::thread::scope(|scope| {
+            let parts: Vec<_> = files
+                .chunks(per_thread)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .flat_map(|(path, id)| read_file(path, id))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .map(|part| part.join().unwrap_or_default())
+                .collect()
+        });
+        Some(
+            read.into_iter()
+                .flatten()
+                .map(|document| unique(document, &mut self.ids))
+                .collect(),
+        )
+    }
+}
+
+/// Reads every input at once ([`list_inputs`], then every file): for
+/// small inputs and tests; a run reads with [`WindowedReader`].
+///
+/// # Errors
+/// As [`list_inputs`]. Unreadable files are not errors: they become
+/// rejected documents.
+pub fn read_inputs(inputs: &[PathBuf]) -> Result<Intake, IntakeError> {
+    let listed = list_inputs(inputs)?;
+    Ok(Intake {
+        documents: WindowedReader::new(listed.files, usize::MAX)
+            .flatten()
+            .collect(),
+        skipped: listed.skipped,
+    })
 }
 
 /// Makes the document's id unique within the batch by suffixing `#2`, `#3`…

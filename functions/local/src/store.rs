@@ -190,52 +190,37 @@ impl JobStore for SqliteJobStore {
         })
     }
 
-    async fn outcomes(&self, id: &JobId) -> Result<Vec<ItemOutcome>, StoreError> {
+    async fn outcomes_page(
+        &self,
+        id: &JobId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
         self.job(id).await?;
         let bodies: Vec<String> = {
             let connection = self.db.lock();
             let mut select = connection
-                .prepare_cached("SELECT body FROM outcomes WHERE job_id = ?1 ORDER BY item")
+                .prepare_cached(
+                    "SELECT body FROM outcomes WHERE job_id = ?1 AND item > ?2 ORDER BY item LIMIT ?3",
+                )
                 .map_err(sql)?;
             select
-                .query_map(params![id.as_str()], |row| row.get(0))
+                .query_map(
+                    params![
+                        id.as_str(),
+                        after.map_or(-1, i64::from),
+                        limit.min(i64::MAX as usize) as i64
+                    ],
+                    |row| row.get(0),
+                )
                 .and_then(|rows| rows.collect())
                 .map_err(sql)?
         };
-        // Parse outside the lock, on every core: a large job's finalizer
-        // reads tens of megabytes of outcomes here.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = bodies.len().div_ceil(threads).max(1);
-        let parsed: Vec<Result<Vec<ItemOutcome>, StoreError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = bodies
-                .chunks(per_thread)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|body| {
-                                serde_json::from_str(body).map_err(|e| corrupt("outcome", e))
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(StoreError::Backend(BackendError::new(
-                            FailureCategory::Permanent,
-                            "parsing stored outcomes panicked",
-                        )))
-                    })
-                })
-                .collect()
-        });
-        let mut outcomes = Vec::with_capacity(bodies.len());
-        for part in parsed {
-            outcomes.extend(part?);
-        }
-        Ok(outcomes)
+        // Parsed outside the lock.
+        bodies
+            .iter()
+            .map(|body| serde_json::from_str(body).map_err(|e| corrupt("outcome", e)))
+            .collect()
     }
 
     async fn transition(
@@ -246,6 +231,20 @@ impl JobStore for SqliteJobStore {
     ) -> Result<Job, StoreError> {
         let ((), job) = self.update(id, |_, job| {
             job.transition(from, to).map_err(StoreError::from)
+        })?;
+        Ok(job)
+    }
+
+    async fn extend_job(
+        &self,
+        id: &JobId,
+        documents: u32,
+        items: u32,
+        close: bool,
+    ) -> Result<Job, StoreError> {
+        let ((), job) = self.update(id, |_, job| {
+            job.extend(documents, items, close)
+                .map_err(StoreError::from)
         })?;
         Ok(job)
     }

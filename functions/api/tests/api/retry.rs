@@ -56,7 +56,12 @@ async fn retry_resubmits_exactly_the_failed_documents_once() {
         "evaluator rejected the document: this document is invalid on purpose"
     );
     let original = docket_core::JobId::parse(&job_id).unwrap();
-    let outcomes = harness.backend.store.outcomes(&recovery_job).await.unwrap();
+    let outcomes = harness
+        .backend
+        .store
+        .outcomes_page(&recovery_job, None, 10)
+        .await
+        .unwrap();
     assert_eq!(outcomes[0].metadata, json!({"lot": 7}));
     assert_eq!(
         harness.pipeline.job(&recovery_job).await.unwrap().evaluator,

@@ -388,19 +388,145 @@ pub async fn store_lists_by_tenant_newest_first_with_cursor(subject: &Subject) {
     );
 }
 
-/// Outcomes read back exactly as recorded, by item.
+/// Outcomes read back exactly as recorded, in item order, page after
+/// page (item 10 sorts after item 9: indexes compare as numbers).
 pub async fn store_round_trips_outcomes(subject: &Subject) {
-    let job = sample_job("acme", 2);
+    let job = sample_job("acme", 12);
     subject.store.create_job(&job).await.expect("create");
-    let recorded = vec![
-        outcome(1, 1, (0, 1), failed()),
-        outcome(0, 0, (0, 1), succeeded(42.5)),
-    ];
+    let mut recorded: Vec<ItemOutcome> = (0..12)
+        .rev()
+        .map(|n| {
+            let result = if n % 5 == 1 {
+                failed()
+            } else {
+                succeeded(f64::from(n))
+            };
+            outcome(n, n, (0, 1), result)
+        })
+        .collect();
     subject
         .store
         .record_outcomes(&job.id, &recorded, Utc::now())
         .await
         .expect("record");
-    let read = subject.store.outcomes(&job.id).await.expect("outcomes");
-    assert_eq!(read, [recorded[1].clone(), recorded[0].clone()]);
+    recorded.reverse();
+    let mut read = Vec::new();
+    let mut after = None;
+    loop {
+        let page = subject
+            .store
+            .outcomes_page(&job.id, after, 5)
+            .await
+            .expect("outcomes page");
+        assert!(page.len() <= 5, "a page holds at most its limit");
+        let Some(last) = page.last() else { break };
+        after = Some(last.item);
+        read.extend(page);
+    }
+    assert_eq!(read, recorded);
+    let tail = subject
+        .store
+        .outcomes_page(&job.id, Some(9), 100)
+        .await
+        .expect("outcomes after item 9");
+    assert_eq!(tail, recorded[10..]);
+    let missing = subject
+        .store
+        .outcomes_page(&JobId::generate(), None, 10)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+/// A job whose intake is open never completes, whatever is recorded: the
+/// call that closes the intake sees the job complete when every item was
+/// recorded by then, and a record after the close completes it otherwise —
+/// exactly one of them, once. A closed intake takes no more documents.
+pub async fn store_completes_a_job_only_once_its_intake_is_closed(subject: &Subject) {
+    for recorded_before_close in [true, false] {
+        let mut job = sample_job("acme", 0);
+        job.counters.documents_total = 0;
+        job.counters.intake_open = true;
+        subject.store.create_job(&job).await.expect("create");
+        let grown = subject
+            .store
+            .extend_job(&job.id, 2, 2, false)
+            .await
+            .expect("first window");
+        assert_eq!(
+            (grown.counters.documents_total, grown.counters.items_total),
+            (2, 2)
+        );
+        assert!(grown.counters.intake_open);
+        let first = subject
+            .store
+            .record_outcomes(
+                &job.id,
+                &[outcome(0, 0, (0, 1), succeeded(1.0))],
+                Utc::now(),
+            )
+            .await
+            .expect("record the first window");
+        assert!(!first.completed_job);
+        let grown = subject
+            .store
+            .extend_job(&job.id, 1, 1, false)
+            .await
+            .expect("second window");
+        assert_eq!(grown.counters.items_total, 3);
+        let rest = [
+            outcome(1, 1, (0, 1), succeeded(2.0)),
+            outcome(2, 2, (0, 1), failed()),
+        ];
+        if recorded_before_close {
+            let receipt = subject
+                .store
+                .record_outcomes(&job.id, &rest, Utc::now())
+                .await
+                .expect("record the rest");
+            assert!(
+                !receipt.completed_job,
+                "every item recorded, but the intake is open"
+            );
+            assert_eq!(receipt.counters.items_pending(), 1);
+        }
+        let closed = subject
+            .store
+            .extend_job(&job.id, 0, 0, true)
+            .await
+            .expect("close");
+        assert!(!closed.counters.intake_open);
+        assert_eq!(
+            closed.counters.items_pending() == 0,
+            recorded_before_close,
+            "the closing call sees the job complete only when all was recorded"
+        );
+        if !recorded_before_close {
+            let receipt = subject
+                .store
+                .record_outcomes(&job.id, &rest, Utc::now())
+                .await
+                .expect("record the rest");
+            assert!(
+                receipt.completed_job,
+                "the last record after the close completes the job"
+            );
+        }
+        let again = subject
+            .store
+            .record_outcomes(&job.id, &rest, Utc::now())
+            .await
+            .expect("duplicates");
+        assert!(!again.completed_job);
+        let refused = subject.store.extend_job(&job.id, 1, 1, false).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+        let read = subject.store.job(&job.id).await.expect("read");
+        assert_eq!(read.counters.documents_total, 3);
+        assert_eq!(read.counters.documents_failed, 1);
+    }
 }

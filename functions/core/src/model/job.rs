@@ -24,6 +24,10 @@ pub struct JobCounters {
     pub items_failed: u32,
     /// Items skipped.
     pub items_skipped: u32,
+    /// The batch is still being read in: more documents and items may be
+    /// added, so the job is not complete whatever has been recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intake_open: bool,
 }
 
 impl JobCounters {
@@ -56,9 +60,16 @@ impl JobCounters {
         }
     }
 
-    /// Items still waiting for an outcome.
+    /// Items still waiting for an outcome — at least one while the intake
+    /// is open (the items still to come), so a job completes only once its
+    /// intake is closed and every item has an outcome.
     pub fn items_pending(&self) -> u32 {
-        self.items_total.saturating_sub(self.items_done())
+        let pending = self.items_total.saturating_sub(self.items_done());
+        if self.intake_open {
+            pending.max(1)
+        } else {
+            pending
+        }
     }
 
     /// Documents with every chunk recorded.
@@ -66,9 +77,12 @@ impl JobCounters {
         self.documents_succeeded + self.documents_failed + self.documents_skipped
     }
 
-    /// Whether failed documents are past `tolerated_percent` of all documents.
+    /// Whether failed documents are past `tolerated_percent` of all
+    /// documents (never while the intake is open: the batch's size is not
+    /// known yet).
     pub fn exceeds_failure_threshold(&self, tolerated_percent: f64) -> bool {
         tolerated_percent < 100.0
+            && !self.intake_open
             && self.documents_total > 0
             && f64::from(self.documents_failed) * 100.0
                 > tolerated_percent * f64::from(self.documents_total)
@@ -177,6 +191,25 @@ impl Job {
         self.status = status;
         self.error = error.map(str::to_owned).or(self.error.take());
         self.finished_at = Some(now);
+        Ok(())
+    }
+
+    /// Adds a window of the batch being read in: `documents` documents and
+    /// `items` work items; `close` closes the intake (the job can then
+    /// complete).
+    ///
+    /// # Errors
+    /// [`Refused`] when the intake is already closed or the job finalized.
+    pub fn extend(&mut self, documents: u32, items: u32, close: bool) -> Result<(), Refused> {
+        if !self.counters.intake_open || self.finished_at.is_some() {
+            return Err(Refused(format!(
+                "job {} takes no more documents: its intake is closed",
+                self.id
+            )));
+        }
+        self.counters.documents_total += documents;
+        self.counters.items_total += items;
+        self.counters.intake_open = !close;
         Ok(())
     }
 

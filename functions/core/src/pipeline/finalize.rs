@@ -2,15 +2,84 @@
 //! document, the batch summarized, results written, the job moved to its
 //! final status by a conditional change only one caller wins.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{Disposition, FinalizeMessage, Pipeline, PipelineError, documents_key, results_key};
-use crate::aggregate::{self, DocumentStatus, ResultsDocument, ResultsHeader};
+use super::{Disposition, FinalizeMessage, Pipeline, PipelineError};
+use crate::aggregate::{
+    self, DocumentGroups, DocumentResult, DocumentStatus, ResultsHeader, Summary, SummaryBuilder,
+};
 use crate::evaluation::{Evaluation, Score, default_merge};
-use crate::failure::Failure;
-use crate::model::{Job, JobId};
+use crate::failure::{Failure, FailureCategory};
+use crate::model::{ItemOutcome, Job, JobId};
 use crate::ports::{Delivery, QueueName, StoreError};
+use crate::results::{PartWriter, ResultsIndex, index_key};
+
+/// A job's documents as finalizing stored them.
+struct WrittenDocuments {
+    summary: Summary,
+    score_names: Vec<String>,
+    /// Documents per part.
+    parts: Vec<u32>,
+}
+
+/// What the evaluator's summary hook is given: each completed document's
+/// scores and labels, while they fit in one call.
+struct SummaryInput {
+    /// `None` once past the limit.
+    evaluations: Option<Vec<Evaluation>>,
+    bytes: usize,
+    limit: usize,
+    documents: u64,
+}
+
+impl SummaryInput {
+    fn new(limit: usize) -> Self {
+        Self {
+            evaluations: Some(Vec::new()),
+            bytes: 0,
+            limit,
+            documents: 0,
+        }
+    }
+
+    fn add(&mut self, document: &DocumentResult) {
+        if document.status != DocumentStatus::Completed {
+            return;
+        }
+        self.documents += 1;
+        let Some(evaluations) = &mut self.evaluations else {
+            return;
+        };
+        let evaluation = Evaluation {
+            scores: document
+                .scores
+                .iter()
+                .map(|(name, s)| Score {
+                    name: name.clone(),
+                    value: s.total_score,
+                    max: s.max_score,
+                })
+                .collect(),
+            findings: Vec::new(),
+            labels: document.labels.clone(),
+            data: serde_json::Value::Null,
+        };
+        // What the call's input costs, as the host counts it: names,
+        // labels and a few fixed bytes per score.
+        self.bytes += 16
+            + evaluation
+                .scores
+                .iter()
+                .map(|s| s.name.len() + 24)
+                .sum::<usize>()
+            + evaluation.labels.iter().map(|l| l.len() + 8).sum::<usize>();
+        if self.bytes > self.limit {
+            self.evaluations = None;
+        } else {
+            evaluations.push(evaluation);
+        }
+    }
+}
 
 /// What [`Pipeline::finalize`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +97,8 @@ pub enum FinalizeOutcome {
 
 impl Pipeline {
     /// Finalizes a job whose items all have outcomes: merges chunks per
-    /// document, summarizes, writes `results.json` and `documents.jsonl`,
-    /// then moves the job to its final status by a conditional change that
+    /// document, summarizes, writes the documents in parts and the results
+    /// index ([`crate::results`]), then moves the job to its final status by a conditional change that
     /// only one caller wins; the winner enqueues the webhook.
     ///
     /// # Errors
@@ -50,72 +119,26 @@ impl Pipeline {
             return Ok(FinalizeOutcome::NotReady { pending });
         }
         let started = Instant::now();
-        let outcomes = self.jobs.outcomes(job_id).await?;
-        tracing::debug!(%job_id, seconds = started.elapsed().as_secs_f64(), "outcomes read");
-        let mut merged: HashMap<u32, Result<Evaluation, Failure>> = HashMap::new();
-        for (document, chunks) in aggregate::mergeable_documents(&outcomes) {
-            let evaluations: Vec<Evaluation> =
-                chunks.iter().map(|c| c.evaluation.clone()).collect();
-            let result = self
-                .evaluators
-                .merge_chunks(&job.evaluator, evaluations)
-                .await
-                .map(|own| own.unwrap_or_else(|| default_merge(&chunks)));
-            merged.insert(document, result);
-        }
-        let documents = aggregate::assemble_documents(outcomes, |document, chunks| {
-            merged
-                .remove(&document)
-                .unwrap_or_else(|| Ok(default_merge(chunks)))
-        });
-        // The batch summary hook sees each completed document's scores and
-        // labels: what a batch summary is made of, small for any job size.
-        let evaluations: Vec<Evaluation> = documents
-            .iter()
-            .filter(|d| d.status == DocumentStatus::Completed)
-            .map(|d| Evaluation {
-                scores: d
-                    .scores
-                    .iter()
-                    .map(|(name, s)| Score {
-                        name: name.clone(),
-                        value: s.total_score,
-                        max: s.max_score,
-                    })
-                    .collect(),
-                findings: Vec::new(),
-                labels: d.labels.clone(),
-                data: serde_json::Value::Null,
-            })
-            .collect();
-        let evaluator_summary = match self.evaluators.summarize(&job.evaluator, evaluations).await {
-            Ok(summary) => summary,
-            Err(failure) => {
-                tracing::warn!(%job_id, %failure, "evaluator summary failed; summary written without it");
-                None
-            }
-        };
-        let summary = aggregate::summarize(&documents, evaluator_summary);
-        let (status, error) = aggregate::final_status(&job, &summary);
+        let written = self.write_documents(&job).await?;
+        let (status, error) = aggregate::final_status(&job, &written.summary);
         let now = self.clock.now();
-        let header = ResultsHeader {
-            job_id: job.id.clone(),
-            status,
-            document_count: job.counters.documents_total,
-            evaluator: job.evaluator.clone(),
-            created_at: job.created_at,
-            finished_at: now,
-            error: error.clone(),
-            summary,
+        let index = ResultsIndex {
+            header: ResultsHeader {
+                job_id: job.id.clone(),
+                status,
+                document_count: job.counters.documents_total,
+                evaluator: job.evaluator.clone(),
+                created_at: job.created_at,
+                finished_at: now,
+                error: error.clone(),
+                summary: written.summary,
+            },
+            parts: written.parts,
+            score_names: written.score_names,
         };
-        let results = ResultsDocument { header, documents };
-        let (json, jsonl) = results.to_json_and_jsonl();
-        self.blobs
-            .put(&documents_key(job_id), jsonl.into_bytes())
-            .await?;
-        self.blobs
-            .put(&results_key(job_id), json.into_bytes())
-            .await?;
+        // The index last: results exist once it does.
+        let index_bytes = serde_json::to_vec(&index).unwrap_or_default();
+        self.blobs.put(&index_key(job_id), index_bytes).await?;
         let finished = match self
             .jobs
             .finish_job(job_id, status, error.as_deref(), now)
@@ -130,6 +153,97 @@ impl Pipeline {
         }
         tracing::info!(%job_id, status = %finished.status, seconds = started.elapsed().as_secs_f64(), "job finalized");
         Ok(FinalizeOutcome::Finalized(Box::new(finished)))
+    }
+
+    /// Reads the job's outcomes a page at a time in item order, assembles
+    /// each document as its last chunk arrives (merging split documents),
+    /// writes the documents into parts and folds the summary: only one
+    /// page, one document and one part are held at a time.
+    async fn write_documents(&self, job: &Job) -> Result<WrittenDocuments, PipelineError> {
+        let mut groups = DocumentGroups::default();
+        let mut parts = PartWriter::new(&*self.blobs, &job.id, self.settings.results_part_bytes);
+        let mut summary = SummaryBuilder::default();
+        let mut summary_input = SummaryInput::new(self.settings.summary_input_bytes);
+        let mut after = None;
+        loop {
+            let page = self
+                .jobs
+                .outcomes_page(&job.id, after, self.settings.outcomes_page)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.item);
+            for outcome in page {
+                if let Some(group) = groups.push(outcome) {
+                    let document = self.assemble(job, group).await;
+                    summary.add(&document);
+                    summary_input.add(&document);
+                    parts.push(&document).await?;
+                }
+            }
+        }
+        if let Some(group) = groups.finish() {
+            let document = self.assemble(job, group).await;
+            summary.add(&document);
+            summary_input.add(&document);
+            parts.push(&document).await?;
+        }
+        let parts = parts.finish().await?;
+        let evaluator_summary = self.evaluator_summary(job, summary_input).await;
+        Ok(WrittenDocuments {
+            score_names: summary.score_names().map(str::to_owned).collect(),
+            summary: summary.finish(evaluator_summary),
+            parts,
+        })
+    }
+
+    /// One document from its chunks, merged by the evaluator's own merge
+    /// when it has one.
+    async fn assemble(&self, job: &Job, group: Vec<ItemOutcome>) -> DocumentResult {
+        let merged = match aggregate::chunks_to_merge(&group) {
+            None => None,
+            Some(chunks) => {
+                let evaluations = chunks.iter().map(|c| c.evaluation.clone()).collect();
+                Some(
+                    self.evaluators
+                        .merge_chunks(&job.evaluator, evaluations)
+                        .await
+                        .map(|own| own.unwrap_or_else(|| default_merge(&chunks))),
+                )
+            }
+        };
+        aggregate::assemble_document(group, merged)
+    }
+
+    /// The evaluator's own summary of the completed documents' scores and
+    /// labels, or why there is none: its hook failed, or the batch is past
+    /// what one call may take (the 0.1.0 contract has no way to summarize
+    /// in groups) — recorded in the results, never only logged.
+    async fn evaluator_summary(
+        &self,
+        job: &Job,
+        input: SummaryInput,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        let result = match input.evaluations {
+            Some(evaluations) => self.evaluators.summarize(&job.evaluator, evaluations).await,
+            None => {
+                // Too many to hand over: an evaluator without a summary hook
+                // answers an empty call with none, and then nothing is missing.
+                match self.evaluators.summarize(&job.evaluator, Vec::new()).await {
+                    Ok(None) => Ok(None),
+                    _ => Err(Failure::new(
+                        FailureCategory::Permanent,
+                        format!(
+                            "the evaluator's summary was not computed: the scores and labels of {} completed documents are past the {} bytes one summarize call may take",
+                            input.documents, input.limit
+                        ),
+                    )),
+                }
+            }
+        };
+        if let Err(failure) = &result {
+            tracing::warn!(job_id = %job.id, %failure, "evaluator summary missing; the results say why");
+        }
+        result
     }
 
     /// Finalizes the job a finalize message names, and says what to do

@@ -40,7 +40,8 @@ pub use finalize::FinalizeOutcome;
 pub use ingest::{CreatedObject, DocumentReader, INBOX_PREFIX, PlainText};
 pub use ops::{Health, QueueHealth};
 pub use rounds::Round;
-pub use tenant::{Recovery, ResultsFile, RetryOutcome, idempotent_job_id};
+pub use submit::OpenIntake;
+pub use tenant::{Recovery, RetryOutcome, idempotent_job_id};
 
 /// Tunables of the pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,14 @@ pub struct PipelineSettings {
     /// New batches are refused while this many work items wait (none: no
     /// limit).
     pub max_queue_depth: Option<u64>,
+    /// Outcomes read per page when a job is finalized.
+    pub outcomes_page: usize,
+    /// Target size of a part of a job's stored documents (parts are what
+    /// finalizing and reading results hold at a time).
+    pub results_part_bytes: usize,
+    /// Most input the evaluator's summary hook is given in one call (the
+    /// plugin host's input limit).
+    pub summary_input_bytes: usize,
 }
 
 impl Default for PipelineSettings {
@@ -76,6 +85,9 @@ impl Default for PipelineSettings {
             webhook_attempts: 5,
             webhook_backoff: Duration::from_secs(5),
             max_queue_depth: None,
+            outcomes_page: 1000,
+            results_part_bytes: 4 * 1024 * 1024,
+            summary_input_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -190,16 +202,6 @@ pub struct FinalizeMessage {
 pub struct WebhookMessage {
     /// The finished job.
     pub job_id: JobId,
-}
-
-/// Key of a job's `results.json`.
-pub fn results_key(job: &JobId) -> String {
-    format!("results/{job}/results.json")
-}
-
-/// Key of a job's `documents.jsonl`.
-pub fn documents_key(job: &JobId) -> String {
-    format!("results/{job}/documents.jsonl")
 }
 
 /// Deterministic jitter in `[0, 1)` from a message id and attempt: spreads

@@ -1,12 +1,14 @@
 //! Submitting a batch: documents split into work items, their text stored
-//! in packs, the job created and one message per item enqueued.
+//! in packs, one message per item enqueued — a window at a time, so a
+//! batch of any size is read in with bounded memory and its first items
+//! are processed while the rest is still being read.
 
 use std::collections::HashSet;
 
 use super::{IntakeDocument, Pipeline, PipelineError, Submission};
 use crate::chunking;
 use crate::model::{
-    BodyRef, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus, WorkItem,
+    BodyRef, ChunkInfo, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus, WorkItem,
 };
 use crate::ports::{OutgoingMessage, QueueName};
 
@@ -14,10 +16,30 @@ fn pack_key(job: &JobId, n: usize) -> String {
     format!("documents/{job}/pack-{n:05}")
 }
 
+/// Most work items a window holds before it is stored and enqueued.
+const WINDOW_ITEMS: usize = 1000;
+
+/// A batch being submitted: its job exists with its intake open, and
+/// documents are added one at a time. Every full window (a pack of text, or
+/// [`WINDOW_ITEMS`] items) is stored, counted on the job and enqueued, so
+/// only one window is held; [`OpenIntake::close`] closes the intake, after
+/// which the job can complete. A job whose intake is never closed (the
+/// submitter died) never completes.
+pub struct OpenIntake {
+    pipeline: Pipeline,
+    job: Job,
+    next_document: u32,
+    next_item: u32,
+    pack: Vec<u8>,
+    packs_stored: usize,
+    items: Vec<WorkItem>,
+    rejected: Vec<ItemOutcome>,
+    window_documents: u32,
+}
+
 impl Pipeline {
-    /// Accepts a batch: splits documents into work items, stores their text
-    /// in packs, creates the job, records intake rejections as failed and
-    /// enqueues one message per item (in batched sends).
+    /// Accepts a whole batch: checks it (not empty, ids unique), then
+    /// submits it as [`Pipeline::open_intake`] does and closes the intake.
     ///
     /// # Errors
     /// [`PipelineError::Invalid`] for an empty batch or duplicate document
@@ -35,115 +57,220 @@ impl Pipeline {
                 )));
             }
         }
-        let job_id = submission.job_id.clone().unwrap_or_else(JobId::generate);
-        let mut packs: Vec<Vec<u8>> = vec![Vec::new()];
-        let mut items = Vec::new();
-        let mut rejected = Vec::new();
-        let mut next_item = 0u32;
-        for (document_index, document) in submission.documents.iter().enumerate() {
-            let document_index = document_index as u32;
-            match document {
-                IntakeDocument::Accepted(spec) => {
-                    for chunk in chunking::plan(&spec.body, &submission.options.chunking) {
-                        let current = packs.last_mut().expect("packs start non-empty");
-                        if !current.is_empty()
-                            && current.len() + chunk.text.len() > self.settings.pack_bytes
-                        {
-                            packs.push(Vec::new());
-                        }
-                        let pack_index = packs.len() - 1;
-                        let pack = &mut packs[pack_index];
-                        let body = BodyRef {
-                            key: pack_key(&job_id, pack_index),
-                            offset: pack.len() as u64,
-                            len: chunk.text.len() as u64,
-                        };
-                        pack.extend_from_slice(chunk.text.as_bytes());
-                        items.push(WorkItem {
-                            job_id: job_id.clone(),
-                            item: next_item,
-                            document: document_index,
-                            document_id: spec.id.clone(),
-                            title: spec.title.clone(),
-                            metadata: spec.metadata.clone(),
-                            chunk: chunk.info,
-                            body,
-                        });
-                        next_item += 1;
-                    }
-                }
-                IntakeDocument::Rejected(doc) => {
-                    rejected.push(ItemOutcome {
-                        item: next_item,
-                        document: document_index,
-                        document_id: doc.id.clone(),
-                        title: doc.title.clone(),
-                        chunk: crate::model::ChunkInfo::WHOLE,
-                        bytes: 0,
-                        body: None,
-                        metadata: serde_json::Value::Null,
-                        result: ItemResult::Failed {
-                            failure: doc.failure.clone(),
-                            seconds: 0.0,
-                        },
-                    });
-                    next_item += 1;
-                }
-            }
-        }
-        for (n, pack) in packs.into_iter().enumerate() {
-            if !pack.is_empty() {
-                self.blobs.put(&pack_key(&job_id, n), pack).await?;
-            }
-        }
-        let now = self.clock.now();
+        self.open_intake(submission).await?.close().await
+    }
+
+    /// Creates the job of a batch with its intake open and adds the
+    /// documents `submission` holds; add the rest with
+    /// [`OpenIntake::add`], then [`OpenIntake::close`]. Document ids
+    /// should be unique (the caller's to ensure; [`Pipeline::submit`]
+    /// checks a whole batch).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`](crate::ports::StoreError::Conflict) when a
+    /// job with the submission's id exists (nothing stored); port errors.
+    pub async fn open_intake(&self, submission: Submission) -> Result<OpenIntake, PipelineError> {
         let job = Job {
-            id: job_id.clone(),
+            id: submission.job_id.clone().unwrap_or_else(JobId::generate),
             tenant: submission.tenant,
             status: JobStatus::Queued,
             evaluator: submission.evaluator,
             config: submission.config,
             options: submission.options,
             counters: JobCounters {
-                documents_total: submission.documents.len() as u32,
-                items_total: next_item,
+                intake_open: true,
                 ..JobCounters::default()
             },
-            created_at: now,
+            created_at: self.clock.now(),
             started_at: None,
             finished_at: None,
             error: None,
             webhook: None,
         };
         self.jobs.create_job(&job).await?;
-        let queue = QueueName::Work(job.options.priority);
-        let messages = items
-            .iter()
-            .map(|item| OutgoingMessage::new(serde_json::to_string(item).unwrap_or_default()))
-            .collect();
-        if let Err(error) = self.queue.send(queue, messages).await {
-            // Without its messages the job would wait forever: fail it now
-            // (items already sent find it finalized and are skipped).
-            let reason = format!("work items could not be queued: {error}");
-            if let Err(e) = self
-                .jobs
-                .finish_job(&job_id, JobStatus::Failed, Some(&reason), now)
-                .await
-            {
-                tracing::error!(%job_id, error = %e, "job left queued without its work items");
+        let mut intake = OpenIntake {
+            pipeline: self.clone(),
+            job,
+            next_document: 0,
+            next_item: 0,
+            pack: Vec::new(),
+            packs_stored: 0,
+            items: Vec::new(),
+            rejected: Vec::new(),
+            window_documents: 0,
+        };
+        for document in submission.documents {
+            intake.add(document).await?;
+        }
+        Ok(intake)
+    }
+}
+
+impl OpenIntake {
+    /// The job being submitted.
+    pub fn job_id(&self) -> &JobId {
+        &self.job.id
+    }
+
+    /// Documents added so far.
+    pub fn documents(&self) -> u32 {
+        self.next_document
+    }
+
+    /// Adds the next document: split into work items whose text goes into
+    /// the current pack, or recorded failed when intake rejected it.
+    ///
+    /// # Errors
+    /// Port errors storing or enqueueing a full window (the job is then
+    /// failed: see [`OpenIntake::close`]).
+    pub async fn add(&mut self, document: IntakeDocument) -> Result<(), PipelineError> {
+        let document_index = self.next_document;
+        self.next_document += 1;
+        match document {
+            IntakeDocument::Accepted(spec) => {
+                for chunk in chunking::plan(&spec.body, &self.job.options.chunking) {
+                    let pack_bytes = self.pipeline.settings.pack_bytes;
+                    if !self.pack.is_empty() && self.pack.len() + chunk.text.len() > pack_bytes {
+                        self.flush().await?;
+                    }
+                    let body = BodyRef {
+                        key: pack_key(&self.job.id, self.packs_stored),
+                        offset: self.pack.len() as u64,
+                        len: chunk.text.len() as u64,
+                    };
+                    self.pack.extend_from_slice(chunk.text.as_bytes());
+                    self.items.push(WorkItem {
+                        job_id: self.job.id.clone(),
+                        item: self.next_item,
+                        document: document_index,
+                        document_id: spec.id.clone(),
+                        title: spec.title.clone(),
+                        metadata: spec.metadata.clone(),
+                        chunk: chunk.info,
+                        body,
+                    });
+                    self.next_item += 1;
+                }
             }
-            return Err(error.into());
+            IntakeDocument::Rejected(doc) => {
+                self.rejected.push(ItemOutcome {
+                    item: self.next_item,
+                    document: document_index,
+                    document_id: doc.id,
+                    title: doc.title,
+                    chunk: ChunkInfo::WHOLE,
+                    bytes: 0,
+                    body: None,
+                    metadata: serde_json::Value::Null,
+                    result: ItemResult::Failed {
+                        failure: doc.failure,
+                        seconds: 0.0,
+                    },
+                });
+                self.next_item += 1;
+            }
+        }
+        // A document counts in the window of its last item.
+        self.window_documents += 1;
+        if self.items.len() + self.rejected.len() >= WINDOW_ITEMS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Stores, counts and enqueues the window: the pack first (the items
+    /// point into it), then the job's totals (before any item can be
+    /// recorded), then the messages and the rejections.
+    async fn flush(&mut self) -> Result<(), PipelineError> {
+        let result = self.store_window(false).await;
+        self.fail_on_error(result).await.map(|_| ())
+    }
+
+    async fn store_window(&mut self, close: bool) -> Result<Job, PipelineError> {
+        let pipeline = &self.pipeline;
+        let job_id = &self.job.id;
+        if !self.pack.is_empty() {
+            let pack = std::mem::take(&mut self.pack);
+            pipeline
+                .blobs
+                .put(&pack_key(job_id, self.packs_stored), pack)
+                .await?;
+            self.packs_stored += 1;
+        }
+        let items = std::mem::take(&mut self.items);
+        let rejected = std::mem::take(&mut self.rejected);
+        let documents = std::mem::take(&mut self.window_documents);
+        let added = (items.len() + rejected.len()) as u32;
+        let job = pipeline
+            .jobs
+            .extend_job(job_id, documents, added, close)
+            .await?;
+        if !items.is_empty() {
+            let messages = items
+                .iter()
+                .map(|item| OutgoingMessage::new(serde_json::to_string(item).unwrap_or_default()))
+                .collect();
+            pipeline
+                .queue
+                .send(QueueName::Work(self.job.options.priority), messages)
+                .await?;
         }
         if !rejected.is_empty() {
-            let receipt = self.jobs.record_outcomes(&job_id, &rejected, now).await?;
-            self.after_record(
-                &job_id,
-                &job.options,
-                &receipt.counters,
-                receipt.completed_job,
-            )
-            .await?;
+            let now = pipeline.clock.now();
+            let receipt = pipeline
+                .jobs
+                .record_outcomes(job_id, &rejected, now)
+                .await?;
+            pipeline
+                .after_record(
+                    job_id,
+                    &self.job.options,
+                    &receipt.counters,
+                    receipt.completed_job,
+                )
+                .await?;
         }
-        Ok(self.jobs.job(&job_id).await?)
+        Ok(job)
+    }
+
+    /// A window that could not be stored or enqueued fails the job now:
+    /// without its items it would wait forever (items already sent find it
+    /// finalized and are skipped).
+    async fn fail_on_error(
+        &self,
+        result: Result<Job, PipelineError>,
+    ) -> Result<Job, PipelineError> {
+        let error = match result {
+            Ok(job) => return Ok(job),
+            Err(error) => error,
+        };
+        let reason = format!("work items could not be queued: {error}");
+        let now = self.pipeline.clock.now();
+        if let Err(e) = self
+            .pipeline
+            .jobs
+            .finish_job(&self.job.id, JobStatus::Failed, Some(&reason), now)
+            .await
+        {
+            tracing::error!(job_id = %self.job.id, error = %e, "job left open without its work items");
+        }
+        Err(error)
+    }
+
+    /// Stores the last window and closes the intake; when every item was
+    /// already recorded (a batch of rejections, or fast processors) the
+    /// finalize message is sent here. Returns the job.
+    ///
+    /// # Errors
+    /// Port errors (the job is then failed).
+    pub async fn close(mut self) -> Result<Job, PipelineError> {
+        let result = self.store_window(true).await;
+        let job = self.fail_on_error(result).await?;
+        if job.counters.items_pending() == 0 {
+            self.pipeline
+                .after_record(&job.id, &job.options, &job.counters, true)
+                .await?;
+        }
+        Ok(self.pipeline.jobs.job(&job.id).await?)
     }
 }

@@ -2,15 +2,14 @@
 //! job is not found), its status report, its results, the list of its
 //! jobs, cancel one, retry a finished job's failed documents.
 
-use std::collections::{BTreeMap, HashMap};
-
-use super::{IntakeDocument, Pipeline, PipelineError, Submission, documents_key, results_key};
-use crate::aggregate::ResultsDocument;
+use super::{IntakeDocument, Pipeline, PipelineError, Submission};
+use crate::aggregate::{DocumentGroups, ResultsDocument};
 use crate::auth::Caller;
 use crate::chunking;
 use crate::model::{DocumentSpec, ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
 use crate::ports::{BlobError, JobFilter, StoreError};
 use crate::progress::StatusReport;
+use crate::results::{self, ResultsFormat, ResultsIndex, ResultsStream, ResultsView};
 
 /// What a recovery job of a finished job's failed documents holds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,15 +29,6 @@ pub struct RetryOutcome {
     /// Failed documents that could not be retried (rejected at intake),
     /// with why they failed.
     pub not_retried: Vec<(String, String)>,
-}
-
-/// A finished job's stored results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResultsFile {
-    /// `results.json`: the header, the summary and every document.
-    Json,
-    /// `documents.jsonl`: one document a line.
-    Jsonl,
 }
 
 /// The job id an idempotency key stands for: the same key from the same
@@ -77,30 +67,46 @@ impl Pipeline {
         StatusReport::of(job, self.clock.now())
     }
 
-    /// The bytes of a finished job's stored results file.
+    /// A finished job's results index: the header with the summary, and
+    /// how its documents are stored.
     ///
     /// # Errors
     /// [`BlobError::NotFound`] (as [`PipelineError::Blob`]) before the job
     /// is finalized; port errors.
-    pub async fn results_file(
-        &self,
-        job: &JobId,
-        file: ResultsFile,
-    ) -> Result<Vec<u8>, PipelineError> {
-        let key = match file {
-            ResultsFile::Json => results_key(job),
-            ResultsFile::Jsonl => documents_key(job),
-        };
-        Ok(self.blobs.get(&key).await?)
+    pub async fn results_index(&self, job: &JobId) -> Result<ResultsIndex, PipelineError> {
+        Ok(results::read_index(&*self.blobs, job).await?)
     }
 
-    /// A finished job's results, parsed.
+    /// A finished job's results in `view`, read a part at a time.
     ///
     /// # Errors
-    /// As [`Pipeline::results_file`]; a stored file that does not parse is
-    /// a `Permanent` blob error.
+    /// As [`Pipeline::results_index`].
+    pub async fn results_stream(
+        &self,
+        job: &JobId,
+        view: ResultsView,
+    ) -> Result<ResultsStream, PipelineError> {
+        let index = self.results_index(job).await?;
+        Ok(ResultsStream::new(
+            self.blobs.clone(),
+            job.clone(),
+            index,
+            view,
+        ))
+    }
+
+    /// A finished job's whole results, parsed: for tests and small jobs
+    /// (a large job's results are read with [`Pipeline::results_stream`]).
+    ///
+    /// # Errors
+    /// As [`Pipeline::results_index`]; stored results that do not parse
+    /// are a `Permanent` blob error.
     pub async fn results(&self, job: &JobId) -> Result<ResultsDocument, PipelineError> {
-        let bytes = self.results_file(job, ResultsFile::Json).await?;
+        let bytes = self
+            .results_stream(job, ResultsView::whole(ResultsFormat::Json))
+            .await?
+            .collect()
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             PipelineError::Blob(BlobError::Backend(crate::ports::BackendError::new(
                 crate::FailureCategory::Permanent,
@@ -160,61 +166,73 @@ impl Pipeline {
             ))
             .into());
         }
-        let outcomes = self.jobs.outcomes(&job.id).await?;
-        let mut by_document: BTreeMap<u32, Vec<&ItemOutcome>> = BTreeMap::new();
-        for outcome in &outcomes {
-            by_document
-                .entry(outcome.document)
-                .or_default()
-                .push(outcome);
-        }
-        by_document.retain(|_, chunks| {
-            chunks
-                .iter()
-                .any(|c| matches!(c.result, ItemResult::Failed { .. }))
-        });
-        let mut packs: HashMap<&str, Vec<u8>> = HashMap::new();
         let mut recovery = Recovery::default();
-        for chunks in by_document.values_mut() {
-            chunks.sort_by_key(|c| c.chunk.index);
-            let first = chunks[0];
-            let stored =
-                chunks.len() as u32 == first.chunk.count && chunks.iter().all(|c| c.body.is_some());
-            if !stored {
-                let reason = chunks
-                    .iter()
-                    .find_map(|c| match &c.result {
-                        ItemResult::Failed { failure, .. } => Some(failure.to_string()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                recovery
-                    .not_retried
-                    .push((first.document_id.clone(), reason));
-                continue;
-            }
-            let mut pieces = Vec::with_capacity(chunks.len());
-            for chunk in chunks.iter() {
-                let Some(body) = &chunk.body else { continue };
-                if !packs.contains_key(body.key.as_str()) {
-                    packs.insert(&body.key, self.blobs.get(&body.key).await?);
+        let mut groups = DocumentGroups::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .jobs
+                .outcomes_page(&job.id, after, self.settings.outcomes_page)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.item);
+            for outcome in page {
+                if let Some(chunks) = groups.push(outcome) {
+                    self.recover_document(chunks, &mut recovery).await?;
                 }
-                let pack = &packs[body.key.as_str()];
-                let range = body.offset as usize..(body.offset + body.len) as usize;
-                let text = pack
-                    .get(range)
-                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-                    .ok_or_else(|| BlobError::NotFound(body.key.clone()))?;
-                pieces.push((chunk.chunk, text));
             }
-            recovery.documents.push(DocumentSpec {
-                id: first.document_id.clone(),
-                title: first.title.clone(),
-                body: chunking::reassemble(&pieces),
-                metadata: first.metadata.clone(),
-            });
+        }
+        if let Some(chunks) = groups.finish() {
+            self.recover_document(chunks, &mut recovery).await?;
         }
         Ok(recovery)
+    }
+
+    /// Adds a failed document (its chunks in order) to `recovery`: its text
+    /// read back from where it was stored, or why it cannot be retried.
+    async fn recover_document(
+        &self,
+        chunks: Vec<ItemOutcome>,
+        recovery: &mut Recovery,
+    ) -> Result<(), PipelineError> {
+        if !chunks
+            .iter()
+            .any(|c| matches!(c.result, ItemResult::Failed { .. }))
+        {
+            return Ok(());
+        }
+        let first = &chunks[0];
+        let stored =
+            chunks.len() as u32 == first.chunk.count && chunks.iter().all(|c| c.body.is_some());
+        if !stored {
+            let reason = chunks
+                .iter()
+                .find_map(|c| match &c.result {
+                    ItemResult::Failed { failure, .. } => Some(failure.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            recovery
+                .not_retried
+                .push((first.document_id.clone(), reason));
+            return Ok(());
+        }
+        let mut pieces = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            let Some(body) = &chunk.body else { continue };
+            let bytes = self
+                .blobs
+                .get_range(&body.key, body.offset, body.len)
+                .await?;
+            pieces.push((chunk.chunk, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        recovery.documents.push(DocumentSpec {
+            id: first.document_id.clone(),
+            title: first.title.clone(),
+            body: chunking::reassemble(&pieces),
+            metadata: first.metadata.clone(),
+        });
+        Ok(())
     }
 
     /// Submits a recovery job of a finished job's failed documents, read

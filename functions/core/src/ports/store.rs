@@ -128,11 +128,20 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<RecordReceipt, StoreError>;
 
-    /// Every recorded outcome of the job, by item index.
+    /// A page of the job's recorded outcomes in item order: those after
+    /// item `after` (from the first when `None`), at most `limit` (the
+    /// adapter may return fewer; an empty page is the end). Items are
+    /// numbered in document order, chunks of a document in chunk order, so
+    /// reading pages to the end gives every document's chunks together.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; [`StoreError::Backend`].
-    async fn outcomes(&self, job: &JobId) -> Result<Vec<ItemOutcome>, StoreError>;
+    async fn outcomes_page(
+        &self,
+        job: &JobId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<ItemOutcome>, StoreError>;
 
     /// Conditionally changes the status: only when the current status is in
     /// `from` and the job is not finalized. Returns the updated job.
@@ -145,6 +154,23 @@ pub trait JobStore: Send + Sync {
         job: &JobId,
         from: &[JobStatus],
         to: JobStatus,
+    ) -> Result<Job, StoreError>;
+
+    /// Adds a window of a batch being read in to a job whose intake is
+    /// open ([`Job::extend`]): `documents` and `items` more; `close` closes
+    /// the intake. Returns the updated job: when it was closed with every
+    /// item recorded (`items_pending() == 0`) the caller sends the finalize
+    /// message — no record call can have, while the intake was open.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the intake is closed or the job
+    /// finalized; [`StoreError::NotFound`]; [`StoreError::Backend`].
+    async fn extend_job(
+        &self,
+        job: &JobId,
+        documents: u32,
+        items: u32,
+        close: bool,
     ) -> Result<Job, StoreError>;
 
     /// Sets the job's error (failing fast) if none is set yet. Returns

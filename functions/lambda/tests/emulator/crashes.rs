@@ -136,8 +136,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
         ),
         (2, 1)
     );
-    let results: Value =
-        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+    let results: Value = stored_results(&aws, &job_id).await;
     let poisoned = results["documents"]
         .as_array()
         .unwrap()

@@ -52,8 +52,7 @@ async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     assert_eq!(status, 200);
     assert_eq!(report["progress"]["completed_documents"], 200);
 
-    let stored = aws.blobs.get(&results_key(&job_id)).await.unwrap();
-    let results: Value = serde_json::from_slice(&stored).unwrap();
+    let results = stored_results(&aws, &job_id).await;
     assert_eq!(results["document_count"], 200);
     let reference = reference_results(&documents).await;
     assert_eq!(comparable(results), comparable(reference));

@@ -71,8 +71,7 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
     let mut by_first_document = std::collections::HashMap::new();
     for job in &jobs {
         let job = aws.store.job(job).await.unwrap();
-        let results: Value =
-            serde_json::from_slice(&aws.blobs.get(&results_key(&job.id)).await.unwrap()).unwrap();
+        let results: Value = stored_results(&aws, &job.id).await;
         let first = results["documents"][0]["id"].as_str().unwrap().to_owned();
         by_first_document.insert(first, (job, results));
     }
@@ -134,8 +133,7 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
     let job_id = jobs[0].id.clone();
     assert_eq!(jobs[0].counters.items_total, 3, "60 pages in chunks of 25");
     run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
-    let results: Value =
-        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+    let results: Value = stored_results(&aws, &job_id).await;
     let document = &results["documents"][0];
     assert_eq!(document["chunks"], 3);
     assert_eq!(document["status"], "completed");

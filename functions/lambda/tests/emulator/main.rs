@@ -17,9 +17,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docket_aws::{AwsBackend, Names};
 use docket_core::auth::Tier;
 use docket_core::model::{DocumentBody, DocumentSpec, JobId, TenantId};
-use docket_core::pipeline::{
-    IntakeDocument, Pipeline, PipelineSettings, ResultsFile, Submission, results_key,
-};
+use docket_core::pipeline::{IntakeDocument, Pipeline, PipelineSettings, Submission};
 use docket_core::ports::{BlobStore, JobStore, QueueName, WorkQueue};
 use docket_lambda::Settings;
 use lambda_http::request::LambdaRequest;
@@ -48,6 +46,21 @@ fn fixtures_round_trip_through_serde() {
     let again: Value = serde_json::to_value(&s3).unwrap();
     let objects = docket_lambda::created_objects(&again).unwrap();
     assert_eq!(Some(objects[0].key.clone()), s3.records[0].s3.object.key);
+}
+
+/// A finished job's `results.json` as stored in S3 (its index and parts),
+/// read without the pipeline.
+pub(crate) async fn stored_results(aws: &AwsBackend, job: &JobId) -> Value {
+    let blobs: Arc<dyn BlobStore> = aws.blobs.clone();
+    let index = docket_core::results::read_index(&*blobs, job)
+        .await
+        .unwrap();
+    let view = docket_core::results::ResultsView::whole(docket_core::results::ResultsFormat::Json);
+    let bytes = docket_core::results::ResultsStream::new(blobs, job.clone(), index, view)
+        .collect()
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// A fresh deployment on the emulator: the functions' settings, the

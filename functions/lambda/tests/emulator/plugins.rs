@@ -78,8 +78,7 @@ async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_proce
     let job = processor.job(&job_id).await.unwrap();
     assert_eq!(job.status, docket_core::JobStatus::Completed);
     assert_eq!(job.counters.documents_succeeded, 20);
-    let results: Value =
-        serde_json::from_slice(&aws.blobs.get(&results_key(&job_id)).await.unwrap()).unwrap();
+    let results: Value = stored_results(&aws, &job_id).await;
     assert_eq!(results["evaluator"]["name"], "counter");
     assert_eq!(results["evaluator"]["version"], "1.0.0");
     assert_eq!(results["evaluator"]["digest"], manifest.sha256.as_str());

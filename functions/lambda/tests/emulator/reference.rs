@@ -73,11 +73,7 @@ pub(crate) async fn reference_intake_results(documents: Vec<IntakeDocument>) -> 
     for _ in 0..200 {
         pipeline.run_round().await.unwrap();
         if pipeline.job(&job.id).await.unwrap().finished_at.is_some() {
-            let bytes = pipeline
-                .results_file(&job.id, ResultsFile::Json)
-                .await
-                .unwrap();
-            return serde_json::from_slice(&bytes).unwrap();
+            return serde_json::to_value(pipeline.results(&job.id).await.unwrap()).unwrap();
         }
     }
     panic!("the reference job did not finish");

@@ -1,0 +1,414 @@
+//! Stored results: every document once, as JSON lines in parts of bounded
+//! size, and an index (the header, how many documents each part holds, the
+//! score names). `results.json`, `documents.jsonl` and CSV are streamed from
+//! them — whole, or a page of documents at a time — so no reader or writer
+//! holds a whole job.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{DocumentResult, ResultsHeader};
+use crate::model::JobId;
+use crate::ports::{BackendError, BlobError, BlobStore};
+use crate::{FailureCategory, Severity};
+
+/// Key of a job's results index.
+pub fn index_key(job: &JobId) -> String {
+    format!("results/{job}/index.json")
+}
+
+/// Key of part `n` of a job's documents.
+pub fn part_key(job: &JobId, n: usize) -> String {
+    format!("results/{job}/documents-{n:05}.jsonl")
+}
+
+/// What a job's stored results hold besides the documents' lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsIndex {
+    /// What `results.json` opens with.
+    pub header: ResultsHeader,
+    /// Documents in each part, in order.
+    pub parts: Vec<u32>,
+    /// Every score name a document has, sorted (the CSV columns).
+    pub score_names: Vec<String>,
+}
+
+impl ResultsIndex {
+    /// Documents over all parts.
+    pub fn documents(&self) -> u64 {
+        self.parts.iter().map(|&n| u64::from(n)).sum()
+    }
+}
+
+/// Writes a job's documents into parts as they come.
+pub(crate) struct PartWriter<'a> {
+    blobs: &'a dyn BlobStore,
+    job: &'a JobId,
+    part_bytes: usize,
+    buffer: Vec<u8>,
+    parts: Vec<u32>,
+    in_part: u32,
+}
+
+impl<'a> PartWriter<'a> {
+    /// A writer of parts of about `part_bytes` each.
+    pub(crate) fn new(blobs: &'a dyn BlobStore, job: &'a JobId, part_bytes: usize) -> Self {
+        Self {
+            blobs,
+            job,
+            part_bytes: part_bytes.max(1),
+            buffer: Vec::new(),
+            parts: Vec::new(),
+            in_part: 0,
+        }
+    }
+
+    /// Appends one document, storing the part when it is full.
+    pub(crate) async fn push(&mut self, document: &DocumentResult) -> Result<(), BlobError> {
+        // Serializing a plain struct into memory cannot fail.
+        let _ = serde_json::to_writer(&mut self.buffer, document);
+        self.buffer.push(b'\n');
+        self.in_part += 1;
+        if self.buffer.len() >= self.part_bytes {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), BlobError> {
+        if self.in_part == 0 {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.buffer);
+        self.blobs
+            .put(&part_key(self.job, self.parts.len()), bytes)
+            .await?;
+        self.parts.push(self.in_part);
+        self.in_part = 0;
+        Ok(())
+    }
+
+    /// Stores the last part; returns the documents per part.
+    pub(crate) async fn finish(mut self) -> Result<Vec<u32>, BlobError> {
+        self.flush().await?;
+        Ok(self.parts)
+    }
+}
+
+/// A results file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultsFormat {
+    /// `results.json`: the header's fields, then `documents`.
+    Json,
+    /// `documents.jsonl`: one document per line.
+    Jsonl,
+    /// One row per document: id, title, status, time, each score,
+    /// violations, warnings, error.
+    Csv,
+}
+
+impl ResultsFormat {
+    /// Its media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ResultsFormat::Json => "application/json",
+            ResultsFormat::Jsonl => "application/x-ndjson",
+            ResultsFormat::Csv => "text/csv",
+        }
+    }
+}
+
+/// Which documents a [`ResultsStream`] gives, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultsView {
+    /// The format.
+    pub format: ResultsFormat,
+    /// Findings keep their evidence spans.
+    pub evidence: bool,
+    /// The first document (0 for the whole file).
+    pub from: u64,
+    /// At most this many documents (`None`: to the end). With a limit the
+    /// JSON form ends with `next_cursor`.
+    pub limit: Option<u64>,
+}
+
+impl ResultsView {
+    /// The whole file in `format`, with evidence.
+    pub fn whole(format: ResultsFormat) -> Self {
+        Self {
+            format,
+            evidence: true,
+            from: 0,
+            limit: None,
+        }
+    }
+}
+
+/// One CSV cell of tenant-given text (ids, titles, names, messages). A cell
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be
+/// opened as a formula by spreadsheet programs: per OWASP's CSV injection
+/// guidance it is prefixed with `'` and quoted. Quotes are doubled.
+pub fn csv_field(value: &str) -> String {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula {
+        format!("\"'{}\"", value.replace('"', "\"\""))
+    } else if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn csv_header(names: &[String]) -> String {
+    let mut out = String::from("id,title,status,processing_time_seconds");
+    for name in names {
+        let name = csv_field(name);
+        out.push_str(&format!(",{name}_score,{name}_max"));
+    }
+    out.push_str(",violations,warnings,error_category,error_message\n");
+    out
+}
+
+fn csv_row(names: &[String], d: &DocumentResult, out: &mut Vec<u8>) {
+    let status = serde_json::to_value(d.status).ok();
+    let status = status.as_ref().and_then(|s| s.as_str()).unwrap_or("");
+    let mut row = format!(
+        "{},{},{},{}",
+        csv_field(&d.id),
+        csv_field(&d.title),
+        status,
+        d.processing_time_seconds
+    );
+    for name in names {
+        match d.scores.get(name) {
+            Some(s) => row.push_str(&format!(",{},{}", s.total_score, s.max_score)),
+            None => row.push_str(",,"),
+        }
+    }
+    row.push_str(&format!(
+        ",{},{},{},{}\n",
+        d.count(Severity::Violation),
+        d.count(Severity::Warning),
+        d.error.as_ref().map(|e| e.category.as_str()).unwrap_or(""),
+        csv_field(d.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""))
+    ));
+    out.extend_from_slice(row.as_bytes());
+}
+
+fn unreadable(job: &JobId, what: &str, error: impl std::fmt::Display) -> BlobError {
+    BlobError::Backend(BackendError::new(
+        FailureCategory::Permanent,
+        format!("stored results of {job} are not readable ({what}): {error}"),
+    ))
+}
+
+/// Reads a job's stored index.
+///
+/// # Errors
+/// [`BlobError::NotFound`] before the job is finalized; a stored index that
+/// does not parse is a `Permanent` backend error.
+pub async fn read_index(blobs: &dyn BlobStore, job: &JobId) -> Result<ResultsIndex, BlobError> {
+    let bytes = blobs.get(&index_key(job)).await?;
+    serde_json::from_slice(&bytes).map_err(|e| unreadable(job, "index", e))
+}
+
+/// A results file produced a part at a time: at most one part's documents
+/// are held (parts are a few MiB).
+pub struct ResultsStream {
+    blobs: Arc<dyn BlobStore>,
+    job: JobId,
+    index: ResultsIndex,
+    view: ResultsView,
+    /// The next part to read, and the number of its first document.
+    part: usize,
+    part_start: u64,
+    /// Documents given so far.
+    given: u64,
+    started: bool,
+    ended: bool,
+}
+
+impl ResultsStream {
+    /// The stream of `view` over a job's stored results.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        job: JobId,
+        index: ResultsIndex,
+        view: ResultsView,
+    ) -> Self {
+        Self {
+            blobs,
+            job,
+            index,
+            view,
+            part: 0,
+            part_start: 0,
+            given: 0,
+            started: false,
+            ended: false,
+        }
+    }
+
+    /// The job's results index.
+    pub fn index(&self) -> &ResultsIndex {
+        &self.index
+    }
+
+    /// The cursor of the page after this one, when the view has a limit and
+    /// documents remain.
+    pub fn next_cursor(&self) -> Option<u64> {
+        let limit = self.view.limit?;
+        let next = self.view.from.saturating_add(limit);
+        (next < self.index.documents()).then_some(next)
+    }
+
+    fn remaining(&self) -> u64 {
+        self.view.limit.map_or(u64::MAX, |l| l - self.given.min(l))
+    }
+
+    /// The next bytes of the file; `None` at its end.
+    ///
+    /// # Errors
+    /// Blob errors reading a part; a part that does not parse.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError> {
+        if self.ended {
+            return Ok(None);
+        }
+        if !self.started {
+            self.started = true;
+            return Ok(Some(self.opening()));
+        }
+        // Parts before the view's first document are skipped unread.
+        while self.part < self.index.parts.len()
+            && self.part_start + u64::from(self.index.parts[self.part]) <= self.view.from
+        {
+            self.part_start += u64::from(self.index.parts[self.part]);
+            self.part += 1;
+        }
+        if self.part >= self.index.parts.len() || self.remaining() == 0 {
+            self.ended = true;
+            return Ok(Some(self.closing()));
+        }
+        let bytes = self.blobs.get(&part_key(&self.job, self.part)).await?;
+        let first = self.part_start;
+        self.part_start += u64::from(self.index.parts[self.part]);
+        self.part += 1;
+        let mut out = Vec::with_capacity(bytes.len() + 64);
+        let lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        for (n, line) in lines.enumerate() {
+            let number = first + n as u64;
+            if number < self.view.from {
+                continue;
+            }
+            if self.remaining() == 0 {
+                break;
+            }
+            self.document(line, &mut out)?;
+            self.given += 1;
+        }
+        Ok(Some(out))
+    }
+
+    fn opening(&self) -> Vec<u8> {
+        match self.view.format {
+            ResultsFormat::Json => {
+                // The header's object, left open for the documents.
+                let mut header = serde_json::to_vec(&self.index.header).unwrap_or_default();
+                header.pop();
+                header.extend_from_slice(br#","documents":["#);
+                header
+            }
+            ResultsFormat::Jsonl => Vec::new(),
+            ResultsFormat::Csv => csv_header(&self.index.score_names).into_bytes(),
+        }
+    }
+
+    fn closing(&self) -> Vec<u8> {
+        match self.view.format {
+            ResultsFormat::Json if self.view.limit.is_some() => {
+                let cursor = serde_json::to_string(&self.next_cursor().map(|c| c.to_string()))
+                    .unwrap_or_default();
+                format!(r#"],"next_cursor":{cursor}}}"#).into_bytes()
+            }
+            ResultsFormat::Json => b"]}".to_vec(),
+            ResultsFormat::Jsonl | ResultsFormat::Csv => Vec::new(),
+        }
+    }
+
+    fn document(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), BlobError> {
+        let verbatim = self.view.evidence && self.view.format != ResultsFormat::Csv;
+        let parsed = if verbatim {
+            None
+        } else {
+            let mut document: DocumentResult =
+                serde_json::from_slice(line).map_err(|e| unreadable(&self.job, "document", e))?;
+            if !self.view.evidence {
+                for finding in &mut document.findings {
+                    finding.evidence = None;
+                }
+            }
+            Some(document)
+        };
+        match self.view.format {
+            ResultsFormat::Json => {
+                if self.given > 0 {
+                    out.push(b',');
+                }
+                write_line(line, parsed.as_ref(), out);
+            }
+            ResultsFormat::Jsonl => {
+                write_line(line, parsed.as_ref(), out);
+                out.push(b'\n');
+            }
+            ResultsFormat::Csv => {
+                if let Some(document) = &parsed {
+                    csv_row(&self.index.score_names, document, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole stream, in memory: for tests and small jobs.
+    ///
+    /// # Errors
+    /// As [`ResultsStream::next_chunk`].
+    pub async fn collect(mut self) -> Result<Vec<u8>, BlobError> {
+        let mut all = Vec::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
+    }
+}
+
+fn write_line(line: &[u8], parsed: Option<&DocumentResult>, out: &mut Vec<u8>) {
+    match parsed {
+        Some(document) => {
+            let _ = serde_json::to_writer(&mut *out, document);
+        }
+        None => out.extend_from_slice(line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_cells_that_would_be_formulas_are_escaped() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_field("+1"), "\"'+1\"");
+        assert_eq!(csv_field("-2+3"), "\"'-2+3\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("\tx"), "\"'\tx\"");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        assert_eq!(csv_field("plan a"), "plan a");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

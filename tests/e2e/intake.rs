@@ -1,0 +1,166 @@
+//! A batch read in a window at a time: the job exists from the first
+//! document, its first windows are processed while the rest is still being
+//! added, no stored pack is larger than the pack size, and the job
+//! completes only once its intake is closed — by the last record, or by the
+//! close itself when everything was recorded before it.
+
+// Test code: a failed unwrap fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use docket_core::model::{
+    DocumentBody, DocumentSpec, JobOptions, JobStatus, RejectedDocument, TenantId,
+};
+use docket_core::pipeline::{FinalizeOutcome, IntakeDocument, Submission};
+use docket_core::ports::{BlobError, BlobStore};
+use docket_core::{Failure, FailureCategory};
+use docket_tests::Harness;
+
+/// Blobs that remember the largest put: what one window held.
+struct LargestPut {
+    inner: Arc<dyn BlobStore>,
+    largest: AtomicUsize,
+}
+
+#[async_trait]
+impl BlobStore for LargestPut {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        if key.starts_with("documents/") {
+            self.largest.fetch_max(bytes.len(), Ordering::SeqCst);
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        self.inner.list(prefix).await
+    }
+}
+
+fn submission(harness: &Harness) -> Submission {
+    Submission {
+        job_id: None,
+        tenant: TenantId::local(),
+        evaluator: harness.evaluator("wordstats"),
+        config: serde_json::json!({}),
+        options: JobOptions::default(),
+        documents: Vec::new(),
+    }
+}
+
+fn document(n: usize) -> IntakeDocument {
+    let body = format!("document {n} ").repeat(80);
+    IntakeDocument::Accepted(DocumentSpec {
+        id: format!("doc-{n:05}"),
+        title: format!("Document {n}"),
+        body: DocumentBody::Text(body),
+        metadata: serde_json::Value::Null,
+    })
+}
+
+async fn drain(harness: &Harness) {
+    while !harness.pipeline.run_round().await.unwrap().is_idle() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_processed_while_it_is_read_in_and_completes_after_its_intake_closes() {
+    let mut harness = Harness::new(None);
+    let blobs = Arc::new(LargestPut {
+        inner: harness.ports.blobs.clone(),
+        largest: AtomicUsize::new(0),
+    });
+    let probe = blobs.clone();
+    harness.change_ports(|ports| ports.blobs = blobs);
+    let pack_bytes = harness.pipeline.settings().pack_bytes;
+
+    let mut intake = harness
+        .pipeline
+        .open_intake(submission(&harness))
+        .await
+        .unwrap();
+    let job_id = intake.job_id().clone();
+    let mut text_bytes = 0;
+    for n in 0..2_500 {
+        if let IntakeDocument::Accepted(spec) = &document(n) {
+            text_bytes += spec.body.len();
+        }
+        intake.add(document(n)).await.unwrap();
+    }
+    // Every full window (a full pack, or 1,000 items) is stored and
+    // enqueued: processing them records its outcomes, but the job is not
+    // complete.
+    drain(&harness).await;
+    let open = harness.pipeline.job(&job_id).await.unwrap();
+    let windowed = open.counters.items_total;
+    assert!(
+        (1_000..2_500).contains(&windowed),
+        "{windowed} items in full windows"
+    );
+    assert_eq!(open.counters.items_done(), windowed);
+    assert_eq!(open.counters.documents_total, windowed);
+    assert!(open.counters.intake_open);
+    assert_eq!(open.counters.items_pending(), 1, "the items still to come");
+    assert_eq!(open.status, JobStatus::Processing);
+    assert!(matches!(
+        harness.pipeline.finalize(&job_id).await.unwrap(),
+        FinalizeOutcome::NotReady { .. }
+    ));
+    assert!(
+        harness
+            .pipeline
+            .status_report(&open)
+            .progress
+            .percent_complete
+            <= 100.0
+    );
+
+    let closed = intake.close().await.unwrap();
+    assert!(!closed.counters.intake_open);
+    assert_eq!(closed.counters.items_total, 2_500);
+    let finished = harness.run_until_finalized(&job_id, 1_000).await;
+    assert_eq!(finished.status, JobStatus::Completed);
+    assert_eq!(finished.counters.documents_succeeded, 2_500);
+    let results = harness.results(&job_id).await;
+    assert_eq!(results["documents"].as_array().unwrap().len(), 2_500);
+    assert_eq!(results["documents"][2_499]["id"], "doc-02499");
+
+    // The text went into packs of at most the pack size: several of them.
+    let largest = probe.largest.load(Ordering::SeqCst);
+    assert!(largest <= pack_bytes, "a pack of {largest} bytes");
+    assert!(text_bytes > 2 * pack_bytes, "{text_bytes} bytes of text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_an_intake_whose_items_are_all_recorded_finalizes_the_job() {
+    let harness = Harness::new(None);
+    let mut intake = harness
+        .pipeline
+        .open_intake(submission(&harness))
+        .await
+        .unwrap();
+    for n in 0..3 {
+        intake
+            .add(IntakeDocument::Rejected(RejectedDocument {
+                id: format!("empty-{n}.txt"),
+                title: format!("empty-{n}.txt"),
+                failure: Failure::new(FailureCategory::Data, "the file is empty"),
+            }))
+            .await
+            .unwrap();
+    }
+    let job_id = intake.job_id().clone();
+    // Rejections are recorded with their window: here, at the close.
+    let closed = intake.close().await.unwrap();
+    assert_eq!(closed.counters.items_pending(), 0);
+    let finished = harness.run_until_finalized(&job_id, 10).await;
+    assert_eq!(finished.status, JobStatus::Failed);
+    assert_eq!(finished.counters.documents_failed, 3);
+    assert_eq!(finished.error.as_deref(), Some("all 3 documents failed"));
+}
