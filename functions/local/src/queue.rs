@@ -16,6 +16,15 @@ use crate::db::{Database, backend_error, millis};
 /// `visible_ms` has passed; receiving it hides it for the visibility timeout
 /// and counts the receive; a visible message already received
 /// `max_receives` times moves to the dead-letter companion instead.
+/// The oldest visible messages of a queue. The index on (queue, dead, id)
+/// is named: it gives them in id order from the head of the queue, past
+/// only the few in flight or waiting out a backoff. Left to itself the
+/// planner takes the (…, visible_ms) index instead and sorts every visible
+/// message of the queue on each receive — a cost that grows with the queue.
+const RECEIVE: &str = "SELECT id, body, receive_count FROM messages INDEXED BY messages_ready
+     WHERE queue = ?1 AND dead = ?2 AND visible_ms <= ?3
+     ORDER BY id LIMIT ?4";
+
 pub struct SqliteQueue {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
@@ -57,13 +66,7 @@ impl SqliteQueue {
         let mut deliveries = Vec::new();
         'fill: while deliveries.len() < max {
             let candidates: Vec<(i64, String, u32)> = {
-                let mut select = tx
-                    .prepare_cached(
-                        "SELECT id, body, receive_count FROM messages
-                         WHERE queue = ?1 AND dead = ?2 AND visible_ms <= ?3
-                         ORDER BY id LIMIT ?4",
-                    )
-                    .map_err(backend_error)?;
+                let mut select = tx.prepare_cached(RECEIVE).map_err(backend_error)?;
                 select
                     .query_map(
                         params![queue.as_str(), dead, now, (max - deliveries.len()) as i64],
@@ -235,5 +238,33 @@ impl WorkQueue for SqliteQueue {
             .optional()
             .map_err(backend_error)?;
         Ok(depth.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::RECEIVE;
+
+    /// A receive reads the head of the queue in index order: no sort of the
+    /// queue's visible messages (whose cost would grow with the queue).
+    #[test]
+    fn a_receive_reads_the_head_of_the_queue_without_sorting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Database::open(&dir.path().join("state.db")).unwrap();
+        let connection = db.lock();
+        let plan: Vec<String> = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {RECEIVE}"))
+            .unwrap()
+            .query_map(rusqlite::params!["work-normal", 0, 0, 10], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        assert!(plan[0].contains("USING INDEX messages_ready"), "{plan:?}");
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 }

@@ -129,3 +129,100 @@ async fn results_come_without_evidence_and_as_jsonl_or_csv() {
         "format: unknown format \"xml\": use json, jsonl or csv"
     );
 }
+
+/// Results a page at a time: `limit` documents from `cursor`, the next
+/// cursor in the `docket-next-cursor` header and, in JSON, `next_cursor`
+/// (null on the last page); pages put together are the whole file. A bad
+/// limit or cursor is a 422 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_come_a_page_at_a_time_with_a_cursor() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let documents: Vec<Value> = (0..7)
+        .map(
+            |n| json!({"id": format!("d{n}"), "content": format!("plan {n} with water and roads")}),
+        )
+        .collect();
+    let (status, accepted) = call_json(
+        &harness,
+        post(
+            &token,
+            &json!({"documents": documents, "options": {"evaluator": "wordstats"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    harness
+        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
+        .await;
+    let base = format!("/api/v1/batch/results/{job_id}");
+
+    let (_, whole) = call(&harness, get(&token, &format!("{base}?format=jsonl"))).await;
+    let mut pages = String::new();
+    let mut cursor: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let after = cursor
+            .as_ref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+        let response = app(state(&harness))
+            .oneshot(get(&token, &format!("{base}?format=jsonl&limit=3{after}")))
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/x-ndjson");
+        pages.push_str(std::str::from_utf8(&body).unwrap());
+        let next = headers
+            .get("docket-next-cursor")
+            .map(|v| v.to_str().unwrap().to_owned());
+        seen.push(next.clone());
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [Some("3".to_owned()), Some("6".to_owned()), None]);
+    assert_eq!(pages, whole);
+
+    let (status, page) =
+        call_json(&harness, get(&token, &format!("{base}?limit=2&cursor=6"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["documents"].as_array().unwrap().len(), 1);
+    assert_eq!(page["documents"][0]["id"], "d6");
+    assert_eq!(page["next_cursor"], Value::Null);
+    assert_eq!(page["summary"]["total_documents"], 7);
+    let (_, first) = call_json(&harness, get(&token, &format!("{base}?limit=2"))).await;
+    assert_eq!(first["next_cursor"], "2");
+    let (_, csv) = call(
+        &harness,
+        get(&token, &format!("{base}?format=csv&limit=2&cursor=2")),
+    )
+    .await;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("id,title,status"));
+    assert!(
+        rows[1].starts_with("d2,") && rows[2].starts_with("d3,"),
+        "{csv}"
+    );
+
+    for (query, field, message) in [
+        ("limit=0", "limit", "limit: must be between 1 and 10000"),
+        ("limit=10001", "limit", "limit: must be between 1 and 10000"),
+        (
+            "cursor=abc",
+            "cursor",
+            "cursor: not a cursor this route gave (use the next_cursor of the previous page)",
+        ),
+    ] {
+        let (status, error) = call_json(&harness, get(&token, &format!("{base}?{query}"))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert_eq!(error["error"]["message"], message, "{query}");
+        assert_eq!(error["error"]["details"][0]["field"], field, "{error}");
+    }
+}
