@@ -14,6 +14,56 @@ use crate::model::{ItemOutcome, Job, JobId};
 use crate::ports::{Delivery, QueueName, StoreError};
 use crate::results::{PartWriter, ResultsIndex, index_key};
 
+/// A job's recorded outcomes read a page at a time in item order, handed
+/// out a document (its chunks, in order) at a time.
+pub(super) struct DocumentOutcomes<'a> {
+    jobs: &'a dyn crate::ports::JobStore,
+    job: &'a JobId,
+    page: usize,
+    after: Option<u32>,
+    groups: DocumentGroups,
+    ready: std::collections::VecDeque<Vec<ItemOutcome>>,
+    read_all: bool,
+}
+
+impl DocumentOutcomes<'_> {
+    /// The next document's outcomes; `None` after the last.
+    pub(super) async fn next(&mut self) -> Result<Option<Vec<ItemOutcome>>, StoreError> {
+        while self.ready.is_empty() && !self.read_all {
+            let page = self
+                .jobs
+                .outcomes_page(self.job, self.after, self.page)
+                .await?;
+            match page.last() {
+                Some(last) => self.after = Some(last.item),
+                None => self.read_all = true,
+            }
+            for outcome in page {
+                self.ready.extend(self.groups.push(outcome));
+            }
+            if self.read_all {
+                self.ready.extend(self.groups.finish());
+            }
+        }
+        Ok(self.ready.pop_front())
+    }
+}
+
+impl Pipeline {
+    /// The job's outcomes, a document at a time.
+    pub(super) fn documents_of<'a>(&'a self, job: &'a JobId) -> DocumentOutcomes<'a> {
+        DocumentOutcomes {
+            jobs: &*self.jobs,
+            job,
+            page: self.settings.outcomes_page,
+            after: None,
+            groups: DocumentGroups::default(),
+            ready: std::collections::VecDeque::new(),
+            read_all: false,
+        }
+    }
+}
+
 /// A job's documents as finalizing stored them.
 struct WrittenDocuments {
     summary: Summary,
@@ -160,29 +210,12 @@ impl Pipeline {
     /// writes the documents into parts and folds the summary: only one
     /// page, one document and one part are held at a time.
     async fn write_documents(&self, job: &Job) -> Result<WrittenDocuments, PipelineError> {
-        let mut groups = DocumentGroups::default();
+        let mut documents = self.documents_of(&job.id);
         let mut parts = PartWriter::new(&*self.blobs, &job.id, self.settings.results_part_bytes);
         let mut summary = SummaryBuilder::default();
         let mut summary_input = SummaryInput::new(self.settings.summary_input_bytes);
-        let mut after = None;
-        loop {
-            let page = self
-                .jobs
-                .outcomes_page(&job.id, after, self.settings.outcomes_page)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.item);
-            for outcome in page {
-                if let Some(group) = groups.push(outcome) {
-                    let document = self.assemble(job, group).await;
-                    summary.add(&document);
-                    summary_input.add(&document);
-                    parts.push(&document).await?;
-                }
-            }
-        }
-        if let Some(group) = groups.finish() {
-            let document = self.assemble(job, group).await;
+        while let Some(chunks) = documents.next().await? {
+            let document = self.assemble(job, chunks).await;
             summary.add(&document);
             summary_input.add(&document);
             parts.push(&document).await?;

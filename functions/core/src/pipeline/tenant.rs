@@ -3,7 +3,7 @@
 //! jobs, cancel one, retry a finished job's failed documents.
 
 use super::{IntakeDocument, Pipeline, PipelineError, Submission};
-use crate::aggregate::{DocumentGroups, ResultsDocument};
+use crate::aggregate::ResultsDocument;
 use crate::auth::Caller;
 use crate::chunking;
 use crate::model::{DocumentSpec, ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
@@ -167,22 +167,8 @@ impl Pipeline {
             .into());
         }
         let mut recovery = Recovery::default();
-        let mut groups = DocumentGroups::default();
-        let mut after = None;
-        loop {
-            let page = self
-                .jobs
-                .outcomes_page(&job.id, after, self.settings.outcomes_page)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.item);
-            for outcome in page {
-                if let Some(chunks) = groups.push(outcome) {
-                    self.recover_document(chunks, &mut recovery).await?;
-                }
-            }
-        }
-        if let Some(chunks) = groups.finish() {
+        let mut documents = self.documents_of(&job.id);
+        while let Some(chunks) = documents.next().await? {
             self.recover_document(chunks, &mut recovery).await?;
         }
         Ok(recovery)
