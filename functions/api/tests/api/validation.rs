@@ -181,3 +181,38 @@ async fn webhook_urls_to_special_addresses_are_refused_at_upload() {
     assert_eq!(report["webhook"]["state"], "pending");
     assert_eq!(report["webhook"]["attempts"], 0);
 }
+
+/// A body of the wrong shape is named by the exact path of the bad value:
+/// the whole body is `body` (not the first words of serde's message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_the_wrong_shape_names_the_exact_path() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    for (body, field, message) in [
+        (json!(7), "body", "invalid type: integer `7`, expected"),
+        (
+            json!("documents"),
+            "body",
+            "invalid type: string \"documents\", expected",
+        ),
+        (
+            json!({"documents": "all"}),
+            "documents",
+            "invalid type: string \"all\", expected",
+        ),
+        (
+            json!({"documents": [{"id": "a", "content": "x"}], "evaluator": "wordstats"}),
+            "evaluator",
+            "unknown field `evaluator`, expected `documents` or `options`",
+        ),
+    ] {
+        let (status, error) = rejected(&harness, &token, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let detail = &error["error"]["details"][0];
+        assert_eq!(detail["field"], field, "{body}: {error}");
+        assert!(
+            detail["message"].as_str().unwrap().starts_with(message),
+            "{body}: {error}"
+        );
+    }
+}
