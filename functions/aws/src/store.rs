@@ -40,7 +40,32 @@ use crate::{CREATED_KEY, PARTITION_KEY, SORT_KEY, TENANT_INDEX, TENANT_KEY, TTL_
 
 /// Optimistic attempts before a contended change gives up (as a
 /// retryable error).
-const ATTEMPTS: usize = 50;
+const ATTEMPTS: u32 = 20;
+
+/// The pause before retrying a change that lost a race on its item: full
+/// jitter (uniform in `[0, bound)`, `unit` in `[0, 1)`) over a bound that
+/// doubles from 4 ms per lost race, up to 200 ms — so writers contending for
+/// one job's item spread out instead of paying a read and a write back to
+/// back, under 3 s in all over [`ATTEMPTS`].
+fn contention_pause(lost: u32, unit: f64) -> std::time::Duration {
+    let bound_ms = (2u64 << lost.min(7)).min(200);
+    std::time::Duration::from_secs_f64(bound_ms as f64 * unit.clamp(0.0, 1.0) / 1000.0)
+}
+
+/// Waits [`contention_pause`] after the `lost`-th lost race (none before
+/// the first attempt).
+async fn after_lost_race(lost: u32) {
+    use std::hash::{BuildHasher, Hasher};
+    if lost == 0 {
+        return;
+    }
+    // A fresh randomly keyed hasher per call: jitter without a random
+    // number generator dependency.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(lost);
+    let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    tokio::time::sleep(contention_pause(lost, unit)).await;
+}
 
 /// Outcomes per transaction: DynamoDB takes 100 actions, one is the job.
 const OUTCOMES_PER_TRANSACTION: usize = 99;
@@ -195,7 +220,8 @@ impl DynamoJobStore {
         id: &JobId,
         mut change: impl FnMut(&mut Job) -> Result<R, StoreError>,
     ) -> Result<(R, Job), StoreError> {
-        for _ in 0..ATTEMPTS {
+        for lost in 0..ATTEMPTS {
+            after_lost_race(lost).await;
             let (mut job, version) = self.read_job(id).await?;
             let result = change(&mut job)?;
             let put = self.job_put(&job, version)?;
@@ -449,7 +475,8 @@ impl JobStore for DynamoJobStore {
         };
         for group in groups {
             let mut done = None;
-            for _ in 0..ATTEMPTS {
+            for lost in 0..ATTEMPTS {
+                after_lost_race(lost).await;
                 if let Some(result) = self.record_once(id, group, now).await? {
                     done = Some(result);
                     break;
@@ -681,7 +708,8 @@ impl RateLimiter for DynamoJobStore {
         now: DateTime<Utc>,
     ) -> Result<Grant, StoreError> {
         let pk = format!("BUCKET#{bucket}");
-        for _ in 0..ATTEMPTS {
+        for lost in 0..ATTEMPTS {
+            after_lost_race(lost).await;
             let stored = self.get(pk.clone(), "BUCKET").await?;
             let version = stored.as_ref().and_then(|i| number(i, "version"));
             let state: Option<BucketState> = match &stored {
@@ -778,5 +806,26 @@ impl PluginRegistry for DynamoJobStore {
         }
         sort_manifests(&mut manifests);
         Ok(manifests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{ATTEMPTS, contention_pause};
+
+    #[test]
+    fn lost_races_back_off_with_jitter_under_a_bound() {
+        // Nothing at the bottom of the jitter, the bound at its top.
+        assert_eq!(contention_pause(1, 0.0), Duration::ZERO);
+        assert_eq!(contention_pause(1, 1.0), Duration::from_millis(4));
+        assert_eq!(contention_pause(2, 0.5), Duration::from_millis(4));
+        // The bound doubles, then stays at 200 ms.
+        assert_eq!(contention_pause(6, 1.0), Duration::from_millis(128));
+        assert_eq!(contention_pause(7, 1.0), Duration::from_millis(200));
+        assert_eq!(contention_pause(40, 1.0), Duration::from_millis(200));
+        let worst: Duration = (1..ATTEMPTS).map(|lost| contention_pause(lost, 1.0)).sum();
+        assert!(worst < Duration::from_secs(3), "{worst:?}");
     }
 }
