@@ -75,20 +75,7 @@ async fn whole_results(harness: &Harness, job: &docket_core::model::Job) -> Stri
     let evaluations = documents
         .iter()
         .filter(|d| d.status == aggregate::DocumentStatus::Completed)
-        .map(|d| docket_core::Evaluation {
-            scores: d
-                .scores
-                .iter()
-                .map(|(name, s)| docket_core::Score {
-                    name: name.clone(),
-                    value: s.total_score,
-                    max: s.max_score,
-                })
-                .collect(),
-            findings: Vec::new(),
-            labels: d.labels.clone(),
-            data: serde_json::Value::Null,
-        })
+        .map(aggregate::DocumentResult::summary_input)
         .collect();
     let summary = aggregate::summarize(
         &documents,

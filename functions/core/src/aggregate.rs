@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::evaluation::{ChunkEvaluation, Evaluation, Finding, Severity};
+use crate::evaluation::{ChunkEvaluation, Evaluation, Finding, Score, Severity};
 use crate::failure::{Failure, FailureCategory};
 use crate::model::{EvaluatorRef, ItemOutcome, ItemResult, Job, JobId, JobStatus};
 
@@ -128,6 +128,25 @@ pub struct ResultsDocument {
 }
 
 impl DocumentResult {
+    /// What the evaluator's summary hook is given of this document: its
+    /// scores and labels (findings and data left out).
+    pub fn summary_input(&self) -> Evaluation {
+        Evaluation {
+            scores: self
+                .scores
+                .iter()
+                .map(|(name, s)| Score {
+                    name: name.clone(),
+                    value: s.total_score,
+                    max: s.max_score,
+                })
+                .collect(),
+            findings: Vec::new(),
+            labels: self.labels.clone(),
+            data: serde_json::Value::Null,
+        }
+    }
+
     /// Number of its findings of `severity`.
     pub fn count(&self, severity: Severity) -> u32 {
         self.findings
@@ -458,7 +477,7 @@ pub fn final_status(job: &Job, summary: &Summary) -> (JobStatus, Option<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluation::{Score, Span, default_merge};
+    use crate::evaluation::{Span, default_merge};
     use crate::model::ChunkInfo;
 
     fn outcome(document: u32, chunk: (u32, u32), result: ItemResult) -> ItemOutcome {

@@ -250,6 +250,20 @@ impl ResultsStream {
         }
     }
 
+    /// The stream of `view` over a finished job's stored results, its
+    /// index read first.
+    ///
+    /// # Errors
+    /// As [`read_index`].
+    pub async fn open(
+        blobs: Arc<dyn BlobStore>,
+        job: &JobId,
+        view: ResultsView,
+    ) -> Result<Self, BlobError> {
+        let index = read_index(&*blobs, job).await?;
+        Ok(Self::new(blobs, job.clone(), index, view))
+    }
+
     /// The job's results index.
     pub fn index(&self) -> &ResultsIndex {
         &self.index

@@ -8,7 +8,7 @@ use super::{Disposition, FinalizeMessage, Pipeline, PipelineError};
 use crate::aggregate::{
     self, DocumentGroups, DocumentResult, DocumentStatus, ResultsHeader, Summary, SummaryBuilder,
 };
-use crate::evaluation::{Evaluation, Score, default_merge};
+use crate::evaluation::{Evaluation, default_merge};
 use crate::failure::{Failure, FailureCategory};
 use crate::model::{ItemOutcome, Job, JobId};
 use crate::ports::{Delivery, QueueName, StoreError};
@@ -100,20 +100,7 @@ impl SummaryInput {
         let Some(evaluations) = &mut self.evaluations else {
             return;
         };
-        let evaluation = Evaluation {
-            scores: document
-                .scores
-                .iter()
-                .map(|(name, s)| Score {
-                    name: name.clone(),
-                    value: s.total_score,
-                    max: s.max_score,
-                })
-                .collect(),
-            findings: Vec::new(),
-            labels: document.labels.clone(),
-            data: serde_json::Value::Null,
-        };
+        let evaluation = document.summary_input();
         // What the call's input costs, as the host counts it: names,
         // labels and a few fixed bytes per score.
         self.bytes += 16

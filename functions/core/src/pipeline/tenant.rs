@@ -86,13 +86,7 @@ impl Pipeline {
         job: &JobId,
         view: ResultsView,
     ) -> Result<ResultsStream, PipelineError> {
-        let index = self.results_index(job).await?;
-        Ok(ResultsStream::new(
-            self.blobs.clone(),
-            job.clone(),
-            index,
-            view,
-        ))
+        Ok(ResultsStream::open(self.blobs.clone(), job, view).await?)
     }
 
     /// A finished job's whole results, parsed: for tests and small jobs

@@ -51,12 +51,10 @@ fn fixtures_round_trip_through_serde() {
 /// A finished job's `results.json` as stored in S3 (its index and parts),
 /// read without the pipeline.
 pub(crate) async fn stored_results(aws: &AwsBackend, job: &JobId) -> Value {
-    let blobs: Arc<dyn BlobStore> = aws.blobs.clone();
-    let index = docket_core::results::read_index(&*blobs, job)
-        .await
-        .unwrap();
     let view = docket_core::results::ResultsView::whole(docket_core::results::ResultsFormat::Json);
-    let bytes = docket_core::results::ResultsStream::new(blobs, job.clone(), index, view)
+    let bytes = docket_core::results::ResultsStream::open(aws.blobs.clone(), job, view)
+        .await
+        .unwrap()
         .collect()
         .await
         .unwrap();
