@@ -25,6 +25,18 @@ fn main() {
             doc: "A test evaluator whose component imports `wasi:sockets`.",
         },
         Guest {
+            constant: "TALLY",
+            dir: "tests/tally",
+            krate: "tally",
+            doc: "A test evaluator whose summary is a fold (contract 0.2.0).",
+        },
+        Guest {
+            constant: "LEGACY",
+            dir: "tests/legacy",
+            krate: "legacy",
+            doc: "A test evaluator built against contract 0.1.0.",
+        },
+        Guest {
             constant: "OTHER_WORLD",
             dir: "tests/otherworld",
             krate: "otherworld",

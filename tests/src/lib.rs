@@ -22,13 +22,23 @@ use docket_plugin_host::{HostConfig, Manifest, PluginHost};
 /// A clock that moves only when told (the conformance suite's).
 pub use docket_conformance::ManualClock;
 
-/// A plugin host with decalogo, wordstats and the hostile test plugin.
+/// A plugin host with decalogo, wordstats and the test plugins hostile,
+/// tally (a summary fold) and legacy (contract 0.1.0).
 pub fn loaded_host() -> PluginHost {
-    let host = PluginHost::new(HostConfig::default()).unwrap();
+    // Compiled code is shared by every test process through the host's
+    // on-disk cache (digest- and engine-keyed, written atomically), so a
+    // harness does not recompile the components each time.
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(std::env::temp_dir().join("docket-tests-compiled")),
+        ..HostConfig::default()
+    })
+    .unwrap();
     for (name, bytes) in [
         ("decalogo", docket_bundled::DECALOGO),
         ("wordstats", docket_bundled::WORDSTATS),
         ("hostile", docket_test_guests::HOSTILE),
+        ("tally", docket_test_guests::TALLY),
+        ("legacy", docket_test_guests::LEGACY),
     ] {
         host.load(Manifest::for_component(name, "0.1.0", bytes), bytes)
             .unwrap();

@@ -416,7 +416,7 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
     let error = refused(work, &strs(&publish(&other_world, "other", &[])));
     assert!(
         error.contains(
-            "invalid component other: does not implement the docket:evaluator/evaluator@0.1.0 world"
+            "invalid component other: does not implement the docket:evaluator/evaluator@0.2.0 world"
         ),
         "{error}"
     );
@@ -495,6 +495,6 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
     let shown = succeed(docket(work, &["plugin", "show", "counts@^1"]), "show");
     let manifest: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(manifest["version"], "1.0.0");
-    assert_eq!(manifest["world"], "docket:evaluator/evaluator@0.1.0");
+    assert_eq!(manifest["world"], "docket:evaluator/evaluator@0.2.0");
     assert_eq!(manifest["precompiled"].as_array().unwrap().len(), 2);
 }

@@ -224,7 +224,8 @@ fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsV
 /// The results of a finished job, streamed a stored part at a time (no
 /// whole body in memory); `limit` and `cursor` give a page of documents,
 /// the next page's cursor in the `docket-next-cursor` header (and, in JSON,
-/// as `next_cursor`).
+/// as `next_cursor`). A whole file of a job stored with whole files is a
+/// `303 See Other` to a presigned URL of it (AWS).
 async fn results(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,6 +245,18 @@ async fn results(
         .results_stream(&job.id, view)
         .await
         .map_err(internal)?;
+    // Results past one response (on AWS, Lambda's 6 MB) are read from
+    // their whole file, by a presigned URL.
+    if let Some(url) = state
+        .pipeline
+        .whole_file_url(&job, &view, stream.index())
+        .await
+        .map_err(internal)?
+    {
+        let location = header::HeaderValue::from_str(&url)
+            .map_err(|e| internal(format!("presigned URL is not a header value: {e}")))?;
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
+    }
     let next_cursor = stream.next_cursor();
     let job_id = job.id.clone();
     let body = futures_util::stream::unfold(Some(stream), move |stream| {

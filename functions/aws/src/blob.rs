@@ -1,11 +1,20 @@
 //! `BlobStore` on S3: one bucket, keys as given (`documents/<job>/…`,
 //! `results/<job>/…`, `plugins/<name>/<version>/…`), ranged reads with
-//! `Range: bytes=`.
+//! `Range: bytes=`, multipart uploads of objects written as they come,
+//! presigned GETs.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use docket_core::ports::{BlobError, BlobStore, check_blob_key};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use docket_core::FailureCategory;
+use docket_core::ports::{BackendError, BlobError, BlobStore, ChunkSource, check_blob_key};
+
+/// Size of a part of a multipart upload (S3's least is 5 MiB).
+pub const MULTIPART_PART_BYTES: usize = 8 * 1024 * 1024;
 
 use crate::error::{backend, code};
 
@@ -19,6 +28,23 @@ impl S3Blobs {
     /// Blobs in `bucket`.
     pub fn new(client: Client, bucket: String) -> Self {
         Self { client, bucket }
+    }
+
+    /// Gives up a multipart upload (its parts are deleted); a failure to is
+    /// only logged (the bucket's lifecycle rule removes what is left).
+    async fn abort(&self, key: &str, upload: Option<&str>) {
+        let Some(id) = upload else { return };
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+        {
+            tracing::warn!(key, error = %backend("abort multipart upload", &e), "multipart upload left");
+        }
     }
 
     async fn read(&self, key: &str, range: Option<String>) -> Result<Vec<u8>, BlobError> {
@@ -91,6 +117,118 @@ impl BlobStore for S3Blobs {
             return Err(BlobError::NotFound(key.to_owned()));
         }
         Ok(bytes)
+    }
+
+    /// A multipart upload of parts of [`MULTIPART_PART_BYTES`] (S3 takes
+    /// parts of 5 MiB and more, the last one smaller), one part held at a
+    /// time; completed once the source ends, aborted when it fails. A
+    /// source smaller than one part is a plain put.
+    async fn put_chunks(&self, key: &str, source: &mut dyn ChunkSource) -> Result<u64, BlobError> {
+        check_blob_key(key)?;
+        let mut buffer = Vec::new();
+        let mut total = 0u64;
+        let mut upload: Option<String> = None;
+        let mut parts = Vec::new();
+        loop {
+            let chunk = match source.next_chunk().await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.abort(key, upload.as_deref()).await;
+                    return Err(e);
+                }
+            };
+            let end = chunk.is_none();
+            if let Some(chunk) = chunk {
+                total += chunk.len() as u64;
+                buffer.extend_from_slice(&chunk);
+            }
+            if end && upload.is_none() {
+                self.put(key, buffer).await?;
+                return Ok(total);
+            }
+            if buffer.len() >= MULTIPART_PART_BYTES || (end && !buffer.is_empty()) {
+                let id = match &upload {
+                    Some(id) => id.clone(),
+                    None => {
+                        let created = self
+                            .client
+                            .create_multipart_upload()
+                            .bucket(&self.bucket)
+                            .key(key)
+                            .send()
+                            .await
+                            .map_err(|e| backend("create multipart upload", &e))?;
+                        let id = created.upload_id.unwrap_or_default();
+                        upload = Some(id.clone());
+                        id
+                    }
+                };
+                let number = parts.len() as i32 + 1;
+                let sent = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .body(ByteStream::from(std::mem::take(&mut buffer)))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(part) => parts.push(
+                        CompletedPart::builder()
+                            .part_number(number)
+                            .set_e_tag(part.e_tag)
+                            .build(),
+                    ),
+                    Err(e) => {
+                        self.abort(key, Some(&id)).await;
+                        return Err(backend("upload part", &e).into());
+                    }
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        let id = upload.unwrap_or_default();
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = completed {
+            self.abort(key, Some(&id)).await;
+            return Err(backend("complete multipart upload", &e).into());
+        }
+        Ok(total)
+    }
+
+    async fn presigned_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError> {
+        check_blob_key(key)?;
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| {
+            BlobError::Backend(BackendError::new(
+                FailureCategory::Permanent,
+                format!("presigning {key}: {e}"),
+            ))
+        })?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| backend("presign get object", &e))?;
+        Ok(Some(request.uri().to_owned()))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {

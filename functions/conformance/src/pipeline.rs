@@ -124,6 +124,9 @@ async fn finalize_round(
             FinalizeOutcome::NotReady { pending } => {
                 panic!("finalize sent with {pending} items pending")
             }
+            FinalizeOutcome::Checkpointed { documents } => {
+                panic!("a finalize without a deadline checkpointed at {documents} documents")
+            }
         }
     }
     let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();

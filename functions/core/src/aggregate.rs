@@ -359,7 +359,7 @@ pub fn assemble_documents(
 
 /// The batch summary, folded one document at a time (in submission order,
 /// so sums come out exactly as over the whole list).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryBuilder {
     total: u32,
     completed: u32,

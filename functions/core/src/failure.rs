@@ -86,6 +86,15 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// The same failure, its message prefixed with where it happened.
+    #[must_use]
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        Self {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for Failure {

@@ -12,8 +12,13 @@ use sha2::{Digest, Sha256};
 use crate::model::EvaluatorRef;
 use crate::{Failure, FailureCategory};
 
-/// The WIT world every docket evaluator targets.
-pub const WORLD: &str = "docket:evaluator/evaluator@0.1.0";
+/// The WIT world docket evaluators are built against: 0.2.0 adds
+/// `combine-summaries` (summaries folded in bounded groups) to 0.1.0.
+pub const WORLD: &str = "docket:evaluator/evaluator@0.2.0";
+
+/// Every world docket runs, newest first: components of 0.1.0 keep working
+/// (their summary only while a job fits one call).
+pub const WORLDS: [&str; 2] = [WORLD, "docket:evaluator/evaluator@0.1.0"];
 
 /// The languages docket builds and budgets evaluators for.
 pub const LANGUAGES: &[&str] = &["rust", "python", "js"];

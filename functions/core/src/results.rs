@@ -10,12 +10,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{DocumentResult, ResultsHeader};
 use crate::model::JobId;
-use crate::ports::{BackendError, BlobError, BlobStore};
+use crate::ports::{BackendError, BlobError, BlobStore, ChunkSource};
 use crate::{FailureCategory, Severity};
 
 /// Key of a job's results index.
 pub fn index_key(job: &JobId) -> String {
     format!("results/{job}/index.json")
+}
+
+/// Key of a job's results as one whole file in `format` (written for jobs
+/// whose results are past what one response may carry; see
+/// [`ResultsIndex::whole_files`]).
+pub fn whole_file_key(job: &JobId, format: ResultsFormat) -> String {
+    let name = match format {
+        ResultsFormat::Json => "results.json",
+        ResultsFormat::Jsonl => "documents.jsonl",
+        ResultsFormat::Csv => "results.csv",
+    };
+    format!("results/{job}/{name}")
+}
+
+/// Key of the checkpoint of a job's interrupted finalize.
+pub fn checkpoint_key(job: &JobId) -> String {
+    format!("results/{job}/finalize-checkpoint.json")
 }
 
 /// Key of part `n` of a job's documents.
@@ -32,6 +49,11 @@ pub struct ResultsIndex {
     pub parts: Vec<u32>,
     /// Every score name a document has, sorted (the CSV columns).
     pub score_names: Vec<String>,
+    /// The results are also stored as one whole file per format
+    /// ([`whole_file_key`]), with the job's own evidence choice: readers
+    /// that take one object (a presigned URL) are sent there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_files: bool,
 }
 
 impl ResultsIndex {
@@ -64,16 +86,39 @@ impl<'a> PartWriter<'a> {
         }
     }
 
-    /// Appends one document, storing the part when it is full.
-    pub(crate) async fn push(&mut self, document: &DocumentResult) -> Result<(), BlobError> {
+    /// A writer that goes on after `parts` already stored (a resumed
+    /// finalize).
+    pub(crate) fn resume(
+        blobs: &'a dyn BlobStore,
+        job: &'a JobId,
+        part_bytes: usize,
+        parts: Vec<u32>,
+    ) -> Self {
+        Self {
+            parts,
+            ..Self::new(blobs, job, part_bytes)
+        }
+    }
+
+    /// Documents per part stored so far.
+    pub(crate) fn parts(&self) -> &[u32] {
+        &self.parts
+    }
+
+    /// Appends one document, storing the part when it is full. Returns
+    /// whether it stored one: every document pushed so far is then stored.
+    /// Parts end where their size says only, so two writers of the same
+    /// documents write the same parts.
+    pub(crate) async fn push(&mut self, document: &DocumentResult) -> Result<bool, BlobError> {
         // Serializing a plain struct into memory cannot fail.
         let _ = serde_json::to_writer(&mut self.buffer, document);
         self.buffer.push(b'\n');
         self.in_part += 1;
         if self.buffer.len() >= self.part_bytes {
             self.flush().await?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn flush(&mut self) -> Result<(), BlobError> {
@@ -403,6 +448,13 @@ fn write_line(line: &[u8], parsed: Option<&DocumentResult>, out: &mut Vec<u8>) {
             let _ = serde_json::to_writer(&mut *out, document);
         }
         None => out.extend_from_slice(line),
+    }
+}
+
+#[async_trait::async_trait]
+impl ChunkSource for ResultsStream {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError> {
+        ResultsStream::next_chunk(self).await
     }
 }
 

@@ -100,6 +100,9 @@ pub async fn pipeline_counting(
         ports,
         PipelineSettings {
             max_queue_depth: Some(settings.max_queue_depth),
+            // Past one part, results are also whole files: the results
+            // route sends readers to them by a presigned URL.
+            whole_files: true,
             ..PipelineSettings::default()
         },
     ))
@@ -351,12 +354,29 @@ pub async fn process_within(
     response
 }
 
-/// The `finalizer` function: finalizes each job named by a message.
-pub async fn finalize(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
+/// Time a finalizer keeps before its invocation's deadline to store the
+/// part in progress and a checkpoint (a part is a few MiB).
+pub const FINALIZE_MARGIN: Duration = Duration::from_secs(30);
+
+/// The `finalizer` function: finalizes each job named by a message, within
+/// the invocation's `deadline`: a job not written by then checkpoints and
+/// is named by a new message, which a next invocation goes on from.
+/// Messages the deadline leaves no time for are handed back at once.
+pub async fn finalize(
+    pipeline: &Pipeline,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse {
     let deliveries: Vec<Delivery> = event.records.iter().map(delivery).collect();
+    let deadline = deadline.map(|d| d.checked_sub(FINALIZE_MARGIN).unwrap_or(d));
     let mut dispositions = Vec::with_capacity(deliveries.len());
-    for delivery in &deliveries {
-        dispositions.push(pipeline.finalize_delivery(delivery).await);
+    for (n, delivery) in deliveries.iter().enumerate() {
+        let late = deadline.is_some_and(|d| Instant::now() >= d);
+        dispositions.push(if n > 0 && late {
+            Disposition::RetryAfter(Duration::ZERO)
+        } else {
+            pipeline.finalize_delivery(delivery, deadline).await
+        });
     }
     respond(
         pipeline,

@@ -90,17 +90,52 @@ impl HostInner {
         let (summary, _) = self.with_instance(&plugin, input_bytes, None, |store, instance| {
             instance.call_summarize(store, &input)
         })?;
-        summary
-            .map(|json| {
-                serde_json::from_str(&json).map_err(|e| {
-                    Failure::new(
-                        FailureCategory::Permanent,
-                        format!("invalid plugin output: summary is not JSON: {e}"),
-                    )
-                })
-            })
-            .transpose()
+        summary_from(summary)
     }
+
+    /// Contract 0.2.0's `combine-summaries`, looked up by name: the calls
+    /// every contract has are bound from 0.1.0's world, which a 0.2.0
+    /// component also implements.
+    pub(crate) fn combine_summaries(
+        &self,
+        evaluator: &EvaluatorRef,
+        partials: &[serde_json::Value],
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        let plugin = self.plugin(evaluator)?;
+        let Some(export) = &plugin.combine else {
+            return Err(Failure::new(
+                FailureCategory::Permanent,
+                format!(
+                    "{} implements {}, which has no combine-summaries",
+                    evaluator.name, plugin.manifest.world
+                ),
+            ));
+        };
+        let input: Vec<String> = partials.iter().map(serde_json::Value::to_string).collect();
+        let input_bytes = input.iter().map(|p| p.len() as u64).sum();
+        let (combined, _) = self.in_sandbox(&plugin, input_bytes, None, |store| {
+            let instance = plugin.pre.instance_pre().instantiate(&mut *store)?;
+            let combine = instance
+                .get_typed_func::<(Vec<String>,), (Option<String>,)>(&mut *store, export)?;
+            let (combined,) = combine.call(&mut *store, (input,))?;
+            Ok(combined)
+        })?;
+        summary_from(combined)
+    }
+}
+
+/// A summary the plugin returned, parsed.
+fn summary_from(summary: Option<String>) -> Result<Option<serde_json::Value>, Failure> {
+    summary
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|e| {
+                Failure::new(
+                    FailureCategory::Permanent,
+                    format!("invalid plugin output: summary is not JSON: {e}"),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// A kept-alive instance: one store reused for many calls, refuelled before

@@ -187,7 +187,12 @@ impl Catalog {
         })
         .await?;
         let shared = Arc::new(bytes);
-        manifest.imports = loaded.map(|m| m.imports).unwrap_or_default();
+        // What loading found: the imports, and the contract the exports
+        // implement (0.2.0, or 0.1.0 without combine-summaries).
+        if let Some(loaded) = loaded {
+            manifest.imports = loaded.imports;
+            manifest.world = loaded.world;
+        }
         let denied = denied_imports(&manifest.imports, &request.deny);
         if !denied.is_empty() {
             return Err(PublishError::Refused(format!(
@@ -411,6 +416,20 @@ impl Evaluators for Catalog {
     ) -> Result<Option<serde_json::Value>, Failure> {
         self.ensure_loaded(evaluator).await?;
         self.host.summarize(evaluator, evaluations).await
+    }
+
+    async fn folds_summaries(&self, evaluator: &EvaluatorRef) -> Result<bool, Failure> {
+        self.ensure_loaded(evaluator).await?;
+        self.host.folds_summaries(evaluator).await
+    }
+
+    async fn combine_summaries(
+        &self,
+        evaluator: &EvaluatorRef,
+        partials: Vec<serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        self.ensure_loaded(evaluator).await?;
+        self.host.combine_summaries(evaluator, partials).await
     }
 }
 

@@ -39,17 +39,19 @@ mod sandbox;
 
 pub use calls::WarmInstance;
 pub use catalog::{ALWAYS_DENIED, Catalog, PublishError, PublishRequest, denied_imports};
-pub use docket_core::plugin::{Limits, Manifest, WORLD, digest};
+pub use docket_core::plugin::{Limits, Manifest, WORLD, WORLDS, digest};
 pub use engine::{PRECOMPILE_TARGETS, host_target};
 
 use cache::check_header;
 use engine::{EpochTicker, engine_config, engine_id};
 use sandbox::StoreState;
 
-/// Bindings generated from the WIT world; `bindgen!` is called here only.
+/// Bindings of the calls every contract version has, generated from
+/// 0.1.0's world (a 0.2.0 component implements it too; its
+/// `combine-summaries` is looked up by name); `bindgen!` is called here only.
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../../plugins/wit",
+        path: "../../plugins/wit/0.1.0",
         world: "evaluator",
     });
 }
@@ -116,6 +118,8 @@ pub enum HostError {
 struct LoadedPlugin {
     manifest: Manifest,
     pre: bindings::EvaluatorPre<StoreState>,
+    /// Contract 0.2.0's `combine-summaries`, when the component exports it.
+    combine: Option<wasmtime::component::ComponentExportIndex>,
 }
 
 /// Loads and runs evaluator components. Implements the core's
@@ -350,9 +354,13 @@ impl HostInner {
                 actual,
             });
         }
-        if manifest.world != WORLD {
+        if !WORLDS.contains(&manifest.world.as_str()) {
             return Err(HostError::InvalidManifest {
-                message: format!("world {:?}, docket runs {WORLD:?}", manifest.world),
+                message: format!(
+                    "world {:?}, docket runs {}",
+                    manifest.world,
+                    WORLDS.join(" and ")
+                ),
                 name: manifest.name,
             });
         }
@@ -384,7 +392,14 @@ impl HostInner {
             .map_err(|e| invalid(format!("imports what docket does not provide: {e:#}")))?;
         let pre = bindings::EvaluatorPre::new(instance_pre)
             .map_err(|e| invalid(format!("does not implement the {WORLD} world: {e:#}")))?;
-        let plugin = Arc::new(LoadedPlugin { manifest, pre });
+        // The contract a component implements is told by its exports.
+        let combine = component.get_export_index(None, "combine-summaries");
+        manifest.world = if combine.is_some() { WORLD } else { WORLDS[1] }.to_owned();
+        let plugin = Arc::new(LoadedPlugin {
+            manifest,
+            pre,
+            combine,
+        });
         self.plugins
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -498,6 +513,20 @@ impl Evaluators for PluginHost {
         let inner = self.inner.clone();
         let evaluator = evaluator.clone();
         off_the_runtime(move || inner.summarize(&evaluator, &evaluations)).await?
+    }
+
+    async fn folds_summaries(&self, evaluator: &EvaluatorRef) -> Result<bool, Failure> {
+        Ok(self.inner.plugin(evaluator)?.combine.is_some())
+    }
+
+    async fn combine_summaries(
+        &self,
+        evaluator: &EvaluatorRef,
+        partials: Vec<serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        let inner = self.inner.clone();
+        let evaluator = evaluator.clone();
+        off_the_runtime(move || inner.combine_summaries(&evaluator, &partials)).await?
     }
 }
 

@@ -152,6 +152,21 @@ impl HostInner {
         deadline: Option<Instant>,
         call: impl FnOnce(&mut Store<StoreState>, &bindings::Evaluator) -> wasmtime::Result<R>,
     ) -> Result<(R, Usage), Failure> {
+        self.in_sandbox(plugin, input_bytes, deadline, |store| {
+            let instance = plugin.pre.instantiate(&mut *store)?;
+            call(store, &instance)
+        })
+    }
+
+    /// Runs `run` (which instantiates `plugin` in the store it is given)
+    /// under the plugin's limits: input size, fuel, memory, time.
+    pub(crate) fn in_sandbox<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        input_bytes: u64,
+        deadline: Option<Instant>,
+        run: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Usage), Failure> {
         let limits = plugin.manifest.limits;
         if input_bytes > limits.max_input_bytes {
             return Err(Failure::new(
@@ -170,9 +185,7 @@ impl HostInner {
         let (mut store, stderr) = self.new_store(&limits);
         let fuel = limits.fuel_for(input_bytes);
         let setup = self.arm(&mut store, timeout_ms, fuel);
-        let result = setup
-            .and_then(|()| plugin.pre.instantiate(&mut store))
-            .and_then(|instance| call(&mut store, &instance));
+        let result = setup.and_then(|()| run(&mut store));
         let usage = Usage {
             fuel: fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
             peak_memory: store.data().limiter.peak as u64,

@@ -2,7 +2,7 @@
 //!
 //! An evaluator is a type implementing [`Evaluator`] — in practice one plain
 //! function — exported with [`export_evaluator!`]. The SDK hides the
-//! bindings generated from the `docket:evaluator@0.1.0` WIT world and hands
+//! bindings generated from the `docket:evaluator@0.2.0` WIT world and hands
 //! you idiomatic types: JSON values for config, metadata and data, enums for
 //! severities and errors.
 //!
@@ -182,10 +182,24 @@ pub trait Evaluator {
         None
     }
 
-    /// Summarizes the job's document evaluations into JSON for the batch
-    /// summary. `None` (the default) adds nothing.
+    /// Summarizes a group of the job's completed documents (in submission
+    /// order, each with its scores, labels and data; findings left out)
+    /// into a partial summary for the batch summary. A job comes in one
+    /// group or several, each within one call's input limit; the groups'
+    /// partials are combined by [`Evaluator::combine_summaries`]. `None`
+    /// (the default) means the evaluator has no summary.
     fn summarize(evaluations: Vec<Evaluation>) -> Option<Value> {
         let _ = evaluations;
+        None
+    }
+
+    /// Combines the partial summaries of consecutive groups, in order,
+    /// into one of the same kind, as if [`Evaluator::summarize`] had been
+    /// given their documents at once (the host folds from the left).
+    /// Implement it with `summarize`: the default (`None`) leaves a job of
+    /// more than one group without a summary, and its results say why.
+    fn combine_summaries(partials: Vec<Value>) -> Option<Value> {
+        let _ = partials;
         None
     }
 }
@@ -332,10 +346,18 @@ pub mod __private {
     pub fn summarize<E: Evaluator>(evaluations: Vec<wit::Evaluation>) -> Option<String> {
         E::summarize(evaluations.into_iter().map(evaluation_from).collect()).map(|v| v.to_string())
     }
+
+    pub fn combine_summaries<E: Evaluator>(partials: Vec<String>) -> Option<String> {
+        let partials = partials
+            .iter()
+            .map(|p| serde_json::from_str(p).unwrap_or(Value::Null))
+            .collect();
+        E::combine_summaries(partials).map(|v| v.to_string())
+    }
 }
 
 /// Exports `$ty` (an [`Evaluator`]) as the component's `evaluate`,
-/// `merge-chunks` and `summarize`. Expands to nothing when not compiling for
+/// `merge-chunks`, `summarize` and `combine-summaries`. Expands to nothing when not compiling for
 /// WebAssembly, so the crate still builds and tests natively.
 #[macro_export]
 macro_rules! export_evaluator {
@@ -362,6 +384,11 @@ macro_rules! export_evaluator {
                     evaluations: ::std::vec::Vec<$crate::bindings::Evaluation>,
                 ) -> ::std::option::Option<::std::string::String> {
                     $crate::__private::summarize::<$ty>(evaluations)
+                }
+                fn combine_summaries(
+                    partials: ::std::vec::Vec<::std::string::String>,
+                ) -> ::std::option::Option<::std::string::String> {
+                    $crate::__private::combine_summaries::<$ty>(partials)
                 }
             }
     $crate::bindings::__export_bindings!(__DocketGuest with_types_in $crate::bindings);

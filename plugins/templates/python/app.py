@@ -38,3 +38,6 @@ class WitWorld(wit_world.WitWorld):
 
     def summarize(self, evaluations: List[Evaluation]) -> Optional[str]:
         return None
+
+    def combine_summaries(self, partials: List[str]) -> Optional[str]:
+        return None

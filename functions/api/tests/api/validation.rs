@@ -57,7 +57,7 @@ async fn invalid_uploads_say_what_and_where_and_store_nothing() {
         ),
         (
             "options.evaluator",
-            "unknown evaluator \"nope\" (known: decalogo, hostile, wordstats)",
+            "unknown evaluator \"nope\" (known: decalogo, hostile, legacy, tally, wordstats)",
         ),
     ];
     assert_eq!(

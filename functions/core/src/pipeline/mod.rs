@@ -18,6 +18,7 @@ mod ops;
 mod process;
 mod rounds;
 mod submit;
+mod summary;
 mod tenant;
 mod webhooks;
 
@@ -73,6 +74,12 @@ pub struct PipelineSettings {
     /// Most input the evaluator's summary hook is given in one call (the
     /// plugin host's input limit).
     pub summary_input_bytes: usize,
+    /// Jobs whose documents take more than one part are also stored as one
+    /// whole file per format, for readers that take one object (AWS: past
+    /// Lambda's 6 MB response limit the results route answers with a
+    /// presigned URL to it). The embedded backend streams any size and
+    /// needs none.
+    pub whole_files: bool,
 }
 
 impl Default for PipelineSettings {
@@ -88,6 +95,7 @@ impl Default for PipelineSettings {
             outcomes_page: 1000,
             results_part_bytes: 4 * 1024 * 1024,
             summary_input_bytes: 4 * 1024 * 1024,
+            whole_files: false,
         }
     }
 }

@@ -313,18 +313,24 @@ impl Pipeline {
             }
         }
         if send_finalize {
-            let message = FinalizeMessage {
-                job_id: job_id.clone(),
-            };
-            self.queue
-                .send(
-                    QueueName::Finalize,
-                    vec![OutgoingMessage::new(
-                        serde_json::to_string(&message).unwrap_or_default(),
-                    )],
-                )
-                .await?;
+            self.enqueue_finalize(job_id).await?;
         }
+        Ok(())
+    }
+
+    /// Sends the message that has the job finalized.
+    pub(super) async fn enqueue_finalize(&self, job_id: &JobId) -> Result<(), PipelineError> {
+        let message = FinalizeMessage {
+            job_id: job_id.clone(),
+        };
+        self.queue
+            .send(
+                QueueName::Finalize,
+                vec![OutgoingMessage::new(
+                    serde_json::to_string(&message).unwrap_or_default(),
+                )],
+            )
+            .await?;
         Ok(())
     }
 

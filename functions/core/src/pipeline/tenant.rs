@@ -11,6 +11,9 @@ use crate::ports::{BlobError, JobFilter, StoreError};
 use crate::progress::StatusReport;
 use crate::results::{self, ResultsFormat, ResultsIndex, ResultsStream, ResultsView};
 
+/// How long a presigned URL of a job's whole results file reads.
+pub const WHOLE_FILE_URL_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// What a recovery job of a finished job's failed documents holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovery {
@@ -89,6 +92,28 @@ impl Pipeline {
         Ok(ResultsStream::open(self.blobs.clone(), job, view).await?)
     }
 
+    /// Where a reader that takes one object gets `view` of a finished
+    /// job's results: a presigned URL of its whole file, when the job has
+    /// whole files ([`ResultsIndex::whole_files`]),
+    /// the view is a whole file with the job's own evidence choice, and
+    /// the store presigns (S3; the embedded store streams instead).
+    ///
+    /// # Errors
+    /// Blob errors.
+    pub async fn whole_file_url(
+        &self,
+        job: &Job,
+        view: &ResultsView,
+        index: &ResultsIndex,
+    ) -> Result<Option<String>, PipelineError> {
+        let whole = view.from == 0 && view.limit.is_none();
+        if !(index.whole_files && whole && view.evidence == job.options.include_evidence) {
+            return Ok(None);
+        }
+        let key = results::whole_file_key(&job.id, view.format);
+        Ok(self.blobs.presigned_get(&key, WHOLE_FILE_URL_TTL).await?)
+    }
+
     /// A finished job's whole results, parsed: for tests and small jobs
     /// (a large job's results are read with [`Pipeline::results_stream`]).
     ///
@@ -161,7 +186,7 @@ impl Pipeline {
             .into());
         }
         let mut recovery = Recovery::default();
-        let mut documents = self.documents_of(&job.id);
+        let mut documents = self.documents_of(&job.id, None);
         while let Some(chunks) = documents.next().await? {
             self.recover_document(chunks, &mut recovery).await?;
         }

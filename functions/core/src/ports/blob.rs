@@ -50,6 +50,17 @@ pub fn check_blob_key(key: &str) -> Result<(), BlobError> {
     }
 }
 
+/// Where [`BlobStore::put_chunks`] reads an object's bytes from, a chunk at
+/// a time.
+#[async_trait]
+pub trait ChunkSource: Send {
+    /// The next chunk; `None` after the last.
+    ///
+    /// # Errors
+    /// Whatever reading the source fails with; nothing is stored then.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError>;
+}
+
 /// Immutable blobs by key (S3 semantics: whole-object puts, ranged gets).
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -77,4 +88,35 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// [`BlobError::Backend`].
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError>;
+
+    /// Stores the bytes `source` gives under `key`; returns how many. The
+    /// object appears whole or not at all. Stores that hold objects of any
+    /// size write it as it comes, holding a bounded buffer (S3: a
+    /// multipart upload); this default collects it first.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put), and the source's errors.
+    async fn put_chunks(&self, key: &str, source: &mut dyn ChunkSource) -> Result<u64, BlobError> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = source.next_chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        let len = bytes.len() as u64;
+        self.put(key, bytes).await?;
+        Ok(len)
+    }
+
+    /// A URL that reads `key` without credentials for `ttl` (S3: a
+    /// presigned GET), or `None` from a store that has none.
+    ///
+    /// # Errors
+    /// [`BlobError::InvalidKey`]; [`BlobError::Backend`].
+    async fn presigned_get(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        let _ = (key, ttl);
+        Ok(None)
+    }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluation::Evaluation;
-use crate::failure::Failure;
+use crate::failure::{Failure, FailureCategory};
 use crate::model::{ChunkInfo, EvaluatorRef};
 
 /// What an evaluator sees of a document (or chunk).
@@ -129,8 +129,10 @@ pub trait Evaluators: Send + Sync {
         chunks: Vec<Evaluation>,
     ) -> Result<Option<Evaluation>, Failure>;
 
-    /// The plugin's own summary of the job's document evaluations (JSON
-    /// added to the batch summary), or `None`.
+    /// The plugin's own summary of completed documents' evaluations (JSON
+    /// added to the batch summary), or `None`: of one bounded group, a
+    /// partial summary, when the evaluator [folds](Evaluators::folds_summaries);
+    /// of the whole job otherwise.
     ///
     /// # Errors
     /// A categorized [`Failure`], as for `evaluate`.
@@ -139,4 +141,36 @@ pub trait Evaluators: Send + Sync {
         evaluator: &EvaluatorRef,
         evaluations: Vec<Evaluation>,
     ) -> Result<Option<serde_json::Value>, Failure>;
+
+    /// Whether the evaluator summarizes in groups (contract 0.2.0's
+    /// `combine-summaries`): its `summarize` is then given bounded groups,
+    /// with each document's data, and partials are combined.
+    ///
+    /// # Errors
+    /// A categorized [`Failure`] when the evaluator cannot be loaded.
+    async fn folds_summaries(&self, evaluator: &EvaluatorRef) -> Result<bool, Failure> {
+        let _ = evaluator;
+        Ok(false)
+    }
+
+    /// The plugin's combination of partial summaries of consecutive groups
+    /// (in order) into one of the same kind, or `None` when it has none.
+    ///
+    /// # Errors
+    /// A categorized [`Failure`], as for `evaluate`; a `Permanent` one from
+    /// an evaluator that does not fold.
+    async fn combine_summaries(
+        &self,
+        evaluator: &EvaluatorRef,
+        partials: Vec<serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        let _ = partials;
+        Err(Failure::new(
+            FailureCategory::Permanent,
+            format!(
+                "{} does not combine partial summaries (no combine-summaries)",
+                evaluator.name
+            ),
+        ))
+    }
 }

@@ -11,7 +11,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let pipeline = &docket_lambda::pipeline(&settings).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(
-            docket_lambda::finalize(pipeline, event.payload).await,
+            docket_lambda::finalize(
+                pipeline,
+                event.payload,
+                Some(docket_lambda::deadline_of(event.context.deadline)),
+            )
+            .await,
         )
     }))
     .await

@@ -45,8 +45,8 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
         .await;
         // Finalize messages delivered twice each.
         pump(&aws, names, QueueName::Finalize, |event| async {
-            docket_lambda::finalize(&pipeline, event.clone()).await;
-            docket_lambda::finalize(&pipeline, event).await
+            docket_lambda::finalize(&pipeline, event.clone(), None).await;
+            docket_lambda::finalize(&pipeline, event, None).await
         })
         .await;
         let job = aws.store.job(&job_id).await.unwrap();
@@ -80,7 +80,7 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
         .await
         .unwrap();
     pump(&aws, names, QueueName::Finalize, |event| {
-        docket_lambda::finalize(&pipeline, event)
+        docket_lambda::finalize(&pipeline, event, None)
     })
     .await;
     assert_eq!(
@@ -119,7 +119,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_and_its_document_fails_a
         )
         .await;
         pump(&aws, names, QueueName::Finalize, |event| {
-            docket_lambda::finalize(&pipeline, event)
+            docket_lambda::finalize(&pipeline, event, None)
         })
         .await;
         if aws.store.job(&job_id).await.unwrap().finished_at.is_some() {

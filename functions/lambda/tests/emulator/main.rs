@@ -153,6 +153,7 @@ async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &s
 
 mod crashes;
 mod figures;
+mod finalize;
 mod flow;
 mod inbox;
 mod plugins;

@@ -133,7 +133,7 @@ pub(crate) async fn run_until_finished(
             .await;
         }
         handled += pump(aws, names, QueueName::Finalize, |event| {
-            docket_lambda::finalize(pipeline, event)
+            docket_lambda::finalize(pipeline, event, None)
         })
         .await;
         let mut finished = 0;
