@@ -59,8 +59,13 @@ pub struct ResultsIndex {
 impl ResultsIndex {
     /// Documents over all parts.
     pub fn documents(&self) -> u64 {
-        self.parts.iter().map(|&n| u64::from(n)).sum()
+        documents_in(&self.parts)
     }
+}
+
+/// Documents over parts of `parts` documents each.
+pub fn documents_in(parts: &[u32]) -> u64 {
+    parts.iter().map(|&n| u64::from(n)).sum()
 }
 
 /// Writes a job's documents into parts as they come.
@@ -71,6 +76,8 @@ pub(crate) struct PartWriter<'a> {
     buffer: Vec<u8>,
     parts: Vec<u32>,
     in_part: u32,
+    /// Bytes of the parts stored.
+    bytes: u64,
 }
 
 impl<'a> PartWriter<'a> {
@@ -83,26 +90,29 @@ impl<'a> PartWriter<'a> {
             buffer: Vec::new(),
             parts: Vec::new(),
             in_part: 0,
+            bytes: 0,
         }
     }
 
-    /// A writer that goes on after `parts` already stored (a resumed
-    /// finalize).
+    /// A writer that goes on after `parts` of `bytes` already stored (a
+    /// resumed finalize).
     pub(crate) fn resume(
         blobs: &'a dyn BlobStore,
         job: &'a JobId,
         part_bytes: usize,
         parts: Vec<u32>,
+        bytes: u64,
     ) -> Self {
         Self {
             parts,
+            bytes,
             ..Self::new(blobs, job, part_bytes)
         }
     }
 
-    /// Documents per part stored so far.
-    pub(crate) fn parts(&self) -> &[u32] {
-        &self.parts
+    /// Documents per part stored so far, and their bytes.
+    pub(crate) fn stored(&self) -> (&[u32], u64) {
+        (&self.parts, self.bytes)
     }
 
     /// Appends one document, storing the part when it is full. Returns
@@ -126,23 +136,26 @@ impl<'a> PartWriter<'a> {
             return Ok(());
         }
         let bytes = std::mem::take(&mut self.buffer);
+        let len = bytes.len() as u64;
         self.blobs
             .put(&part_key(self.job, self.parts.len()), bytes)
             .await?;
+        self.bytes += len;
         self.parts.push(self.in_part);
         self.in_part = 0;
         Ok(())
     }
 
-    /// Stores the last part; returns the documents per part.
-    pub(crate) async fn finish(mut self) -> Result<Vec<u32>, BlobError> {
+    /// Stores the last part; returns the documents per part and the bytes
+    /// of all parts.
+    pub(crate) async fn finish(mut self) -> Result<(Vec<u32>, u64), BlobError> {
         self.flush().await?;
-        Ok(self.parts)
+        Ok((self.parts, self.bytes))
     }
 }
 
 /// A results file's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResultsFormat {
     /// `results.json`: the header's fields, then `documents`.
     Json,
@@ -154,6 +167,13 @@ pub enum ResultsFormat {
 }
 
 impl ResultsFormat {
+    /// Every format.
+    pub const ALL: [ResultsFormat; 3] = [
+        ResultsFormat::Json,
+        ResultsFormat::Jsonl,
+        ResultsFormat::Csv,
+    ];
+
     /// Its media type.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -179,6 +199,15 @@ pub struct ResultsView {
 }
 
 impl ResultsView {
+    /// What a job's stored whole file in `format` holds: the whole file,
+    /// with the job's own evidence choice.
+    pub fn whole_file(format: ResultsFormat, include_evidence: bool) -> Self {
+        Self {
+            evidence: include_evidence,
+            ..Self::whole(format)
+        }
+    }
+
     /// The whole file in `format`, with evidence.
     pub fn whole(format: ResultsFormat) -> Self {
         Self {

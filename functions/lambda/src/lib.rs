@@ -100,9 +100,7 @@ pub async fn pipeline_counting(
         ports,
         PipelineSettings {
             max_queue_depth: Some(settings.max_queue_depth),
-            // Past one part, results are also whole files: the results
-            // route sends readers to them by a presigned URL.
-            whole_files: true,
+            whole_files_past: Some(WHOLE_FILES_PAST),
             ..PipelineSettings::default()
         },
     ))
@@ -354,6 +352,12 @@ pub async fn process_within(
     response
 }
 
+/// Stored documents past which a job's results are also whole files: the
+/// results route then sends readers to them by a presigned URL, since a
+/// body past Lambda's 6 MB response limit cannot be returned (the JSON form
+/// adds the header and a comma per document to the stored bytes).
+pub const WHOLE_FILES_PAST: u64 = 4 * 1024 * 1024;
+
 /// Time a finalizer keeps before its invocation's deadline to store the
 /// part in progress and a checkpoint (a part is a few MiB).
 pub const FINALIZE_MARGIN: Duration = Duration::from_secs(30);
@@ -361,7 +365,8 @@ pub const FINALIZE_MARGIN: Duration = Duration::from_secs(30);
 /// The `finalizer` function: finalizes each job named by a message, within
 /// the invocation's `deadline`: a job not written by then checkpoints and
 /// is named by a new message, which a next invocation goes on from.
-/// Messages the deadline leaves no time for are handed back at once.
+/// Messages the deadline leaves no time for are deferred (named by new
+/// messages, so waiting counts no receive against them).
 pub async fn finalize(
     pipeline: &Pipeline,
     event: SqsEvent,
@@ -373,7 +378,7 @@ pub async fn finalize(
     for (n, delivery) in deliveries.iter().enumerate() {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         dispositions.push(if n > 0 && late {
-            Disposition::RetryAfter(Duration::ZERO)
+            pipeline.defer_finalize(delivery).await
         } else {
             pipeline.finalize_delivery(delivery, deadline).await
         });

@@ -15,8 +15,8 @@ use crate::evaluation::default_merge;
 use crate::model::{ItemOutcome, Job, JobId};
 use crate::ports::{BlobError, Delivery, QueueName, StoreError};
 use crate::results::{
-    PartWriter, ResultsFormat, ResultsIndex, ResultsStream, ResultsView, checkpoint_key, index_key,
-    whole_file_key,
+    PartWriter, ResultsFormat, ResultsIndex, ResultsStream, ResultsView, checkpoint_key,
+    documents_in, index_key, whole_file_key,
 };
 
 /// A job's recorded outcomes read a page at a time in item order, handed
@@ -80,22 +80,33 @@ struct WrittenDocuments {
     score_names: Vec<String>,
     /// Documents per part.
     parts: Vec<u32>,
+    /// Bytes of all parts.
+    bytes: u64,
+    /// This call wrote documents (it did not only find them written).
+    progressed: bool,
 }
 
-/// Where an interrupted finalize goes on: the documents written so far
-/// (whole parts, up to and including item `after`) and the summaries
-/// folded over them.
+/// Where an interrupted finalize goes on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct FinalizeCheckpoint {
-    after: u32,
-    parts: Vec<u32>,
-    summary: SummaryBuilder,
-    evaluator_summary: SummaryFold,
+#[serde(tag = "phase", rename_all = "snake_case")]
+enum FinalizeCheckpoint {
+    /// Writing documents: those up to and including item `after` are in
+    /// `parts` (of `bytes`), the summaries folded over them.
+    Documents {
+        after: u32,
+        parts: Vec<u32>,
+        bytes: u64,
+        summary: SummaryBuilder,
+        evaluator_summary: SummaryFold,
+    },
+    /// Every document written and the index made (stored last, once the
+    /// whole files are): `files` of [`ResultsFormat::ALL`] written.
+    WholeFiles { index: ResultsIndex, files: usize },
 }
 
 /// How far [`Pipeline::write_documents`] got.
 enum Written {
-    All(WrittenDocuments),
+    All(Box<WrittenDocuments>),
     /// Stopped at the deadline, after storing a checkpoint.
     Checkpointed {
         documents: u64,
@@ -164,33 +175,39 @@ impl Pipeline {
             return Ok(FinalizeOutcome::NotReady { pending });
         }
         let started = Instant::now();
-        let written = match self.write_documents(&job, deadline).await? {
-            Written::All(written) => written,
-            Written::Checkpointed { documents } => {
-                tracing::info!(%job_id, documents, seconds = started.elapsed().as_secs_f64(), "finalize checkpointed at the deadline");
-                return Ok(FinalizeOutcome::Checkpointed { documents });
-            }
+        let checkpointed = |documents: u64| {
+            tracing::info!(%job_id, documents, seconds = started.elapsed().as_secs_f64(), "finalize checkpointed at the deadline");
+            Ok(FinalizeOutcome::Checkpointed { documents })
         };
-        let (status, error) = aggregate::final_status(&job, &written.summary);
-        let now = self.clock.now();
-        let index = ResultsIndex {
-            header: ResultsHeader {
-                job_id: job.id.clone(),
-                status,
-                document_count: job.counters.documents_total,
-                evaluator: job.evaluator.clone(),
-                created_at: job.created_at,
-                finished_at: now,
-                error: error.clone(),
-                summary: written.summary,
+        let (index, files, mut progressed) = match self.checkpoint(job_id).await? {
+            Some(FinalizeCheckpoint::WholeFiles { index, files }) => (index, files, false),
+            documents => match self.write_documents(&job, documents, deadline).await? {
+                Written::Checkpointed { documents } => return checkpointed(documents),
+                Written::All(written) => {
+                    let progressed = written.progressed;
+                    (self.index_of(&job, *written), 0, progressed)
+                }
             },
-            whole_files: self.settings.whole_files && written.parts.len() > 1,
-            parts: written.parts,
-            score_names: written.score_names,
         };
         if index.whole_files {
-            self.write_whole_files(&job, &index).await?;
+            // A file takes time of its own: past the deadline, a call that
+            // has done something leaves the next file to the next call.
+            for (n, format) in ResultsFormat::ALL.into_iter().enumerate().skip(files) {
+                if progressed && deadline.is_some_and(|d| Instant::now() >= d) {
+                    let documents = index.documents();
+                    let checkpoint = FinalizeCheckpoint::WholeFiles { index, files: n };
+                    self.store_checkpoint(job_id, &checkpoint).await?;
+                    return checkpointed(documents);
+                }
+                self.write_whole_file(&job, &index, format).await?;
+                progressed = true;
+            }
         }
+        let (status, error, now) = (
+            index.header.status,
+            index.header.error.clone(),
+            index.header.finished_at,
+        );
         // The index last: results exist once it does.
         let index_bytes = serde_json::to_vec(&index).unwrap_or_default();
         self.blobs.put(&index_key(job_id), index_bytes).await?;
@@ -210,34 +227,58 @@ impl Pipeline {
         Ok(FinalizeOutcome::Finalized(Box::new(finished)))
     }
 
+    /// The results index of a job whose documents are all written.
+    fn index_of(&self, job: &Job, written: WrittenDocuments) -> ResultsIndex {
+        let (status, error) = aggregate::final_status(job, &written.summary);
+        ResultsIndex {
+            header: ResultsHeader {
+                job_id: job.id.clone(),
+                status,
+                document_count: job.counters.documents_total,
+                evaluator: job.evaluator.clone(),
+                created_at: job.created_at,
+                finished_at: self.clock.now(),
+                error,
+                summary: written.summary,
+            },
+            whole_files: self
+                .settings
+                .whole_files_past
+                .is_some_and(|past| written.bytes > past),
+            parts: written.parts,
+            score_names: written.score_names,
+        }
+    }
+
     /// Reads the job's outcomes a page at a time in item order, assembles
     /// each document as its last chunk arrives (merging split documents),
     /// writes the documents into parts and folds the summaries: only one
     /// page, one document, one part and one summary group are held at a
-    /// time. Goes on from the job's checkpoint when there is one; past the
+    /// time. Goes on from `checkpoint` when there is one; past the
     /// deadline, checkpoints after the next part.
     async fn write_documents(
         &self,
         job: &Job,
+        checkpoint: Option<FinalizeCheckpoint>,
         deadline: Option<Instant>,
     ) -> Result<Written, PipelineError> {
-        let checkpoint = self.checkpoint(&job.id).await?;
-        let checkpointed = checkpoint.as_ref().map(|c| c.after);
+        let part_bytes = self.settings.results_part_bytes;
         let (after, mut parts, mut summary, mut evaluator_summary) = match checkpoint {
-            Some(c) => (
-                Some(c.after),
-                PartWriter::resume(
-                    &*self.blobs,
-                    &job.id,
-                    self.settings.results_part_bytes,
-                    c.parts,
-                ),
-                c.summary,
-                c.evaluator_summary,
+            Some(FinalizeCheckpoint::Documents {
+                after,
+                parts,
+                bytes,
+                summary,
+                evaluator_summary,
+            }) => (
+                Some(after),
+                PartWriter::resume(&*self.blobs, &job.id, part_bytes, parts, bytes),
+                summary,
+                evaluator_summary,
             ),
-            None => (
+            _ => (
                 None,
-                PartWriter::new(&*self.blobs, &job.id, self.settings.results_part_bytes),
+                PartWriter::new(&*self.blobs, &job.id, part_bytes),
                 SummaryBuilder::default(),
                 self.summary_fold(job).await,
             ),
@@ -246,73 +287,58 @@ impl Pipeline {
         let mut last = after;
         while let Some(chunks) = documents.next().await? {
             last = chunks.last().map(|c| c.item).or(last);
-            let document = self.assemble(job, chunks).await;
+            let document = self.assemble(job, chunks).await?;
             summary.add(&document);
             evaluator_summary
                 .add(&*self.evaluators, &job.evaluator, &document)
                 .await;
             let stored = parts.push(&document).await?;
             if stored && deadline.is_some_and(|d| Instant::now() >= d) {
-                let checkpoint = FinalizeCheckpoint {
+                let (stored, bytes) = parts.stored();
+                let checkpoint = FinalizeCheckpoint::Documents {
                     after: last.unwrap_or(0),
-                    parts: parts.parts().to_vec(),
+                    parts: stored.to_vec(),
+                    bytes,
                     summary,
                     evaluator_summary,
                 };
-                return self.store_checkpoint(&job.id, &checkpoint).await;
+                let documents = documents_in(stored);
+                self.store_checkpoint(&job.id, &checkpoint).await?;
+                return Ok(Written::Checkpointed { documents });
             }
         }
-        let parts = parts.finish().await?;
-        // Whole files take time of their own: past the deadline, they are
-        // left to the next call, which finds every document written.
-        let whole_files = self.settings.whole_files && parts.len() > 1;
-        if whole_files
-            && deadline.is_some_and(|d| Instant::now() >= d)
-            && let Some(after) = last
-            && Some(after) != checkpointed
-        {
-            let checkpoint = FinalizeCheckpoint {
-                after,
-                parts,
-                summary,
-                evaluator_summary,
-            };
-            return self.store_checkpoint(&job.id, &checkpoint).await;
-        }
+        let (parts, bytes) = parts.finish().await?;
         let evaluator_summary = evaluator_summary
             .finish(&*self.evaluators, &job.evaluator)
             .await;
         if let Err(failure) = &evaluator_summary {
             tracing::warn!(job_id = %job.id, %failure, "evaluator summary missing; the results say why");
         }
-        Ok(Written::All(WrittenDocuments {
+        Ok(Written::All(Box::new(WrittenDocuments {
             score_names: summary.score_names().map(str::to_owned).collect(),
             summary: summary.finish(evaluator_summary),
             parts,
-        }))
+            bytes,
+            progressed: last != after,
+        })))
     }
 
-    /// The job's results as one whole file per format, each streamed from
-    /// the parts into the store (S3: a multipart upload), with the job's
-    /// own evidence choice.
-    async fn write_whole_files(&self, job: &Job, index: &ResultsIndex) -> Result<(), BlobError> {
-        for format in [
-            ResultsFormat::Json,
-            ResultsFormat::Jsonl,
-            ResultsFormat::Csv,
-        ] {
-            let view = ResultsView {
-                evidence: job.options.include_evidence,
-                ..ResultsView::whole(format)
-            };
-            let mut stream =
-                ResultsStream::new(self.blobs.clone(), job.id.clone(), index.clone(), view);
-            let bytes = self
-                .blobs
-                .put_chunks(&whole_file_key(&job.id, format), &mut stream)
-                .await?;
-            tracing::info!(job_id = %job.id, ?format, bytes, "whole results file written");
-        }
+    /// The job's results as one whole file in `format`, streamed from the
+    /// parts into the store (S3: a multipart upload).
+    async fn write_whole_file(
+        &self,
+        job: &Job,
+        index: &ResultsIndex,
+        format: ResultsFormat,
+    ) -> Result<(), BlobError> {
+        let view = ResultsView::whole_file(format, job.options.include_evidence);
+        let mut stream =
+            ResultsStream::new(self.blobs.clone(), job.id.clone(), index.clone(), view);
+        let bytes = self
+            .blobs
+            .put_chunks(&whole_file_key(&job.id, format), &mut stream)
+            .await?;
+        tracing::info!(job_id = %job.id, ?format, bytes, "whole results file written");
         Ok(())
     }
 
@@ -321,11 +347,9 @@ impl Pipeline {
         &self,
         job: &JobId,
         checkpoint: &FinalizeCheckpoint,
-    ) -> Result<Written, PipelineError> {
-        let documents = checkpoint.parts.iter().map(|&n| u64::from(n)).sum();
+    ) -> Result<(), BlobError> {
         let bytes = serde_json::to_vec(checkpoint).unwrap_or_default();
-        self.blobs.put(&checkpoint_key(job), bytes).await?;
-        Ok(Written::Checkpointed { documents })
+        self.blobs.put(&checkpoint_key(job), bytes).await
     }
 
     /// The checkpoint of the job's interrupted finalize, if any.
@@ -347,21 +371,32 @@ impl Pipeline {
     }
 
     /// One document from its chunks, merged by the evaluator's own merge
-    /// when it has one.
-    async fn assemble(&self, job: &Job, group: Vec<ItemOutcome>) -> DocumentResult {
+    /// when it has one. A merge that fails for a reason that passes (the
+    /// component not loaded yet) fails the finalize, which is retried: a
+    /// document's result never depends on such a moment, so finalizers
+    /// that overlap write the same parts.
+    async fn assemble(
+        &self,
+        job: &Job,
+        group: Vec<ItemOutcome>,
+    ) -> Result<DocumentResult, PipelineError> {
         let merged = match aggregate::chunks_to_merge(&group) {
             None => None,
             Some(chunks) => {
                 let evaluations = chunks.iter().map(|c| c.evaluation.clone()).collect();
-                Some(
-                    self.evaluators
-                        .merge_chunks(&job.evaluator, evaluations)
-                        .await
-                        .map(|own| own.unwrap_or_else(|| default_merge(&chunks))),
-                )
+                match self
+                    .evaluators
+                    .merge_chunks(&job.evaluator, evaluations)
+                    .await
+                {
+                    Err(failure) if failure.category.is_retryable() => {
+                        return Err(PipelineError::Evaluator(failure));
+                    }
+                    merged => Some(merged.map(|own| own.unwrap_or_else(|| default_merge(&chunks)))),
+                }
             }
         };
-        aggregate::assemble_document(group, merged)
+        Ok(aggregate::assemble_document(group, merged))
     }
 
     /// Finalizes the job a finalize message names (within `deadline`), and
@@ -379,15 +414,7 @@ impl Pipeline {
                 Disposition::Keep
             }
             Ok(message) => match self.finalize_within(&message.job_id, deadline).await {
-                Ok(FinalizeOutcome::Checkpointed { .. }) => {
-                    match self.enqueue_finalize(&message.job_id).await {
-                        Ok(()) => Disposition::Done,
-                        Err(e) => {
-                            tracing::warn!(job_id = %message.job_id, error = %e, "finalize checkpointed; its message is retried");
-                            Disposition::RetryAfter(Duration::ZERO)
-                        }
-                    }
-                }
+                Ok(FinalizeOutcome::Checkpointed { .. }) => self.named_again(&message.job_id).await,
                 Ok(FinalizeOutcome::Finalized(_) | FinalizeOutcome::AlreadyFinalized) => {
                     Disposition::Done
                 }
@@ -400,6 +427,29 @@ impl Pipeline {
                     Disposition::Keep
                 }
             },
+        }
+    }
+
+    /// Hands a finalize message back for later without a receive counted
+    /// against it (the queue dead-letters a message received too often):
+    /// its job is named by a new message. An invocation out of time does
+    /// this with the messages it has no time for.
+    pub async fn defer_finalize(&self, delivery: &Delivery) -> Disposition {
+        match serde_json::from_str::<FinalizeMessage>(&delivery.body) {
+            Err(_) => Disposition::Keep,
+            Ok(message) => self.named_again(&message.job_id).await,
+        }
+    }
+
+    /// The job named by a new finalize message, this one done; when it
+    /// cannot be sent, this one comes back at once.
+    async fn named_again(&self, job_id: &JobId) -> Disposition {
+        match self.enqueue_finalize(job_id).await {
+            Ok(()) => Disposition::Done,
+            Err(e) => {
+                tracing::warn!(%job_id, error = %e, "finalize message not sent again; this one is retried");
+                Disposition::RetryAfter(Duration::ZERO)
+            }
         }
     }
 

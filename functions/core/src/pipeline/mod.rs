@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::failure::{FailureCategory, RetryPolicy};
+use crate::failure::{Failure, FailureCategory, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::model::{DocumentSpec, EvaluatorRef, JobId, JobOptions, RejectedDocument, TenantId};
 use crate::ports::{
@@ -74,12 +74,12 @@ pub struct PipelineSettings {
     /// Most input the evaluator's summary hook is given in one call (the
     /// plugin host's input limit).
     pub summary_input_bytes: usize,
-    /// Jobs whose documents take more than one part are also stored as one
-    /// whole file per format, for readers that take one object (AWS: past
-    /// Lambda's 6 MB response limit the results route answers with a
-    /// presigned URL to it). The embedded backend streams any size and
-    /// needs none.
-    pub whole_files: bool,
+    /// Jobs whose stored documents are past this many bytes are also
+    /// stored as one whole file per format, for readers that take one
+    /// object (AWS: past Lambda's 6 MB response limit the results route
+    /// answers with a presigned URL to it). `None` (the embedded backend,
+    /// which streams any size): never.
+    pub whole_files_past: Option<u64>,
 }
 
 impl Default for PipelineSettings {
@@ -95,7 +95,7 @@ impl Default for PipelineSettings {
             outcomes_page: 1000,
             results_part_bytes: 4 * 1024 * 1024,
             summary_input_bytes: 4 * 1024 * 1024,
-            whole_files: false,
+            whole_files_past: None,
         }
     }
 }
@@ -118,6 +118,10 @@ pub enum PipelineError {
     /// A job store operation failed.
     #[error("job store: {0}")]
     Store(#[from] StoreError),
+    /// An evaluator call failed for a reason that passes (a component not
+    /// loaded yet, a busy host): the step is retried, not recorded.
+    #[error("evaluator: {0}")]
+    Evaluator(Failure),
 }
 
 impl PipelineError {
@@ -129,6 +133,7 @@ impl PipelineError {
             PipelineError::Queue(e) => e.category(),
             PipelineError::Blob(e) => e.category(),
             PipelineError::Store(e) => e.category(),
+            PipelineError::Evaluator(failure) => failure.category,
         }
     }
 }

@@ -106,8 +106,8 @@ impl Pipeline {
         view: &ResultsView,
         index: &ResultsIndex,
     ) -> Result<Option<String>, PipelineError> {
-        let whole = view.from == 0 && view.limit.is_none();
-        if !(index.whole_files && whole && view.evidence == job.options.include_evidence) {
+        let held = ResultsView::whole_file(view.format, job.options.include_evidence);
+        if !(index.whole_files && *view == held) {
             return Ok(None);
         }
         let key = results::whole_file_key(&job.id, view.format);

@@ -246,3 +246,162 @@ async fn processor_cold_start() {
         );
     }
 }
+
+/// Peak resident bytes since the last reset, and a reset (Linux: `5` in
+/// `/proc/self/clear_refs` resets the peak to what is resident now).
+fn peak_resident_bytes(reset: bool) -> u64 {
+    if reset {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Figures, not a check of speed: a job of 20,000 items finalized by the
+/// Lambda finalizer on DynamoDB and S3 with forced small parts (64 KiB) and
+/// a forced short time budget (each invocation is past its deadline after
+/// one part, so it checkpoints), and the peak resident memory of the
+/// finalize step. The outcomes are recorded straight into the store (what
+/// processors would have recorded), so the figure is the finalizer's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures: run explicitly"]
+async fn finalize_of_20000_items_in_small_parts_with_checkpoints() {
+    const ITEMS: usize = 20_000;
+    let (settings, pipeline, aws) = deployment().await;
+    let names = &settings.names;
+    let pipeline = pipeline.with_settings(PipelineSettings {
+        results_part_bytes: 64 * 1024,
+        max_queue_depth: Some(settings.max_queue_depth),
+        whole_files_past: Some(0),
+        ..PipelineSettings::default()
+    });
+    let texts: Vec<(String, String)> = (0..ITEMS)
+        .map(|n| (format!("doc-{n:05}"), format!("plan {n} water road")))
+        .collect();
+    let job = pipeline
+        .submit(Submission {
+            job_id: None,
+            tenant: TenantId::parse("acme").unwrap(),
+            evaluator: pipeline.resolve_evaluator("wordstats").await.unwrap(),
+            config: json!({}),
+            options: Default::default(),
+            documents: texts
+                .iter()
+                .map(|(id, text)| {
+                    IntakeDocument::Accepted(DocumentSpec {
+                        id: id.clone(),
+                        title: id.clone(),
+                        body: DocumentBody::Text(text.clone()),
+                        metadata: Value::Null,
+                    })
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+    let recording = std::time::Instant::now();
+    for (batch, chunk) in texts.chunks(500).enumerate() {
+        let outcomes: Vec<docket_core::model::ItemOutcome> = chunk
+            .iter()
+            .enumerate()
+            .map(|(k, (id, text))| {
+                let n = (batch * 500 + k) as u32;
+                docket_core::model::ItemOutcome {
+                    item: n,
+                    document: n,
+                    document_id: id.clone(),
+                    title: id.clone(),
+                    chunk: docket_core::model::ChunkInfo::WHOLE,
+                    bytes: text.len() as u64,
+                    body: None,
+                    metadata: Value::Null,
+                    result: docket_core::model::ItemResult::Succeeded {
+                        evaluation: docket_core::Evaluation {
+                            scores: vec![docket_core::evaluation::Score {
+                                name: "words".into(),
+                                value: 4.0,
+                                max: 100.0,
+                            }],
+                            findings: Vec::new(),
+                            labels: vec!["length:short".into()],
+                            data: json!({"words": 4, "text": text}),
+                        },
+                        seconds: 0.001,
+                    },
+                }
+            })
+            .collect();
+        aws.store
+            .record_outcomes(&job.id, &outcomes, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let recording = recording.elapsed().as_secs_f64();
+    assert_eq!(
+        aws.store
+            .job(&job.id)
+            .await
+            .unwrap()
+            .counters
+            .items_pending(),
+        0
+    );
+    // The last record would have sent it.
+    let message = docket_core::pipeline::FinalizeMessage {
+        job_id: job.id.clone(),
+    };
+    aws.queue
+        .send(
+            QueueName::Finalize,
+            vec![docket_core::ports::OutgoingMessage::new(
+                serde_json::to_string(&message).unwrap(),
+            )],
+        )
+        .await
+        .unwrap();
+    let before = peak_resident_bytes(true);
+    let started = std::time::Instant::now();
+    let mut invocations = 0;
+    let mut slowest = 0f64;
+    while aws.store.job(&job.id).await.unwrap().finished_at.is_none() {
+        let invoked = std::time::Instant::now();
+        let received = runner::pump(&aws, names, QueueName::Finalize, |event| {
+            docket_lambda::finalize(
+                &pipeline,
+                event,
+                Some(std::time::Instant::now() + docket_lambda::FINALIZE_MARGIN),
+            )
+        })
+        .await;
+        if received > 0 {
+            invocations += 1;
+            slowest = slowest.max(invoked.elapsed().as_secs_f64());
+        }
+        assert!(invocations < 10_000);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_resident_bytes(false);
+    let index = pipeline.results_index(&job.id).await.unwrap();
+    assert_eq!(index.documents(), ITEMS as u64);
+    println!(
+        "finalize of {ITEMS} items on the emulator, 64 KiB parts, a checkpoint after every part"
+    );
+    println!(
+        "| parts | invocations | finalize s | s per invocation (mean / slowest) | resident before | peak resident during | outcomes recorded in |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {invocations} | {seconds:.1} | {:.2} / {slowest:.2} | {:.0} MiB | {:.0} MiB | {recording:.1} s |",
+        index.parts.len(),
+        seconds / invocations as f64,
+        before as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+    );
+}

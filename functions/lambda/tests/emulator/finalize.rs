@@ -22,7 +22,7 @@ async fn a_finalizer_out_of_time_checkpoints_and_the_next_invocation_goes_on_fro
         results_part_bytes: 8 * 1024,
         outcomes_page: 25,
         max_queue_depth: Some(settings.max_queue_depth),
-        whole_files: true,
+        whole_files_past: Some(0),
         ..PipelineSettings::default()
     });
     let documents = reference::documents();
@@ -86,8 +86,8 @@ async fn a_finalizer_out_of_time_checkpoints_and_the_next_invocation_goes_on_fro
     let index = pipeline.results_index(&job.id).await.unwrap();
     assert!(index.parts.len() > 10, "{} parts", index.parts.len());
     assert!(index.whole_files);
-    // One part per invocation; the whole files are left to one more.
-    assert_eq!(invocations, index.parts.len() + 1);
+    // One part per invocation, then one whole file per invocation.
+    assert_eq!(invocations, index.parts.len() + 3);
     assert_eq!(
         pipeline.finalize(&job.id).await.unwrap(),
         docket_core::pipeline::FinalizeOutcome::AlreadyFinalized
@@ -113,10 +113,11 @@ async fn results_past_one_part_are_a_redirect_to_a_presigned_whole_file() {
     let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
     let pipeline = pipeline.with_settings(PipelineSettings {
-        // 16 KiB parts stand for Lambda's 6 MB: the job takes several.
+        // Whole files past any size stand for past Lambda's 6 MB; parts of
+        // 16 KiB make the whole files many parts long.
         results_part_bytes: 16 * 1024,
         max_queue_depth: Some(settings.max_queue_depth),
-        whole_files: true,
+        whole_files_past: Some(0),
         ..PipelineSettings::default()
     });
     let documents: Vec<(String, String)> = reference::documents().into_iter().take(60).collect();
