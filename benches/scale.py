@@ -344,7 +344,8 @@ class Row:
 
 def run_one(args, label: str, evaluator: str, n: int, corpus: Path) -> Row:
     work: Path = args.work
-    tag = f"{evaluator}-{n}"
+    # An evaluator may be a component's path: its file name names the run.
+    tag = f"{Path(evaluator).name}-{n}"
     state = work / f"state-{tag}"
     out = work / f"out-{tag}"
     for d in (state, out):

@@ -276,36 +276,11 @@ async fn finalize_of_20000_items_in_small_parts_with_checkpoints() {
     const ITEMS: usize = 20_000;
     let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
-    let pipeline = pipeline.with_settings(PipelineSettings {
-        results_part_bytes: 64 * 1024,
-        max_queue_depth: Some(settings.max_queue_depth),
-        whole_files_past: Some(0),
-        ..PipelineSettings::default()
-    });
+    let pipeline = pipeline.with_settings(super::finalize::small_parts(&settings, 64 * 1024));
     let texts: Vec<(String, String)> = (0..ITEMS)
         .map(|n| (format!("doc-{n:05}"), format!("plan {n} water road")))
         .collect();
-    let job = pipeline
-        .submit(Submission {
-            job_id: None,
-            tenant: TenantId::parse("acme").unwrap(),
-            evaluator: pipeline.resolve_evaluator("wordstats").await.unwrap(),
-            config: json!({}),
-            options: Default::default(),
-            documents: texts
-                .iter()
-                .map(|(id, text)| {
-                    IntakeDocument::Accepted(DocumentSpec {
-                        id: id.clone(),
-                        title: id.clone(),
-                        body: DocumentBody::Text(text.clone()),
-                        metadata: Value::Null,
-                    })
-                })
-                .collect(),
-        })
-        .await
-        .unwrap();
+    let job = reference::submit_text(&pipeline, "wordstats", &texts).await;
     let recording = std::time::Instant::now();
     for (batch, chunk) in texts.chunks(500).enumerate() {
         let outcomes: Vec<docket_core::model::ItemOutcome> = chunk

@@ -12,6 +12,17 @@ use docket_core::results::{ResultsFormat, ResultsStream, ResultsView};
 
 use super::*;
 
+/// The deployment's settings with parts of `part_bytes` and whole files
+/// past any size (standing for past Lambda's 6 MB).
+pub(crate) fn small_parts(settings: &Settings, part_bytes: usize) -> PipelineSettings {
+    PipelineSettings {
+        results_part_bytes: part_bytes,
+        max_queue_depth: Some(settings.max_queue_depth),
+        whole_files_past: Some(0),
+        ..PipelineSettings::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finalizer_out_of_time_checkpoints_and_the_next_invocation_goes_on_from_there() {
     let (settings, pipeline, aws) = deployment().await;
@@ -19,34 +30,11 @@ async fn a_finalizer_out_of_time_checkpoints_and_the_next_invocation_goes_on_fro
     // Parts of a few documents and pages of a few outcomes: many parts,
     // each read through several DynamoDB Query pages.
     let pipeline = pipeline.with_settings(PipelineSettings {
-        results_part_bytes: 8 * 1024,
         outcomes_page: 25,
-        max_queue_depth: Some(settings.max_queue_depth),
-        whole_files_past: Some(0),
-        ..PipelineSettings::default()
+        ..small_parts(&settings, 8 * 1024)
     });
     let documents = reference::documents();
-    let job = pipeline
-        .submit(Submission {
-            job_id: None,
-            tenant: TenantId::parse("acme").unwrap(),
-            evaluator: pipeline.resolve_evaluator("decalogo").await.unwrap(),
-            config: json!({}),
-            options: Default::default(),
-            documents: documents
-                .iter()
-                .map(|(id, content)| {
-                    IntakeDocument::Accepted(DocumentSpec {
-                        id: id.clone(),
-                        title: id.clone(),
-                        body: DocumentBody::Text(content.clone()),
-                        metadata: Value::Null,
-                    })
-                })
-                .collect(),
-        })
-        .await
-        .unwrap();
+    let job = reference::submit_text(&pipeline, "decalogo", &documents).await;
     for _ in 0..200 {
         let mut handled = 0;
         for priority in docket_core::Priority::ALL {
@@ -112,14 +100,7 @@ async fn get_location(router: &axum::Router, path: &str, token: &str) -> (u16, O
 async fn results_past_one_part_are_a_redirect_to_a_presigned_whole_file() {
     let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
-    let pipeline = pipeline.with_settings(PipelineSettings {
-        // Whole files past any size stand for past Lambda's 6 MB; parts of
-        // 16 KiB make the whole files many parts long.
-        results_part_bytes: 16 * 1024,
-        max_queue_depth: Some(settings.max_queue_depth),
-        whole_files_past: Some(0),
-        ..PipelineSettings::default()
-    });
+    let pipeline = pipeline.with_settings(small_parts(&settings, 16 * 1024));
     let documents: Vec<(String, String)> = reference::documents().into_iter().take(60).collect();
     let pairs: Vec<(&str, &str)> = documents
         .iter()

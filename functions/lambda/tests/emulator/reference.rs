@@ -22,9 +22,9 @@ pub(crate) fn documents() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The same documents through the embedded backend's pipeline.
-pub(crate) async fn reference_results(documents: &[(String, String)]) -> Value {
-    let documents = documents
+/// Text documents `(id, content)` as intake gives them (the id as title).
+pub(crate) fn intake(documents: &[(String, String)]) -> Vec<IntakeDocument> {
+    documents
         .iter()
         .map(|(id, content)| {
             IntakeDocument::Accepted(DocumentSpec {
@@ -34,8 +34,32 @@ pub(crate) async fn reference_results(documents: &[(String, String)]) -> Value {
                 metadata: Value::Null,
             })
         })
-        .collect();
-    reference_intake_results(documents).await
+        .collect()
+}
+
+/// Submits text documents to `evaluator` for tenant `acme`, straight to
+/// the pipeline (not through the API).
+pub(crate) async fn submit_text(
+    pipeline: &Pipeline,
+    evaluator: &str,
+    documents: &[(String, String)],
+) -> docket_core::model::Job {
+    pipeline
+        .submit(Submission {
+            job_id: None,
+            tenant: TenantId::parse("acme").unwrap(),
+            evaluator: pipeline.resolve_evaluator(evaluator).await.unwrap(),
+            config: json!({}),
+            options: Default::default(),
+            documents: intake(documents),
+        })
+        .await
+        .unwrap()
+}
+
+/// The same documents through the embedded backend's pipeline.
+pub(crate) async fn reference_results(documents: &[(String, String)]) -> Value {
+    reference_intake_results(intake(documents)).await
 }
 
 /// Intake documents through the embedded backend's pipeline (decalogo).
