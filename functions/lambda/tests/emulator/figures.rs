@@ -264,30 +264,55 @@ fn peak_resident_bytes(reset: bool) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Figures, not a check of speed: a job of 20,000 items finalized by the
-/// Lambda finalizer on DynamoDB and S3 with forced small parts (64 KiB) and
+/// Figures, not a check of speed: a job of 2,000 items finalized by the
+/// Lambda finalizer on DynamoDB and S3 with forced small parts (16 KiB) and
 /// a forced short time budget (each invocation is past its deadline after
 /// one part, so it checkpoints), and the peak resident memory of the
-/// finalize step. The outcomes are recorded straight into the store (what
-/// processors would have recorded), so the figure is the finalizer's alone.
+/// finalize step. The job is created and its outcomes recorded straight
+/// into the store (what intake and processors would have left), so the
+/// figure is the finalizer's alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "figures: run explicitly"]
-async fn finalize_of_20000_items_in_small_parts_with_checkpoints() {
-    const ITEMS: usize = 20_000;
+async fn finalize_of_a_job_in_small_parts_with_checkpoints() {
+    // 2,000, not the 20,000 the figure was asked for: the emulator copies
+    // the whole table for every DynamoDB transaction (moto's rollback), so
+    // recording grows with the square of the job there, not on DynamoDB.
+    const ITEMS: usize = 2_000;
     let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
-    let pipeline = pipeline.with_settings(super::finalize::small_parts(&settings, 64 * 1024));
+    let pipeline = pipeline.with_settings(super::finalize::small_parts(&settings, 16 * 1024));
     let texts: Vec<(String, String)> = (0..ITEMS)
         .map(|n| (format!("doc-{n:05}"), format!("plan {n} water road")))
         .collect();
-    let job = reference::submit_text(&pipeline, "wordstats", &texts).await;
+    // The job as intake leaves it, without its work messages (the
+    // emulator's queue grows slow with them, and no processor runs here).
+    let job = docket_core::model::Job {
+        id: JobId::generate(),
+        tenant: TenantId::parse("acme").unwrap(),
+        status: docket_core::JobStatus::Queued,
+        evaluator: pipeline.resolve_evaluator("wordstats").await.unwrap(),
+        config: json!({}),
+        options: Default::default(),
+        counters: docket_core::model::JobCounters {
+            documents_total: ITEMS as u32,
+            items_total: ITEMS as u32,
+            ..Default::default()
+        },
+        created_at: chrono::Utc::now(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+        webhook: None,
+    };
+    aws.store.create_job(&job).await.unwrap();
     let recording = std::time::Instant::now();
-    for (batch, chunk) in texts.chunks(500).enumerate() {
+    // Batches of ten, as a processor records a receive's worth.
+    for (batch, chunk) in texts.chunks(10).enumerate() {
         let outcomes: Vec<docket_core::model::ItemOutcome> = chunk
             .iter()
             .enumerate()
             .map(|(k, (id, text))| {
-                let n = (batch * 500 + k) as u32;
+                let n = (batch * 10 + k) as u32;
                 docket_core::model::ItemOutcome {
                     item: n,
                     document: n,
@@ -306,7 +331,7 @@ async fn finalize_of_20000_items_in_small_parts_with_checkpoints() {
                             }],
                             findings: Vec::new(),
                             labels: vec!["length:short".into()],
-                            data: json!({"words": 4, "text": text}),
+                            data: json!({"words": 4}),
                         },
                         seconds: 0.001,
                     },
@@ -317,6 +342,13 @@ async fn finalize_of_20000_items_in_small_parts_with_checkpoints() {
             .record_outcomes(&job.id, &outcomes, chrono::Utc::now())
             .await
             .unwrap();
+        if batch % 200 == 199 {
+            eprintln!(
+                "{} outcomes recorded in {:.1} s",
+                (batch + 1) * 10,
+                recording.elapsed().as_secs_f64()
+            );
+        }
     }
     let recording = recording.elapsed().as_secs_f64();
     assert_eq!(

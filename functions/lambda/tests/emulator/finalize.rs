@@ -2,7 +2,7 @@
 //! job it cannot write in one invocation stores a part and a checkpoint
 //! and is named again; the next invocations go on from the checkpoint,
 //! and the job is finalized once, with the results of a finalize in one go.
-//! Results past one part are also whole files (S3 multipart uploads), and
+//! Results past a size are also whole files (S3 multipart uploads), and
 //! the results route sends readers to them: `303 See Other` to a presigned
 //! GET, which the emulator serves.
 
@@ -97,7 +97,7 @@ async fn get_location(router: &axum::Router, path: &str, token: &str) -> (u16, O
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_past_one_part_are_a_redirect_to_a_presigned_whole_file() {
+async fn results_past_what_one_response_carries_are_a_redirect_to_a_presigned_whole_file() {
     let (settings, pipeline, aws) = deployment().await;
     let names = &settings.names;
     let pipeline = pipeline.with_settings(small_parts(&settings, 16 * 1024));
