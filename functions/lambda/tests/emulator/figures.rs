@@ -398,7 +398,7 @@ async fn finalize_of_a_job_in_small_parts_with_checkpoints() {
     let index = pipeline.results_index(&job.id).await.unwrap();
     assert_eq!(index.documents(), ITEMS as u64);
     println!(
-        "finalize of {ITEMS} items on the emulator, 64 KiB parts, a checkpoint after every part"
+        "finalize of {ITEMS} items on the emulator, 16 KiB parts, a checkpoint after every part"
     );
     println!(
         "| parts | invocations | finalize s | s per invocation (mean / slowest) | resident before | peak resident during | outcomes recorded in |"
