@@ -1,7 +1,9 @@
 //! [`BlobStore`](docket_core::ports::BlobStore) checks: reads, ranges,
-//! keys, listing.
+//! keys, listing, objects written a chunk at a time.
 
-use docket_core::ports::BlobError;
+use async_trait::async_trait;
+use docket_core::FailureCategory;
+use docket_core::ports::{BackendError, BlobError, ChunkSource};
 
 use crate::Subject;
 
@@ -79,4 +81,92 @@ pub async fn blob_list_by_prefix(subject: &Subject) {
             .expect("list")
             .is_empty()
     );
+}
+
+/// Chunks given in order, then the end — or, with `fail`, an error.
+struct Chunks {
+    chunks: std::vec::IntoIter<Vec<u8>>,
+    fail: bool,
+}
+
+#[async_trait]
+impl ChunkSource for Chunks {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError> {
+        match self.chunks.next() {
+            Some(chunk) => Ok(Some(chunk)),
+            None if self.fail => Err(BlobError::Backend(BackendError::new(
+                FailureCategory::Transient,
+                "the source failed on purpose",
+            ))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// An object written a chunk at a time reads back whole (21 MiB in 3 MiB
+/// chunks: several parts of an S3 multipart upload), an empty one is
+/// empty, and one whose source fails past the first part is not stored.
+pub async fn blob_put_chunks_stores_the_source_whole_or_not_at_all(subject: &Subject) {
+    let chunks: Vec<Vec<u8>> = (0..7u8).map(|n| vec![b'a' + n; 3 << 20]).collect();
+    let whole = chunks.concat();
+    let mut source = Chunks {
+        chunks: chunks.into_iter(),
+        fail: false,
+    };
+    let written = subject
+        .blobs
+        .put_chunks("results/j/results.json", &mut source)
+        .await
+        .expect("put chunks");
+    assert_eq!(written, whole.len() as u64);
+    let read = subject
+        .blobs
+        .get("results/j/results.json")
+        .await
+        .expect("get");
+    assert!(
+        read == whole,
+        "{} bytes read of {}",
+        read.len(),
+        whole.len()
+    );
+
+    let mut empty = Chunks {
+        chunks: Vec::new().into_iter(),
+        fail: false,
+    };
+    let written = subject
+        .blobs
+        .put_chunks("results/j/empty.csv", &mut empty)
+        .await
+        .expect("put chunks");
+    assert_eq!(written, 0);
+    assert!(
+        subject
+            .blobs
+            .get("results/j/empty.csv")
+            .await
+            .expect("get")
+            .is_empty()
+    );
+
+    let mut failing = Chunks {
+        chunks: vec![vec![b'x'; 5 << 20]; 2].into_iter(),
+        fail: true,
+    };
+    let error = subject
+        .blobs
+        .put_chunks("results/j/documents.jsonl", &mut failing)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("the source failed on purpose"),
+        "{error}"
+    );
+    let missing = subject
+        .blobs
+        .get("results/j/documents.jsonl")
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, BlobError::NotFound(_)), "{missing}");
 }
