@@ -119,11 +119,24 @@ fn tally_evaluation(text: &str) -> Evaluation {
     }
 }
 
-/// A job of `documents` recorded as tally evaluates them
-/// ([`record_as_tally`]) and finalized; its results.
-async fn finalized_as_tally(harness: &Harness, documents: &[(String, String)]) -> Value {
+/// A job of `documents` submitted to tally, every item recorded as tally
+/// evaluates it ([`record_as_tally`]), not finalized.
+async fn recorded_as_tally(harness: &Harness, documents: &[(String, String)]) -> Job {
     let job = submit(harness, "tally", documents).await;
     record_as_tally(harness, documents).await;
+    job
+}
+
+/// Parts of 16 KiB and summary groups of 8 KiB: a job of a few thousand
+/// documents takes many of each.
+fn small_parts_and_groups(s: &mut PipelineSettings) {
+    s.results_part_bytes = 16 * 1024;
+    s.summary_input_bytes = 8 * 1024;
+}
+
+/// [`recorded_as_tally`], then finalized; its results.
+async fn finalized_as_tally(harness: &Harness, documents: &[(String, String)]) -> Value {
+    let job = recorded_as_tally(harness, documents).await;
     let outcome = harness.pipeline.finalize(&job.id).await.unwrap();
     assert!(matches!(outcome, FinalizeOutcome::Finalized(_)));
     harness.results(&job.id).await
@@ -282,15 +295,13 @@ async fn a_finalize_stopped_at_its_deadline_goes_on_from_its_checkpoint_and_fina
     // Small parts and summary groups: the job takes many parts, and the
     // checkpoints carry a partial summary and a group in progress.
     let small = |s: &mut PipelineSettings| {
-        s.results_part_bytes = 16 * 1024;
-        s.summary_input_bytes = 8 * 1024;
+        small_parts_and_groups(s);
         s.outcomes_page = 64;
     };
     let reference = finalized_as_tally(&harness_with(small), &docs).await;
 
     let harness = harness_with(small);
-    let job = submit(&harness, "tally", &docs).await;
-    record_as_tally(&harness, &docs).await;
+    let job = recorded_as_tally(&harness, &docs).await;
     // The message the last recorded outcome sends.
     let message = FinalizeMessage {
         job_id: job.id.clone(),
@@ -298,12 +309,7 @@ async fn a_finalize_stopped_at_its_deadline_goes_on_from_its_checkpoint_and_fina
     harness
         .ports
         .queue
-        .send(
-            QueueName::Finalize,
-            vec![OutgoingMessage::new(
-                serde_json::to_string(&message).unwrap(),
-            )],
-        )
+        .send(QueueName::Finalize, vec![OutgoingMessage::json(&message)])
         .await
         .unwrap();
     // A finalizer whose every invocation is already past its deadline:
@@ -357,14 +363,9 @@ async fn a_finalize_stopped_at_its_deadline_goes_on_from_its_checkpoint_and_fina
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalizers_that_overlap_on_a_checkpoint_write_the_same_results() {
     let docs = documents(1_500);
-    let small = |s: &mut PipelineSettings| {
-        s.results_part_bytes = 16 * 1024;
-        s.summary_input_bytes = 8 * 1024;
-    };
-    let reference = finalized_as_tally(&harness_with(small), &docs).await;
-    let harness = harness_with(small);
-    let job = submit(&harness, "tally", &docs).await;
-    record_as_tally(&harness, &docs).await;
+    let reference = finalized_as_tally(&harness_with(small_parts_and_groups), &docs).await;
+    let harness = harness_with(small_parts_and_groups);
+    let job = recorded_as_tally(&harness, &docs).await;
     // Two finalizers go on from the same checkpoints (a duplicate
     // message), then one without a deadline runs past both to the end.
     for _ in 0..5 {

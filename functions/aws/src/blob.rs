@@ -30,10 +30,68 @@ impl S3Blobs {
         Self { client, bucket }
     }
 
+    /// The parts of multipart upload `id` — `buffer`, then what `source`
+    /// gives, a part per [`MULTIPART_PART_BYTES`] — and its completion;
+    /// returns the bytes uploaded.
+    async fn upload_parts(
+        &self,
+        key: &str,
+        id: &str,
+        mut buffer: Vec<u8>,
+        source: &mut dyn ChunkSource,
+    ) -> Result<u64, BlobError> {
+        let mut total = buffer.len() as u64;
+        let mut parts = Vec::new();
+        loop {
+            let chunk = source.next_chunk().await?;
+            let end = chunk.is_none();
+            if let Some(chunk) = chunk {
+                total += chunk.len() as u64;
+                buffer.extend_from_slice(&chunk);
+            }
+            if buffer.len() >= MULTIPART_PART_BYTES || (end && !buffer.is_empty()) {
+                let number = parts.len() as i32 + 1;
+                let part = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .part_number(number)
+                    .body(ByteStream::from(std::mem::take(&mut buffer)))
+                    .send()
+                    .await
+                    .map_err(|e| backend("upload part", &e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag)
+                        .build(),
+                );
+            }
+            if end {
+                break;
+            }
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| backend("complete multipart upload", &e))?;
+        Ok(total)
+    }
+
     /// Gives up a multipart upload (its parts are deleted); a failure to is
     /// only logged (the bucket's lifecycle rule removes what is left).
-    async fn abort(&self, key: &str, upload: Option<&str>) {
-        let Some(id) = upload else { return };
+    async fn abort(&self, key: &str, id: &str) {
         if let Err(e) = self
             .client
             .abort_multipart_upload()
@@ -121,95 +179,35 @@ impl BlobStore for S3Blobs {
 
     /// A multipart upload of parts of [`MULTIPART_PART_BYTES`] (S3 takes
     /// parts of 5 MiB and more, the last one smaller), one part held at a
-    /// time; completed once the source ends, aborted when it fails. A
+    /// time; completed once the source ends, aborted when anything fails. A
     /// source smaller than one part is a plain put.
     async fn put_chunks(&self, key: &str, source: &mut dyn ChunkSource) -> Result<u64, BlobError> {
         check_blob_key(key)?;
-        let mut buffer = Vec::new();
-        let mut total = 0u64;
-        let mut upload: Option<String> = None;
-        let mut parts = Vec::new();
-        loop {
-            let chunk = match source.next_chunk().await {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    self.abort(key, upload.as_deref()).await;
-                    return Err(e);
+        let mut first = Vec::new();
+        while first.len() < MULTIPART_PART_BYTES {
+            match source.next_chunk().await? {
+                Some(chunk) => first.extend_from_slice(&chunk),
+                None => {
+                    let len = first.len() as u64;
+                    self.put(key, first).await?;
+                    return Ok(len);
                 }
-            };
-            let end = chunk.is_none();
-            if let Some(chunk) = chunk {
-                total += chunk.len() as u64;
-                buffer.extend_from_slice(&chunk);
-            }
-            if end && upload.is_none() {
-                self.put(key, buffer).await?;
-                return Ok(total);
-            }
-            if buffer.len() >= MULTIPART_PART_BYTES || (end && !buffer.is_empty()) {
-                let id = match &upload {
-                    Some(id) => id.clone(),
-                    None => {
-                        let created = self
-                            .client
-                            .create_multipart_upload()
-                            .bucket(&self.bucket)
-                            .key(key)
-                            .send()
-                            .await
-                            .map_err(|e| backend("create multipart upload", &e))?;
-                        let id = created.upload_id.unwrap_or_default();
-                        upload = Some(id.clone());
-                        id
-                    }
-                };
-                let number = parts.len() as i32 + 1;
-                let sent = self
-                    .client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .part_number(number)
-                    .body(ByteStream::from(std::mem::take(&mut buffer)))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(part) => parts.push(
-                        CompletedPart::builder()
-                            .part_number(number)
-                            .set_e_tag(part.e_tag)
-                            .build(),
-                    ),
-                    Err(e) => {
-                        self.abort(key, Some(&id)).await;
-                        return Err(backend("upload part", &e).into());
-                    }
-                }
-            }
-            if end {
-                break;
             }
         }
-        let id = upload.unwrap_or_default();
-        let completed = self
+        let created = self
             .client
-            .complete_multipart_upload()
+            .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .upload_id(&id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
             .send()
-            .await;
-        if let Err(e) = completed {
-            self.abort(key, Some(&id)).await;
-            return Err(backend("complete multipart upload", &e).into());
+            .await
+            .map_err(|e| backend("create multipart upload", &e))?;
+        let id = created.upload_id.unwrap_or_default();
+        let uploaded = self.upload_parts(key, &id, first, source).await;
+        if uploaded.is_err() {
+            self.abort(key, &id).await;
         }
-        Ok(total)
+        uploaded
     }
 
     async fn presigned_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError> {

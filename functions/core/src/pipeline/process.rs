@@ -324,12 +324,7 @@ impl Pipeline {
             job_id: job_id.clone(),
         };
         self.queue
-            .send(
-                QueueName::Finalize,
-                vec![OutgoingMessage::new(
-                    serde_json::to_string(&message).unwrap_or_default(),
-                )],
-            )
+            .send(QueueName::Finalize, vec![OutgoingMessage::json(&message)])
             .await?;
         Ok(())
     }

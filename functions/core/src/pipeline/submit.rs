@@ -206,10 +206,7 @@ impl OpenIntake {
             .extend_job(job_id, documents, added, close)
             .await?;
         if !items.is_empty() {
-            let messages = items
-                .iter()
-                .map(|item| OutgoingMessage::new(serde_json::to_string(item).unwrap_or_default()))
-                .collect();
+            let messages = items.iter().map(OutgoingMessage::json).collect();
             pipeline
                 .queue
                 .send(QueueName::Work(self.job.options.priority), messages)

@@ -17,12 +17,7 @@ impl Pipeline {
             job_id: job.id.clone(),
         };
         self.queue
-            .send(
-                QueueName::Webhook,
-                vec![OutgoingMessage::new(
-                    serde_json::to_string(&message).unwrap_or_default(),
-                )],
-            )
+            .send(QueueName::Webhook, vec![OutgoingMessage::json(&message)])
             .await?;
         let pending = WebhookDelivery {
             state: WebhookState::Pending,

@@ -64,6 +64,12 @@ impl OutgoingMessage {
             delay: Duration::ZERO,
         }
     }
+
+    /// A message visible at once whose body is `message` as JSON (docket's
+    /// messages are plain structs, whose serialization cannot fail).
+    pub fn json(message: &impl Serialize) -> Self {
+        Self::new(serde_json::to_string(message).unwrap_or_default())
+    }
 }
 
 /// Largest message body the queues accept (SQS's limit).

@@ -73,9 +73,7 @@ async fn a_batch_redelivered_after_a_crash_before_delete_counts_once_and_finaliz
     aws.queue
         .send(
             QueueName::Finalize,
-            vec![docket_core::ports::OutgoingMessage::new(
-                serde_json::to_string(&late).unwrap(),
-            )],
+            vec![docket_core::ports::OutgoingMessage::json(&late)],
         )
         .await
         .unwrap();

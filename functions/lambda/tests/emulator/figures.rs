@@ -367,9 +367,7 @@ async fn finalize_of_a_job_in_small_parts_with_checkpoints() {
     aws.queue
         .send(
             QueueName::Finalize,
-            vec![docket_core::ports::OutgoingMessage::new(
-                serde_json::to_string(&message).unwrap(),
-            )],
+            vec![docket_core::ports::OutgoingMessage::json(&message)],
         )
         .await
         .unwrap();

@@ -87,10 +87,7 @@ async fn a_finalizer_out_of_time_checkpoints_and_the_next_invocation_goes_on_fro
 
 /// `GET path` through the upload handler: (status, `location` header).
 async fn get_location(router: &axum::Router, path: &str, token: &str) -> (u16, Option<String>) {
-    let mut adapter = lambda_http::Adapter::from(router.clone());
-    let request = api_request("GET", path, token, None);
-    let event = LambdaEvent::new(LambdaRequest::ApiGatewayV2(request), Context::default());
-    let response = serde_json::to_value(adapter.call(event).await.unwrap()).unwrap();
+    let response = api_response(router, api_request("GET", path, token, None)).await;
     let status = response["statusCode"].as_u64().unwrap() as u16;
     let location = response["headers"]["location"].as_str().map(str::to_owned);
     (status, location)

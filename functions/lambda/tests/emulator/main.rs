@@ -114,12 +114,17 @@ fn api_request(
 }
 
 /// One API call through `lambda_http`'s adapter, as the `upload` function
-/// serves it: (status, JSON body).
-async fn call_api(router: &axum::Router, request: ApiGatewayV2httpRequest) -> (u16, Value) {
+/// serves it: the response as API Gateway gets it (status, headers, body).
+async fn api_response(router: &axum::Router, request: ApiGatewayV2httpRequest) -> Value {
     let mut adapter = lambda_http::Adapter::from(router.clone());
     let event = LambdaEvent::new(LambdaRequest::ApiGatewayV2(request), Context::default());
     let response = adapter.call(event).await.unwrap();
-    let response = serde_json::to_value(&response).unwrap();
+    serde_json::to_value(&response).unwrap()
+}
+
+/// [`api_response`]'s status and JSON body.
+async fn call_api(router: &axum::Router, request: ApiGatewayV2httpRequest) -> (u16, Value) {
+    let response = api_response(router, request).await;
     let status = response["statusCode"].as_u64().unwrap() as u16;
     let body = response["body"].as_str().unwrap_or("null");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
