@@ -318,6 +318,7 @@ pub fn batch_body(
             IntakeDocument::Rejected(doc) => {
                 unreadable.push(format!("{}: {}", doc.title, doc.failure.message));
             }
+            IntakeDocument::Referenced(_) => unreachable!("files on disk are read, not referenced"),
         }
     }
     if documents.is_empty() {

@@ -309,6 +309,7 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
                 json!({"failure": {"category": rejected.failure.category, "message": rejected.failure.message}}),
                 None,
             ),
+            IntakeDocument::Referenced(_) => unreachable!("files on disk are read, not referenced"),
         };
         let diff = match &request.golden {
             None => None,

@@ -39,6 +39,9 @@ impl BlobStore for LargestPut {
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
         self.inner.get_range(key, offset, len).await
     }
+    async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        self.inner.size(key).await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
         self.inner.list(prefix).await
     }

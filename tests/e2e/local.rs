@@ -580,7 +580,13 @@ async fn a_recovery_holds_exactly_the_failed_documents_with_their_text() {
     let finished = harness.run_until_finalized(&job.id, 20).await;
     assert_eq!(finished.counters.documents_failed, 3);
     let recovery = harness.pipeline.recovery(&finished).await.unwrap();
-    assert_eq!(recovery.documents, vec![paged, text]);
+    assert_eq!(
+        recovery.documents,
+        vec![
+            IntakeDocument::Accepted(paged),
+            IntakeDocument::Accepted(text)
+        ]
+    );
     assert_eq!(
         recovery.not_retried,
         vec![("empty".to_owned(), "DATA: the file is empty".to_owned())]

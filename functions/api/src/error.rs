@@ -26,6 +26,17 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    /// The same problem, its field inside `parent` (`options.priority`
+    /// from `priority`; `options` for the whole of it).
+    pub fn within(self, parent: &str) -> Self {
+        let field = match self.field.as_str() {
+            "body" => parent.to_owned(),
+            field if field.starts_with('[') => format!("{parent}{field}"),
+            field => format!("{parent}.{field}"),
+        };
+        Self { field, ..self }
+    }
 }
 
 /// Every way a request can fail.

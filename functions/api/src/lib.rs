@@ -14,6 +14,7 @@
 mod auth;
 pub mod error;
 mod extract;
+mod multipart;
 mod ops;
 mod upload;
 

@@ -3,19 +3,52 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use docket_core::model::{Job, JobOptions, Priority};
+use docket_core::model::{Job, JobId, JobOptions, Priority, ReferencedDocument};
 use docket_core::pipeline::{IntakeDocument, Submission, idempotent_job_id};
-use docket_core::upload::{Rules, UploadRequest};
+use docket_core::ports::check_blob_key;
+use docket_core::upload::{Rules, Source, UploadOptions, UploadRequest, uploads_prefix};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
 use crate::{AppState, Caller};
 
-/// Checks every field and collects every problem.
+/// Refuses a batch of `documents` documents holding `text_bytes` bytes of
+/// text that the deployment (413) or the caller's tier (403, 413) does
+/// not take.
+pub(crate) fn check_batch(
+    documents: usize,
+    text_bytes: usize,
+    state: &AppState,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    if documents > state.max_documents {
+        return Err(ApiError::TooLarge(format!(
+            "a batch of {documents} documents exceeds the limit of {}",
+            state.max_documents
+        )));
+    }
+    let allowed = caller.tier.limits().documents_per_batch;
+    if documents > allowed {
+        return Err(ApiError::Forbidden(format!(
+            "the {} tier allows {allowed} documents per batch; this batch has {documents}",
+            caller.tier.as_str(),
+        )));
+    }
+    let allowed_bytes = caller.tier.limits().batch_bytes;
+    if text_bytes > allowed_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the {} tier allows {allowed_bytes} bytes of document text per batch; this batch has {text_bytes}",
+            caller.tier.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks every field of a JSON body and collects every problem.
 async fn validate(
     request: UploadRequest,
     state: &AppState,
@@ -28,24 +61,11 @@ async fn validate(
             "at least one document is required",
         ));
     }
-    if request.documents.len() > state.max_documents {
-        return Err(ApiError::TooLarge(format!(
-            "a batch of {} documents exceeds the limit of {}",
-            request.documents.len(),
-            state.max_documents
-        )));
-    }
-    let allowed = caller.tier.limits().documents_per_batch;
-    if request.documents.len() > allowed {
-        return Err(ApiError::Forbidden(format!(
-            "the {} tier allows {allowed} documents per batch; this batch has {}",
-            caller.tier.as_str(),
-            request.documents.len()
-        )));
-    }
+    check_batch(request.documents.len(), 0, state, caller)?;
     let mut batch_bytes = 0usize;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut documents = Vec::with_capacity(request.documents.len());
+    let uploads = uploads_prefix(&caller.tenant);
     for (n, document) in request.documents.into_iter().enumerate() {
         let at = |field: &str| format!("documents[{n}].{field}");
         let id = match document.required_id() {
@@ -61,22 +81,58 @@ async fn validate(
                 format!("duplicate of documents[{first}].id {id:?}"),
             ));
         }
-        match document.into_spec(id, Rules::Strict) {
-            Ok(spec) => {
+        let read = match document.source() {
+            Err(problem) => Err(problem),
+            Ok(Source::Content) => document.into_spec(id, Rules::Strict).map(|spec| {
                 batch_bytes += spec.body.len();
-                documents.push(IntakeDocument::Accepted(spec));
+                IntakeDocument::Accepted(spec)
+            }),
+            Ok(Source::Path(_)) => {
+                errors.push(FieldError::new(
+                    at("path"),
+                    "files are read by path only from a manifest on disk (docket run); send the file itself as multipart/form-data",
+                ));
+                continue;
             }
+            Ok(Source::Key(key)) => {
+                if !key.starts_with(&uploads) || check_blob_key(key).is_err() {
+                    errors.push(FieldError::new(
+                        at("key"),
+                        format!("must be a file uploaded for this tenant (a key under {uploads})"),
+                    ));
+                    continue;
+                }
+                let key = key.to_owned();
+                document.metadata(Rules::Strict).map(|metadata| {
+                    IntakeDocument::Referenced(ReferencedDocument {
+                        title: document.title_or(&id),
+                        id,
+                        name: key.rsplit('/').next().unwrap_or(&key).to_owned(),
+                        key,
+                        bytes: 0,
+                        metadata,
+                    })
+                })
+            }
+        };
+        match read {
+            Ok(document) => documents.push(document),
             Err(problem) => errors.push(FieldError::new(at(problem.field), problem.message)),
         }
     }
-    let allowed_bytes = caller.tier.limits().batch_bytes;
-    if batch_bytes > allowed_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "the {} tier allows {allowed_bytes} bytes of document text per batch; this batch has {batch_bytes}",
-            caller.tier.as_str()
-        )));
-    }
-    let options = request.options;
+    check_batch(documents.len(), batch_bytes, state, caller)?;
+    submission_of(documents, request.options, errors, state, caller).await
+}
+
+/// The batch of `documents` run as `options` say, once both are checked:
+/// every problem found (`errors` holds the documents') is a 422.
+pub(crate) async fn submission_of(
+    documents: Vec<IntakeDocument>,
+    options: UploadOptions,
+    mut errors: Vec<FieldError>,
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Submission, ApiError> {
     let priority = match options.priority.as_deref().map(str::parse::<Priority>) {
         None => Priority::Normal,
         Some(Ok(priority)) => priority,
@@ -140,13 +196,14 @@ async fn validate(
     }
 }
 
+/// A JSON body, or files as `multipart/form-data`
+/// ([`crate::multipart`]).
 pub(crate) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    ApiJson(request): ApiJson<UploadRequest>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = match headers.get("idempotency-key") {
+    let idempotency_key = match request.headers().get("idempotency-key") {
         None => None,
         Some(value) => match value.to_str().map(str::trim) {
             Ok(key) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
@@ -158,7 +215,19 @@ pub(crate) async fn upload(
             }
         },
     };
-    let mut submission = validate(request, &state, &caller).await?;
+    let job_id = idempotency_key
+        .as_deref()
+        .map(|key| idempotent_job_id(&caller.tenant, key));
+    let mut submission = if crate::multipart::is_multipart(&request) {
+        // A retried upload with the same key writes the same objects.
+        let upload = job_id
+            .as_ref()
+            .map_or_else(|| JobId::generate().to_string(), ToString::to_string);
+        crate::multipart::submission(&state, &caller, &upload, request).await?
+    } else {
+        let ApiJson(body) = ApiJson::<UploadRequest>::from_request(request, &state).await?;
+        validate(body, &state, &caller).await?
+    };
     if let Some(url) = &submission.options.webhook_url
         && let Err(refused) = state.pipeline.check_webhook_url(url).await
     {
@@ -167,9 +236,7 @@ pub(crate) async fn upload(
             refused.to_string(),
         )]));
     }
-    if let Some(key) = idempotency_key {
-        submission.job_id = Some(idempotent_job_id(&caller.tenant, &key));
-    }
+    submission.job_id = job_id;
     let job = state.pipeline.submit_admitted(&caller, submission).await?;
     Ok(accepted(&job, json!({})))
 }

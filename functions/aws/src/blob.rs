@@ -151,20 +151,26 @@ impl BlobStore for S3Blobs {
         self.read(key, None).await
     }
 
+    async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        check_blob_key(key)?;
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| match code(&e) {
+                Some("NotFound" | "NoSuchKey") => BlobError::NotFound(key.to_owned()),
+                _ => backend("head object", &e).into(),
+            })?;
+        Ok(head.content_length().unwrap_or(0).max(0) as u64)
+    }
+
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
         if len == 0 {
-            check_blob_key(key)?;
             // S3 has no empty range; the blob must still exist.
-            self.client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| match code(&e) {
-                    Some("NotFound" | "NoSuchKey") => BlobError::NotFound(key.to_owned()),
-                    _ => backend("head object", &e).into(),
-                })?;
+            self.size(key).await?;
             return Ok(Vec::new());
         }
         let bytes = self

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Chunking, DocumentBody, DocumentSpec};
+use crate::model::{Chunking, DocumentBody, DocumentSpec, TenantId};
 
 /// The upload body: the batch clients' shape plus docket's own options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,15 @@ pub struct UploadDocument {
     /// Its text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Value>,
+    /// Instead of `content`: a file whose text is read, relative to the
+    /// manifest (a file beside it on disk, an object beside it in the
+    /// inbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Instead of `content`: an object of the deployment's bucket whose
+    /// text the processor extracts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// A JSON object carried to the results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
@@ -70,6 +79,45 @@ pub struct UploadOptions {
     pub tolerated_failure_percent: Option<f64>,
 }
 
+/// Where a tenant's uploaded files are stored; a batch may reference
+/// only objects under it (`key`).
+pub fn uploads_prefix(tenant: &TenantId) -> String {
+    format!("uploads/{tenant}/")
+}
+
+/// The key of the `n`th file of upload `upload`, named `name` (kept
+/// readable: characters other than letters, digits, `.`, `-` and `_`
+/// become `_`).
+pub fn uploaded_file_key(tenant: &TenantId, upload: &str, n: usize, name: &str) -> String {
+    let name: String = name
+        .chars()
+        .rev()
+        .take(100)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}{upload}/{n:05}-{name}", uploads_prefix(tenant))
+}
+
+/// Where a document's text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// In its `content`.
+    Content,
+    /// In the file at this path, relative to the manifest.
+    Path(&'a str),
+    /// In this object of the deployment's bucket.
+    Key(&'a str),
+}
+
 /// What is wrong with one field of a document: the field's name (`id`,
 /// `content`, `metadata`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +149,45 @@ impl UploadDocument {
             title: Some(title.to_owned()),
             content: Some(Value::String(content)),
             metadata: (!metadata.is_null()).then_some(metadata),
+            ..Self::default()
+        }
+    }
+
+    /// Where the document's text is: inline, or the file or object it
+    /// names — exactly one of them.
+    ///
+    /// # Errors
+    /// `content`: `give one of content, path or key` when none or several
+    /// are given.
+    pub fn source(&self) -> Result<Source<'_>, FieldProblem> {
+        match (&self.content, &self.path, &self.key) {
+            (Some(_), None, None) => Ok(Source::Content),
+            (None, Some(path), None) => Ok(Source::Path(path)),
+            (None, None, Some(key)) => Ok(Source::Key(key)),
+            (None, None, None) => Err(FieldProblem {
+                field: "content",
+                message: "missing (give one of content, path or key)",
+            }),
+            _ => Err(FieldProblem {
+                field: "content",
+                message: "give only one of content, path or key",
+            }),
+        }
+    }
+
+    /// Its metadata under `rules`.
+    ///
+    /// # Errors
+    /// `metadata`: `must be a JSON object` (strict only).
+    pub fn metadata(&self, rules: Rules) -> Result<Value, FieldProblem> {
+        match &self.metadata {
+            None => Ok(Value::Null),
+            Some(metadata @ (Value::Null | Value::Object(_))) => Ok(metadata.clone()),
+            Some(_) if rules == Rules::Strict => Err(FieldProblem {
+                field: "metadata",
+                message: "must be a JSON object",
+            }),
+            Some(metadata) => Ok(metadata.clone()),
         }
     }
 
@@ -146,6 +233,7 @@ impl UploadDocument {
     pub fn into_spec(self, id: String, rules: Rules) -> Result<DocumentSpec, FieldProblem> {
         let strict = rules == Rules::Strict;
         let title = self.title_or(&id);
+        let metadata = self.metadata(rules);
         let problem = |field, message| FieldProblem { field, message };
         let content = match self.content {
             Some(Value::String(content)) if strict && content.trim().is_empty() => {
@@ -155,17 +243,11 @@ impl UploadDocument {
             Some(_) => return Err(problem("content", "must be a string")),
             None => return Err(problem("content", "missing")),
         };
-        let metadata = match self.metadata {
-            None => Value::Null,
-            Some(metadata @ (Value::Null | Value::Object(_))) => metadata,
-            Some(_) if strict => return Err(problem("metadata", "must be a JSON object")),
-            Some(metadata) => metadata,
-        };
         Ok(DocumentSpec {
             title,
             id,
             body: DocumentBody::Text(content),
-            metadata,
+            metadata: metadata?,
         })
     }
 }

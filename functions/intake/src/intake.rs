@@ -3,19 +3,23 @@
 //! shape. A file that cannot be used becomes a rejected document with the
 //! reason — it fails alone; every other document still runs.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use docket_core::model::{DocumentBody, DocumentSpec, RejectedDocument};
+use docket_core::model::{DocumentBody, DocumentSpec, ReferencedDocument, RejectedDocument};
 use docket_core::pipeline::{DocumentReader, IntakeDocument};
-use docket_core::upload::{Rules, UploadDocument};
+use docket_core::ports::check_blob_key;
+use docket_core::upload::{FieldProblem, Rules, Source, UploadDocument};
 use docket_core::{Failure, FailureCategory};
 use serde_json::{Value, json};
 
+use crate::formats::{self, FileKind, kind_of};
 use crate::pdf;
 
 /// Extensions read from directories.
-pub const SUPPORTED: &[&str] = &["txt", "md", "markdown", "json", "jsonl", "pdf"];
+pub const SUPPORTED: &[&str] = &[
+    "txt", "md", "markdown", "json", "jsonl", "pdf", "docx", "html", "htm",
+];
 
 /// What was read.
 #[derive(Debug, Default)]
@@ -104,11 +108,34 @@ pub fn list_inputs(inputs: &[PathBuf]) -> Result<InputFiles, IntakeError> {
 /// Reads listed files a window at a time — each window's files read (and
 /// PDFs parsed) on every core — and yields each window's documents in the
 /// files' order, ids made unique over the whole run. Only one window's
-/// documents are held.
+/// documents are held, and of a manifest only its entries: the files a
+/// manifest names by `path` are read in the windows that follow, in the
+/// manifest's order.
 pub struct WindowedReader {
     files: std::vec::IntoIter<(PathBuf, String)>,
+    /// Work that comes before the next listed file: a manifest's entries.
+    pending: VecDeque<Read>,
     window: usize,
     ids: HashSet<String>,
+}
+
+/// One piece of a window's work.
+enum Work {
+    /// A listed file, with its document id.
+    Listed(PathBuf, String),
+    /// A manifest's entry.
+    Entry(Read),
+}
+
+impl Work {
+    /// Reads it: a listed file's readings (a manifest's entries), or an
+    /// entry's document.
+    fn read(self) -> Vec<Read> {
+        match self {
+            Work::Listed(path, id) => read_path(&path, &id),
+            Work::Entry(entry) => vec![Read::Document(entry.into_document())],
+        }
+    }
 }
 
 impl WindowedReader {
@@ -116,44 +143,79 @@ impl WindowedReader {
     pub fn new(files: Vec<(PathBuf, String)>, window: usize) -> Self {
         Self {
             files: files.into_iter(),
+            pending: VecDeque::new(),
             window: window.max(1),
             ids: HashSet::new(),
         }
     }
+
+    /// The next window's work: pending entries first, then listed files.
+    fn take_window(&mut self) -> Vec<Work> {
+        let mut work: Vec<Work> = Vec::new();
+        while work.len() < self.window {
+            match self.pending.pop_front() {
+                Some(entry) => work.push(Work::Entry(entry)),
+                None => match self.files.next() {
+                    Some((path, id)) => work.push(Work::Listed(path, id)),
+                    None => break,
+                },
+            }
+        }
+        work
+    }
+}
+
+/// Does `work` on every core; the readings in `work`'s order.
+fn read_all(work: Vec<Work>) -> Vec<Vec<Read>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = work.len().div_ceil(threads).max(1);
+    let mut parts: Vec<Vec<Work>> = Vec::new();
+    let mut work = work.into_iter().peekable();
+    while work.peek().is_some() {
+        parts.push(work.by_ref().take(per_thread).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(Work::read).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 impl Iterator for WindowedReader {
     type Item = Vec<IntakeDocument>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let files: Vec<(PathBuf, String)> = self.files.by_ref().take(self.window).collect();
-        if files.is_empty() {
-            return None;
+        loop {
+            let work = self.take_window();
+            if work.is_empty() {
+                return None;
+            }
+            let mut documents = Vec::new();
+            let mut later: Vec<Read> = Vec::new();
+            for readings in read_all(work) {
+                for reading in readings {
+                    match reading {
+                        // Once a manifest names a file, what follows waits
+                        // for it, so documents keep their order.
+                        Read::Document(document) if later.is_empty() => {
+                            documents.push(unique(document, &mut self.ids));
+                        }
+                        reading => later.push(reading),
+                    }
+                }
+            }
+            for reading in later.into_iter().rev() {
+                self.pending.push_front(reading);
+            }
+            if !documents.is_empty() {
+                return Some(documents);
+            }
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = files.len().div_ceil(threads).max(1);
-        let read: Vec<Vec<IntakeDocument>> = std::thread::scope(|scope| {
-            let parts: Vec<_> = files
-                .chunks(per_thread)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .flat_map(|(path, id)| read_file(path, id))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            parts
-                .into_iter()
-                .map(|part| part.join().unwrap_or_default())
-                .collect()
-        });
-        Some(
-            read.into_iter()
-                .flatten()
-                .map(|document| unique(document, &mut self.ids))
-                .collect(),
-        )
     }
 }
 
@@ -212,68 +274,156 @@ fn walk(
     Ok(())
 }
 
-/// Reads one file into one or more documents.
+/// Reads one file into one or more documents (the files a manifest names
+/// read at once).
 pub fn read_file(path: &Path, id: &str) -> Vec<IntakeDocument> {
+    read_path(path, id)
+        .into_iter()
+        .map(Read::into_document)
+        .collect()
+}
+
+/// Reads one file: its document, or a manifest's entries (the files they
+/// name not read yet).
+fn read_path(path: &Path, id: &str) -> Vec<Read> {
     let title = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| id.to_owned());
     match std::fs::read(path) {
-        Ok(bytes) => read_bytes(&path.display().to_string(), id, title, &bytes),
-        Err(e) => vec![rejected(
+        Ok(bytes) => {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            read_in(
+                &Base::Dir(dir),
+                &path.display().to_string(),
+                id,
+                title,
+                &bytes,
+            )
+        }
+        Err(e) => vec![Read::Document(rejected(
             id.to_owned(),
             title,
             format!("cannot read {}: {e}", path.display()),
-        )],
+        ))],
     }
 }
 
-/// The pipeline's reader of files dropped in the inbox: [`read_bytes`].
+/// The pipeline's reader: files dropped in the inbox ([`read_bytes`]),
+/// referenced files' text ([`extract`], on a blocking thread).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FileReader;
 
+#[async_trait::async_trait]
 impl DocumentReader for FileReader {
     fn read(&self, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
         read_bytes(path, id, title, bytes)
     }
-}
 
-/// Reads the bytes of the file at `path` (a filesystem path or an object
-/// key: its extension says how to read it) into one or more documents.
-pub fn read_bytes(path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
-    let metadata = json!({ "path": path, "bytes": bytes.len() });
-    match extension(Path::new(path)).as_str() {
-        "pdf" => vec![from_pdf(id, title, bytes, metadata)],
-        "json" => from_json(id, title, bytes),
-        "jsonl" => from_jsonl(id, bytes),
-        _ => vec![from_text(id, title, bytes, metadata)],
+    async fn extract(&self, name: &str, bytes: Vec<u8>) -> Result<DocumentBody, Failure> {
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || extract(&name, &bytes))
+            .await
+            .unwrap_or_else(|e| Err(format!("text extraction stopped: {e}")))
+            .map(|(body, _)| body)
+            .map_err(|reason| Failure::new(FailureCategory::Data, reason))
     }
 }
 
-fn from_text(id: &str, title: String, bytes: &[u8], metadata: Value) -> IntakeDocument {
-    match std::str::from_utf8(bytes) {
-        Err(e) => rejected(
-            id.to_owned(),
-            title,
-            format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
-        ),
-        Ok(text) => accept(
-            id.to_owned(),
-            title,
-            DocumentBody::Text(text.to_owned()),
-            metadata,
-        ),
+/// Reads the bytes of the file at `path` (a filesystem path or an object
+/// key) into one or more documents: a manifest's entries, or the file's
+/// text (its kind told by [`kind_of`]). A manifest entry naming a `path`
+/// is, here, the object of that key beside the manifest, and a `key` any
+/// object under the manifest's top-level prefix (the inbox): both are
+/// referenced documents, whose files the processors read.
+pub fn read_bytes(path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
+    read_in(&Base::Bucket(path), path, id, title, bytes)
+        .into_iter()
+        .map(Read::into_document)
+        .collect()
+}
+
+/// Reads the bytes of the file at `path` as [`read_bytes`] does, a
+/// manifest's relative paths taken from `base`.
+fn read_in(base: &Base<'_>, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<Read> {
+    match kind_of(path, bytes) {
+        FileKind::Json => from_json(id, title, bytes, base),
+        FileKind::Jsonl => from_jsonl(id, bytes, base),
+        _ => vec![Read::Document(from_file(id, title, path, bytes))],
+    }
+}
+
+/// A file's text, its kind told by its content first and `name`'s
+/// extension second, with its page count when it is a PDF; or why it has
+/// none.
+///
+/// # Errors
+/// The reason, as the document's failure says it.
+pub fn extract(name: &str, bytes: &[u8]) -> Result<(DocumentBody, Option<usize>), String> {
+    let body = match kind_of(name, bytes) {
+        FileKind::Pdf => {
+            let pages = pdf::extract_pages(bytes).map_err(|e| format!("unreadable PDF: {e}"))?;
+            if !pages.is_empty() && pages.iter().all(|p| p.trim().is_empty()) {
+                return Err(format!(
+                    "the PDF's {} pages have no extractable text (scanned images?)",
+                    pages.len()
+                ));
+            }
+            DocumentBody::Pages(pages)
+        }
+        FileKind::Docx => DocumentBody::Text(formats::docx_text(bytes)?),
+        FileKind::Html => DocumentBody::Text(formats::html_text(bytes)?),
+        FileKind::Ole => {
+            return Err("a legacy (.doc) or password-protected Office file: its text cannot be read; save it as DOCX or PDF".into());
+        }
+        FileKind::Json | FileKind::Jsonl | FileKind::Text => match std::str::from_utf8(bytes) {
+            Ok(text) => DocumentBody::Text(text.to_owned()),
+            Err(e) => {
+                return Err(format!(
+                    "not UTF-8 text: invalid byte at offset {}",
+                    e.valid_up_to()
+                ));
+            }
+        },
+    };
+    if let Some(reason) = blank(&body) {
+        return Err(reason.to_owned());
+    }
+    let pages = match &body {
+        DocumentBody::Pages(pages) => Some(pages.len()),
+        DocumentBody::Text(_) => None,
+    };
+    Ok((body, pages))
+}
+
+/// Why a body cannot be evaluated for having no text, if it has none.
+fn blank(body: &DocumentBody) -> Option<&'static str> {
+    if body.is_empty() {
+        Some("the document is empty")
+    } else if body.is_blank() {
+        Some("the document has only white space")
+    } else {
+        None
+    }
+}
+
+/// One file read whole as one document.
+fn from_file(id: &str, title: String, path: &str, bytes: &[u8]) -> IntakeDocument {
+    let mut metadata = json!({ "path": path, "bytes": bytes.len() });
+    match extract(path, bytes) {
+        Ok((body, pages)) => {
+            if let Some(pages) = pages {
+                metadata["pages"] = json!(pages);
+            }
+            accept(id.to_owned(), title, body, metadata)
+        }
+        Err(reason) => rejected(id.to_owned(), title, reason),
     }
 }
 
 fn accept(id: String, title: String, body: DocumentBody, metadata: Value) -> IntakeDocument {
-    if body.is_blank() {
-        let what = if body.is_empty() {
-            "the document is empty"
-        } else {
-            "the document has only white space"
-        };
-        return rejected(id, title, what);
+    if let Some(reason) = blank(&body) {
+        return rejected(id, title, reason);
     }
     IntakeDocument::Accepted(DocumentSpec {
         id,
@@ -283,51 +433,179 @@ fn accept(id: String, title: String, body: DocumentBody, metadata: Value) -> Int
     })
 }
 
-fn from_pdf(id: &str, title: String, bytes: &[u8], mut metadata: Value) -> IntakeDocument {
-    match pdf::extract_pages(bytes) {
-        Err(reason) => rejected(id.to_owned(), title, format!("unreadable PDF: {reason}")),
-        Ok(pages) => {
-            metadata["pages"] = json!(pages.len());
-            if pages.iter().all(|p| p.trim().is_empty()) {
-                return rejected(
-                    id.to_owned(),
-                    title,
-                    format!(
-                        "the PDF's {} pages have no extractable text (scanned images?)",
-                        pages.len()
-                    ),
-                );
-            }
-            accept(id.to_owned(), title, DocumentBody::Pages(pages), metadata)
+/// Where a manifest's relative `path`s point.
+enum Base<'a> {
+    /// A manifest on disk: files beside it.
+    Dir(&'a Path),
+    /// A manifest in the blob store under this key: objects beside it.
+    Bucket(&'a str),
+}
+
+/// A file's or manifest entry's reading: a document, or (a manifest on
+/// disk) a file the entry names, read later with the entry's id, title
+/// and metadata.
+enum Read {
+    Document(IntakeDocument),
+    File {
+        path: PathBuf,
+        id: String,
+        title: String,
+        metadata: Value,
+    },
+}
+
+impl Read {
+    /// The reading as a document now (a named file read at once).
+    fn into_document(self) -> IntakeDocument {
+        match self {
+            Read::Document(document) => document,
+            Read::File {
+                path,
+                id,
+                title,
+                metadata,
+            } => read_named(&path, id, title, metadata),
         }
+    }
+}
+
+/// A file a manifest names, read as its entry says: its id and title,
+/// and its metadata when it gives some (else the file's path and size).
+fn read_named(path: &Path, id: String, title: String, metadata: Value) -> IntakeDocument {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return rejected(id, title, format!("cannot read {}: {e}", path.display())),
+    };
+    match from_file(&id, title, &path.display().to_string(), &bytes) {
+        IntakeDocument::Accepted(mut spec) if !metadata.is_null() => {
+            spec.metadata = metadata;
+            IntakeDocument::Accepted(spec)
+        }
+        document => document,
     }
 }
 
 /// One entry of a manifest, read as the upload body's document
 /// ([`UploadDocument`]) under the manifest's lenient rules: an entry without
-/// a usable id gets `fallback_id`.
-fn from_entry(entry: Value, at: &str, fallback_id: String) -> IntakeDocument {
+/// a usable id gets `fallback_id`; one naming a `path` or `key` is a file
+/// to read (see [`read_bytes`] for the blob store's rules).
+fn from_entry(entry: Value, at: &str, fallback_id: String, base: &Base<'_>) -> Read {
     let document: UploadDocument = match serde_json::from_value(entry) {
         Ok(document) => document,
-        Err(e) => return rejected(fallback_id.clone(), fallback_id, format!("{at}: {e}")),
+        Err(e) => {
+            return Read::Document(rejected(
+                fallback_id.clone(),
+                fallback_id,
+                format!("{at}: {e}"),
+            ));
+        }
     };
     let id = document.id_or(fallback_id);
     let title = document.title_or(&id);
-    match document.into_spec(id.clone(), Rules::Lenient) {
-        Ok(spec) => accept(spec.id, spec.title, spec.body, spec.metadata),
-        Err(problem) => rejected(
+    let problem = |id: String, title: String, problem: FieldProblem| {
+        rejected(
             id,
             title,
             format!("{at}.{}: {}", problem.field, problem.message),
-        ),
+        )
+    };
+    let source = match document.source() {
+        Ok(source) => source,
+        Err(p) => return Read::Document(problem(id, title, p)),
+    };
+    let metadata = match document.metadata(Rules::Lenient) {
+        Ok(metadata) => metadata,
+        Err(p) => return Read::Document(problem(id, title, p)),
+    };
+    match (source, base) {
+        (Source::Content, _) => {
+            Read::Document(match document.into_spec(id.clone(), Rules::Lenient) {
+                Ok(spec) => accept(spec.id, spec.title, spec.body, spec.metadata),
+                Err(p) => problem(id, title, p),
+            })
+        }
+        (Source::Path(path), Base::Dir(dir)) => Read::File {
+            path: dir.join(path),
+            id,
+            title,
+            metadata,
+        },
+        (Source::Key(_), Base::Dir(_)) => Read::Document(rejected(
+            id,
+            title,
+            format!(
+                "{at}.key: names an object in a deployment's bucket; a manifest on disk names its files by path"
+            ),
+        )),
+        (Source::Path(path), Base::Bucket(manifest)) => {
+            let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let key = if dir.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{dir}/{path}")
+            };
+            Read::Document(referenced(
+                id,
+                title,
+                key,
+                metadata,
+                manifest,
+                &format!("{at}.path"),
+            ))
+        }
+        (Source::Key(key), Base::Bucket(manifest)) => Read::Document(referenced(
+            id,
+            title,
+            key.to_owned(),
+            metadata,
+            manifest,
+            &format!("{at}.key"),
+        )),
     }
 }
 
-fn from_json(id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
+/// A referenced document in the blob store: its key must be a plain key
+/// under the manifest's own top-level prefix (an inbox manifest names
+/// inbox objects, never the deployment's documents or results).
+fn referenced(
+    id: String,
+    title: String,
+    key: String,
+    metadata: Value,
+    manifest: &str,
+    at: &str,
+) -> IntakeDocument {
+    let top = manifest.split_once('/').map_or("", |(top, _)| top);
+    if check_blob_key(&key).is_err() || !key.starts_with(&format!("{top}/")) {
+        return rejected(
+            id,
+            title,
+            format!("{at}: {key:?} is not an object under {top}/ (no `..`, no leading `/`)"),
+        );
+    }
+    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
+    IntakeDocument::Referenced(ReferencedDocument {
+        id,
+        title,
+        key,
+        name,
+        bytes: 0,
+        metadata,
+    })
+}
+
+fn from_json(id: &str, title: String, bytes: &[u8], base: &Base<'_>) -> Vec<Read> {
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
-        Err(e) => return vec![rejected(id.to_owned(), title, format!("invalid JSON: {e}"))],
+        Err(e) => {
+            return vec![Read::Document(rejected(
+                id.to_owned(),
+                title,
+                format!("invalid JSON: {e}"),
+            ))];
+        }
     };
+    let one = |document| vec![Read::Document(document)];
     match value.get("documents") {
         Some(Value::Array(entries)) if !entries.is_empty() => entries
             .iter()
@@ -337,27 +615,28 @@ fn from_json(id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
                     entry.clone(),
                     &format!("documents[{n}]"),
                     format!("{id}#{}", n + 1),
+                    base,
                 )
             })
             .collect(),
-        Some(Value::Array(_)) => vec![rejected(
+        Some(Value::Array(_)) => one(rejected(
             id.to_owned(),
             title,
             "the manifest's documents list is empty",
-        )],
-        Some(_) => vec![rejected(id.to_owned(), title, "documents: must be a list")],
+        )),
+        Some(_) => one(rejected(id.to_owned(), title, "documents: must be a list")),
         None if value.get("content").is_some() => {
-            vec![from_entry(value, "document", id.to_owned())]
+            vec![from_entry(value, "document", id.to_owned(), base)]
         }
-        None => vec![rejected(
+        None => one(rejected(
             id.to_owned(),
             title,
             "a JSON file must be a document {\"content\": …} or a manifest {\"documents\": […]}",
-        )],
+        )),
     }
 }
 
-fn from_jsonl(id: &str, bytes: &[u8]) -> Vec<IntakeDocument> {
+fn from_jsonl(id: &str, bytes: &[u8], base: &Base<'_>) -> Vec<Read> {
     let text = String::from_utf8_lossy(bytes);
     text.lines()
         .enumerate()
@@ -365,12 +644,12 @@ fn from_jsonl(id: &str, bytes: &[u8]) -> Vec<IntakeDocument> {
         .map(|(n, line)| {
             let fallback = format!("{id}#{}", n + 1);
             match serde_json::from_str::<Value>(line) {
-                Ok(entry) => from_entry(entry, &format!("line {}", n + 1), fallback),
-                Err(e) => rejected(
+                Ok(entry) => from_entry(entry, &format!("line {}", n + 1), fallback, base),
+                Err(e) => Read::Document(rejected(
                     fallback.clone(),
                     fallback,
                     format!("line {}: invalid JSON: {e}", n + 1),
-                ),
+                )),
             }
         })
         .collect()
@@ -392,7 +671,7 @@ mod tests {
                 assert_eq!(r.failure.category, FailureCategory::Data);
                 &r.failure.message
             }
-            IntakeDocument::Accepted(a) => panic!("{} was accepted", a.id),
+            other => panic!("{} was not rejected", other.id()),
         }
     }
 
@@ -407,16 +686,7 @@ mod tests {
         write(dir.path(), "good.txt", b"hello");
         write(dir.path(), "image.png", b"\x89PNG");
         let intake = read_inputs(&[dir.path().to_owned()]).unwrap();
-        let by_id = |id: &str| {
-            intake
-                .documents
-                .iter()
-                .find(|d| match d {
-                    IntakeDocument::Accepted(a) => a.id == id,
-                    IntakeDocument::Rejected(r) => r.id == id,
-                })
-                .unwrap()
-        };
+        let by_id = |id: &str| intake.documents.iter().find(|d| d.id() == id).unwrap();
         assert_eq!(intake.documents.len(), 6);
         assert_eq!(failure(by_id("empty.txt")), "the document is empty");
         assert_eq!(
@@ -472,14 +742,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = write(dir.path(), "same.txt", b"one");
         let intake = read_inputs(&[a.clone(), a]).unwrap();
-        let ids: Vec<_> = intake
-            .documents
-            .iter()
-            .map(|d| match d {
-                IntakeDocument::Accepted(a) => a.id.clone(),
-                IntakeDocument::Rejected(r) => r.id.clone(),
-            })
-            .collect();
+        let ids: Vec<_> = intake.documents.iter().map(|d| d.id().to_owned()).collect();
         assert_eq!(ids, ["same.txt", "same.txt#2"]);
     }
 

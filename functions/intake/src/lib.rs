@@ -5,7 +5,10 @@
 //! rejected document with the reason: it fails alone.
 #![deny(missing_docs)]
 
+pub mod formats;
 pub mod intake;
 pub mod pdf;
 
-pub use intake::{FileReader, Intake, IntakeError, SUPPORTED, read_bytes, read_file, read_inputs};
+pub use intake::{
+    FileReader, Intake, IntakeError, SUPPORTED, extract, read_bytes, read_file, read_inputs,
+};

@@ -93,6 +93,12 @@ impl BlobStore for FsBlobStore {
         std::fs::read(self.path(key)?).map_err(|e| io_error(key, e))
     }
 
+    async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        std::fs::metadata(self.path(key)?)
+            .map(|m| m.len())
+            .map_err(|e| io_error(key, e))
+    }
+
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
         let mut file = std::fs::File::open(self.path(key)?).map_err(|e| io_error(key, e))?;
         file.seek(SeekFrom::Start(offset))

@@ -67,6 +67,27 @@ pub struct RejectedDocument {
     pub failure: Failure,
 }
 
+/// A document given by reference: a file stored whole in the blob store
+/// (uploaded, or already in the deployment's bucket) whose text the
+/// processor extracts — intake only says where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferencedDocument {
+    /// Unique within the job.
+    pub id: String,
+    /// A human title.
+    pub title: String,
+    /// The file's blob key.
+    pub key: String,
+    /// The file's name: its extension is the hint to its type when the
+    /// content does not tell.
+    pub name: String,
+    /// Its size in bytes, when intake knows it (`0`: read it from the
+    /// store).
+    pub bytes: u64,
+    /// Free JSON given by the client, passed to the evaluator.
+    pub metadata: serde_json::Value,
+}
+
 /// Where a chunk sits in its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkInfo {
@@ -95,14 +116,20 @@ impl ChunkInfo {
 
 /// Where a work item's text is stored (the claim check): a byte range of a
 /// blob. Small documents share one blob, so storing a batch costs a few puts.
+/// A referenced document's item points at its whole file instead, named
+/// by `file`: the processor extracts the text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodyRef {
     /// Blob key.
     pub key: String,
     /// First byte.
     pub offset: u64,
-    /// Length in bytes.
+    /// Length in bytes (for a file, `0` when intake did not know it).
     pub len: u64,
+    /// The file's name when the blob is a file to extract text from (PDF,
+    /// DOCX, HTML, text) rather than text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// One unit of work: a document, or a chunk of one. This is the queue

@@ -9,7 +9,7 @@ mod job;
 
 pub use item::{
     BodyRef, ChunkInfo, DocumentBody, DocumentSpec, ItemOutcome, ItemResult, ItemStatus,
-    RejectedDocument, WorkItem,
+    ReferencedDocument, RejectedDocument, WorkItem,
 };
 pub use job::{Job, JobCounters, Refused};
 

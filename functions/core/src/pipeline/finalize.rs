@@ -11,7 +11,6 @@ use super::{Disposition, FinalizeMessage, Pipeline, PipelineError};
 use crate::aggregate::{
     self, DocumentGroups, DocumentResult, ResultsHeader, Summary, SummaryBuilder,
 };
-use crate::evaluation::default_merge;
 use crate::model::{ItemOutcome, Job, JobId};
 use crate::ports::{BlobError, Delivery, QueueName, StoreError};
 use crate::results::{
@@ -382,19 +381,12 @@ impl Pipeline {
     ) -> Result<DocumentResult, PipelineError> {
         let merged = match aggregate::chunks_to_merge(&group) {
             None => None,
-            Some(chunks) => {
-                let evaluations = chunks.iter().map(|c| c.evaluation.clone()).collect();
-                match self
-                    .evaluators
-                    .merge_chunks(&job.evaluator, evaluations)
-                    .await
-                {
-                    Err(failure) if failure.category.is_retryable() => {
-                        return Err(PipelineError::Evaluator(failure));
-                    }
-                    merged => Some(merged.map(|own| own.unwrap_or_else(|| default_merge(&chunks)))),
+            Some(chunks) => match self.merge_chunks(&job.evaluator, &chunks).await {
+                Err(failure) if failure.category.is_retryable() => {
+                    return Err(PipelineError::Evaluator(failure));
                 }
-            }
+                merged => Some(merged),
+            },
         };
         Ok(aggregate::assemble_document(group, merged))
     }

@@ -30,10 +30,20 @@ pub struct CreatedObject {
 /// Reads the bytes of a dropped file into documents: text, PDF pages,
 /// manifests. A file that cannot be used becomes a rejected document with
 /// the reason.
+#[async_trait::async_trait]
 pub trait DocumentReader: Send + Sync {
     /// The documents in `bytes`, read from the file named `path` (its
     /// extension says how), the first with `id` and `title`.
     fn read(&self, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument>;
+
+    /// The text of a referenced document's file named `name` (PDF pages,
+    /// DOCX, HTML or text: told by the content first, the name's extension
+    /// second).
+    ///
+    /// # Errors
+    /// A [`FailureCategory::Data`] failure with the reason when the file
+    /// has no usable text (broken, encrypted, empty, not text).
+    async fn extract(&self, name: &str, bytes: Vec<u8>) -> Result<DocumentBody, Failure>;
 }
 
 /// A reader of UTF-8 text only: one document a file (for pipelines that
@@ -41,22 +51,35 @@ pub trait DocumentReader: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlainText;
 
+impl PlainText {
+    fn text(bytes: Vec<u8>) -> Result<DocumentBody, Failure> {
+        String::from_utf8(bytes)
+            .map(DocumentBody::Text)
+            .map_err(|e| Failure::new(FailureCategory::Data, format!("not UTF-8 text: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
 impl DocumentReader for PlainText {
     fn read(&self, _path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
-        let document = match std::str::from_utf8(bytes) {
-            Ok(text) => IntakeDocument::Accepted(DocumentSpec {
+        let document = match Self::text(bytes.to_vec()) {
+            Ok(body) => IntakeDocument::Accepted(DocumentSpec {
                 id: id.to_owned(),
                 title,
-                body: DocumentBody::Text(text.to_owned()),
+                body,
                 metadata: serde_json::Value::Null,
             }),
-            Err(e) => IntakeDocument::Rejected(RejectedDocument {
+            Err(failure) => IntakeDocument::Rejected(RejectedDocument {
                 id: id.to_owned(),
                 title,
-                failure: Failure::new(FailureCategory::Data, format!("not UTF-8 text: {e}")),
+                failure,
             }),
         };
         vec![document]
+    }
+
+    async fn extract(&self, _name: &str, bytes: Vec<u8>) -> Result<DocumentBody, Failure> {
+        Self::text(bytes)
     }
 }
 

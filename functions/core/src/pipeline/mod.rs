@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::failure::{Failure, FailureCategory, RetryPolicy};
 use crate::metrics::Metrics;
-use crate::model::{DocumentSpec, EvaluatorRef, JobId, JobOptions, RejectedDocument, TenantId};
+use crate::model::{
+    DocumentSpec, EvaluatorRef, JobId, JobOptions, ReferencedDocument, RejectedDocument, TenantId,
+};
 use crate::ports::{
     ApiKeyStore, BlobError, BlobStore, Clock, Evaluators, JobStore, QueueError, RateLimiter,
     StoreError, WebhookSecrets, WebhookSender, WorkQueue,
@@ -80,6 +82,10 @@ pub struct PipelineSettings {
     /// answers with a presigned URL to it). `None` (the embedded backend,
     /// which streams any size): never.
     pub whole_files_past: Option<u64>,
+    /// Largest file a referenced document may be: a processor reads a
+    /// file whole to extract its text, so a bigger one fails alone (DATA)
+    /// unread.
+    pub max_file_bytes: u64,
 }
 
 impl Default for PipelineSettings {
@@ -96,6 +102,7 @@ impl Default for PipelineSettings {
             results_part_bytes: 4 * 1024 * 1024,
             summary_input_bytes: 4 * 1024 * 1024,
             whole_files_past: None,
+            max_file_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -145,6 +152,8 @@ pub enum IntakeDocument {
     Accepted(DocumentSpec),
     /// Could not be read (empty, unreadable): recorded failed at once.
     Rejected(RejectedDocument),
+    /// A stored file whose text the processor extracts.
+    Referenced(ReferencedDocument),
 }
 
 impl IntakeDocument {
@@ -153,6 +162,7 @@ impl IntakeDocument {
         match self {
             IntakeDocument::Accepted(d) => &d.id,
             IntakeDocument::Rejected(d) => &d.id,
+            IntakeDocument::Referenced(d) => &d.id,
         }
     }
 
@@ -161,6 +171,7 @@ impl IntakeDocument {
         match self {
             IntakeDocument::Accepted(d) => &mut d.id,
             IntakeDocument::Rejected(d) => &mut d.id,
+            IntakeDocument::Referenced(d) => &mut d.id,
         }
     }
 
@@ -169,6 +180,7 @@ impl IntakeDocument {
         match self {
             IntakeDocument::Accepted(d) => &d.title,
             IntakeDocument::Rejected(d) => &d.title,
+            IntakeDocument::Referenced(d) => &d.title,
         }
     }
 }
@@ -246,7 +258,8 @@ pub struct Ports {
     pub evaluators: Arc<dyn Evaluators>,
     /// Sends job-finished callbacks.
     pub webhooks: Arc<dyn WebhookSender>,
-    /// Reads files dropped in the inbox into documents.
+    /// Reads files dropped in the inbox into documents, and referenced
+    /// files into text.
     pub reader: Arc<dyn DocumentReader>,
     /// The time.
     pub clock: Arc<dyn Clock>,

@@ -7,14 +7,28 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Disposition, FinalizeMessage, Pipeline, PipelineError, jitter};
+use crate::chunking::{self, Chunk};
+use crate::evaluation::{ChunkEvaluation, Evaluation, default_merge};
 use crate::failure::{Failure, FailureCategory, RetryDecision};
 use crate::model::{
-    BodyRef, EvaluatorRef, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobOptions, JobStatus,
-    WorkItem,
+    BodyRef, ChunkInfo, Chunking, EvaluatorRef, ItemOutcome, ItemResult, Job, JobCounters, JobId,
+    JobOptions, JobStatus, WorkItem,
 };
 use crate::ports::{
-    Delivery, EvaluationRequest, OutgoingMessage, QueueError, QueueName, StoreError,
+    BlobError, Delivery, EvaluationReport, EvaluationRequest, OutgoingMessage, QueueError,
+    QueueName, StoreError,
 };
+
+/// A delivery whose item is being evaluated: one call per part.
+struct Evaluating {
+    /// The delivery's position.
+    n: usize,
+    item: WorkItem,
+    load_seconds: f64,
+    evaluator: EvaluatorRef,
+    /// Each call's chunk and its text's size.
+    parts: Vec<(ChunkInfo, u64)>,
+}
 
 impl Pipeline {
     /// Processes a batch of work-item deliveries and says what to do with
@@ -33,8 +47,14 @@ impl Pipeline {
         let mut dispositions = vec![Disposition::Keep; deliveries.len()];
         let mut jobs: HashMap<JobId, Option<(Job, Arc<serde_json::Value>)>> = HashMap::new();
         let mut decided: Vec<(usize, WorkItem, ItemResult)> = Vec::new();
-        let mut evaluating: Vec<(usize, WorkItem, f64)> = Vec::new();
-        let mut to_load: Vec<(usize, WorkItem, EvaluatorRef, Arc<serde_json::Value>)> = Vec::new();
+        let mut evaluating: Vec<Evaluating> = Vec::new();
+        let mut to_load: Vec<(
+            usize,
+            WorkItem,
+            EvaluatorRef,
+            Arc<serde_json::Value>,
+            Chunking,
+        )> = Vec::new();
         let mut requests = Vec::new();
         for (n, delivery) in deliveries.iter().enumerate() {
             let item: WorkItem = match serde_json::from_str(&delivery.body) {
@@ -90,25 +110,46 @@ impl Pipeline {
                 ));
                 continue;
             }
-            to_load.push((n, item, job.evaluator.clone(), config.clone()));
+            to_load.push((
+                n,
+                item,
+                job.evaluator.clone(),
+                config.clone(),
+                job.options.chunking,
+            ));
         }
         let started = Instant::now();
-        let bodies: Vec<&BodyRef> = to_load.iter().map(|(_, item, _, _)| &item.body).collect();
-        let texts = self.load_texts(&bodies).await;
-        let load_seconds = started.elapsed().as_secs_f64() / texts.len().max(1) as f64;
-        for ((n, item, evaluator, config), text) in to_load.into_iter().zip(texts) {
-            match text {
-                Ok(content) => {
-                    requests.push(EvaluationRequest {
+        let items: Vec<(&WorkItem, &Chunking)> = to_load
+            .iter()
+            .map(|(_, item, _, _, chunking)| (item, chunking))
+            .collect();
+        let loaded = self.load_items(&items).await;
+        let load_seconds = started.elapsed().as_secs_f64() / loaded.len().max(1) as f64;
+        for ((n, item, evaluator, config, _), chunks) in to_load.into_iter().zip(loaded) {
+            match chunks {
+                Ok(chunks) => {
+                    let parts = chunks
+                        .iter()
+                        .map(|c| (c.info, c.text.len() as u64))
+                        .collect();
+                    for chunk in chunks {
+                        requests.push(EvaluationRequest {
+                            evaluator: evaluator.clone(),
+                            id: item.document_id.clone(),
+                            title: item.title.clone(),
+                            content: chunk.text,
+                            metadata: item.metadata.clone(),
+                            chunk: chunk.info,
+                            config: config.clone(),
+                        });
+                    }
+                    evaluating.push(Evaluating {
+                        n,
+                        item,
+                        load_seconds,
                         evaluator,
-                        id: item.document_id.clone(),
-                        title: item.title.clone(),
-                        content,
-                        metadata: item.metadata.clone(),
-                        chunk: item.chunk,
-                        config,
+                        parts,
                     });
-                    evaluating.push((n, item, load_seconds));
                 }
                 Err(failure) => {
                     if let Some(result) = self.give_up_or_retry(
@@ -123,19 +164,28 @@ impl Pipeline {
                 }
             }
         }
-        let reports = self.evaluators.evaluate(requests, deadline).await;
-        for ((n, item, load_seconds), report) in evaluating.into_iter().zip(reports) {
-            match report {
-                Ok(report) => {
-                    let mut evaluation = report.evaluation;
-                    evaluation.rebase(item.chunk.offset);
-                    let seconds = load_seconds + report.usage.seconds;
+        let mut reports = self
+            .evaluators
+            .evaluate(requests, deadline)
+            .await
+            .into_iter();
+        for Evaluating {
+            n,
+            item,
+            load_seconds,
+            evaluator,
+            parts,
+        } in evaluating
+        {
+            let item_reports = reports.by_ref().take(parts.len()).collect();
+            match self.evaluation_of(&evaluator, &parts, item_reports).await {
+                Ok((evaluation, seconds)) => {
                     decided.push((
                         n,
                         item,
                         ItemResult::Succeeded {
                             evaluation,
-                            seconds,
+                            seconds: load_seconds + seconds,
                         },
                     ));
                 }
@@ -214,6 +264,122 @@ impl Pipeline {
                 Some(ItemResult::Failed { failure, seconds })
             }
         }
+    }
+
+    /// The texts to evaluate of each item: its own chunk, read from its
+    /// pack; or, for a referenced document, its file read and extracted
+    /// here and split as `chunking` says (each chunk is one evaluator call
+    /// and the item's evaluation is their merge).
+    async fn load_items(
+        &self,
+        items: &[(&WorkItem, &Chunking)],
+    ) -> Vec<Result<Vec<Chunk>, Failure>> {
+        let packed: Vec<usize> = (0..items.len())
+            .filter(|&n| items[n].0.body.file.is_none())
+            .collect();
+        let bodies: Vec<&BodyRef> = packed.iter().map(|&n| &items[n].0.body).collect();
+        let mut loaded: Vec<Option<Result<Vec<Chunk>, Failure>>> = vec![None; items.len()];
+        for (n, text) in packed.into_iter().zip(self.load_texts(&bodies).await) {
+            let info = items[n].0.chunk;
+            loaded[n] = Some(text.map(|text| vec![Chunk { info, text }]));
+        }
+        for (n, (item, chunking)) in items.iter().enumerate() {
+            if let Some(name) = &item.body.file {
+                loaded[n] = Some(self.load_file(&item.body, name, chunking).await);
+            }
+        }
+        loaded
+            .into_iter()
+            .map(|l| {
+                l.unwrap_or_else(|| Err(Failure::new(FailureCategory::Permanent, "text not read")))
+            })
+            .collect()
+    }
+
+    /// A referenced document's chunks: its file read whole (refused unread
+    /// past [`max_file_bytes`](super::PipelineSettings::max_file_bytes)),
+    /// its text extracted and split.
+    async fn load_file(
+        &self,
+        body: &BodyRef,
+        name: &str,
+        chunking: &Chunking,
+    ) -> Result<Vec<Chunk>, Failure> {
+        let reading =
+            |e: BlobError| Failure::new(e.category(), format!("reading the file {name}: {e}"));
+        let len = match body.len {
+            0 => self.blobs.size(&body.key).await.map_err(reading)?,
+            len => len,
+        };
+        let limit = self.settings.max_file_bytes;
+        if len > limit {
+            return Err(Failure::new(
+                FailureCategory::Data,
+                format!("the file is {len} bytes, over the limit of {limit} bytes"),
+            ));
+        }
+        let bytes = self
+            .blobs
+            .get_range(&body.key, 0, len)
+            .await
+            .map_err(reading)?;
+        let text = self.reader.extract(name, bytes).await?;
+        Ok(chunking::plan(&text, chunking))
+    }
+
+    /// An item's evaluation from the reports of its chunks' calls (spans
+    /// made relative to the document): the one chunk's, or their merge;
+    /// and the seconds the calls took. The first failed call fails it.
+    async fn evaluation_of(
+        &self,
+        evaluator: &EvaluatorRef,
+        parts: &[(ChunkInfo, u64)],
+        reports: Vec<Result<EvaluationReport, Failure>>,
+    ) -> Result<(Evaluation, f64), Failure> {
+        let mut seconds = 0.0;
+        let mut chunks = Vec::with_capacity(parts.len());
+        for ((info, bytes), report) in parts.iter().zip(reports) {
+            let report = report.map_err(|failure| match (parts.len(), info.first_page) {
+                (1, _) => failure,
+                (_, Some(first)) => failure.context(format_args!(
+                    "pages {first}–{}",
+                    info.last_page.unwrap_or(first)
+                )),
+                (count, None) => {
+                    failure.context(format_args!("chunk {} of {count}", info.index + 1))
+                }
+            })?;
+            let mut evaluation = report.evaluation;
+            evaluation.rebase(info.offset);
+            seconds += report.usage.seconds;
+            chunks.push(ChunkEvaluation {
+                weight: *bytes,
+                evaluation,
+            });
+        }
+        if chunks.len() == 1 {
+            let only = chunks.pop().map(|c| c.evaluation).unwrap_or_default();
+            return Ok((only, seconds));
+        }
+        Ok((self.merge_chunks(evaluator, &chunks).await?, seconds))
+    }
+
+    /// A split document's evaluation: the evaluator's own merge of its
+    /// chunks' evaluations (in order, spans relative to the document), or
+    /// the host's [`default_merge`] when it has none.
+    ///
+    /// # Errors
+    /// The merge's failure.
+    pub(super) async fn merge_chunks(
+        &self,
+        evaluator: &EvaluatorRef,
+        chunks: &[ChunkEvaluation],
+    ) -> Result<Evaluation, Failure> {
+        let evaluations = chunks.iter().map(|c| c.evaluation.clone()).collect();
+        self.evaluators
+            .merge_chunks(evaluator, evaluations)
+            .await
+            .map(|own| own.unwrap_or_else(|| default_merge(chunks)))
     }
 
     /// Reads the texts of `bodies`, one ranged read per blob: items of a

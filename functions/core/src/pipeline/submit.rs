@@ -10,7 +10,7 @@ use crate::chunking;
 use crate::model::{
     BodyRef, ChunkInfo, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus, WorkItem,
 };
-use crate::ports::{OutgoingMessage, QueueName};
+use crate::ports::{ChunkSource, OutgoingMessage, QueueName};
 
 fn pack_key(job: &JobId, n: usize) -> String {
     format!("documents/{job}/pack-{n:05}")
@@ -58,6 +58,19 @@ impl Pipeline {
             }
         }
         self.open_intake(submission).await?.close().await
+    }
+
+    /// Stores a file a batch will reference (streamed from `source`, e.g.
+    /// an upload being read) under `key`; returns its size.
+    ///
+    /// # Errors
+    /// The source's errors and the blob store's (nothing is stored then).
+    pub async fn store_file(
+        &self,
+        key: &str,
+        source: &mut dyn ChunkSource,
+    ) -> Result<u64, PipelineError> {
+        Ok(self.blobs.put_chunks(key, source).await?)
     }
 
     /// Creates the job of a batch with its intake open and adds the
@@ -118,7 +131,9 @@ impl OpenIntake {
     }
 
     /// Adds the next document: split into work items whose text goes into
-    /// the current pack, or recorded failed when intake rejected it.
+    /// the current pack, one item pointing at its file when it is
+    /// referenced (the processor extracts and splits it), or recorded
+    /// failed when intake rejected it.
     ///
     /// # Errors
     /// Port errors storing or enqueueing a full window (the job is then
@@ -137,6 +152,7 @@ impl OpenIntake {
                         key: pack_key(&self.job.id, self.packs_stored),
                         offset: self.pack.len() as u64,
                         len: chunk.text.len() as u64,
+                        file: None,
                     };
                     self.pack.extend_from_slice(chunk.text.as_bytes());
                     self.items.push(WorkItem {
@@ -151,6 +167,24 @@ impl OpenIntake {
                     });
                     self.next_item += 1;
                 }
+            }
+            IntakeDocument::Referenced(doc) => {
+                self.items.push(WorkItem {
+                    job_id: self.job.id.clone(),
+                    item: self.next_item,
+                    document: document_index,
+                    document_id: doc.id,
+                    title: doc.title,
+                    metadata: doc.metadata,
+                    chunk: ChunkInfo::WHOLE,
+                    body: BodyRef {
+                        key: doc.key,
+                        offset: 0,
+                        len: doc.bytes,
+                        file: Some(doc.name),
+                    },
+                });
+                self.next_item += 1;
             }
             IntakeDocument::Rejected(doc) => {
                 self.rejected.push(ItemOutcome {

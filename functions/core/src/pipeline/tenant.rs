@@ -6,7 +6,9 @@ use super::{IntakeDocument, Pipeline, PipelineError, Submission};
 use crate::aggregate::ResultsDocument;
 use crate::auth::Caller;
 use crate::chunking;
-use crate::model::{DocumentSpec, ItemOutcome, ItemResult, Job, JobId, JobStatus, TenantId};
+use crate::model::{
+    DocumentSpec, ItemOutcome, ItemResult, Job, JobId, JobStatus, ReferencedDocument, TenantId,
+};
 use crate::ports::{BlobError, JobFilter, StoreError};
 use crate::progress::StatusReport;
 use crate::results::{self, ResultsFormat, ResultsIndex, ResultsStream, ResultsView};
@@ -17,8 +19,9 @@ pub const WHOLE_FILE_URL_TTL: std::time::Duration = std::time::Duration::from_se
 /// What a recovery job of a finished job's failed documents holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovery {
-    /// Failed documents whose text was read back.
-    pub documents: Vec<DocumentSpec>,
+    /// Failed documents whose text was read back (or, referenced, their
+    /// files named again).
+    pub documents: Vec<IntakeDocument>,
     /// Failed documents that cannot be retried (no stored text), with why
     /// they failed.
     pub not_retried: Vec<(String, String)>,
@@ -222,6 +225,23 @@ impl Pipeline {
                 .push((first.document_id.clone(), reason));
             return Ok(());
         }
+        if let [only] = chunks.as_slice()
+            && let Some(body) = &only.body
+            && let Some(name) = &body.file
+        {
+            // A referenced document is retried from its file.
+            recovery
+                .documents
+                .push(IntakeDocument::Referenced(ReferencedDocument {
+                    id: only.document_id.clone(),
+                    title: only.title.clone(),
+                    key: body.key.clone(),
+                    name: name.clone(),
+                    bytes: body.len,
+                    metadata: only.metadata.clone(),
+                }));
+            return Ok(());
+        }
         let mut pieces = Vec::with_capacity(chunks.len());
         for chunk in &chunks {
             let Some(body) = &chunk.body else { continue };
@@ -231,12 +251,14 @@ impl Pipeline {
                 .await?;
             pieces.push((chunk.chunk, String::from_utf8_lossy(&bytes).into_owned()));
         }
-        recovery.documents.push(DocumentSpec {
-            id: first.document_id.clone(),
-            title: first.title.clone(),
-            body: chunking::reassemble(&pieces),
-            metadata: first.metadata.clone(),
-        });
+        recovery
+            .documents
+            .push(IntakeDocument::Accepted(DocumentSpec {
+                id: first.document_id.clone(),
+                title: first.title.clone(),
+                body: chunking::reassemble(&pieces),
+                metadata: first.metadata.clone(),
+            }));
         Ok(())
     }
 
@@ -273,11 +295,7 @@ impl Pipeline {
             evaluator: job.evaluator.clone(),
             config: job.config.clone(),
             options: job.options.clone(),
-            documents: recovery
-                .documents
-                .into_iter()
-                .map(IntakeDocument::Accepted)
-                .collect(),
+            documents: recovery.documents,
         };
         let job = self.submit_admitted(caller, submission).await?;
         Ok(RetryOutcome {

@@ -83,6 +83,12 @@ pub trait BlobStore: Send + Sync {
     /// range; [`BlobError::InvalidKey`]; [`BlobError::Backend`].
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BlobError>;
 
+    /// The blob's size in bytes.
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`]; [`BlobError::InvalidKey`]; [`BlobError::Backend`].
+    async fn size(&self, key: &str) -> Result<u64, BlobError>;
+
     /// Keys under `prefix`, sorted.
     ///
     /// # Errors

@@ -42,10 +42,7 @@ fn debian_manual(path: &str) -> Option<Vec<u8>> {
 fn by_id<'a>(documents: &'a [IntakeDocument], id: &str) -> &'a IntakeDocument {
     documents
         .iter()
-        .find(|d| match d {
-            IntakeDocument::Accepted(a) => a.id == id,
-            IntakeDocument::Rejected(r) => r.id == id,
-        })
+        .find(|d| d.id() == id)
         .unwrap_or_else(|| panic!("no document {id}"))
 }
 
@@ -55,7 +52,7 @@ fn data_failure(document: &IntakeDocument) -> &str {
             assert_eq!(r.failure.category, FailureCategory::Data, "{}", r.id);
             &r.failure.message
         }
-        IntakeDocument::Accepted(a) => panic!("{} was accepted", a.id),
+        other => panic!("{} was not rejected", other.id()),
     }
 }
 
@@ -66,6 +63,7 @@ fn pages(document: &IntakeDocument) -> &[String] {
             other => panic!("{}: not pages: {other:?}", a.id),
         },
         IntakeDocument::Rejected(r) => panic!("{} was rejected: {}", r.id, r.failure.message),
+        other => panic!("{} was not read", other.id()),
     }
 }
 
