@@ -7,6 +7,7 @@ mod held;
 mod intake;
 mod local;
 mod plugins;
+mod references;
 mod results;
 mod summaries;
 mod webhooks;

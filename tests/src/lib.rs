@@ -11,9 +11,7 @@ use std::time::Duration;
 use docket_core::model::{
     DocumentBody, DocumentSpec, EvaluatorRef, Job, JobId, JobOptions, TenantId,
 };
-use docket_core::pipeline::{
-    IntakeDocument, Pipeline, PipelineSettings, PlainText, Ports, Submission,
-};
+use docket_core::pipeline::{IntakeDocument, Pipeline, PipelineSettings, Ports, Submission};
 use docket_core::ports::Evaluators;
 use docket_core::results::{ResultsFormat, ResultsView};
 use docket_local::{LocalBackend, LocalOptions};
@@ -84,7 +82,7 @@ impl Harness {
         let ports = backend.ports(
             evaluators.unwrap_or_else(|| Arc::new(host.clone())),
             Arc::new(loopback_webhooks()),
-            Arc::new(PlainText),
+            Arc::new(docket_intake::FileReader),
         );
         Self {
             pipeline: Pipeline::new(ports.clone(), Self::settings()),

@@ -140,12 +140,76 @@ fn wordprocessing_text(xml: &[u8]) -> Result<String, String> {
     Ok(text)
 }
 
+/// Deepest element nesting a web page may have. The HTML parser and
+/// renderer take time quadratic in the depth (100,000 nested `div`s: over
+/// three minutes), so deeper pages are refused before parsing; real pages
+/// nest a few dozen deep.
+pub const MAX_HTML_DEPTH: usize = 1000;
+
+/// Elements that never nest: void ones, and those whose end tag may be
+/// left out (the parser closes them when a sibling opens).
+const UNNESTED: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr", "param", "keygen", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup",
+    "thead", "tbody", "tfoot", "colgroup", "rt", "rp", "html", "head", "body",
+];
+
+/// How deep a page's elements nest, by a linear scan of its tags
+/// (comments, declarations and the raw text of scripts and styles
+/// skipped).
+fn nesting_depth(html: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    let find = |from: usize, needle: &[u8]| {
+        html[from.min(html.len())..]
+            .windows(needle.len())
+            .position(|w| w.eq_ignore_ascii_case(needle))
+            .map(|p| from + p)
+    };
+    while let Some(open) = find(at, b"<") {
+        let rest = &html[open + 1..];
+        if rest.starts_with(b"!--") {
+            at = find(open + 4, b"-->").map_or(html.len(), |end| end + 3);
+            continue;
+        }
+        let end = find(open, b">").unwrap_or(html.len());
+        at = end + 1;
+        let closing = rest.first() == Some(&b'/');
+        let name: Vec<u8> = rest[usize::from(closing)..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .map(u8::to_ascii_lowercase)
+            .collect();
+        let name = String::from_utf8_lossy(&name);
+        if name.is_empty() || UNNESTED.contains(&name.as_ref()) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if html[..end].last() != Some(&b'/') {
+            if name == "script" || name == "style" {
+                at = find(at, format!("</{name}").as_bytes()).unwrap_or(html.len());
+                continue;
+            }
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
 /// The text of a web page: what a reader sees, without markup, scripts or
 /// styles, lines not re-wrapped.
 ///
 /// # Errors
-/// Why there is none (the page does not parse).
+/// Why there is none: elements nested past [`MAX_HTML_DEPTH`], a page
+/// that does not parse.
 pub fn html_text(bytes: &[u8]) -> Result<String, String> {
+    let depth = nesting_depth(bytes);
+    if depth > MAX_HTML_DEPTH {
+        return Err(format!(
+            "the HTML nests elements {depth} deep, past the limit of {MAX_HTML_DEPTH}"
+        ));
+    }
     html2text::config::plain_no_decorate()
         .no_link_wrapping()
         .allow_width_overflow()
@@ -157,6 +221,59 @@ pub fn html_text(bytes: &[u8]) -> Result<String, String> {
                 .collect::<Vec<_>>()
                 .join("\n")
         })
+}
+
+/// A minimal Word document holding `paragraphs` (the tests' and
+/// benchmarks' DOCX files are made with it), its main part written as
+/// `xml` says when given (to make broken or oversized documents).
+///
+/// # Errors
+/// The archive's errors.
+pub fn write_docx(paragraphs: &[&str], xml: Option<&[u8]>) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let body: String = paragraphs
+        .iter()
+        .map(|p| {
+            format!(
+                "<w:p><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>",
+                escape(p)
+            )
+        })
+        .collect();
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
+         <w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
+         <w:body>{body}</w:body></w:document>"
+    );
+    let parts: [(&str, &[u8]); 3] = [
+        (
+            "[Content_Types].xml",
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+              <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+              <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+              <Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/></Types>",
+        ),
+        (
+            "_rels/.rels",
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+              <Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"word/document.xml\"/></Relationships>",
+        ),
+        ("word/document.xml", xml.unwrap_or(document.as_bytes())),
+    ];
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(xml.is_some_and(|x| x.len() > u32::MAX as usize));
+    for (name, bytes) in parts {
+        writer.start_file(name, options)?;
+        writer.write_all(bytes)?;
+    }
+    Ok(writer.finish()?.into_inner())
 }
 
 #[cfg(test)]
@@ -192,6 +309,73 @@ mod tests {
             wordprocessing_text(xml).unwrap(),
             "Plan\tde & gestion\nline\ntwo\n\n"
         );
+    }
+
+    #[test]
+    fn a_word_document_reads_as_its_paragraphs() {
+        let docx = write_docx(&["Plan de desarrollo", "Agua & saneamiento <2026>"], None).unwrap();
+        assert_eq!(kind_of("plan.docx", &docx), FileKind::Docx);
+        assert_eq!(
+            docx_text(&docx).unwrap(),
+            "Plan de desarrollo\nAgua & saneamiento <2026>\n"
+        );
+    }
+
+    #[test]
+    fn archives_that_are_not_word_documents_fail_with_the_reason() {
+        assert!(
+            docx_text(b"PK\x03\x04 not really")
+                .unwrap_err()
+                .starts_with("not a DOCX (the zip archive does not open: ")
+        );
+        let mut other = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        other
+            .start_file("notes.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        let other = other.finish().unwrap().into_inner();
+        assert_eq!(
+            docx_text(&other).unwrap_err(),
+            "not a DOCX: the archive has no word/document.xml (another kind of zip?)"
+        );
+        let broken = write_docx(&[], Some(b"<w:document><w:p></w:document>")).unwrap();
+        assert!(
+            docx_text(&broken)
+                .unwrap_err()
+                .starts_with("the DOCX's XML does not parse: "),
+        );
+    }
+
+    #[test]
+    fn a_zip_bomb_stops_at_the_cap() {
+        // 65 MiB of one byte deflates to about 64 KiB.
+        let xml = vec![b' '; (MAX_XML_BYTES + 1024 * 1024) as usize];
+        let bomb = write_docx(&[], Some(&xml)).unwrap();
+        assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
+        assert_eq!(
+            docx_text(&bomb).unwrap_err(),
+            format!("the DOCX's text part inflates past {MAX_XML_BYTES} bytes (a zip bomb?)")
+        );
+    }
+
+    #[test]
+    fn pages_nested_past_the_limit_are_refused_before_parsing() {
+        let nested = |depth: usize| {
+            format!("{}deep{}", "<div>".repeat(depth), "</div>".repeat(depth)).into_bytes()
+        };
+        assert_eq!(
+            html_text(&nested(100_000)).unwrap_err(),
+            "the HTML nests elements 100000 deep, past the limit of 1000"
+        );
+        assert!(html_text(&nested(MAX_HTML_DEPTH)).unwrap().contains("deep"));
+        // Unclosed paragraphs and list items, comments, scripts and void
+        // elements do not nest.
+        let sloppy = format!(
+            "<html><body>{}<!-- <div><div> --><script>if (a<b) {{ x = '<div>'; }}</script>{}</body></html>",
+            "<p>para<br><img src=x>".repeat(5000),
+            "<ul><li>one<li>two</ul>".repeat(2000),
+        );
+        assert_eq!(nesting_depth(sloppy.as_bytes()), 1);
+        assert!(html_text(sloppy.as_bytes()).unwrap().contains("para"));
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn plans() -> Value {
     ], "options": {"priority": "high", "include_evidence": true}})
 }
 
+mod files;
 mod flow;
 mod limits;
 mod ops;
