@@ -184,3 +184,49 @@ def test_metrics_parse_with_the_prometheus_parser(server):
     assert {s.labels["queue"] for s in depth} == {"work-high", "work-normal", "work-low", "finalize", "webhook", "ingest"}
     windows = {s.labels["window"] for s in families["docket_throughput_items_per_second"].samples}
     assert windows == {"1h", "24h"}
+
+
+def test_files_upload_with_curl_form_fields(server, tmp_path):
+    """`curl -F file=@…` as the batch clients send files: the good ones
+    complete, a broken PDF fails alone with the reason, and a part that is
+    not a file is refused with the documented status."""
+    token, _ = server.key("curl")
+    plan = ROOT / "examples" / "plans" / "harbor-town-strategy.txt"
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7 cut short")
+    page = tmp_path / "page.html"
+    page.write_text("<!doctype html><html><body><h1>Harbor</h1><p>Budget and goals.</p></body></html>")
+
+    def curl(*form: str) -> tuple[int, dict]:
+        done = subprocess.run(
+            ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}",
+             "-H", f"Authorization: Bearer {token}",
+             *[arg for field in form for arg in ("-F", field)],
+             server.url + "/api/v1/batch/upload"],
+            check=True, capture_output=True, text=True,
+        )
+        body, _, status = done.stdout.rpartition("\n")
+        return int(status), json.loads(body)
+
+    status, accepted = curl(
+        'options={"evaluator": "wordstats"};type=application/json',
+        f"file=@{plan}",
+        'metadata={"region": "south"};type=application/json',
+        f"file=@{broken}",
+        f"file=@{page}",
+    )
+    assert status == 202, accepted
+    assert accepted["document_count"] == 3
+    server.wait_finished(token, accepted["job_id"])
+    _, _, results = server.call("GET", f"/api/v1/batch/results/{accepted['job_id']}", token)
+    by_id = {d["id"]: d for d in results["documents"]}
+    assert by_id["harbor-town-strategy.txt"]["status"] == "completed"
+    assert by_id["page.html"]["status"] == "completed"
+    assert by_id["page.html"]["data"]["words"] >= 4
+    assert by_id["broken.pdf"]["status"] == "failed"
+    assert by_id["broken.pdf"]["error"]["category"] == "DATA"
+    assert by_id["broken.pdf"]["error"]["message"].startswith("unreadable PDF: ")
+
+    status, refused = curl("attachment=x")
+    assert status == 422, refused
+    assert [d["field"] for d in refused["error"]["details"]] == ["parts[0]", "file"]

@@ -188,6 +188,65 @@ fn unreadable_files_fail_alone() {
 }
 
 #[test]
+fn a_manifest_of_10000_relative_paths_runs_as_one_job() {
+    let work = tempfile::tempdir().unwrap();
+    let corpus = work.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("docs")).unwrap();
+    let mut documents = Vec::new();
+    for n in 0..10_000 {
+        let name = format!("docs/{n:05}.txt");
+        std::fs::write(corpus.join(&name), "word ".repeat(n % 7 + 1)).unwrap();
+        documents.push(serde_json::json!({"id": format!("doc-{n}"), "title": format!("Document {n}"), "path": name}));
+    }
+    let docx = docket_intake::formats::write_docx(&["Plan de agua", "potable"], None).unwrap();
+    std::fs::write(corpus.join("plan.docx"), docx).unwrap();
+    documents.push(serde_json::json!({"id": "word", "path": "plan.docx"}));
+    documents.push(serde_json::json!({"id": "missing", "path": "docs/none.txt"}));
+    documents.push(serde_json::json!({"id": "inline", "content": "inline text here"}));
+    documents.push(serde_json::json!({"id": "elsewhere", "key": "inbox/x.txt"}));
+    let manifest = corpus.join("manifest.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({ "documents": documents }).to_string(),
+    )
+    .unwrap();
+    // Run from another directory: paths are relative to the manifest.
+    let (output, results) = docket_run(
+        work.path(),
+        &[manifest.to_str().unwrap(), "--evaluator", "wordstats"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(results["document_count"], 10_004);
+    assert_eq!(results["summary"]["completed_documents"], 10_002);
+    let listed = results["documents"].as_array().unwrap();
+    let ids: Vec<&str> = listed.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids[..3], ["doc-0", "doc-1", "doc-2"]);
+    assert_eq!(
+        ids[9_999..],
+        ["doc-9999", "word", "missing", "inline", "elsewhere"]
+    );
+    for n in [0, 6, 7, 9_999] {
+        let d = &listed[n];
+        assert_eq!(d["title"], format!("Document {n}"));
+        assert_eq!(d["data"]["words"], (n % 7 + 1) as u64, "{d}");
+    }
+    assert_eq!(document(&results, "word")["data"]["words"], 4);
+    let missing = &document(&results, "missing")["error"];
+    assert_eq!(missing["category"], "DATA");
+    assert!(
+        missing["message"].as_str().unwrap().starts_with(&format!(
+            "cannot read {}",
+            corpus.join("docs/none.txt").display()
+        )),
+        "{missing}"
+    );
+    assert_eq!(
+        document(&results, "elsewhere")["error"]["message"],
+        "documents[10003].key: names an object in a deployment's bucket; a manifest on disk names its files by path"
+    );
+}
+
+#[test]
 fn hostile_plugins_fail_their_documents_and_spare_the_rest() {
     let work = tempfile::tempdir().unwrap();
     let plugin = work.path().join("hostile.wasm");

@@ -316,8 +316,15 @@ pub struct FileReader;
 
 #[async_trait::async_trait]
 impl DocumentReader for FileReader {
-    fn read(&self, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
-        read_bytes(path, id, title, bytes)
+    fn read(
+        &self,
+        path: &str,
+        files: &str,
+        id: &str,
+        title: String,
+        bytes: &[u8],
+    ) -> Vec<IntakeDocument> {
+        read_bytes(path, files, id, title, bytes)
     }
 
     async fn extract(&self, name: &str, bytes: Vec<u8>) -> Result<DocumentBody, Failure> {
@@ -330,14 +337,20 @@ impl DocumentReader for FileReader {
     }
 }
 
-/// Reads the bytes of the file at `path` (a filesystem path or an object
-/// key) into one or more documents: a manifest's entries, or the file's
-/// text (its kind told by [`kind_of`]). A manifest entry naming a `path`
-/// is, here, the object of that key beside the manifest, and a `key` any
-/// object under the manifest's top-level prefix (the inbox): both are
-/// referenced documents, whose files the processors read.
-pub fn read_bytes(path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
-    read_in(&Base::Bucket(path), path, id, title, bytes)
+/// Reads the bytes of the object at `path` into one or more documents: a
+/// manifest's entries, or the file's text (its kind told by [`kind_of`]).
+/// A manifest's entries may name files instead of text, all under the
+/// prefix `files` (the tenant's own area): by `path` relative to it, or by
+/// `key` under it. They become referenced documents, whose files the
+/// processors read; an entry naming anything else fails with the reason.
+pub fn read_bytes(
+    path: &str,
+    files: &str,
+    id: &str,
+    title: String,
+    bytes: &[u8],
+) -> Vec<IntakeDocument> {
+    read_in(&Base::Bucket(files), path, id, title, bytes)
         .into_iter()
         .map(Read::into_document)
         .collect()
@@ -437,7 +450,7 @@ fn accept(id: String, title: String, body: DocumentBody, metadata: Value) -> Int
 enum Base<'a> {
     /// A manifest on disk: files beside it.
     Dir(&'a Path),
-    /// A manifest in the blob store under this key: objects beside it.
+    /// A manifest in the blob store: files under this prefix.
     Bucket(&'a str),
 }
 
@@ -537,50 +550,41 @@ fn from_entry(entry: Value, at: &str, fallback_id: String, base: &Base<'_>) -> R
                 "{at}.key: names an object in a deployment's bucket; a manifest on disk names its files by path"
             ),
         )),
-        (Source::Path(path), Base::Bucket(manifest)) => {
-            let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let key = if dir.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{dir}/{path}")
-            };
-            Read::Document(referenced(
-                id,
-                title,
-                key,
-                metadata,
-                manifest,
-                &format!("{at}.path"),
-            ))
-        }
-        (Source::Key(key), Base::Bucket(manifest)) => Read::Document(referenced(
+        (Source::Path(path), Base::Bucket(files)) => Read::Document(referenced(
+            id,
+            title,
+            format!("{files}{path}"),
+            metadata,
+            files,
+            &format!("{at}.path"),
+        )),
+        (Source::Key(key), Base::Bucket(files)) => Read::Document(referenced(
             id,
             title,
             key.to_owned(),
             metadata,
-            manifest,
+            files,
             &format!("{at}.key"),
         )),
     }
 }
 
 /// A referenced document in the blob store: its key must be a plain key
-/// under the manifest's own top-level prefix (an inbox manifest names
-/// inbox objects, never the deployment's documents or results).
+/// under `files` (the tenant's area: never another tenant's files, nor
+/// the deployment's documents or results).
 fn referenced(
     id: String,
     title: String,
     key: String,
     metadata: Value,
-    manifest: &str,
+    files: &str,
     at: &str,
 ) -> IntakeDocument {
-    let top = manifest.split_once('/').map_or("", |(top, _)| top);
-    if check_blob_key(&key).is_err() || !key.starts_with(&format!("{top}/")) {
+    if check_blob_key(&key).is_err() || !key.starts_with(files) {
         return rejected(
             id,
             title,
-            format!("{at}: {key:?} is not an object under {top}/ (no `..`, no leading `/`)"),
+            format!("{at}: {key:?} is not a file under {files} (no `..`, no leading `/`)"),
         );
     }
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();

@@ -1,7 +1,9 @@
 //! Files dropped in the inbox (`inbox/<tenant>/<file>`, or `inbox/<file>`
 //! for the `inbox` tenant) become jobs: a file is one document, a manifest
 //! many, a `*.batch.json` manifest may name `options.evaluator` and
-//! `options.priority`. Nothing is dropped silently: an unreadable file or a
+//! `options.priority`, and its entries may name files under the tenant's
+//! `files/<tenant>/` by `path` or `key` (one job over many files, their
+//! text extracted by the processors). Nothing is dropped silently: an unreadable file or a
 //! malformed manifest makes a job whose document failed with the reason,
 //! and an unknown evaluator fails every document with it. A notification
 //! delivered twice makes one job (the job id is derived from the object's
@@ -18,6 +20,13 @@ use crate::upload::UploadOptions;
 /// Where dropped files land in the blob store.
 pub const INBOX_PREFIX: &str = "inbox/";
 
+/// Where a tenant keeps the files its inbox manifests reference (by
+/// `path` relative to it, or by `key`): `files/<tenant>/`, outside the
+/// inbox, so storing them makes no job of their own.
+pub fn tenant_files(tenant: &TenantId) -> String {
+    format!("files/{tenant}/")
+}
+
 /// An object the blob store says was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedObject {
@@ -33,8 +42,16 @@ pub struct CreatedObject {
 #[async_trait::async_trait]
 pub trait DocumentReader: Send + Sync {
     /// The documents in `bytes`, read from the file named `path` (its
-    /// extension says how), the first with `id` and `title`.
-    fn read(&self, path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument>;
+    /// content and extension say how), the first with `id` and `title`. A
+    /// manifest's entries may reference files under `files` only.
+    fn read(
+        &self,
+        path: &str,
+        files: &str,
+        id: &str,
+        title: String,
+        bytes: &[u8],
+    ) -> Vec<IntakeDocument>;
 
     /// The text of a referenced document's file named `name` (PDF pages,
     /// DOCX, HTML or text: told by the content first, the name's extension
@@ -61,7 +78,14 @@ impl PlainText {
 
 #[async_trait::async_trait]
 impl DocumentReader for PlainText {
-    fn read(&self, _path: &str, id: &str, title: String, bytes: &[u8]) -> Vec<IntakeDocument> {
+    fn read(
+        &self,
+        _path: &str,
+        _files: &str,
+        id: &str,
+        title: String,
+        bytes: &[u8],
+    ) -> Vec<IntakeDocument> {
         let document = match Self::text(bytes.to_vec()) {
             Ok(body) => IntakeDocument::Accepted(DocumentSpec {
                 id: id.to_owned(),
@@ -152,7 +176,8 @@ impl Pipeline {
             Err(e) => return Err(e.into()),
         };
         let name = file.rsplit('/').next().unwrap_or(file).to_owned();
-        let mut documents = self.reader.read(key, &name, name.clone(), &bytes);
+        let files = tenant_files(&tenant);
+        let mut documents = self.reader.read(key, &files, &name, name.clone(), &bytes);
         let mut options = JobOptions::default();
         let mut spec = default_evaluator.to_owned();
         if name.ends_with(".batch.json")

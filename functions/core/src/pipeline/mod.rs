@@ -40,7 +40,7 @@ use crate::ports::{
 
 pub use admission::Refusal;
 pub use finalize::FinalizeOutcome;
-pub use ingest::{CreatedObject, DocumentReader, INBOX_PREFIX, PlainText};
+pub use ingest::{CreatedObject, DocumentReader, INBOX_PREFIX, PlainText, tenant_files};
 pub use ops::{Health, QueueHealth};
 pub use rounds::Round;
 pub use submit::OpenIntake;

@@ -140,6 +140,7 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
     // The same PDF through the embedded backend, read the same way.
     let reference = reference_intake_results(docket_intake::read_bytes(
         key,
+        "files/acme/",
         "long plan.pdf",
         "long plan.pdf".into(),
         &pdf,
@@ -149,4 +150,100 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
         comparable(results)["documents"],
         comparable(reference)["documents"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_manifest_makes_one_job_over_files_that_the_processors_extract() {
+    let (settings, pipeline, aws) = deployment().await;
+    let names = &settings.names;
+    // The files sit in the tenant's area, outside the inbox: storing them
+    // notifies nothing.
+    let mut entries = Vec::new();
+    for n in 0..40 {
+        let path = format!("batch-7/doc-{n:02}.txt");
+        let text = "word ".repeat(n + 1);
+        aws.blobs
+            .put(&format!("files/acme/{path}"), text.into_bytes())
+            .await
+            .unwrap();
+        entries.push(json!({"id": format!("doc-{n}"), "path": path}));
+    }
+    let mut pages: Vec<String> = (1..=60).map(|n| format!("Page {n}: notes.")).collect();
+    pages[30] = "Metas con indicadores y linea base 2024.".into();
+    let pdf = docket_intake::pdf::write_text_pdf(&pages).unwrap();
+    aws.blobs
+        .put("files/acme/batch-7/long plan.pdf", pdf)
+        .await
+        .unwrap();
+    aws.blobs
+        .put("files/acme/batch-7/broken.pdf", b"%PDF-1.4 cut".to_vec())
+        .await
+        .unwrap();
+    entries.push(json!({"id": "long", "path": "batch-7/long plan.pdf", "metadata": {"pages": 60}}));
+    entries.push(json!({"id": "broken", "key": "files/acme/batch-7/broken.pdf"}));
+    entries.push(json!({"id": "missing", "path": "batch-7/none.txt"}));
+    entries.push(json!({"id": "stranger", "key": "files/other/secret.txt"}));
+    entries.push(json!({"id": "climber", "path": "../other/secret.txt"}));
+    let manifest = json!({"documents": entries, "options": {"evaluator": "wordstats"}});
+    aws.blobs
+        .put(
+            "inbox/acme/batch-7.batch.json",
+            manifest.to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let filter = docket_core::ports::JobFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let mut jobs = Vec::new();
+    for _ in 0..100 {
+        // Each notification handed over twice: still one job.
+        pump(&aws, names, QueueName::Ingest, |event| async {
+            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
+            docket_lambda::ingest_messages(&pipeline, &settings, event).await
+        })
+        .await;
+        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        jobs.len(),
+        1,
+        "one job for the manifest, none for its files"
+    );
+    let job_id = jobs[0].id.clone();
+    assert_eq!(jobs[0].counters.documents_total, 45);
+    // One item a file: the processors read and split them.
+    assert_eq!(jobs[0].counters.items_total, 45);
+    run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
+    let results: Value = stored_results(&aws, &job_id).await;
+    let documents = results["documents"].as_array().unwrap();
+    let by_id = |id: &str| documents.iter().find(|d| d["id"] == id).unwrap();
+    for n in [0usize, 17, 39] {
+        let d = by_id(&format!("doc-{n}"));
+        assert_eq!(d["status"], "completed", "{d}");
+        assert_eq!(d["data"]["words"], (n + 1) as u64);
+    }
+    assert_eq!(by_id("long")["status"], "completed");
+    assert_eq!(results["summary"]["completed_documents"], 41);
+    let reason = |id: &str| {
+        let error = &by_id(id)["error"];
+        assert_eq!(error["category"], "DATA", "{id}: {error}");
+        error["message"].as_str().unwrap().to_owned()
+    };
+    assert!(reason("broken").starts_with("unreadable PDF: "));
+    assert_eq!(
+        reason("missing"),
+        "reading the file none.txt: no blob files/acme/batch-7/none.txt"
+    );
+    assert_eq!(
+        reason("stranger"),
+        "documents[43].key: \"files/other/secret.txt\" is not a file under files/acme/ (no `..`, no leading `/`)"
+    );
+    assert!(reason("climber").starts_with("documents[44].path: "));
 }
