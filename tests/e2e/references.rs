@@ -4,6 +4,9 @@
 //! encrypted, oversized or missing file fails alone with its reason; a
 //! failed referenced document is retried from its file.
 
+// Test code: a failed unwrap fails the test.
+#![allow(clippy::unwrap_used)]
+
 use docket_core::model::{DocumentBody, DocumentSpec, JobOptions, ReferencedDocument};
 use docket_core::pipeline::{IntakeDocument, PipelineSettings};
 use docket_intake::formats::write_docx;
