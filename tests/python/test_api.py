@@ -6,6 +6,7 @@ client's own parser."""
 import http.server
 import json
 import pathlib
+import subprocess
 import threading
 import time
 
@@ -191,7 +192,7 @@ def test_files_upload_with_curl_form_fields(server, tmp_path):
     complete, a broken PDF fails alone with the reason, and a part that is
     not a file is refused with the documented status."""
     token, _ = server.key("curl")
-    plan = ROOT / "examples" / "plans" / "harbor-town-strategy.txt"
+    plan = PLANS / "harbor-town-strategy.txt"
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"%PDF-1.7 cut short")
     page = tmp_path / "page.html"
