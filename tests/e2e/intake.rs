@@ -15,7 +15,7 @@ use docket_core::model::{
     DocumentBody, DocumentSpec, JobOptions, JobStatus, RejectedDocument, TenantId,
 };
 use docket_core::pipeline::{FinalizeOutcome, IntakeDocument, Submission};
-use docket_core::ports::{BlobError, BlobStore};
+use docket_core::ports::{BlobError, BlobStore, ListedPage};
 use docket_core::{Failure, FailureCategory};
 use docket_tests::Harness;
 
@@ -41,6 +41,14 @@ impl BlobStore for LargestPut {
     }
     async fn size(&self, key: &str) -> Result<u64, BlobError> {
         self.inner.size(key).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListedPage, BlobError> {
+        self.inner.list_page(prefix, after, limit).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
         self.inner.list(prefix).await

@@ -11,7 +11,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use docket_core::FailureCategory;
-use docket_core::ports::{BackendError, BlobError, BlobStore, ChunkSource, check_blob_key};
+use docket_core::ports::{
+    BackendError, BlobError, BlobStore, ChunkSource, ListedPage, check_blob_key,
+};
 
 /// Size of a part of a multipart upload (S3's least is 5 MiB).
 pub const MULTIPART_PART_BYTES: usize = 8 * 1024 * 1024;
@@ -233,6 +235,34 @@ impl BlobStore for S3Blobs {
             .await
             .map_err(|e| backend("presign get object", &e))?;
         Ok(Some(request.uri().to_owned()))
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListedPage, BlobError> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after.map(str::to_owned))
+            .max_keys(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| backend("list objects", &e))?;
+        let objects = page
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| Some((o.key?, o.size.unwrap_or(0).max(0) as u64)))
+            .collect();
+        Ok(ListedPage {
+            objects,
+            more: page.is_truncated.unwrap_or(false),
+        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {

@@ -546,10 +546,11 @@ impl JobStore for DynamoJobStore {
         documents: u32,
         items: u32,
         close: bool,
+        from: Option<u32>,
     ) -> Result<Job, StoreError> {
         let ((), job) = self
             .update(id, |job| {
-                job.extend(documents, items, close)
+                job.extend(documents, items, close, from)
                     .map_err(StoreError::from)
             })
             .await?;

@@ -83,6 +83,74 @@ pub async fn blob_list_by_prefix(subject: &Subject) {
     );
 }
 
+/// A listing read a page at a time: keys in order after the last one
+/// read, each with its size, and whether more remain; the size of one blob.
+pub async fn blob_lists_a_page_at_a_time_with_sizes(subject: &Subject) {
+    for n in 0..5u8 {
+        let key = format!("files/t/drop/{n}.txt");
+        subject
+            .blobs
+            .put(&key, vec![b'x'; usize::from(n)])
+            .await
+            .expect("put");
+    }
+    subject
+        .blobs
+        .put("files/t/dropped.txt", vec![0])
+        .await
+        .expect("put");
+    let first = subject
+        .blobs
+        .list_page("files/t/drop/", None, 2)
+        .await
+        .expect("first page");
+    assert_eq!(
+        first.objects,
+        [
+            ("files/t/drop/0.txt".to_owned(), 0),
+            ("files/t/drop/1.txt".to_owned(), 1)
+        ]
+    );
+    assert!(first.more);
+    let rest = subject
+        .blobs
+        .list_page("files/t/drop/", Some("files/t/drop/1.txt"), 10)
+        .await
+        .expect("rest");
+    let keys: Vec<&str> = rest.objects.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "files/t/drop/2.txt",
+            "files/t/drop/3.txt",
+            "files/t/drop/4.txt"
+        ]
+    );
+    assert_eq!(rest.objects[2].1, 4);
+    assert!(!rest.more);
+    let exact = subject
+        .blobs
+        .list_page("files/t/drop/", Some("files/t/drop/2.txt"), 2)
+        .await
+        .expect("exact");
+    assert_eq!(exact.objects.len(), 2);
+    assert!(!exact.more, "nothing after the last key");
+    assert_eq!(
+        subject
+            .blobs
+            .size("files/t/drop/3.txt")
+            .await
+            .expect("size"),
+        3
+    );
+    assert_eq!(
+        subject.blobs.size("files/t/none").await,
+        Err(docket_core::ports::BlobError::NotFound(
+            "files/t/none".into()
+        ))
+    );
+}
+
 /// Chunks given in order, then the end — or, with `fail`, an error.
 struct Chunks {
     chunks: std::vec::IntoIter<Vec<u8>>,

@@ -81,6 +81,7 @@ macro_rules! conformance_tests {
             blob_ranges,
             blob_missing_and_invalid_keys,
             blob_list_by_prefix,
+            blob_lists_a_page_at_a_time_with_sizes,
             blob_put_chunks_stores_the_source_whole_or_not_at_all,
             store_create_read_conflict,
             store_counts_a_sequentially_duplicated_outcome_once,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use docket_aws::{AwsBackend, Names};
 use docket_core::metrics::{InvocationFigures, emf_records};
-use docket_core::pipeline::{Disposition, Pipeline, PipelineSettings};
+use docket_core::pipeline::{Disposition, IngestMessage, Pipeline, PipelineSettings};
 use docket_core::ports::{Delivery, QueueName, Receipt};
 use docket_plugin_host::{Catalog, HostConfig, PluginHost};
 
@@ -186,6 +186,14 @@ pub async fn ingest_messages(
         let body: serde_json::Value = serde_json::from_str(&delivery.body).unwrap_or_default();
         let disposition = if body["Event"] == "s3:TestEvent" {
             Disposition::Done
+        } else if let Ok(IngestMessage::Listing(page)) = serde_json::from_value(body.clone()) {
+            match pipeline.ingest_listing(&page).await {
+                Ok(()) => Disposition::Done,
+                Err(e) => {
+                    tracing::warn!(message_id = %delivery.message_id, job_id = %page.job_id, error = %e, "listing page not added; retried");
+                    Disposition::Keep
+                }
+            }
         } else {
             match created_objects(&body) {
                 None => {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use docket_core::FailureCategory;
-use docket_core::ports::{BackendError, BlobError, BlobStore, check_blob_key};
+use docket_core::ports::{BackendError, BlobError, BlobStore, ListedPage, check_blob_key};
 
 /// Blobs as files under a root directory; keys are relative paths. Writes go
 /// through a temporary file and a rename, so readers never see half a blob.
@@ -106,6 +106,27 @@ impl BlobStore for FsBlobStore {
         let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
         file.read_exact(&mut bytes).map_err(|e| io_error(key, e))?;
         Ok(bytes)
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListedPage, BlobError> {
+        let keys = self.list(prefix).await?;
+        let mut rest = keys
+            .into_iter()
+            .filter(|key| after.is_none_or(|after| key.as_str() > after));
+        let mut objects = Vec::new();
+        for key in rest.by_ref().take(limit) {
+            let size = self.size(&key).await?;
+            objects.push((key, size));
+        }
+        Ok(ListedPage {
+            objects,
+            more: rest.next().is_some(),
+        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {

@@ -241,9 +241,10 @@ impl JobStore for SqliteJobStore {
         documents: u32,
         items: u32,
         close: bool,
+        from: Option<u32>,
     ) -> Result<Job, StoreError> {
         let ((), job) = self.update(id, |_, job| {
-            job.extend(documents, items, close)
+            job.extend(documents, items, close, from)
                 .map_err(StoreError::from)
         })?;
         Ok(job)

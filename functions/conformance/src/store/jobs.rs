@@ -452,7 +452,7 @@ pub async fn store_completes_a_job_only_once_its_intake_is_closed(subject: &Subj
         subject.store.create_job(&job).await.expect("create");
         let grown = subject
             .store
-            .extend_job(&job.id, 2, 2, false)
+            .extend_job(&job.id, 2, 2, false, Some(0))
             .await
             .expect("first window");
         assert_eq!(
@@ -472,9 +472,15 @@ pub async fn store_completes_a_job_only_once_its_intake_is_closed(subject: &Subj
         assert!(!first.completed_job);
         let grown = subject
             .store
-            .extend_job(&job.id, 1, 1, false)
+            .extend_job(&job.id, 1, 1, false, Some(2))
             .await
             .expect("second window");
+        // The same part of the intake delivered again is not added twice.
+        let again = subject
+            .store
+            .extend_job(&job.id, 1, 1, false, Some(2))
+            .await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
         assert_eq!(grown.counters.items_total, 3);
         let rest = [
             outcome(1, 1, (0, 1), succeeded(2.0)),
@@ -494,7 +500,7 @@ pub async fn store_completes_a_job_only_once_its_intake_is_closed(subject: &Subj
         }
         let closed = subject
             .store
-            .extend_job(&job.id, 0, 0, true)
+            .extend_job(&job.id, 0, 0, true, None)
             .await
             .expect("close");
         assert!(!closed.counters.intake_open);
@@ -520,7 +526,7 @@ pub async fn store_completes_a_job_only_once_its_intake_is_closed(subject: &Subj
             .await
             .expect("duplicates");
         assert!(!again.completed_job);
-        let refused = subject.store.extend_job(&job.id, 1, 1, false).await;
+        let refused = subject.store.extend_job(&job.id, 1, 1, false, None).await;
         assert!(
             matches!(refused, Err(StoreError::Conflict(_))),
             "{refused:?}"

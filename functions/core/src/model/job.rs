@@ -196,15 +196,32 @@ impl Job {
 
     /// Adds a window of the batch being read in: `documents` documents and
     /// `items` work items; `close` closes the intake (the job can then
-    /// complete).
+    /// complete). With `from`, only a job that has exactly `from`
+    /// documents so far is extended: a part of the intake that may be
+    /// delivered twice is added once.
     ///
     /// # Errors
-    /// [`Refused`] when the intake is already closed or the job finalized.
-    pub fn extend(&mut self, documents: u32, items: u32, close: bool) -> Result<(), Refused> {
+    /// [`Refused`] when the intake is already closed or the job finalized,
+    /// or the job does not have `from` documents.
+    pub fn extend(
+        &mut self,
+        documents: u32,
+        items: u32,
+        close: bool,
+        from: Option<u32>,
+    ) -> Result<(), Refused> {
         if !self.counters.intake_open || self.finished_at.is_some() {
             return Err(Refused(format!(
                 "job {} takes no more documents: its intake is closed",
                 self.id
+            )));
+        }
+        if let Some(from) = from
+            && self.counters.documents_total != from
+        {
+            return Err(Refused(format!(
+                "job {} has {} documents, not {from}: this part of its intake is added already",
+                self.id, self.counters.documents_total
             )));
         }
         self.counters.documents_total += documents;

@@ -9,12 +9,14 @@
 //! delivered twice makes one job (the job id is derived from the object's
 //! key and ETag).
 
-use super::{IntakeDocument, Pipeline, PipelineError, Submission};
+use super::submit::{WINDOW_ITEMS, referenced_item};
+use super::{IntakeDocument, OpenIntake, Pipeline, PipelineError, Submission};
 use crate::failure::{Failure, FailureCategory};
 use crate::model::{
-    DocumentBody, DocumentSpec, JobId, JobOptions, Priority, RejectedDocument, TenantId,
+    DocumentBody, DocumentSpec, JobId, JobOptions, Priority, ReferencedDocument, RejectedDocument,
+    TenantId,
 };
-use crate::ports::{BlobError, StoreError};
+use crate::ports::{BlobError, OutgoingMessage, QueueName, StoreError};
 use crate::upload::UploadOptions;
 
 /// Where dropped files land in the blob store.
@@ -113,9 +115,138 @@ impl DocumentReader for PlainText {
 struct BatchManifest {
     #[serde(default)]
     options: UploadOptions,
+    /// Instead of documents: every file under this folder of the tenant's
+    /// `files/<tenant>/`.
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+/// A message of the ingest queue that is not an S3 notification.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestMessage {
+    /// The next page of a job's listing.
+    Listing(ListingPage),
+}
+
+/// A page of the listing of a `*.batch.json`'s `prefix`: the keys after
+/// `after`, added to the job as documents `documents_before`… (one item
+/// each). Pages run one after another, each sending the next; a page
+/// delivered twice is added once and re-sends what it sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListingPage {
+    /// The job.
+    pub job_id: JobId,
+    /// The full key prefix listed.
+    pub prefix: String,
+    /// The last key of the previous page.
+    pub after: Option<String>,
+    /// The job's documents before this page.
+    pub documents_before: u32,
+}
+
+/// Whether a manifest's `prefix` is a plain folder (no `.`/`..` segments,
+/// no leading `/`).
+fn listable(folder: &str) -> bool {
+    let folder = folder.trim_end_matches('/');
+    folder.is_empty() || crate::ports::check_blob_key(folder).is_ok()
 }
 
 impl Pipeline {
+    /// Sends a listing page to the ingest queue.
+    async fn send_listing(&self, page: &ListingPage) -> Result<(), PipelineError> {
+        let message = IngestMessage::Listing(page.clone());
+        self.queue
+            .send(QueueName::Ingest, vec![OutgoingMessage::json(&message)])
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a page of a listing to its job: the keys after the page's
+    /// `after` become referenced documents (ids: their keys below the
+    /// prefix), their items are sent, then the next page — or, on the last
+    /// page, the intake is closed. A page delivered again (or after a
+    /// crash) is not added twice: it re-sends its items and the next page
+    /// if the next was not added yet; recording an item twice changes
+    /// nothing.
+    ///
+    /// # Errors
+    /// Port errors (the message is retried).
+    pub async fn ingest_listing(&self, page: &ListingPage) -> Result<(), PipelineError> {
+        let job = match self.jobs.job(&page.job_id).await {
+            Ok(job) => job,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if job.finished_at.is_some() {
+            return Ok(());
+        }
+        let listed = self
+            .blobs
+            .list_page(
+                &page.prefix,
+                page.after.as_deref(),
+                self.settings.listing_page.clamp(1, WINDOW_ITEMS - 1),
+            )
+            .await?;
+        let count = listed.objects.len() as u32;
+        let next = listed.more.then(|| ListingPage {
+            after: listed.objects.last().map(|(key, _)| key.clone()),
+            documents_before: page.documents_before + count,
+            ..page.clone()
+        });
+        let documents: Vec<ReferencedDocument> = listed
+            .objects
+            .into_iter()
+            .map(|(key, bytes)| {
+                let id = key.strip_prefix(&page.prefix).unwrap_or(&key).to_owned();
+                ReferencedDocument {
+                    title: id.clone(),
+                    id,
+                    name: key.rsplit('/').next().unwrap_or(&key).to_owned(),
+                    key,
+                    bytes,
+                    metadata: serde_json::Value::Null,
+                }
+            })
+            .collect();
+        let before = page.documents_before;
+        let total = job.counters.documents_total;
+        let mut added = false;
+        if total == before && job.counters.intake_open {
+            // A listing job has one item a document.
+            let mut intake = OpenIntake::resume(self, job.clone(), before, before);
+            for document in documents.iter().cloned() {
+                intake.add(IntakeDocument::Referenced(document)).await?;
+            }
+            added = intake.finish_part(next.is_none()).await?.is_some();
+        }
+        if !added {
+            let now = self.jobs.job(&page.job_id).await?;
+            if now.counters.documents_total != before + count {
+                // Not this page's to repair: earlier, or a later page is in.
+                return Ok(());
+            }
+            let items: Vec<OutgoingMessage> = documents
+                .into_iter()
+                .enumerate()
+                .map(|(n, document)| {
+                    let number = before + n as u32;
+                    OutgoingMessage::json(&referenced_item(&job.id, number, number, document))
+                })
+                .collect();
+            if !items.is_empty() {
+                self.queue
+                    .send(QueueName::Work(job.options.priority), items)
+                    .await?;
+            }
+        }
+        if let Some(next) = next {
+            self.send_listing(&next).await?;
+        }
+        Ok(())
+    }
+
     /// Turns each created object under the inbox into a job (objects
     /// elsewhere are ignored); `default_evaluator` runs files that name
     /// none. Returns the jobs, in order.
@@ -159,14 +290,16 @@ impl Pipeline {
             &digest.trim_start_matches("sha256:")[..32]
         ))
         .map_err(invalid)?;
-        match self.jobs.job(&job_id).await {
+        let existed = match self.jobs.job(&job_id).await {
+            // A listing job whose first page may not have been sent.
+            Ok(job) if job.counters.intake_open && job.counters.documents_total == 0 => true,
             Ok(_) => {
                 tracing::info!(%key, %job_id, "notification repeated; job exists");
                 return Ok(Some(job_id));
             }
-            Err(StoreError::NotFound(_)) => {}
+            Err(StoreError::NotFound(_)) => false,
             Err(e) => return Err(e.into()),
-        }
+        };
         let bytes = match self.blobs.get(key).await {
             Ok(bytes) => bytes,
             Err(BlobError::NotFound(_)) => {
@@ -177,9 +310,9 @@ impl Pipeline {
         };
         let name = file.rsplit('/').next().unwrap_or(file).to_owned();
         let files = tenant_files(&tenant);
-        let mut documents = self.reader.read(key, &files, &name, name.clone(), &bytes);
         let mut options = JobOptions::default();
         let mut spec = default_evaluator.to_owned();
+        let mut prefix = None;
         if name.ends_with(".batch.json")
             && let Ok(manifest) = serde_json::from_slice::<BatchManifest>(&bytes)
         {
@@ -193,6 +326,60 @@ impl Pipeline {
             {
                 options.priority = priority;
             }
+            prefix = manifest.prefix;
+        }
+        let mut documents = match &prefix {
+            Some(folder) if !listable(folder) => vec![IntakeDocument::Rejected(RejectedDocument {
+                id: name.clone(),
+                title: name.clone(),
+                failure: Failure::new(
+                    FailureCategory::Data,
+                    format!(
+                        "prefix: {folder:?} is not a folder under {files} (no `..`, no leading `/`)"
+                    ),
+                ),
+            })],
+            Some(_) => Vec::new(),
+            None => self.reader.read(key, &files, &name, name.clone(), &bytes),
+        };
+        if let Some(folder) = prefix.as_deref().filter(|f| listable(f))
+            && let Ok(evaluator) = self.evaluators.resolve(&spec).await
+        {
+            let page = ListingPage {
+                job_id: job_id.clone(),
+                prefix: format!("{files}{folder}"),
+                after: None,
+                documents_before: 0,
+            };
+            if !existed {
+                let submission = Submission {
+                    job_id: Some(job_id.clone()),
+                    tenant,
+                    evaluator,
+                    config: serde_json::json!({}),
+                    options,
+                    documents: Vec::new(),
+                };
+                match self.open_intake(submission).await {
+                    Ok(_) | Err(PipelineError::Store(StoreError::Conflict(_))) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.send_listing(&page).await?;
+            tracing::info!(%key, %job_id, prefix = %page.prefix, "inbox listing started");
+            return Ok(Some(job_id));
+        }
+        if existed {
+            return Ok(Some(job_id));
+        }
+        if prefix.is_some() && documents.is_empty() {
+            // A listing whose evaluator is unknown: the manifest fails
+            // with the reason below.
+            documents.push(IntakeDocument::Rejected(RejectedDocument {
+                id: name.clone(),
+                title: name.clone(),
+                failure: Failure::new(FailureCategory::Data, "not listed"),
+            }));
         }
         let evaluator = match self.evaluators.resolve(&spec).await {
             Ok(evaluator) => evaluator,

@@ -40,7 +40,10 @@ use crate::ports::{
 
 pub use admission::Refusal;
 pub use finalize::FinalizeOutcome;
-pub use ingest::{CreatedObject, DocumentReader, INBOX_PREFIX, PlainText, tenant_files};
+pub use ingest::{
+    CreatedObject, DocumentReader, INBOX_PREFIX, IngestMessage, ListingPage, PlainText,
+    tenant_files,
+};
 pub use ops::{Health, QueueHealth};
 pub use rounds::Round;
 pub use submit::OpenIntake;
@@ -86,6 +89,9 @@ pub struct PipelineSettings {
     /// file whole to extract its text, so a bigger one fails alone (DATA)
     /// unread.
     pub max_file_bytes: u64,
+    /// Keys listed per page of a `*.batch.json`'s prefix: a page is one
+    /// message and one window of the job's intake (at most 999).
+    pub listing_page: usize,
 }
 
 impl Default for PipelineSettings {
@@ -103,6 +109,7 @@ impl Default for PipelineSettings {
             summary_input_bytes: 4 * 1024 * 1024,
             whole_files_past: None,
             max_file_bytes: 100 * 1024 * 1024,
+            listing_page: 500,
         }
     }
 }

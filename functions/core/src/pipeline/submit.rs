@@ -8,16 +8,17 @@ use std::collections::HashSet;
 use super::{IntakeDocument, Pipeline, PipelineError, Submission};
 use crate::chunking;
 use crate::model::{
-    BodyRef, ChunkInfo, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus, WorkItem,
+    BodyRef, ChunkInfo, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus,
+    ReferencedDocument, WorkItem,
 };
-use crate::ports::{ChunkSource, OutgoingMessage, QueueName};
+use crate::ports::{ChunkSource, OutgoingMessage, QueueName, StoreError};
 
 fn pack_key(job: &JobId, n: usize) -> String {
     format!("documents/{job}/pack-{n:05}")
 }
 
 /// Most work items a window holds before it is stored and enqueued.
-const WINDOW_ITEMS: usize = 1000;
+pub(super) const WINDOW_ITEMS: usize = 1000;
 
 /// A batch being submitted: its job exists with its intake open, and
 /// documents are added one at a time. Every full window (a pack of text, or
@@ -35,6 +36,33 @@ pub struct OpenIntake {
     items: Vec<WorkItem>,
     rejected: Vec<ItemOutcome>,
     window_documents: u32,
+    /// A part added to a job that already has this many documents: its
+    /// window is added only if the job still has that many.
+    from: Option<u32>,
+}
+
+/// The work item of a referenced document: its whole file, one item.
+pub(super) fn referenced_item(
+    job_id: &JobId,
+    item: u32,
+    document: u32,
+    doc: ReferencedDocument,
+) -> WorkItem {
+    WorkItem {
+        job_id: job_id.clone(),
+        item,
+        document,
+        document_id: doc.id,
+        title: doc.title,
+        metadata: doc.metadata,
+        chunk: ChunkInfo::WHOLE,
+        body: BodyRef {
+            key: doc.key,
+            offset: 0,
+            len: doc.bytes,
+            file: Some(doc.name),
+        },
+    }
 }
 
 impl Pipeline {
@@ -111,6 +139,7 @@ impl Pipeline {
             items: Vec::new(),
             rejected: Vec::new(),
             window_documents: 0,
+            from: None,
         };
         for document in submission.documents {
             intake.add(document).await?;
@@ -120,6 +149,48 @@ impl Pipeline {
 }
 
 impl OpenIntake {
+    /// The intake of `job` (open), continued with a part of it that may be
+    /// delivered twice: its documents are numbered from the job's
+    /// `documents` and `items` so far, and added only if the job still has
+    /// that many documents ([`OpenIntake::finish_part`]). The part must fit
+    /// one window (fewer than 1,000 items).
+    pub fn resume(pipeline: &Pipeline, job: Job, documents: u32, items: u32) -> Self {
+        Self {
+            pipeline: pipeline.clone(),
+            job,
+            next_document: documents,
+            next_item: items,
+            pack: Vec::new(),
+            packs_stored: 0,
+            items: Vec::new(),
+            rejected: Vec::new(),
+            window_documents: 0,
+            from: Some(documents),
+        }
+    }
+
+    /// Adds the resumed part to its job, closing the intake when it is the
+    /// `last`. Returns the job, or `None` when the part was added already
+    /// (a duplicate delivery: nothing is stored or sent again).
+    ///
+    /// # Errors
+    /// Port errors (the job is then failed).
+    pub async fn finish_part(mut self, last: bool) -> Result<Option<Job>, PipelineError> {
+        let conditional = self.from.is_some();
+        let job = match self.store_window(last).await {
+            Err(PipelineError::Store(StoreError::Conflict(_))) if conditional => {
+                return Ok(None);
+            }
+            result => self.fail_on_error(result).await?,
+        };
+        if last && job.counters.items_pending() == 0 {
+            self.pipeline
+                .after_record(&job.id, &job.options, &job.counters, true)
+                .await?;
+        }
+        Ok(Some(job))
+    }
+
     /// The job being submitted.
     pub fn job_id(&self) -> &JobId {
         &self.job.id
@@ -169,21 +240,8 @@ impl OpenIntake {
                 }
             }
             IntakeDocument::Referenced(doc) => {
-                self.items.push(WorkItem {
-                    job_id: self.job.id.clone(),
-                    item: self.next_item,
-                    document: document_index,
-                    document_id: doc.id,
-                    title: doc.title,
-                    metadata: doc.metadata,
-                    chunk: ChunkInfo::WHOLE,
-                    body: BodyRef {
-                        key: doc.key,
-                        offset: 0,
-                        len: doc.bytes,
-                        file: Some(doc.name),
-                    },
-                });
+                let item = referenced_item(&self.job.id, self.next_item, document_index, doc);
+                self.items.push(item);
                 self.next_item += 1;
             }
             IntakeDocument::Rejected(doc) => {
@@ -237,7 +295,7 @@ impl OpenIntake {
         let added = (items.len() + rejected.len()) as u32;
         let job = pipeline
             .jobs
-            .extend_job(job_id, documents, added, close)
+            .extend_job(job_id, documents, added, close, self.from.take())
             .await?;
         if !items.is_empty() {
             let messages = items.iter().map(OutgoingMessage::json).collect();

@@ -61,6 +61,15 @@ pub trait ChunkSource: Send {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError>;
 }
 
+/// One page of a listing ([`BlobStore::list_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedPage {
+    /// Keys in key order, each with its size in bytes.
+    pub objects: Vec<(String, u64)>,
+    /// Whether keys remain after the last one.
+    pub more: bool,
+}
+
 /// Immutable blobs by key (S3 semantics: whole-object puts, ranged gets).
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -88,6 +97,19 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// [`BlobError::NotFound`]; [`BlobError::InvalidKey`]; [`BlobError::Backend`].
     async fn size(&self, key: &str) -> Result<u64, BlobError>;
+
+    /// At most `limit` keys under `prefix` after `after` (exclusive), in
+    /// key order, with their sizes: a listing of any size read a page at a
+    /// time (S3: one `ListObjectsV2` call).
+    ///
+    /// # Errors
+    /// [`BlobError::Backend`].
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListedPage, BlobError>;
 
     /// Keys under `prefix`, sorted.
     ///

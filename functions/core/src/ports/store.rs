@@ -158,19 +158,22 @@ pub trait JobStore: Send + Sync {
 
     /// Adds a window of a batch being read in to a job whose intake is
     /// open ([`Job::extend`]): `documents` and `items` more; `close` closes
-    /// the intake. Returns the updated job: when it was closed with every
-    /// item recorded (`items_pending() == 0`) the caller sends the finalize
-    /// message — no record call can have, while the intake was open.
+    /// the intake; `from` extends only a job with that many documents.
+    /// Returns the updated job: when it was closed with every item recorded
+    /// (`items_pending() == 0`) the caller sends the finalize message — no
+    /// record call can have, while the intake was open.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the intake is closed or the job
-    /// finalized; [`StoreError::NotFound`]; [`StoreError::Backend`].
+    /// [`StoreError::Conflict`] when the intake is closed, the job
+    /// finalized or not at `from` documents; [`StoreError::NotFound`];
+    /// [`StoreError::Backend`].
     async fn extend_job(
         &self,
         job: &JobId,
         documents: u32,
         items: u32,
         close: bool,
+        from: Option<u32>,
     ) -> Result<Job, StoreError>;
 
     /// Sets the job's error (failing fast) if none is set yet. Returns

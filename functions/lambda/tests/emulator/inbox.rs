@@ -247,3 +247,91 @@ async fn an_inbox_manifest_makes_one_job_over_files_that_the_processors_extract(
     );
     assert!(reason("climber").starts_with("documents[44].path: "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_manifest_naming_a_prefix_makes_one_job_listed_a_page_at_a_time() {
+    let (settings, pipeline, aws) = deployment().await;
+    let pipeline = pipeline.with_settings(docket_core::pipeline::PipelineSettings {
+        listing_page: 25,
+        ..pipeline.settings().clone()
+    });
+    let names = &settings.names;
+    // 60 files (three pages of 25; the emulator records outcomes slowly)
+    // in the tenant's area: 54 texts, five PDFs, one broken PDF; and one
+    // file outside the prefix.
+    let pdf = docket_intake::pdf::write_text_pdf(&["Metas e indicadores.".into()]).unwrap();
+    for n in 0..60usize {
+        let (name, bytes) = match n {
+            0..54 => (
+                format!("drop/t{n:03}.txt"),
+                "word ".repeat(n % 5 + 1).into_bytes(),
+            ),
+            54..59 => (format!("drop/p{n:03}.pdf"), pdf.clone()),
+            _ => ("drop/zz-broken.pdf".to_owned(), b"%PDF-1.4 cut".to_vec()),
+        };
+        aws.blobs
+            .put(&format!("files/acme/{name}"), bytes)
+            .await
+            .unwrap();
+    }
+    aws.blobs
+        .put("files/acme/dropped-elsewhere.txt", b"not listed".to_vec())
+        .await
+        .unwrap();
+    let manifest = json!({"prefix": "drop/", "options": {"evaluator": "wordstats"}});
+    aws.blobs
+        .put(
+            "inbox/acme/drop.batch.json",
+            manifest.to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let filter = docket_core::ports::JobFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    // Every message (notifications and listing pages) handled twice, as
+    // duplicate deliveries would be.
+    let mut jobs = Vec::new();
+    for _ in 0..200 {
+        let handled = pump(&aws, names, QueueName::Ingest, |event| async {
+            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
+            docket_lambda::ingest_messages(&pipeline, &settings, event).await
+        })
+        .await;
+        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
+        if jobs.len() == 1 && !jobs[0].counters.intake_open {
+            break;
+        }
+        if handled == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(jobs.len(), 1, "one job for the prefix");
+    let job = &jobs[0];
+    assert!(!job.counters.intake_open, "every page listed");
+    assert_eq!(job.counters.documents_total, 60);
+    assert_eq!(job.counters.items_total, 60);
+    run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job.id)).await;
+    let job = aws.store.job(&job.id).await.unwrap();
+    assert_eq!(job.counters.documents_succeeded, 59);
+    assert_eq!(job.counters.documents_failed, 1);
+    let results: Value = stored_results(&aws, &job.id).await;
+    let documents = results["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 60);
+    let ids: Vec<&str> = documents
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "documents in key order");
+    assert_eq!(ids[..2], ["p054.pdf", "p055.pdf"]);
+    assert_eq!(ids[5], "t000.txt");
+    assert_eq!(documents[5 + 7]["data"]["words"], 3);
+    assert_eq!(documents[59]["id"], "zz-broken.pdf");
+    assert_eq!(documents[59]["error"]["category"], "DATA");
+    let work = aws.queue.depth(QueueName::Ingest).await.unwrap();
+    assert_eq!((work.visible, work.in_flight, work.dead), (0, 0, 0));
+}
