@@ -10,6 +10,10 @@ jobs through the upload route, then runs wrk against
      cycled), rotating over keys of 300 premium tenants so the per-key
      buckets and per-tenant concurrency stay out of the way (the quotas
      themselves still run on every upload);
+  3. POST /api/v1/batch/upload as multipart/form-data: 50 PDF files (one
+     to three pages of plan text each), as `curl -F file=@…` sends them —
+     each file streamed to the blob store and enqueued as one referenced
+     document (its text is extracted by processors, not run here);
 
 and prints requests/s and latency percentiles. Every request goes to
 127.0.0.1 only; each wrk run is bounded in time.
@@ -53,6 +57,45 @@ def upload(url: str, token: str, body: bytes) -> str:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)["job_id"]
+
+
+def text_pdf(pages: list[str]) -> bytes:
+    """A PDF with one page of Helvetica text per entry of `pages`."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for page in pages:
+        lines = [line.replace("\\", "").replace("(", "").replace(")", "") for line in page.splitlines()[:40]]
+        ops = "BT /F1 10 Tf 50 780 Td 12 TL " + " ".join(f"({line.encode('latin-1', 'replace').decode('latin-1')}) '" for line in lines) + " ET"
+        objects.append(f"<< /Length {len(ops.encode('latin-1'))} >>\nstream\n{ops}\nendstream")
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {len(objects)} 0 R >>")
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def multipart(files: list[tuple[str, bytes]], boundary: str) -> bytes:
+    body = bytearray()
+    for name, data in files:
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                 "Content-Type: application/pdf\r\n\r\n").encode()
+        body += data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body)
+
+
+def lua_bytes(data: bytes) -> str:
+    """`data` as a Lua string literal (decimal escapes: binary-safe)."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in data) + '"'
 
 
 def lua_table(values: list[str]) -> str:
@@ -127,6 +170,24 @@ request = function()
 end
 """
         uploads = wrk(url, upload_script, args.duration, min(args.connections, 8))
+        lines = [line for text in texts for line in text.splitlines() if line.strip()]
+        pdfs = [
+            (f"plan-{n:02}.pdf", text_pdf(["\n".join(lines[(n * 7 + p * 40) % len(lines):][:40]) for p in range(n % 3 + 1)]))
+            for n in range(50)
+        ]
+        boundary = "docket-load-7MA4YWxkTrZu0gW"
+        form = multipart(pdfs, boundary)
+        files_script = f"""
+local tokens = {lua_table(tokens[10:])}
+local body = {lua_bytes(form)}
+local n = 0
+request = function()
+  n = n + 1
+  local token = tokens[(n % #tokens) + 1]
+  return wrk.format("POST", "/api/v1/batch/upload", {{["Authorization"] = "Bearer " .. token, ["Content-Type"] = "multipart/form-data; boundary={boundary}"}}, body)
+end
+"""
+        files = wrk(url, files_script, args.duration, min(args.connections, 8))
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -136,6 +197,7 @@ end
     for name, conns, f in [
         ("GET status (1,000 jobs stored)", args.connections, status),
         ("POST upload (50 documents, %d KB)" % (len(body) // 1024), min(args.connections, 8), uploads),
+        ("POST multipart (50 PDF files, %d KB)" % (len(form) // 1024), min(args.connections, 8), files),
     ]:
         print(f"{name:<46} {conns:>5} {f['rps']:>9.0f} {f['p50']:>8.2f} {f['p90']:>8.2f} {f['p99']:>8.2f} {f['non2xx']:>8}")
     return 0

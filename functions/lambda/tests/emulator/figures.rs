@@ -44,6 +44,20 @@ async fn aws_calls_per_document() {
             *total -= n;
         }
     }
+    println!("1,000 × 5 KB documents (wordstats), API calls counted on the emulator");
+    calls_table(&calls, 1000.0);
+    // The design's claim: bodies are packed, so S3 writes are far fewer
+    // than documents.
+    let puts = calls
+        .get(&("s3".to_owned(), "PutObject".to_owned()))
+        .copied()
+        .unwrap_or(0);
+    assert!(puts < 100, "{puts} PutObject calls for 1,000 documents");
+}
+
+/// Prints the calls by operation, per document of `documents`, and what
+/// they cost at list prices per million documents.
+fn calls_table(calls: &std::collections::BTreeMap<(String, String), u64>, documents: f64) {
     // List prices, us-east-1: SQS $0.40 per million requests; S3 PUT/LIST
     // $0.005 and GET $0.0004 per 1,000; DynamoDB on demand $0.625 per
     // million write units and $0.125 per million read units, counted here
@@ -59,15 +73,14 @@ async fn aws_calls_per_document() {
             _ => 0.0,
         }
     };
-    println!("1,000 × 5 KB documents (wordstats), API calls counted on the emulator");
     println!("| service | operation | calls | per document | $ per million documents |");
     println!("|---|---|---:|---:|---:|");
     let mut total = 0.0;
-    for ((service, operation), n) in &calls {
+    for ((service, operation), n) in calls {
         if *n == 0 {
             continue;
         }
-        let per_document = *n as f64 / 1000.0;
+        let per_document = *n as f64 / documents;
         let dollars = per_document * price(&service.to_lowercase(), operation);
         total += dollars;
         println!("| {service} | {operation} | {n} | {per_document:.3} | {dollars:.2} |");
@@ -75,15 +88,8 @@ async fn aws_calls_per_document() {
     println!(
         "| all | | {} | {:.3} | {total:.2} |",
         calls.values().sum::<u64>(),
-        calls.values().sum::<u64>() as f64 / 1000.0
+        calls.values().sum::<u64>() as f64 / documents
     );
-    // The design's claim: bodies are packed, so S3 writes are far fewer
-    // than documents.
-    let puts = calls
-        .get(&("s3".to_owned(), "PutObject".to_owned()))
-        .copied()
-        .unwrap_or(0);
-    assert!(puts < 100, "{puts} PutObject calls for 1,000 documents");
 }
 
 /// What the fake Lambda Runtime API saw of one processor process.
@@ -409,4 +415,87 @@ async fn finalize_of_a_job_in_small_parts_with_checkpoints() {
         before as f64 / 1048576.0,
         peak as f64 / 1048576.0,
     );
+}
+
+/// Figures, not a check of speed: a `*.batch.json` naming a prefix of
+/// 20,000 objects listed and enqueued by the ingest handler (a page of 500
+/// keys per message), the seconds it takes on the emulator and the AWS
+/// calls it makes per document. The items are not processed here. Run
+/// with `--run-ignored only` (see docs/benchmarks.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures: run explicitly"]
+async fn listing_and_enqueuing_a_20000_object_prefix() {
+    const OBJECTS: usize = 20_000;
+    let (settings, _, _) = deployment().await;
+    let counter = docket_aws::CallCounter::default();
+    let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
+        .await
+        .unwrap();
+    let aws = AwsBackend::connect_counting(&settings.names, Some(counter.clone()))
+        .await
+        .unwrap();
+    let names = &settings.names;
+    let blobs = std::sync::Arc::new(aws.blobs.clone());
+    let put_started = std::time::Instant::now();
+    let mut puts = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let blobs = blobs.clone();
+        puts.spawn(async move {
+            for n in (worker..OBJECTS).step_by(16) {
+                let key = format!("files/acme/drop/{n:05}.txt");
+                blobs
+                    .put(&key, format!("document {n}").into_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    puts.join_all().await;
+    println!(
+        "{OBJECTS} objects put in {:.1} s (not counted)",
+        put_started.elapsed().as_secs_f64()
+    );
+    let manifest = json!({"prefix": "drop/", "options": {"evaluator": "wordstats"}});
+    let before = counter.counts();
+    let started = std::time::Instant::now();
+    aws.blobs
+        .put(
+            "inbox/acme/drop.batch.json",
+            manifest.to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let filter = docket_core::ports::JobFilter {
+        limit: 1,
+        ..Default::default()
+    };
+    let job = loop {
+        let handled = pump(&aws, names, QueueName::Ingest, |event| {
+            docket_lambda::ingest_messages(&pipeline, &settings, event)
+        })
+        .await;
+        let jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
+        if let Some(job) = jobs.into_iter().next()
+            && !job.counters.intake_open
+        {
+            break job;
+        }
+        if handled == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(job.counters.documents_total as usize, OBJECTS);
+    let mut calls = counter.counts();
+    for (key, n) in before {
+        if let Some(total) = calls.get_mut(&key) {
+            *total -= n;
+        }
+    }
+    println!(
+        "{OBJECTS} objects under a prefix listed and enqueued as one job in {seconds:.1} s ({:.0} documents/s) on the emulator",
+        OBJECTS as f64 / seconds
+    );
+    calls_table(&calls, OBJECTS as f64);
 }

@@ -3,6 +3,45 @@
 
 use super::*;
 
+/// Hands the ingest queue's messages to the ingest handler — each twice,
+/// as duplicate deliveries would, when `twice` — until `done` holds of
+/// acme's jobs (at most ten, newest first); returns them.
+async fn ingest_until(
+    pipeline: &Pipeline,
+    settings: &Settings,
+    aws: &AwsBackend,
+    twice: bool,
+    done: impl Fn(&[docket_core::model::Job]) -> bool,
+) -> Vec<docket_core::model::Job> {
+    let acme = TenantId::parse("acme").unwrap();
+    let filter = docket_core::ports::JobFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    for _ in 0..200 {
+        let handled = pump(
+            aws,
+            &settings.names,
+            QueueName::Ingest,
+            |event| async move {
+                if twice {
+                    docket_lambda::ingest_messages(pipeline, settings, event.clone()).await;
+                }
+                docket_lambda::ingest_messages(pipeline, settings, event).await
+            },
+        )
+        .await;
+        let jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
+        if done(&jobs) {
+            return jobs;
+        }
+        if handled == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("the inbox was not ingested");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_with_the_reason() {
     let (settings, pipeline, aws) = deployment().await;
@@ -33,29 +72,9 @@ async fn files_dropped_in_the_inbox_reach_ingest_through_sqs_and_bad_ones_fail_w
     for (key, bytes) in &files {
         aws.blobs.put(key, bytes.clone()).await.unwrap();
     }
-    let acme = TenantId::parse("acme").unwrap();
-    let listed = |limit| docket_core::ports::JobFilter {
-        limit,
-        ..Default::default()
-    };
-    for _ in 0..100 {
-        // Each notification handed over twice, as a duplicate delivery
-        // would: the second makes no job.
-        pump(&aws, names, QueueName::Ingest, |event| async {
-            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
-            docket_lambda::ingest_messages(&pipeline, &settings, event).await
-        })
-        .await;
-        if aws.store.list_jobs(&acme, &listed(10)).await.unwrap().len() >= 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let jobs: Vec<JobId> = aws
-        .store
-        .list_jobs(&acme, &listed(10))
+    // Each notification handed over twice: the second makes no job.
+    let jobs: Vec<JobId> = ingest_until(&pipeline, &settings, &aws, true, |jobs| jobs.len() >= 5)
         .await
-        .unwrap()
         .into_iter()
         .map(|j| j.id)
         .collect();
@@ -113,23 +132,7 @@ async fn a_60_page_pdf_is_split_in_25_page_chunks_and_merged_in_page_order() {
     let pdf = docket_intake::pdf::write_text_pdf(&pages).unwrap();
     let key = "inbox/acme/long plan.pdf";
     aws.blobs.put(key, pdf.clone()).await.unwrap();
-    let acme = TenantId::parse("acme").unwrap();
-    let filter = docket_core::ports::JobFilter {
-        limit: 1,
-        ..Default::default()
-    };
-    let mut jobs = Vec::new();
-    for _ in 0..100 {
-        pump(&aws, names, QueueName::Ingest, |event| {
-            docket_lambda::ingest_messages(&pipeline, &settings, event)
-        })
-        .await;
-        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
-        if !jobs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let jobs = ingest_until(&pipeline, &settings, &aws, false, |jobs| !jobs.is_empty()).await;
     let job_id = jobs[0].id.clone();
     assert_eq!(jobs[0].counters.items_total, 3, "60 pages in chunks of 25");
     run_until_finished(&pipeline, &aws, names, std::slice::from_ref(&job_id)).await;
@@ -192,25 +195,8 @@ async fn an_inbox_manifest_makes_one_job_over_files_that_the_processors_extract(
         )
         .await
         .unwrap();
-    let acme = TenantId::parse("acme").unwrap();
-    let filter = docket_core::ports::JobFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    let mut jobs = Vec::new();
-    for _ in 0..100 {
-        // Each notification handed over twice: still one job.
-        pump(&aws, names, QueueName::Ingest, |event| async {
-            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
-            docket_lambda::ingest_messages(&pipeline, &settings, event).await
-        })
-        .await;
-        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
-        if !jobs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Each notification handed over twice: still one job.
+    let jobs = ingest_until(&pipeline, &settings, &aws, true, |jobs| !jobs.is_empty()).await;
     assert_eq!(
         jobs.len(),
         1,
@@ -286,28 +272,12 @@ async fn a_batch_manifest_naming_a_prefix_makes_one_job_listed_a_page_at_a_time(
         )
         .await
         .unwrap();
-    let acme = TenantId::parse("acme").unwrap();
-    let filter = docket_core::ports::JobFilter {
-        limit: 10,
-        ..Default::default()
-    };
     // Every message (notifications and listing pages) handled twice, as
     // duplicate deliveries would be.
-    let mut jobs = Vec::new();
-    for _ in 0..200 {
-        let handled = pump(&aws, names, QueueName::Ingest, |event| async {
-            docket_lambda::ingest_messages(&pipeline, &settings, event.clone()).await;
-            docket_lambda::ingest_messages(&pipeline, &settings, event).await
-        })
-        .await;
-        jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
-        if jobs.len() == 1 && !jobs[0].counters.intake_open {
-            break;
-        }
-        if handled == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let jobs = ingest_until(&pipeline, &settings, &aws, true, |jobs| {
+        jobs.len() == 1 && !jobs[0].counters.intake_open
+    })
+    .await;
     assert_eq!(jobs.len(), 1, "one job for the prefix");
     let job = &jobs[0];
     assert!(!job.counters.intake_open, "every page listed");
