@@ -418,14 +418,18 @@ async fn finalize_of_a_job_in_small_parts_with_checkpoints() {
 }
 
 /// Figures, not a check of speed: a `*.batch.json` naming a prefix of
-/// 20,000 objects listed and enqueued by the ingest handler (a page of 500
-/// keys per message), the seconds it takes on the emulator and the AWS
-/// calls it makes per document. The items are not processed here. Run
-/// with `--run-ignored only` (see docs/benchmarks.md).
+/// `DOCKET_FIGURE_OBJECTS` objects (20,000 by default) listed and enqueued
+/// by the ingest handler (a page of 500 keys per message), the seconds it
+/// takes on the emulator and the AWS calls it makes per document. The
+/// items are not processed here. Run with `--run-ignored only` (see
+/// docs/benchmarks.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "figures: run explicitly"]
-async fn listing_and_enqueuing_a_20000_object_prefix() {
-    const OBJECTS: usize = 20_000;
+async fn listing_and_enqueuing_a_prefix() {
+    let objects: usize = std::env::var("DOCKET_FIGURE_OBJECTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
     let (settings, _, _) = deployment().await;
     let counter = docket_aws::CallCounter::default();
     let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
@@ -441,7 +445,7 @@ async fn listing_and_enqueuing_a_20000_object_prefix() {
     for worker in 0..16 {
         let blobs = blobs.clone();
         puts.spawn(async move {
-            for n in (worker..OBJECTS).step_by(16) {
+            for n in (worker..objects).step_by(16) {
                 let key = format!("files/acme/drop/{n:05}.txt");
                 blobs
                     .put(&key, format!("document {n}").into_bytes())
@@ -452,7 +456,7 @@ async fn listing_and_enqueuing_a_20000_object_prefix() {
     }
     puts.join_all().await;
     println!(
-        "{OBJECTS} objects put in {:.1} s (not counted)",
+        "{objects} objects put in {:.1} s (not counted)",
         put_started.elapsed().as_secs_f64()
     );
     let manifest = json!({"prefix": "drop/", "options": {"evaluator": "wordstats"}});
@@ -470,6 +474,7 @@ async fn listing_and_enqueuing_a_20000_object_prefix() {
         limit: 1,
         ..Default::default()
     };
+
     let job = loop {
         let handled = pump(&aws, names, QueueName::Ingest, |event| {
             docket_lambda::ingest_messages(&pipeline, &settings, event)
@@ -486,7 +491,7 @@ async fn listing_and_enqueuing_a_20000_object_prefix() {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(job.counters.documents_total as usize, OBJECTS);
+    assert_eq!(job.counters.documents_total as usize, objects);
     let mut calls = counter.counts();
     for (key, n) in before {
         if let Some(total) = calls.get_mut(&key) {
@@ -494,8 +499,8 @@ async fn listing_and_enqueuing_a_20000_object_prefix() {
         }
     }
     println!(
-        "{OBJECTS} objects under a prefix listed and enqueued as one job in {seconds:.1} s ({:.0} documents/s) on the emulator",
-        OBJECTS as f64 / seconds
+        "{objects} objects under a prefix listed and enqueued as one job in {seconds:.1} s ({:.0} documents/s) on the emulator",
+        objects as f64 / seconds
     );
-    calls_table(&calls, OBJECTS as f64);
+    calls_table(&calls, objects as f64);
 }
