@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// A deployment whose pipeline and backend count every AWS call they make
+/// (the event-source runner's receives and deletes are paid too).
+async fn counting_deployment() -> (Settings, Pipeline, AwsBackend, docket_aws::CallCounter) {
+    let (settings, _, _) = deployment().await;
+    let counter = docket_aws::CallCounter::default();
+    let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
+        .await
+        .unwrap();
+    let aws = AwsBackend::connect_counting(&settings.names, Some(counter.clone()))
+        .await
+        .unwrap();
+    (settings, pipeline, aws, counter)
+}
+
 /// Figures, not a check of speed: AWS API calls per document for a batch of
 /// 1,000 × 5 KB documents through the handlers, counted by operation on the
 /// emulator, and what the requests cost at list prices. Run with
@@ -10,15 +24,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "figures: run explicitly"]
 async fn aws_calls_per_document() {
-    let (settings, _, _) = deployment().await;
-    let counter = docket_aws::CallCounter::default();
-    let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
-        .await
-        .unwrap();
-    // The event-source runner's receives and deletes are paid too.
-    let aws = AwsBackend::connect_counting(&settings.names, Some(counter.clone()))
-        .await
-        .unwrap();
+    let (settings, pipeline, aws, counter) = counting_deployment().await;
     let names = &settings.names;
     let base = "Plan de desarrollo municipal con metas, indicadores y presupuesto. ".repeat(80);
     let texts: Vec<(String, String)> = (0..1000)
@@ -430,15 +436,7 @@ async fn listing_and_enqueuing_a_prefix() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    let (settings, _, _) = deployment().await;
-    let counter = docket_aws::CallCounter::default();
-    let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
-        .await
-        .unwrap();
-    let aws = AwsBackend::connect_counting(&settings.names, Some(counter.clone()))
-        .await
-        .unwrap();
-    let names = &settings.names;
+    let (settings, pipeline, aws, counter) = counting_deployment().await;
     let blobs = std::sync::Arc::new(aws.blobs.clone());
     let put_started = std::time::Instant::now();
     let mut puts = tokio::task::JoinSet::new();
@@ -469,27 +467,11 @@ async fn listing_and_enqueuing_a_prefix() {
         )
         .await
         .unwrap();
-    let acme = TenantId::parse("acme").unwrap();
-    let filter = docket_core::ports::JobFilter {
-        limit: 1,
-        ..Default::default()
-    };
-
-    let job = loop {
-        let handled = pump(&aws, names, QueueName::Ingest, |event| {
-            docket_lambda::ingest_messages(&pipeline, &settings, event)
-        })
-        .await;
-        let jobs = aws.store.list_jobs(&acme, &filter).await.unwrap();
-        if let Some(job) = jobs.into_iter().next()
-            && !job.counters.intake_open
-        {
-            break job;
-        }
-        if handled == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
+    let jobs = super::inbox::ingest_until(&pipeline, &settings, &aws, false, |jobs| {
+        jobs.first().is_some_and(|job| !job.counters.intake_open)
+    })
+    .await;
+    let job = &jobs[0];
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(job.counters.documents_total as usize, objects);
     let mut calls = counter.counts();

@@ -6,7 +6,7 @@ use super::*;
 /// Hands the ingest queue's messages to the ingest handler — each twice,
 /// as duplicate deliveries would, when `twice` — until `done` holds of
 /// acme's jobs (at most ten, newest first); returns them.
-async fn ingest_until(
+pub(crate) async fn ingest_until(
     pipeline: &Pipeline,
     settings: &Settings,
     aws: &AwsBackend,
