@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::parse;
-use crate::upload::check_batch;
+use crate::upload::check_documents;
 use crate::{AppState, Caller};
 
 /// Whether the request's body is `multipart/form-data`.
@@ -192,7 +192,7 @@ pub(crate) async fn submission(
     if documents.is_empty() {
         errors.push(FieldError::new("file", "at least one file is required"));
     }
-    check_batch(documents.len(), 0, state, caller)?;
+    check_documents(documents.len(), state, caller)?;
     crate::upload::submission_of(documents, options, errors, state, caller).await
 }
 

@@ -16,12 +16,10 @@ use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
 use crate::{AppState, Caller};
 
-/// Refuses a batch of `documents` documents holding `text_bytes` bytes of
-/// text that the deployment (413) or the caller's tier (403, 413) does
-/// not take.
-pub(crate) fn check_batch(
+/// Refuses a batch of `documents` documents that the deployment (413) or
+/// the caller's tier (403) does not take.
+pub(crate) fn check_documents(
     documents: usize,
-    text_bytes: usize,
     state: &AppState,
     caller: &Caller,
 ) -> Result<(), ApiError> {
@@ -38,6 +36,12 @@ pub(crate) fn check_batch(
             caller.tier.as_str(),
         )));
     }
+    Ok(())
+}
+
+/// Refuses a batch holding more bytes of text than the caller's tier
+/// takes (413).
+fn check_text_bytes(text_bytes: usize, caller: &Caller) -> Result<(), ApiError> {
     let allowed_bytes = caller.tier.limits().batch_bytes;
     if text_bytes > allowed_bytes {
         return Err(ApiError::TooLarge(format!(
@@ -61,7 +65,7 @@ async fn validate(
             "at least one document is required",
         ));
     }
-    check_batch(request.documents.len(), 0, state, caller)?;
+    check_documents(request.documents.len(), state, caller)?;
     let mut batch_bytes = 0usize;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut documents = Vec::with_capacity(request.documents.len());
@@ -120,7 +124,7 @@ async fn validate(
             Err(problem) => errors.push(FieldError::new(at(problem.field), problem.message)),
         }
     }
-    check_batch(documents.len(), batch_bytes, state, caller)?;
+    check_text_bytes(batch_bytes, caller)?;
     submission_of(documents, request.options, errors, state, caller).await
 }
 

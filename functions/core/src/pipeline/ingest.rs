@@ -328,22 +328,9 @@ impl Pipeline {
             }
             prefix = manifest.prefix;
         }
-        let mut documents = match &prefix {
-            Some(folder) if !listable(folder) => vec![IntakeDocument::Rejected(RejectedDocument {
-                id: name.clone(),
-                title: name.clone(),
-                failure: Failure::new(
-                    FailureCategory::Data,
-                    format!(
-                        "prefix: {folder:?} is not a folder under {files} (no `..`, no leading `/`)"
-                    ),
-                ),
-            })],
-            Some(_) => Vec::new(),
-            None => self.reader.read(key, &files, &name, name.clone(), &bytes),
-        };
+        let resolved = self.evaluators.resolve(&spec).await;
         if let Some(folder) = prefix.as_deref().filter(|f| listable(f))
-            && let Ok(evaluator) = self.evaluators.resolve(&spec).await
+            && let Ok(evaluator) = &resolved
         {
             let page = ListingPage {
                 job_id: job_id.clone(),
@@ -355,7 +342,7 @@ impl Pipeline {
                 let submission = Submission {
                     job_id: Some(job_id.clone()),
                     tenant,
-                    evaluator,
+                    evaluator: evaluator.clone(),
                     config: serde_json::json!({}),
                     options,
                     documents: Vec::new(),
@@ -372,16 +359,27 @@ impl Pipeline {
         if existed {
             return Ok(Some(job_id));
         }
-        if prefix.is_some() && documents.is_empty() {
+        let mut documents = match &prefix {
+            Some(folder) if !listable(folder) => vec![IntakeDocument::Rejected(RejectedDocument {
+                id: name.clone(),
+                title: name.clone(),
+                failure: Failure::new(
+                    FailureCategory::Data,
+                    format!(
+                        "prefix: {folder:?} is not a folder under {files} (no `..`, no leading `/`)"
+                    ),
+                ),
+            })],
             // A listing whose evaluator is unknown: the manifest fails
-            // with the reason below.
-            documents.push(IntakeDocument::Rejected(RejectedDocument {
+            // with that reason below.
+            Some(_) => vec![IntakeDocument::Rejected(RejectedDocument {
                 id: name.clone(),
                 title: name.clone(),
                 failure: Failure::new(FailureCategory::Data, "not listed"),
-            }));
-        }
-        let evaluator = match self.evaluators.resolve(&spec).await {
+            })],
+            None => self.reader.read(key, &files, &name, name.clone(), &bytes),
+        };
+        let evaluator = match resolved {
             Ok(evaluator) => evaluator,
             Err(failure) => {
                 documents = documents
