@@ -1,7 +1,7 @@
 //! The SQLite database shared by the queue and the job store.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use docket_core::FailureCategory;
 use docket_core::ports::BackendError;
@@ -64,11 +64,30 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, id);
 CREATE INDEX IF NOT EXISTS messages_depth ON messages (queue, dead, visible_ms, receive_count);
 ";
 
-/// One SQLite connection in WAL mode. Every multi-statement change runs in
-/// a `BEGIN IMMEDIATE` transaction, so correctness does not rest on the
-/// mutex: several processes may share the file.
+/// The SQLite database in WAL mode, through two connections: one that
+/// writes and one that reads. Every multi-statement change runs in a
+/// `BEGIN IMMEDIATE` transaction, so correctness does not rest on this
+/// process's mutexes: several processes may share the file.
+///
+/// A write may wait up to the busy timeout for another process's lock, and
+/// for this process's other writes on the mutex: [`Database::write`] does
+/// that without holding up the async runtime's other tasks. A read in WAL
+/// mode does not wait for writers (it reads the last committed state), so
+/// [`Database::read`] runs inline on its own connection.
 pub struct Database {
-    connection: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
+    reader: Mutex<Connection>,
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    // 32 MiB of page cache (the default is 2 MiB): the indexes a large
+    // job's queue and outcomes walk stay in memory.
+    connection.pragma_update(None, "cache_size", -32_768)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(connection)
 }
 
 impl Database {
@@ -77,22 +96,42 @@ impl Database {
     /// # Errors
     /// When SQLite cannot open or migrate it.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        // 32 MiB of page cache (the default is 2 MiB): the indexes a large
-        // job's queue and outcomes walk stay in memory.
-        connection.pragma_update(None, "cache_size", -32_768)?;
-        connection.busy_timeout(std::time::Duration::from_secs(10))?;
-        connection.execute_batch(SCHEMA)?;
+        let writer = connect(path)?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = connect(path)?;
         Ok(Self {
-            connection: Mutex::new(connection),
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Mutex::new(reader),
         })
     }
 
-    /// The connection, for one operation.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs `operation` on the writing connection without holding up the
+    /// async runtime's other tasks: on a multi-threaded runtime right here,
+    /// the worker's other tasks handed to another thread while it blocks
+    /// (`block_in_place`: no hop for the statements themselves); on a
+    /// single-threaded one on the blocking pool.
+    pub(crate) async fn write<R: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&mut Connection) -> R + Send + 'static,
+    ) -> R {
+        let writer = Arc::clone(&self.writer);
+        let work = move || operation(&mut writer.lock().unwrap_or_else(PoisonError::into_inner));
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
+            return tokio::task::block_in_place(work);
+        }
+        match tokio::task::spawn_blocking(work).await {
+            Ok(value) => value,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => panic!("database work did not finish: {error}"),
+            },
+        }
+    }
+
+    /// Runs the read-only `operation` on the reading connection, inline.
+    pub(crate) fn read<R>(&self, operation: impl FnOnce(&Connection) -> R) -> R {
+        operation(&self.reader.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 

@@ -8,7 +8,7 @@ use docket_core::ports::{
     Clock, Delivery, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt, WorkQueue,
     check_message_sizes,
 };
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::{Database, backend_error, millis};
 
@@ -51,7 +51,7 @@ impl SqliteQueue {
         }
     }
 
-    fn receive_from(
+    async fn receive_from(
         &self,
         queue: QueueName,
         dead: bool,
@@ -59,84 +59,110 @@ impl SqliteQueue {
         visibility: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let now = millis(self.clock.now());
-        let mut connection = self.db.lock();
-        let tx = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend_error)?;
-        let mut deliveries = Vec::new();
-        'fill: while deliveries.len() < max {
-            let candidates: Vec<(i64, String, u32)> = {
-                let mut select = tx.prepare_cached(RECEIVE).map_err(backend_error)?;
-                select
-                    .query_map(
-                        params![queue.as_str(), dead, now, (max - deliveries.len()) as i64],
-                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                    )
-                    .and_then(|rows| rows.collect())
-                    .map_err(backend_error)?
-            };
-            if candidates.is_empty() {
-                break;
-            }
-            let mut moved_any = false;
-            for (id, body, receive_count) in candidates {
-                if !dead && receive_count >= self.max_receives {
-                    tx.prepare_cached(
+        let max_receives = self.max_receives;
+        self.db
+            .write(move |connection| {
+                receive(connection, queue, dead, max, visibility, now, max_receives)
+            })
+            .await
+    }
+
+    async fn delete(&self, dead: bool, receipts: &[Receipt]) -> Result<(), QueueError> {
+        let receipts = receipts.to_vec();
+        self.db
+            .write(move |connection| delete(connection, dead, &receipts))
+            .await
+    }
+}
+
+/// Takes up to `max` visible messages of `queue` (its dead-letter companion
+/// when `dead`), hiding each for `visibility`; a message received
+/// `max_receives` times moves to the dead letters instead.
+fn receive(
+    connection: &mut Connection,
+    queue: QueueName,
+    dead: bool,
+    max: usize,
+    visibility: Duration,
+    now: i64,
+    max_receives: u32,
+) -> Result<Vec<Delivery>, QueueError> {
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend_error)?;
+    let mut deliveries = Vec::new();
+    'fill: while deliveries.len() < max {
+        let candidates: Vec<(i64, String, u32)> = {
+            let mut select = tx.prepare_cached(RECEIVE).map_err(backend_error)?;
+            select
+                .query_map(
+                    params![queue.as_str(), dead, now, (max - deliveries.len()) as i64],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .and_then(|rows| rows.collect())
+                .map_err(backend_error)?
+        };
+        if candidates.is_empty() {
+            break;
+        }
+        let mut moved_any = false;
+        for (id, body, receive_count) in candidates {
+            if !dead && receive_count >= max_receives {
+                tx.prepare_cached(
                         "UPDATE messages SET dead = 1, receive_count = 0, visible_ms = ?2 WHERE id = ?1",
                     )
                     .and_then(|mut s| s.execute(params![id, now]))
                     .map_err(backend_error)?;
-                    tracing::warn!(
-                        queue = queue.as_str(),
-                        message_id = id,
-                        receive_count,
-                        "message dead-lettered"
-                    );
-                    moved_any = true;
-                    continue;
-                }
-                let receipt = format!("{id}:{:016x}", rand::random::<u64>());
-                tx.prepare_cached(
+                tracing::warn!(
+                    queue = queue.as_str(),
+                    message_id = id,
+                    receive_count,
+                    "message dead-lettered"
+                );
+                moved_any = true;
+                continue;
+            }
+            let receipt = format!("{id}:{:016x}", rand::random::<u64>());
+            tx.prepare_cached(
                     "UPDATE messages SET visible_ms = ?2, receive_count = receive_count + 1, receipt = ?3 WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute(params![id, now.saturating_add(duration_ms(visibility)), receipt]))
                 .map_err(backend_error)?;
-                deliveries.push(Delivery {
-                    message_id: id.to_string(),
-                    receipt: Receipt(receipt),
-                    body,
-                    receive_count: receive_count + 1,
-                });
-                if deliveries.len() == max {
-                    break 'fill;
-                }
-            }
-            if !moved_any {
-                break;
+            deliveries.push(Delivery {
+                message_id: id.to_string(),
+                receipt: Receipt(receipt),
+                body,
+                receive_count: receive_count + 1,
+            });
+            if deliveries.len() == max {
+                break 'fill;
             }
         }
-        tx.commit().map_err(backend_error)?;
-        Ok(deliveries)
+        if !moved_any {
+            break;
+        }
     }
+    tx.commit().map_err(backend_error)?;
+    Ok(deliveries)
+}
 
-    fn delete(&self, dead: bool, receipts: &[Receipt]) -> Result<(), QueueError> {
-        let mut connection = self.db.lock();
-        let tx = connection.transaction().map_err(backend_error)?;
-        {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2 AND dead = ?3")
-                .map_err(backend_error)?;
-            for receipt in receipts {
-                if let Some(id) = parse_receipt(receipt) {
-                    delete
-                        .execute(params![id, receipt.0, dead])
-                        .map_err(backend_error)?;
-                }
+/// Deletes the messages `receipts` name, if those receipts are current.
+fn delete(connection: &mut Connection, dead: bool, receipts: &[Receipt]) -> Result<(), QueueError> {
+    let tx = connection.transaction().map_err(backend_error)?;
+    {
+        let mut delete = tx
+            .prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2 AND dead = ?3")
+            .map_err(backend_error)?;
+        for receipt in receipts {
+            if let Some(id) = parse_receipt(receipt) {
+                delete
+                    .execute(params![id, receipt.0, dead])
+                    .map_err(backend_error)?;
             }
         }
-        tx.commit().map_err(backend_error)?;
-        Ok(())
     }
+    tx.commit().map_err(backend_error)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -148,26 +174,29 @@ impl WorkQueue for SqliteQueue {
     ) -> Result<(), QueueError> {
         check_message_sizes(&messages)?;
         let now = millis(self.clock.now());
-        let mut connection = self.db.lock();
-        let tx = connection.transaction().map_err(backend_error)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (queue, body, visible_ms) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(backend_error)?;
-            for message in &messages {
-                insert
-                    .execute(params![
-                        queue.as_str(),
-                        message.body,
-                        now.saturating_add(duration_ms(message.delay))
-                    ])
-                    .map_err(backend_error)?;
-            }
-        }
-        tx.commit().map_err(backend_error)?;
-        Ok(())
+        self.db
+            .write(move |connection| {
+                let tx = connection.transaction().map_err(backend_error)?;
+                {
+                    let mut insert = tx
+                        .prepare_cached(
+                            "INSERT INTO messages (queue, body, visible_ms) VALUES (?1, ?2, ?3)",
+                        )
+                        .map_err(backend_error)?;
+                    for message in &messages {
+                        insert
+                            .execute(params![
+                                queue.as_str(),
+                                message.body,
+                                now.saturating_add(duration_ms(message.delay))
+                            ])
+                            .map_err(backend_error)?;
+                    }
+                }
+                tx.commit().map_err(backend_error)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn receive(
@@ -176,11 +205,11 @@ impl WorkQueue for SqliteQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
-        self.receive_from(queue, false, max, visibility)
+        self.receive_from(queue, false, max, visibility).await
     }
 
     async fn ack(&self, _queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
-        self.delete(false, receipts)
+        self.delete(false, receipts).await
     }
 
     async fn retry_after(
@@ -193,12 +222,15 @@ impl WorkQueue for SqliteQueue {
             return Ok(());
         };
         let visible = millis(self.clock.now()).saturating_add(duration_ms(delay));
+        let receipt = receipt.0.clone();
         self.db
-            .lock()
-            .execute(
-                "UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2",
-                params![id, receipt.0, visible],
-            )
+            .write(move |connection| {
+                connection.execute(
+                    "UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2",
+                    params![id, receipt, visible],
+                )
+            })
+            .await
             .map_err(backend_error)?;
         Ok(())
     }
@@ -209,17 +241,19 @@ impl WorkQueue for SqliteQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
-        self.receive_from(queue, true, max, visibility)
+        self.receive_from(queue, true, max, visibility).await
     }
 
     async fn ack_dead(&self, _queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
-        self.delete(true, receipts)
+        self.delete(true, receipts).await
     }
 
     async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
         let now = millis(self.clock.now());
-        let connection = self.db.lock();
-        let depth = connection
+        let depth = self
+            .db
+            .read(move |connection| {
+                connection
             .query_row(
                 "SELECT
                     COALESCE(SUM(dead = 0 AND visible_ms <= ?2 OR dead = 0 AND receive_count = 0), 0),
@@ -236,6 +270,7 @@ impl WorkQueue for SqliteQueue {
                 },
             )
             .optional()
+            })
             .map_err(backend_error)?;
         Ok(depth.unwrap_or_default())
     }
@@ -248,18 +283,19 @@ mod tests {
 
     /// A receive reads the head of the queue in index order: no sort of the
     /// queue's visible messages (whose cost would grow with the queue).
-    #[test]
-    fn a_receive_reads_the_head_of_the_queue_without_sorting_it() {
+    #[tokio::test]
+    async fn a_receive_reads_the_head_of_the_queue_without_sorting_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::Database::open(&dir.path().join("state.db")).unwrap();
-        let connection = db.lock();
-        let plan: Vec<String> = connection
-            .prepare(&format!("EXPLAIN QUERY PLAN {RECEIVE}"))
-            .unwrap()
-            .query_map(rusqlite::params!["work-normal", 0, 0, 10], |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan: Vec<String> = db.read(|connection| {
+            connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {RECEIVE}"))
+                .unwrap()
+                .query_map(rusqlite::params!["work-normal", 0, 0, 10], |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        });
         assert_eq!(plan.len(), 1, "{plan:?}");
         assert!(plan[0].contains("USING INDEX messages_ready"), "{plan:?}");
         assert!(

@@ -18,7 +18,7 @@ use docket_core::ports::{
 };
 use docket_core::quota::{self, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::db::{Database, backend_error, millis};
 
@@ -58,6 +58,15 @@ fn write_job(tx: &Transaction<'_>, job: &Job) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One outcome as it is written: its keys and its JSON.
+struct OutcomeRow {
+    item: u32,
+    document: u32,
+    chunks: u32,
+    status: ItemStatus,
+    body: String,
+}
+
 impl SqliteJobStore {
     /// A store over `db`.
     pub fn new(db: Arc<Database>) -> Self {
@@ -66,20 +75,40 @@ impl SqliteJobStore {
 
     /// Runs `change` on the job inside an immediate transaction and writes
     /// the job back when it returns `Ok`.
-    fn update<R>(
+    async fn update<R: Send + 'static>(
         &self,
         id: &JobId,
-        change: impl FnOnce(&Transaction<'_>, &mut Job) -> Result<R, StoreError>,
+        change: impl FnOnce(&Transaction<'_>, &mut Job) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<(R, Job), StoreError> {
-        let mut connection = self.db.lock();
-        let tx = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let mut job = read_job(&tx, id)?;
-        let result = change(&tx, &mut job)?;
-        write_job(&tx, &job)?;
-        tx.commit().map_err(sql)?;
-        Ok((result, job))
+        let id = id.clone();
+        self.db
+            .write(move |connection| {
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql)?;
+                let mut job = read_job(&tx, &id)?;
+                let result = change(&tx, &mut job)?;
+                write_job(&tx, &job)?;
+                tx.commit().map_err(sql)?;
+                Ok((result, job))
+            })
+            .await
+    }
+
+    /// Runs one write ([`Database::write`]).
+    async fn write<R: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.db.write(operation).await.map_err(sql)
+    }
+
+    /// Runs one read ([`Database::read`]).
+    fn read<R>(
+        &self,
+        operation: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
+        self.db.read(operation).map_err(sql)
     }
 }
 
@@ -87,14 +116,16 @@ impl SqliteJobStore {
 impl JobStore for SqliteJobStore {
     async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
         let body = serde_json::to_string(job).map_err(|e| corrupt("job", e))?;
+        let (id, tenant, status) = (job.id.clone(), job.tenant.clone(), job.status);
+        let created = millis(job.created_at);
         let inserted = self
-            .db
-            .lock()
-            .execute(
-                "INSERT OR IGNORE INTO jobs (id, tenant, status, created_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![job.id.as_str(), job.tenant.as_str(), job.status.as_str(), millis(job.created_at), body],
-            )
-            .map_err(sql)?;
+            .write(move |connection| {
+                connection.execute(
+                    "INSERT OR IGNORE INTO jobs (id, tenant, status, created_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id.as_str(), tenant.as_str(), status.as_str(), created, body],
+                )
+            })
+            .await?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!(
                 "job {} already exists",
@@ -105,16 +136,16 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn job(&self, id: &JobId) -> Result<Job, StoreError> {
-        let body: Option<String> = self
-            .db
-            .lock()
-            .query_row(
-                "SELECT body FROM jobs WHERE id = ?1",
-                params![id.as_str()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
+        let key = id.clone();
+        let body: Option<String> = self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT body FROM jobs WHERE id = ?1",
+                    params![key.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+        })?;
         let body = body.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         serde_json::from_str(&body).map_err(|e| corrupt("job", e))
     }
@@ -125,7 +156,24 @@ impl JobStore for SqliteJobStore {
         outcomes: &[ItemOutcome],
         now: DateTime<Utc>,
     ) -> Result<RecordReceipt, StoreError> {
-        let ((recorded, duplicates, completed_job), job) = self.update(id, |tx, job| {
+        // Serialized here, before the transaction: the lock is held for the
+        // rows alone.
+        let rows = outcomes
+            .iter()
+            .map(|outcome| {
+                let body = serde_json::to_string(outcome).map_err(|e| corrupt("outcome", e))?;
+                Ok(OutcomeRow {
+                    item: outcome.item,
+                    document: outcome.document,
+                    chunks: outcome.chunk.count,
+                    status: outcome.result.status(),
+                    body,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let job_id = id.clone();
+        let ((recorded, duplicates, completed_job), job) = self.update(id, move |tx, job| {
+            let id = job_id;
             let pending_before = job.counters.items_pending();
             let mut recorded = Vec::new();
             let mut duplicates = Vec::new();
@@ -138,32 +186,31 @@ impl JobStore for SqliteJobStore {
             let mut document_states = tx
                 .prepare_cached("SELECT status FROM outcomes WHERE job_id = ?1 AND document = ?2")
                 .map_err(sql)?;
-            for outcome in outcomes {
-                if !seen.insert(outcome.item) {
-                    duplicates.push(outcome.item);
+            for row in rows {
+                if !seen.insert(row.item) {
+                    duplicates.push(row.item);
                     continue;
                 }
-                let status = outcome.result.status();
-                let body = serde_json::to_string(outcome).map_err(|e| corrupt("outcome", e))?;
+                let status = row.status;
                 let inserted = insert
                     .execute(params![
                         id.as_str(),
-                        outcome.item,
-                        outcome.document,
+                        row.item,
+                        row.document,
                         status.as_str(),
-                        body
+                        row.body
                     ])
                     .map_err(sql)?;
                 if inserted == 0 {
-                    duplicates.push(outcome.item);
+                    duplicates.push(row.item);
                     continue;
                 }
-                recorded.push(outcome.item);
-                let states: Vec<String> = if outcome.chunk.count <= 1 {
+                recorded.push(row.item);
+                let states: Vec<String> = if row.chunks <= 1 {
                     Vec::new()
                 } else {
                     document_states
-                        .query_map(params![id.as_str(), outcome.document], |row| row.get(0))
+                        .query_map(params![id.as_str(), row.document], |row| row.get(0))
                         .and_then(|rows| rows.collect())
                         .map_err(sql)?
                 };
@@ -172,7 +219,7 @@ impl JobStore for SqliteJobStore {
                     .map(|s| s.parse::<ItemStatus>())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| StoreError::Backend(BackendError::new(FailureCategory::Permanent, e)))?;
-                job.counters.count_item(status, outcome.chunk.count, &states);
+                job.counters.count_item(status, row.chunks, &states);
             }
             if !recorded.is_empty() && job.status == JobStatus::Queued {
                 job.status = JobStatus::Processing;
@@ -180,7 +227,8 @@ impl JobStore for SqliteJobStore {
             }
             let completed = !recorded.is_empty() && pending_before > 0 && job.counters.items_pending() == 0;
             Ok((recorded, duplicates, completed))
-        })?;
+        })
+        .await?;
         Ok(RecordReceipt {
             recorded,
             duplicates,
@@ -197,25 +245,23 @@ impl JobStore for SqliteJobStore {
         limit: usize,
     ) -> Result<Vec<ItemOutcome>, StoreError> {
         self.job(id).await?;
-        let bodies: Vec<String> = {
-            let connection = self.db.lock();
-            let mut select = connection
-                .prepare_cached(
-                    "SELECT body FROM outcomes WHERE job_id = ?1 AND item > ?2 ORDER BY item LIMIT ?3",
-                )
-                .map_err(sql)?;
-            select
-                .query_map(
-                    params![
-                        id.as_str(),
-                        after.map_or(-1, i64::from),
-                        limit.min(i64::MAX as usize) as i64
-                    ],
-                    |row| row.get(0),
-                )
-                .and_then(|rows| rows.collect())
-                .map_err(sql)?
-        };
+        let id = id.clone();
+        let bodies: Vec<String> = self
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT body FROM outcomes WHERE job_id = ?1 AND item > ?2 ORDER BY item LIMIT ?3",
+                    )?
+                    .query_map(
+                        params![
+                            id.as_str(),
+                            after.map_or(-1, i64::from),
+                            limit.min(i64::MAX as usize) as i64
+                        ],
+                        |row| row.get(0),
+                    )?
+                    .collect()
+            })?;
         // Parsed outside the lock.
         bodies
             .iter()
@@ -229,9 +275,12 @@ impl JobStore for SqliteJobStore {
         from: &[JobStatus],
         to: JobStatus,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| {
-            job.transition(from, to).map_err(StoreError::from)
-        })?;
+        let from = from.to_vec();
+        let ((), job) = self
+            .update(id, move |_, job| {
+                job.transition(&from, to).map_err(StoreError::from)
+            })
+            .await?;
         Ok(job)
     }
 
@@ -243,15 +292,18 @@ impl JobStore for SqliteJobStore {
         close: bool,
         from: Option<u32>,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| {
-            job.extend(documents, items, close, from)
-                .map_err(StoreError::from)
-        })?;
+        let ((), job) = self
+            .update(id, move |_, job| {
+                job.extend(documents, items, close, from)
+                    .map_err(StoreError::from)
+            })
+            .await?;
         Ok(job)
     }
 
     async fn halt_job(&self, id: &JobId, reason: &str) -> Result<bool, StoreError> {
-        let (set, _) = self.update(id, |_, job| Ok(job.halt(reason)))?;
+        let reason = reason.to_owned();
+        let (set, _) = self.update(id, move |_, job| Ok(job.halt(&reason))).await?;
         Ok(set)
     }
 
@@ -262,48 +314,52 @@ impl JobStore for SqliteJobStore {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
-        let ((), job) = self.update(id, |_, job| {
-            job.finish(status, error, now).map_err(StoreError::from)
-        })?;
+        let error = error.map(str::to_owned);
+        let ((), job) = self
+            .update(id, move |_, job| {
+                job.finish(status, error.as_deref(), now)
+                    .map_err(StoreError::from)
+            })
+            .await?;
         Ok(job)
     }
 
     async fn set_webhook(&self, id: &JobId, delivery: &WebhookDelivery) -> Result<(), StoreError> {
-        self.update(id, |_, job| {
-            job.set_webhook(delivery);
+        let delivery = delivery.clone();
+        self.update(id, move |_, job| {
+            job.set_webhook(&delivery);
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(())
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let connection = self.db.lock();
-        let mut select = connection
-            .prepare_cached(
-                "SELECT status, count(*),
-                        sum(json_extract(body, '$.counters.documents_succeeded')),
-                        sum(json_extract(body, '$.counters.documents_failed')),
-                        sum(json_extract(body, '$.counters.documents_skipped'))
-                 FROM jobs GROUP BY status",
-            )
-            .map_err(sql)?;
-        let rows = select
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                    row.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                    row.get::<_, Option<i64>>(4)?.unwrap_or(0),
-                ))
-            })
-            .map_err(sql)?;
+        let rows: Vec<(String, i64, i64, i64, i64)> = self.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT status, count(*),
+                                sum(json_extract(body, '$.counters.documents_succeeded')),
+                                sum(json_extract(body, '$.counters.documents_failed')),
+                                sum(json_extract(body, '$.counters.documents_skipped'))
+                         FROM jobs GROUP BY status",
+                )?
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                        row.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                        row.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    ))
+                })?
+                .collect()
+        })?;
         let mut stats = StoreStats {
             jobs: JobStatus::ALL.iter().map(|s| (*s, 0)).collect(),
             ..StoreStats::default()
         };
-        for row in rows {
-            let (status, jobs, succeeded, failed, skipped) = row.map_err(sql)?;
+        for (status, jobs, succeeded, failed, skipped) in rows {
             if let Some(entry) = stats.jobs.iter_mut().find(|(s, _)| s.as_str() == status) {
                 entry.1 = jobs as u64;
             }
@@ -319,33 +375,33 @@ impl JobStore for SqliteJobStore {
         tenant: &TenantId,
         filter: &JobFilter,
     ) -> Result<Vec<Job>, StoreError> {
-        let connection = self.db.lock();
-        let mut select = connection
-            .prepare_cached(
-                "SELECT body FROM jobs
-                 WHERE tenant = ?1
-                   AND (?2 IS NULL OR status = ?2)
-                   AND (?3 IS NULL OR created_ms >= ?3)
-                   AND (?4 IS NULL
-                        OR created_ms < (SELECT created_ms FROM jobs WHERE id = ?4)
-                        OR (created_ms = (SELECT created_ms FROM jobs WHERE id = ?4) AND id < ?4))
-                 ORDER BY created_ms DESC, id DESC LIMIT ?5",
-            )
-            .map_err(sql)?;
-        let limit = filter.limit.clamp(1, 1000) as i64;
-        let bodies: Vec<String> = select
-            .query_map(
-                params![
-                    tenant.as_str(),
-                    filter.status.map(JobStatus::as_str),
-                    filter.since.map(millis),
-                    filter.before.as_ref().map(JobId::as_str),
-                    limit
-                ],
-                |row| row.get(0),
-            )
-            .and_then(|rows| rows.collect())
-            .map_err(sql)?;
+        let tenant = tenant.clone();
+        let filter = filter.clone();
+        let bodies: Vec<String> = self
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT body FROM jobs
+                         WHERE tenant = ?1
+                           AND (?2 IS NULL OR status = ?2)
+                           AND (?3 IS NULL OR created_ms >= ?3)
+                           AND (?4 IS NULL
+                                OR created_ms < (SELECT created_ms FROM jobs WHERE id = ?4)
+                                OR (created_ms = (SELECT created_ms FROM jobs WHERE id = ?4) AND id < ?4))
+                         ORDER BY created_ms DESC, id DESC LIMIT ?5",
+                    )?
+                    .query_map(
+                        params![
+                            tenant.as_str(),
+                            filter.status.map(JobStatus::as_str),
+                            filter.since.map(millis),
+                            filter.before.as_ref().map(JobId::as_str),
+                            filter.limit.clamp(1, 1000) as i64
+                        ],
+                        |row| row.get(0),
+                    )?
+                    .collect()
+            })?;
         bodies
             .iter()
             .map(|body| serde_json::from_str(body).map_err(|e| corrupt("job", e)))
@@ -357,14 +413,15 @@ impl JobStore for SqliteJobStore {
 impl ApiKeyStore for SqliteJobStore {
     async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let body = serde_json::to_string(key).map_err(|e| corrupt("api key", e))?;
+        let (hash, tenant) = (key.hash.clone(), key.tenant.clone());
         let inserted = self
-            .db
-            .lock()
-            .execute(
-                "INSERT OR IGNORE INTO api_keys (hash, tenant, body) VALUES (?1, ?2, ?3)",
-                params![key.hash, key.tenant.as_str(), body],
-            )
-            .map_err(sql)?;
+            .write(move |connection| {
+                connection.execute(
+                    "INSERT OR IGNORE INTO api_keys (hash, tenant, body) VALUES (?1, ?2, ?3)",
+                    params![hash, tenant.as_str(), body],
+                )
+            })
+            .await?;
         if inserted == 0 {
             return Err(StoreError::Conflict(
                 "an API key with this hash exists".into(),
@@ -374,16 +431,16 @@ impl ApiKeyStore for SqliteJobStore {
     }
 
     async fn api_key(&self, hash: &str) -> Result<ApiKey, StoreError> {
-        let body: Option<String> = self
-            .db
-            .lock()
-            .query_row(
-                "SELECT body FROM api_keys WHERE hash = ?1",
-                params![hash],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
+        let hash = hash.to_owned();
+        let body: Option<String> = self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT body FROM api_keys WHERE hash = ?1",
+                    params![hash],
+                    |row| row.get(0),
+                )
+                .optional()
+        })?;
         let body = body.ok_or_else(|| StoreError::NotFound("api key".into()))?;
         serde_json::from_str(&body).map_err(|e| corrupt("api key", e))
     }
@@ -397,32 +454,38 @@ impl RateLimiter for SqliteJobStore {
         rate: Rate,
         now: DateTime<Utc>,
     ) -> Result<Grant, StoreError> {
-        let mut connection = self.db.lock();
-        let tx = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let stored: Option<String> = tx
-            .query_row(
-                "SELECT body FROM buckets WHERE key = ?1",
-                params![bucket],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
-        let state = match stored {
-            Some(body) => Some(serde_json::from_str(&body).map_err(|e| corrupt("bucket", e))?),
-            None => None,
-        };
-        let (state, grant) = quota::take(state, rate, now);
-        let body = serde_json::to_string(&state).map_err(|e| corrupt("bucket", e))?;
-        tx.execute(
-            "INSERT INTO buckets (key, body) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET body = excluded.body",
-            params![bucket, body],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(grant)
+        let bucket = bucket.to_owned();
+        self.db
+            .write(move |connection| {
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql)?;
+                let stored: Option<String> = tx
+                    .query_row(
+                        "SELECT body FROM buckets WHERE key = ?1",
+                        params![bucket],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(sql)?;
+                let state = match stored {
+                    Some(body) => {
+                        Some(serde_json::from_str(&body).map_err(|e| corrupt("bucket", e))?)
+                    }
+                    None => None,
+                };
+                let (state, grant) = quota::take(state, rate, now);
+                let body = serde_json::to_string(&state).map_err(|e| corrupt("bucket", e))?;
+                tx.execute(
+                    "INSERT INTO buckets (key, body) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+                    params![bucket, body],
+                )
+                .map_err(sql)?;
+                tx.commit().map_err(sql)?;
+                Ok(grant)
+            })
+            .await
     }
 }
 
@@ -433,20 +496,19 @@ impl WebhookSecrets for SqliteJobStore {
         tenant: &TenantId,
         candidate: &str,
     ) -> Result<String, StoreError> {
-        let connection = self.db.lock();
-        connection
-            .execute(
+        let (tenant, candidate) = (tenant.clone(), candidate.to_owned());
+        self.write(move |connection| {
+            connection.execute(
                 "INSERT OR IGNORE INTO tenants (tenant, webhook_secret) VALUES (?1, ?2)",
                 params![tenant.as_str(), candidate],
-            )
-            .map_err(sql)?;
-        connection
-            .query_row(
+            )?;
+            connection.query_row(
                 "SELECT webhook_secret FROM tenants WHERE tenant = ?1",
                 params![tenant.as_str()],
                 |row| row.get(0),
             )
-            .map_err(sql)
+        })
+        .await
     }
 }
 
@@ -454,36 +516,41 @@ impl WebhookSecrets for SqliteJobStore {
 impl PluginRegistry for SqliteJobStore {
     async fn register_plugin(&self, manifest: &Manifest) -> Result<bool, StoreError> {
         let body = serde_json::to_string(manifest).map_err(|e| corrupt("plugin", e))?;
-        let connection = self.db.lock();
-        let inserted = connection
-            .execute(
-                "INSERT OR IGNORE INTO plugins (name, version, body) VALUES (?1, ?2, ?3)",
-                params![manifest.name, manifest.version, body],
-            )
-            .map_err(sql)?;
-        if inserted == 1 {
+        let (name, version) = (manifest.name.clone(), manifest.version.clone());
+        // The stored manifest of this name and version when one was there.
+        let existing: Option<String> = self
+            .write(move |connection| {
+                let inserted = connection.execute(
+                    "INSERT OR IGNORE INTO plugins (name, version, body) VALUES (?1, ?2, ?3)",
+                    params![name, version, body],
+                )?;
+                if inserted == 1 {
+                    return Ok(None);
+                }
+                connection
+                    .query_row(
+                        "SELECT body FROM plugins WHERE name = ?1 AND version = ?2",
+                        params![name, version],
+                        |row| row.get(0),
+                    )
+                    .map(Some)
+            })
+            .await?;
+        let Some(existing) = existing else {
             return Ok(true);
-        }
-        let existing: String = connection
-            .query_row(
-                "SELECT body FROM plugins WHERE name = ?1 AND version = ?2",
-                params![manifest.name, manifest.version],
-                |row| row.get(0),
-            )
-            .map_err(sql)?;
+        };
         let existing = serde_json::from_str(&existing).map_err(|e| corrupt("plugin", e))?;
         check_republish(&existing, manifest)
     }
 
     async fn plugins(&self, name: Option<&str>) -> Result<Vec<Manifest>, StoreError> {
-        let connection = self.db.lock();
-        let mut select = connection
-            .prepare_cached("SELECT body FROM plugins WHERE ?1 IS NULL OR name = ?1")
-            .map_err(sql)?;
-        let bodies: Vec<String> = select
-            .query_map(params![name], |row| row.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(sql)?;
+        let name = name.map(str::to_owned);
+        let bodies: Vec<String> = self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT body FROM plugins WHERE ?1 IS NULL OR name = ?1")?
+                .query_map(params![name], |row| row.get(0))?
+                .collect()
+        })?;
         let mut manifests = bodies
             .iter()
             .map(|body| serde_json::from_str(body).map_err(|e| corrupt("plugin", e)))

@@ -1,6 +1,9 @@
 //! The embedded backend against the port conformance suite, plus what is
 //! particular to it.
 
+// Test code: a failed unwrap fails the test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use docket_conformance::{ManualClock, Subject};
@@ -55,4 +58,65 @@ async fn state_survives_reopening() {
         .await
         .unwrap();
     assert_eq!(got[0].body, "kept");
+}
+
+/// A statement waiting for another process's write lock (up to the busy
+/// timeout) does not hold the async worker: on a runtime with one worker,
+/// other tasks still run while it waits. Here the other task is the one
+/// that lets the lock go; were the wait on the worker, the lock would be
+/// held until its holder gave up on its own.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wait_for_the_database_lock_leaves_a_single_threaded_runtime_free() {
+    other_tasks_run_while_a_write_waits_for_the_lock().await;
+}
+
+/// As above, on the multi-threaded runtime `docket run` and `docket serve`
+/// use, with one worker: the check runs as a task there (the test's own
+/// future runs on the test's thread, beside the worker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_wait_for_the_database_lock_leaves_the_only_worker_free() {
+    tokio::spawn(other_tasks_run_while_a_write_waits_for_the_lock())
+        .await
+        .unwrap();
+}
+
+async fn other_tasks_run_while_a_write_waits_for_the_lock() {
+    use docket_core::ports::JobStore;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    let (release, released) = mpsc::channel::<()>();
+    let (locked, is_locked) = mpsc::channel::<()>();
+    let path = dir.path().join("docket.sqlite3");
+    let other_process = std::thread::spawn(move || {
+        let mut connection = rusqlite::Connection::open(path).unwrap();
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        locked.send(()).unwrap();
+        let told = released.recv_timeout(Duration::from_secs(8)).is_ok();
+        tx.commit().unwrap();
+        told
+    });
+    is_locked.recv().unwrap();
+
+    let store = backend.store.clone();
+    let job = docket_conformance::sample_job("acme", 1);
+    let id = job.id.clone();
+    let (started, has_started) = tokio::sync::oneshot::channel();
+    let create = tokio::spawn(async move {
+        started.send(()).unwrap();
+        store.create_job(&job).await
+    });
+    has_started.await.unwrap();
+    let _ = release.send(());
+    create.await.unwrap().unwrap();
+
+    assert!(
+        other_process.join().unwrap(),
+        "the write waited on the runtime's only thread: the lock was held until its holder gave up"
+    );
+    assert_eq!(backend.store.job(&id).await.unwrap().id, id);
 }
