@@ -81,10 +81,15 @@ fn init_logging(json: bool, default: &str) {
 }
 
 fn main() -> ExitCode {
+    // First: a PDF extraction child does its file and exits here.
+    let isolated = docket_intake::pdf::use_child_processes();
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => init_logging(args.json_logs(), "info"),
         _ => init_logging(false, "warn"),
+    }
+    if let Err(error) = isolated {
+        tracing::warn!(%error, "PDF extraction runs in process, without a memory limit");
     }
     let result = match cli.command {
         Command::Run(args) => run::execute(args),

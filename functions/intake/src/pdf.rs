@@ -35,18 +35,23 @@
 //!   process-wide; while [`PdfLimits::max_overrunning`] of them are still
 //!   running, further extractions are refused at once, so stuck threads
 //!   cannot pile up without bound.
-//! - **Memory** is bounded only indirectly: by the input size, the page
-//!   count and the extracted text ([`PdfLimits::max_text_bytes`], checked
-//!   as text is produced). A thread cannot be given its own memory limit,
-//!   and what the parser allocates while decompressing a stream is not
-//!   bounded: a small compressed stream that inflates to gigabytes (a
-//!   "decompression bomb") still allocates them. Bounding that needs a
-//!   child process with an address-space limit, which the binaries that
-//!   use this crate (the CLI and the ingest function) do not provide.
+//! - **Memory** is bounded in a child process. A binary that calls
+//!   [`use_child_processes`] (the CLI and the processor function do) runs
+//!   each extraction in a child of its own executable whose data limit is
+//!   [`PdfLimits::max_memory`]: a small compressed stream that inflates to
+//!   gigabytes (a "decompression bomb") fails its file with
+//!   [`PdfError::OutOfMemory`], and a child past its deadline is killed, so
+//!   no stuck parser outlives its file. Without that call (a library user,
+//!   the unit tests) extraction runs on a thread, and memory is bounded
+//!   only indirectly: by the input size, the page count and the extracted
+//!   text ([`PdfLimits::max_text_bytes`], checked as text is produced).
 
 mod budget;
 mod structure;
 mod text;
+mod worker;
+
+pub use worker::{MEMORY_ENV, WORKER_ENV, use_child_processes};
 
 use std::time::{Duration, Instant};
 
@@ -56,7 +61,7 @@ use lopdf::{Document, Object, Stream, dictionary};
 
 /// The budget of one PDF's text extraction. [`Default`] gives the limits
 /// docket reads documents with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PdfLimits {
     /// Largest file accepted, in bytes (default 100 MiB).
     pub max_bytes: usize,
@@ -74,6 +79,9 @@ pub struct PdfLimits {
     /// How many workers that overran their deadline may still be running
     /// before further extractions are refused (default 4).
     pub max_overrunning: usize,
+    /// Most memory one extraction may allocate, in bytes, when it runs in a
+    /// child process (default 1 GiB; see [`use_child_processes`]).
+    pub max_memory: usize,
 }
 
 impl Default for PdfLimits {
@@ -86,6 +94,7 @@ impl Default for PdfLimits {
             max_text_bytes: 64 * 1024 * 1024,
             deadline: Duration::from_secs(30),
             max_overrunning: 4,
+            max_memory: 1024 * 1024 * 1024,
         }
     }
 }
@@ -93,7 +102,7 @@ impl Default for PdfLimits {
 /// Why a PDF's text could not be extracted. Every case is the document's
 /// own (a data failure), except [`PdfError::Overloaded`], which says that
 /// earlier files used up the budget for stuck workers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PdfError {
     /// The file is larger than [`PdfLimits::max_bytes`].
     #[error("the file's {size} bytes exceed the {limit}-byte limit")]
@@ -162,9 +171,15 @@ pub enum PdfError {
     /// The parser rejected the file.
     #[error("{0}")]
     Malformed(String),
-    /// The parser panicked on the file.
+    /// The parser panicked on the file, or its process died.
     #[error("the PDF parser failed on this file")]
     ParserFailed,
+    /// Reading the file needed more than [`PdfLimits::max_memory`].
+    #[error("reading it needs more than {} MiB of memory", .limit / (1024 * 1024))]
+    OutOfMemory {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 /// `30 s`, or `250 ms` for a deadline that is not whole seconds.
@@ -203,10 +218,18 @@ pub fn extract_pages_with(bytes: &[u8], limits: &PdfLimits) -> Result<Vec<String
             limit: limits.max_bytes,
         });
     }
-    let owned = bytes.to_vec();
+    if worker::in_children() {
+        worker::extract_in_child(bytes.to_vec(), limits)
+    } else {
+        extract_in_thread(bytes.to_vec(), limits)
+    }
+}
+
+/// Extraction on a worker thread of this process, within the deadline.
+fn extract_in_thread(bytes: Vec<u8>, limits: &PdfLimits) -> Result<Vec<String>, PdfError> {
     let worker_limits = limits.clone();
     budget::run_within(limits, &budget::OVERRUNNING, move |deadline| {
-        extract_checked(&owned, &worker_limits, deadline)
+        extract_checked(&bytes, &worker_limits, deadline)
     })
 }
 

@@ -6,7 +6,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // First: a PDF extraction child does its file and exits here.
+    let isolated = docket_intake::pdf::use_child_processes();
     docket_lambda::init_logging();
+    if let Err(error) = isolated {
+        tracing::warn!(%error, "PDF extraction runs in process, without a memory limit");
+    }
     let settings = docket_lambda::Settings::from_env()?;
     let pipeline = &docket_lambda::pipeline(&settings).await?;
     let names = &settings.names;
