@@ -23,6 +23,26 @@ const POLL: Duration = Duration::from_millis(250);
 /// `Retry-After`.
 const MAX_RETRIES: u32 = 5;
 
+/// Upload slots asked for in one call (the API's most).
+pub const SLOTS_PER_CALL: usize = 1000;
+
+/// Files sent at once through upload slots.
+const PARALLEL_PUTS: usize = 8;
+
+/// Where to put one file, as `POST /api/v1/batch/files` answers it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct UploadSlot {
+    /// The file's name as asked.
+    pub name: String,
+    /// The key a batch names the file by.
+    pub key: String,
+    /// Where to `PUT` it.
+    pub url: String,
+    /// Headers the `PUT` carries as they are.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
 /// An error answer of the API: its status and `error` body.
 #[derive(Debug)]
 pub struct ApiFailure {
@@ -203,6 +223,102 @@ impl Client {
         }
     }
 
+    /// Upload slots for `files` (name, bytes), at most
+    /// [`SLOTS_PER_CALL`]: where to put each and the key a batch names it
+    /// by.
+    ///
+    /// # Errors
+    /// The API's refusal, or a transport error.
+    pub async fn upload_slots(&self, files: &[(String, u64)]) -> anyhow::Result<Vec<UploadSlot>> {
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(name, bytes)| json!({"name": name, "bytes": bytes}))
+            .collect();
+        let body = json!({ "files": files });
+        match self
+            .call(Method::POST, "/api/v1/batch/files", Some(&body), &[])
+            .await?
+        {
+            (_, Body::Json(mut answer)) => Ok(serde_json::from_value(answer["files"].take())
+                .context("the API answered upload slots of another shape")?),
+            (_, Body::Text(text)) => bail!("expected JSON, got {text:?}"),
+        }
+    }
+
+    /// Sends a file's bytes as its slot says. The slot's URL is the
+    /// permission: no API key goes with it (it may be S3's).
+    ///
+    /// # Errors
+    /// A refusal of the PUT, or a transport error.
+    pub async fn put_file(&self, slot: &UploadSlot, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let mut request = self.http.put(&slot.url).body(bytes);
+        for (name, value) in &slot.headers {
+            // The client sets these from the URL and the body.
+            if !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length") {
+                request = request.header(name, value);
+            }
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("PUT {}", slot.name))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("PUT {} was refused ({status}): {}", slot.name, text.trim());
+        }
+        Ok(())
+    }
+
+    /// Puts every file of `files` (path, document id) through upload slots,
+    /// a few at once, and returns the documents that reference them.
+    ///
+    /// # Errors
+    /// The first file that cannot be read or put.
+    pub async fn put_files(
+        &self,
+        files: &[(PathBuf, String)],
+    ) -> anyhow::Result<Vec<UploadDocument>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let mut documents = Vec::with_capacity(files.len());
+        for page in files.chunks(SLOTS_PER_CALL) {
+            let mut asked = Vec::with_capacity(page.len());
+            for (path, id) in page {
+                let bytes = std::fs::metadata(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .len();
+                asked.push((id.clone(), bytes));
+            }
+            let slots = self.upload_slots(&asked).await?;
+            if slots.len() != page.len() {
+                bail!("asked for {} upload slots, got {}", page.len(), slots.len());
+            }
+            futures_util::stream::iter(page.iter().zip(&slots))
+                .map(|((path, _), slot)| async move {
+                    let file = path.clone();
+                    let bytes = tokio::task::spawn_blocking(move || std::fs::read(file))
+                        .await?
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    self.put_file(slot, bytes).await
+                })
+                .buffer_unordered(PARALLEL_PUTS)
+                .try_collect::<()>()
+                .await?;
+            for ((path, id), slot) in page.iter().zip(slots) {
+                let title = path
+                    .file_name()
+                    .map_or_else(|| id.clone(), |n| n.to_string_lossy().into_owned());
+                documents.push(UploadDocument {
+                    id: Some(Value::String(id.clone())),
+                    title: Some(title),
+                    key: Some(slot.key),
+                    ..UploadDocument::default()
+                });
+            }
+        }
+        Ok(documents)
+    }
+
     /// The job's status report.
     ///
     /// # Errors
@@ -325,4 +441,48 @@ pub fn batch_body(
         bail!("no readable documents in the inputs");
     }
     Ok((UploadRequest { documents, options }, unreadable))
+}
+
+/// The batch `docket submit` sends: as [`batch_body`] (text read here,
+/// sent inline) while the files of `inputs` come to at most `inline_bytes`;
+/// past that the files themselves are put through upload slots and the
+/// batch names them by key (their text is extracted by the processors),
+/// while manifests are still read here. The last value says how many files
+/// were put.
+///
+/// # Errors
+/// As [`batch_body`] and [`Client::put_files`].
+pub async fn submission(
+    client: &Client,
+    inputs: &[PathBuf],
+    options: UploadOptions,
+    inline_bytes: u64,
+) -> anyhow::Result<(UploadRequest, Vec<String>, usize)> {
+    let listed = intake::list_inputs(inputs)?;
+    let (manifests, files): (Vec<_>, Vec<_>) = listed.files.into_iter().partition(|(path, _)| {
+        matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "jsonl")
+        )
+    });
+    let mut total = 0u64;
+    for (path, _) in &files {
+        total += std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+    }
+    if total <= inline_bytes {
+        let (body, unreadable) = batch_body(inputs, options)?;
+        return Ok((body, unreadable, 0));
+    }
+    let mut documents = client.put_files(&files).await?;
+    let put = documents.len();
+    let mut unreadable = Vec::new();
+    if !manifests.is_empty() {
+        let paths: Vec<PathBuf> = manifests.into_iter().map(|(path, _)| path).collect();
+        let (inline, problems) = batch_body(&paths, UploadOptions::default())?;
+        documents.extend(inline.documents);
+        unreadable = problems;
+    }
+    Ok((UploadRequest { documents, options }, unreadable, put))
 }

@@ -44,6 +44,11 @@ pub struct SubmitArgs {
     /// Wait for the job with a progress bar, then print its summary.
     #[arg(long)]
     wait: bool,
+    /// Past this many MiB of files, put the files themselves through
+    /// upload slots (presigned S3 PUTs on AWS) and send references, not
+    /// text: a request body has a limit (10 MB on AWS).
+    #[arg(long, default_value_t = 4, value_name = "MIB")]
+    inline_mib: u64,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -99,9 +104,14 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             },
             ..UploadOptions::default()
         };
-        let (body, unreadable) = client::batch_body(&args.inputs, options)?;
+        let inline_bytes = args.inline_mib.saturating_mul(1024 * 1024);
+        let (body, unreadable, put) =
+            client::submission(&client, &args.inputs, options, inline_bytes).await?;
         for problem in &unreadable {
             eprintln!("docket: not sent: {problem}");
+        }
+        if put > 0 {
+            eprintln!("docket: put {put} files through upload slots");
         }
         let key = format!("submit-{}", docket_core::JobId::generate());
         let accepted = client.upload(&body, &key).await?;

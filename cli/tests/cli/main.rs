@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod pdfs;
 mod plugins;
+mod slots;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -17,8 +19,14 @@ fn repo() -> PathBuf {
 
 /// Runs `docket run` in a fresh working directory.
 fn docket_run(work: &Path, args: &[&str]) -> (Output, Value) {
+    docket_run_with(work, args, &[])
+}
+
+/// Runs `docket run` with `envs` set.
+fn docket_run_with(work: &Path, args: &[&str], envs: &[(&str, &str)]) -> (Output, Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_docket"))
         .current_dir(work)
+        .envs(envs.iter().copied())
         .env("DOCKET_STATE", work.join("state"))
         .arg("run")
         .args(["--quiet", "--out"])

@@ -14,6 +14,7 @@
 mod auth;
 pub mod error;
 mod extract;
+mod files;
 mod multipart;
 mod ops;
 mod upload;
@@ -33,6 +34,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use auth::Caller;
 pub use error::{ApiError, FieldError};
+pub use files::{MAX_SLOTS, UPLOAD_SLOT_TTL};
 pub use ops::OPENAPI;
 
 /// What every handler shares.
@@ -52,6 +54,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/batch/upload", post(upload::upload))
+        .route("/api/v1/batch/files", post(files::slots))
+        .route("/api/v1/files/{ticket}", axum::routing::put(files::put))
         .route("/api/v1/batch/status/{job_id}", get(status))
         .route("/api/v1/batch/results/{job_id}", get(results))
         .route("/api/v1/batch/{job_id}", delete(cancel))

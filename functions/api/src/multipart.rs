@@ -198,7 +198,7 @@ pub(crate) async fn submission(
 
 /// A file the blob store did not take: the store's failure, retryable or
 /// not.
-fn stored_not(error: &PipelineError) -> ApiError {
+pub(crate) fn stored_not(error: &PipelineError) -> ApiError {
     if error.category().is_retryable() {
         ApiError::Unavailable(format!("the file could not be stored: {error}"))
     } else {

@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use docket_core::FailureCategory;
 use docket_core::ports::{
-    BackendError, BlobError, BlobStore, ChunkSource, ListedPage, check_blob_key,
+    BackendError, BlobError, BlobStore, ChunkSource, ListedPage, PresignedPut, check_blob_key,
 };
 
 /// Size of a part of a multipart upload (S3's least is 5 MiB).
@@ -235,6 +235,37 @@ impl BlobStore for S3Blobs {
             .await
             .map_err(|e| backend("presign get object", &e))?;
         Ok(Some(request.uri().to_owned()))
+    }
+
+    async fn presigned_put(
+        &self,
+        key: &str,
+        bytes: u64,
+        ttl: Duration,
+    ) -> Result<Option<PresignedPut>, BlobError> {
+        check_blob_key(key)?;
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| {
+            BlobError::Backend(BackendError::new(
+                FailureCategory::Permanent,
+                format!("presigning {key}: {e}"),
+            ))
+        })?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .presigned(config)
+            .await
+            .map_err(|e| backend("presign put object", &e))?;
+        Ok(Some(PresignedPut {
+            url: request.uri().to_owned(),
+            headers: request
+                .headers()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        }))
     }
 
     async fn list_page(

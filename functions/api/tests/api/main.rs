@@ -91,6 +91,19 @@ impl UriOf for Request<Body> {
     }
 }
 
+/// Requests with a `Host` header, as a client sends.
+trait HeaderHost {
+    fn header_host(self, host: &str) -> Self;
+}
+
+impl HeaderHost for Request<Body> {
+    fn header_host(mut self, host: &str) -> Self {
+        self.headers_mut()
+            .insert(header::HOST, host.parse().unwrap());
+        self
+    }
+}
+
 fn get(token: &str, uri: &str) -> Request<Body> {
     Request::get(uri)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -117,5 +130,6 @@ mod flow;
 mod limits;
 mod ops;
 mod retry;
+mod slots;
 mod tenancy;
 mod validation;

@@ -11,7 +11,7 @@ use crate::model::{
     BodyRef, ChunkInfo, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus,
     ReferencedDocument, WorkItem,
 };
-use crate::ports::{ChunkSource, OutgoingMessage, QueueName, StoreError};
+use crate::ports::{ChunkSource, OutgoingMessage, PresignedPut, QueueName, StoreError};
 
 fn pack_key(job: &JobId, n: usize) -> String {
     format!("documents/{job}/pack-{n:05}")
@@ -99,6 +99,22 @@ impl Pipeline {
         source: &mut dyn ChunkSource,
     ) -> Result<u64, PipelineError> {
         Ok(self.blobs.put_chunks(key, source).await?)
+    }
+
+    /// A request that lets a client store a file of `bytes` bytes under
+    /// `key` itself for `ttl` (S3: a presigned PUT), or `None` when the
+    /// store has none and the file must come through
+    /// [`Pipeline::store_file`].
+    ///
+    /// # Errors
+    /// The blob store's.
+    pub async fn presigned_put(
+        &self,
+        key: &str,
+        bytes: u64,
+        ttl: std::time::Duration,
+    ) -> Result<Option<PresignedPut>, PipelineError> {
+        Ok(self.blobs.presigned_put(key, bytes, ttl).await?)
     }
 
     /// Creates the job of a batch with its intake open and adds the

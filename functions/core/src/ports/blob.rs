@@ -147,4 +147,30 @@ pub trait BlobStore: Send + Sync {
         let _ = (key, ttl);
         Ok(None)
     }
+
+    /// A request that stores exactly `bytes` bytes under `key` without
+    /// credentials for `ttl` (S3: a presigned PUT, its length signed), or
+    /// `None` from a store that has none (the API then takes the file
+    /// itself).
+    ///
+    /// # Errors
+    /// [`BlobError::InvalidKey`]; [`BlobError::Backend`].
+    async fn presigned_put(
+        &self,
+        key: &str,
+        bytes: u64,
+        ttl: std::time::Duration,
+    ) -> Result<Option<PresignedPut>, BlobError> {
+        let _ = (key, bytes, ttl);
+        Ok(None)
+    }
+}
+
+/// A presigned upload: `PUT` the file's bytes to `url` with `headers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    /// Where to send it.
+    pub url: String,
+    /// Headers the request must carry as they are (they are signed).
+    pub headers: Vec<(String, String)>,
 }

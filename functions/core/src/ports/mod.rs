@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 
 use crate::failure::FailureCategory;
 
-pub use blob::{BlobError, BlobStore, ChunkSource, ListedPage, check_blob_key};
+pub use blob::{BlobError, BlobStore, ChunkSource, ListedPage, PresignedPut, check_blob_key};
 pub use evaluators::{DocumentView, EvaluationReport, EvaluationRequest, Evaluators, Usage};
 pub use queue::{
     Delivery, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt,

@@ -164,6 +164,7 @@ mod inbox;
 mod plugins;
 mod reference;
 mod runner;
+mod uploads;
 
 use reference::*;
 use runner::*;
