@@ -683,19 +683,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[test]
-fn the_client_commands_submit_watch_list_export_and_report_refusals() {
-    let work = tempfile::tempdir().unwrap();
-    let state = work.path().join("state");
+/// A premium API key of tenant `acme` in the state directory `state`.
+fn premium_key(state: &Path) -> String {
     let created = Command::new(env!("CARGO_BIN_EXE_docket"))
         .args([
             "keys", "create", "--tenant", "acme", "--tier", "premium", "--state",
         ])
-        .arg(&state)
+        .arg(state)
         .output()
         .unwrap();
-    let printed = text(&created.stdout);
-    let token = printed.lines().next().unwrap().to_owned();
+    assert!(created.status.success(), "{created:?}");
+    text(&created.stdout).lines().next().unwrap().to_owned()
+}
+
+#[test]
+fn the_client_commands_submit_watch_list_export_and_report_refusals() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let token = premium_key(&state);
     let server = serve(&state);
     let plans = repo().join("examples/plans");
 

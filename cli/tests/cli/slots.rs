@@ -1,24 +1,15 @@
 //! `docket submit` past its inline limit: the files themselves go through
 //! upload slots to a real `docket serve`, and the batch names them by key.
 
-use std::process::Command;
-
 use serde_json::Value;
 
-use super::{client, repo, serve, text};
+use super::{client, premium_key, repo, serve, text};
 
 #[test]
 fn docket_submit_puts_files_through_upload_slots_past_its_inline_limit() {
     let work = tempfile::tempdir().unwrap();
     let state = work.path().join("state");
-    let created = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args([
-            "keys", "create", "--tenant", "acme", "--tier", "premium", "--state",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let token = text(&created.stdout).lines().next().unwrap().to_owned();
+    let token = premium_key(&state);
     let server = serve(&state);
     let inputs = work.path().join("inputs");
     std::fs::create_dir(&inputs).unwrap();

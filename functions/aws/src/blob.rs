@@ -15,6 +15,16 @@ use docket_core::ports::{
     BackendError, BlobError, BlobStore, ChunkSource, ListedPage, PresignedPut, check_blob_key,
 };
 
+/// How long a presigned request of `key` is good for.
+fn presigning(key: &str, ttl: Duration) -> Result<PresigningConfig, BlobError> {
+    PresigningConfig::expires_in(ttl).map_err(|e| {
+        BlobError::Backend(BackendError::new(
+            FailureCategory::Permanent,
+            format!("presigning {key}: {e}"),
+        ))
+    })
+}
+
 /// Size of a part of a multipart upload (S3's least is 5 MiB).
 pub const MULTIPART_PART_BYTES: usize = 8 * 1024 * 1024;
 
@@ -220,12 +230,7 @@ impl BlobStore for S3Blobs {
 
     async fn presigned_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError> {
         check_blob_key(key)?;
-        let config = PresigningConfig::expires_in(ttl).map_err(|e| {
-            BlobError::Backend(BackendError::new(
-                FailureCategory::Permanent,
-                format!("presigning {key}: {e}"),
-            ))
-        })?;
+        let config = presigning(key, ttl)?;
         let request = self
             .client
             .get_object()
@@ -244,12 +249,7 @@ impl BlobStore for S3Blobs {
         ttl: Duration,
     ) -> Result<Option<PresignedPut>, BlobError> {
         check_blob_key(key)?;
-        let config = PresigningConfig::expires_in(ttl).map_err(|e| {
-            BlobError::Backend(BackendError::new(
-                FailureCategory::Permanent,
-                format!("presigning {key}: {e}"),
-            ))
-        })?;
+        let config = presigning(key, ttl)?;
         let request = self
             .client
             .put_object()

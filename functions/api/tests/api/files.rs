@@ -185,12 +185,7 @@ async fn malformed_parts_are_named() {
     );
     let (status, body, _) = call_with(state(&harness), request).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<(&str, &str)> = body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["field"].as_str().unwrap(), d["message"].as_str().unwrap()))
-        .collect();
+    let fields = field_errors(&body);
     assert_eq!(
         fields[..3],
         [

@@ -118,6 +118,16 @@ fn delete(token: &str, uri: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// An error body's `details` as (field, message) pairs.
+fn field_errors(body: &Value) -> Vec<(&str, &str)> {
+    body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["field"].as_str().unwrap(), d["message"].as_str().unwrap()))
+        .collect()
+}
+
 fn plans() -> Value {
     json!({"documents": [
         {"id": "roble", "title": "El Roble", "content": include_str!("../../../../examples/plans/plan-vereda-el-roble.txt"), "metadata": {"region": "norte"}},

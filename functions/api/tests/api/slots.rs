@@ -98,12 +98,7 @@ async fn slot_requests_are_checked_field_by_field() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<(&str, &str)> = body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["field"].as_str().unwrap(), d["message"].as_str().unwrap()))
-        .collect();
+    let fields = field_errors(&body);
     let range = format!("must be from 1 to {limit} (the limit per file)");
     assert_eq!(
         fields,
