@@ -114,6 +114,22 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> anyhow::Result<(StatusCode, Body)> {
+        let (status, body, _) = self.call_paged(method, path, body, headers).await?;
+        Ok((status, body))
+    }
+
+    /// As [`Client::call`], with the `docket-next-cursor` of a results
+    /// answer that has more after it.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_paged(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<(StatusCode, Body, Option<String>)> {
         let url = format!("{}{path}", self.base);
         let mut request = self
             .http
@@ -136,6 +152,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .map(Duration::from_secs);
+        let next_cursor = response
+            .headers()
+            .get("docket-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let json = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -147,7 +168,7 @@ impl Client {
             Body::Text(text)
         };
         if status.is_success() {
-            return Ok((status, body));
+            return Ok((status, body, next_cursor));
         }
         let error = match &body {
             Body::Json(value) => value["error"].clone(),
@@ -348,20 +369,67 @@ impl Client {
         }
     }
 
-    /// The job's results in `format` (`json`, `jsonl`, `csv`).
+    /// The job's results in `format` (`json`, `jsonl`, `csv`). An answer
+    /// that ends early (a deployment's responses have a size limit) is
+    /// followed by its cursor until the whole is read: JSON documents are
+    /// joined into the first answer, JSONL and CSV text appended (CSV
+    /// without the repeated header).
     ///
     /// # Errors
     /// The API's refusal (a job still running is an error here), or a
     /// transport error.
     pub async fn results(&self, job: &str, format: &str, evidence: bool) -> anyhow::Result<String> {
-        let path =
+        let base =
             format!("/api/v1/batch/results/{job}?format={format}&include_evidence={evidence}");
-        match self.call(Method::GET, &path, None, &[]).await? {
-            (StatusCode::ACCEPTED, _) => {
-                bail!("job {job} is not finished yet; `docket watch {job}` waits for it")
+        let mut whole: Option<Body> = None;
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(cursor) => format!("{base}&cursor={cursor}"),
+                None => base.clone(),
+            };
+            let (status, body, next) = self.call_paged(Method::GET, &path, None, &[]).await?;
+            if status == StatusCode::ACCEPTED {
+                bail!("job {job} is not finished yet; `docket watch {job}` waits for it");
             }
-            (_, Body::Json(value)) => Ok(serde_json::to_string_pretty(&value)?),
-            (_, Body::Text(text)) => Ok(text),
+            whole = Some(match (whole, body) {
+                (None, body) => body,
+                (Some(Body::Json(mut all)), Body::Json(mut page)) => {
+                    if let (Some(all), Some(more)) = (
+                        all["documents"].as_array_mut(),
+                        page["documents"].as_array_mut(),
+                    ) {
+                        all.append(more);
+                    }
+                    Body::Json(all)
+                }
+                (Some(Body::Text(mut all)), Body::Text(page)) => {
+                    let page = match format {
+                        "csv" => page
+                            .split_once('\n')
+                            .map_or("", |(_, rows)| rows)
+                            .to_owned(),
+                        _ => page,
+                    };
+                    all.push_str(&page);
+                    Body::Text(all)
+                }
+                (Some(_), _) => bail!("the pages of job {job}'s results are not of one kind"),
+            });
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        match whole {
+            Some(Body::Json(mut value)) => {
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("next_cursor");
+                }
+                Ok(serde_json::to_string_pretty(&value)?)
+            }
+            Some(Body::Text(text)) => Ok(text),
+            None => bail!("no answer"),
         }
     }
 

@@ -64,6 +64,7 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         max_documents: request.max_documents,
         max_body_bytes: request.max_body_bytes,
         default_evaluator: request.default_evaluator,
+        max_response_bytes: None,
     };
     let listener = tokio::net::TcpListener::bind(request.addr)
         .await

@@ -48,6 +48,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Evaluator used when a batch names none.
     pub default_evaluator: String,
+    /// Largest response body, when the platform has one (Lambda: 6 MB for
+    /// the whole response). Results past it end early with the cursor of
+    /// where they stopped; `None` streams them whole.
+    pub max_response_bytes: Option<usize>,
 }
 
 /// The API's router.
@@ -262,6 +266,19 @@ async fn results(
             .map_err(|e| internal(format!("presigned URL is not a header value: {e}")))?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
     }
+    if let Some(budget) = state.max_response_bytes {
+        // Read here, within the budget, so the cursor of where it stopped
+        // is known for the header (the platform holds the body whole
+        // anyway).
+        let mut stream = stream.within_bytes(budget as u64);
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next_chunk().await.map_err(internal)? {
+            body.extend_from_slice(&chunk);
+        }
+        let mut response = body.into_response();
+        set_results_headers(&mut response, view.format, stream.next_cursor());
+        return Ok(response);
+    }
     let next_cursor = stream.next_cursor();
     let job_id = job.id.clone();
     let body = futures_util::stream::unfold(Some(stream), move |stream| {
@@ -280,15 +297,20 @@ async fn results(
         }
     });
     let mut response = axum::body::Body::from_stream(body).into_response();
+    set_results_headers(&mut response, view.format, next_cursor);
+    Ok(response)
+}
+
+/// A results response's type, and the cursor of the next page if any.
+fn set_results_headers(response: &mut Response, format: ResultsFormat, next: Option<u64>) {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(view.format.content_type()),
+        header::HeaderValue::from_static(format.content_type()),
     );
-    if let Some(cursor) = next_cursor {
+    if let Some(cursor) = next {
         headers.insert(NEXT_CURSOR_HEADER, header::HeaderValue::from(cursor));
     }
-    Ok(response)
 }
 
 async fn cancel(

@@ -301,6 +301,11 @@ pub struct ResultsStream {
     given: u64,
     started: bool,
     ended: bool,
+    /// Most bytes to give (see [`ResultsStream::within_bytes`]), the bytes
+    /// given so far, and whether the budget ended the stream early.
+    budget: Option<u64>,
+    written: u64,
+    cut: bool,
 }
 
 impl ResultsStream {
@@ -321,7 +326,22 @@ impl ResultsStream {
             given: 0,
             started: false,
             ended: false,
+            budget: None,
+            written: 0,
+            cut: false,
         }
+    }
+
+    /// The same stream, ended before the first document that would take it
+    /// past `budget` bytes (its opening and closing included; the first
+    /// document is given whatever its size). A stream ended so has a
+    /// [`next_cursor`](Self::next_cursor) where it stopped — in JSON also
+    /// `next_cursor`, as a page has: for responses of bounded size (a
+    /// Lambda response is at most 6 MB).
+    #[must_use]
+    pub fn within_bytes(mut self, budget: u64) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// The stream of `view` over a finished job's stored results, its
@@ -346,12 +366,18 @@ impl ResultsStream {
     /// The cursor of the page after this one, when the view has a limit and
     /// documents remain.
     pub fn next_cursor(&self) -> Option<u64> {
+        if self.cut {
+            return Some(self.view.from.saturating_add(self.given));
+        }
         let limit = self.view.limit?;
         let next = self.view.from.saturating_add(limit);
         (next < self.index.documents()).then_some(next)
     }
 
     fn remaining(&self) -> u64 {
+        if self.cut {
+            return 0;
+        }
         self.view.limit.map_or(u64::MAX, |l| l - self.given.min(l))
     }
 
@@ -365,7 +391,9 @@ impl ResultsStream {
         }
         if !self.started {
             self.started = true;
-            return Ok(Some(self.opening()));
+            let opening = self.opening();
+            self.written = opening.len() as u64;
+            return Ok(Some(opening));
         }
         // Parts before the view's first document are skipped unread.
         while self.part < self.index.parts.len()
@@ -392,7 +420,19 @@ impl ResultsStream {
             if self.remaining() == 0 {
                 break;
             }
+            let before = out.len();
             self.document(line, &mut out)?;
+            let size = (out.len() - before) as u64;
+            let closing = 64;
+            if let Some(budget) = self.budget
+                && self.given > 0
+                && self.written + size + closing > budget
+            {
+                out.truncate(before);
+                self.cut = true;
+                break;
+            }
+            self.written += size;
             self.given += 1;
         }
         Ok(Some(out))
@@ -414,7 +454,7 @@ impl ResultsStream {
 
     fn closing(&self) -> Vec<u8> {
         match self.view.format {
-            ResultsFormat::Json if self.view.limit.is_some() => {
+            ResultsFormat::Json if self.view.limit.is_some() || self.cut => {
                 let cursor = serde_json::to_string(&self.next_cursor().map(|c| c.to_string()))
                     .unwrap_or_default();
                 format!(r#"],"next_cursor":{cursor}}}"#).into_bytes()

@@ -115,8 +115,14 @@ pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
         // API Gateway's own payload limit.
         max_body_bytes: 10 * 1024 * 1024,
         default_evaluator: settings.default_evaluator.clone(),
+        max_response_bytes: Some(MAX_RESPONSE_BYTES),
     })
 }
+
+/// The most bytes of a results body the upload function answers with:
+/// Lambda returns at most 6 MB, the body escaped into a JSON string of the
+/// response (quotes and backslashes doubled), with its headers.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// An object S3 says was created: its key (form-encoded, as notifications
 /// carry it) and ETag.

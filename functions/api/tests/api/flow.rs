@@ -226,3 +226,98 @@ async fn results_come_a_page_at_a_time_with_a_cursor() {
         assert_eq!(error["error"]["details"][0]["field"], field, "{error}");
     }
 }
+
+/// Where responses have a size limit (Lambda's), results end before the
+/// document that would pass it, with the cursor of where they stopped: a
+/// whole file asked without `limit` comes in pieces, in each format, that
+/// together are the whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_past_the_response_limit_end_early_with_a_cursor() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let documents: Vec<Value> = (0..40)
+        .map(|n| json!({"id": format!("d{n:02}"), "content": format!("plan {n} with water, roads and schools ").repeat(8)}))
+        .collect();
+    let (_, accepted) = call_json(
+        &harness,
+        post(
+            &token,
+            &json!({"documents": documents, "options": {"evaluator": "wordstats"}}),
+        ),
+    )
+    .await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    harness
+        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
+        .await;
+    let base = format!("/api/v1/batch/results/{job_id}");
+    // CSV rows are short: a smaller limit makes as many pieces.
+    for (format, budget) in [("json", 4096), ("jsonl", 4096), ("csv", 400)] {
+        let limited = AppState {
+            max_response_bytes: Some(budget),
+            ..state(&harness)
+        };
+        let (_, whole) = call(&harness, get(&token, &format!("{base}?format={format}"))).await;
+        assert!(whole.len() > 3 * budget, "{}: {whole}", whole.len());
+        let mut bodies = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let after = cursor
+                .as_ref()
+                .map(|c| format!("&cursor={c}"))
+                .unwrap_or_default();
+            let response = app(limited.clone())
+                .oneshot(get(&token, &format!("{base}?format={format}{after}")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let next = response
+                .headers()
+                .get("docket-next-cursor")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.len() <= budget, "{format}: {} bytes", body.len());
+            bodies.push(body);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert!(bodies.len() > 3, "{format}: {} pieces", bodies.len());
+        match format {
+            "json" => {
+                let mut ids = Vec::new();
+                for (n, body) in bodies.iter().enumerate() {
+                    let page: Value = serde_json::from_str(body).unwrap();
+                    let last = n + 1 == bodies.len();
+                    assert_eq!(page["next_cursor"].is_string(), !last, "{page}");
+                    ids.extend(
+                        page["documents"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|d| d["id"].clone()),
+                    );
+                }
+                let whole: Value = serde_json::from_str(&whole).unwrap();
+                let all: Vec<Value> = whole["documents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["id"].clone())
+                    .collect();
+                assert_eq!(ids, all);
+            }
+            "jsonl" => assert_eq!(bodies.concat(), whole),
+            _ => {
+                let header = whole.lines().next().unwrap();
+                let mut joined = bodies[0].clone();
+                for body in &bodies[1..] {
+                    joined.push_str(body.strip_prefix(header).unwrap().trim_start_matches('\n'));
+                }
+                assert_eq!(joined, whole);
+            }
+        }
+    }
+}

@@ -43,6 +43,7 @@ fn state_shedding_at(harness: &Harness, max_queue_depth: u64) -> AppState {
         max_documents: 500,
         max_body_bytes: 256 * 1024,
         default_evaluator: "decalogo".into(),
+        max_response_bytes: None,
     }
 }
 
