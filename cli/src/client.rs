@@ -23,8 +23,9 @@ const POLL: Duration = Duration::from_millis(250);
 /// `Retry-After`.
 const MAX_RETRIES: u32 = 5;
 
-/// Upload slots asked for in one call (the API's most).
-pub const SLOTS_PER_CALL: usize = 1000;
+/// Upload slots asked for in one call, just before their files are put:
+/// few enough that none expires (15 minutes) before its file is sent.
+pub const SLOTS_PER_CALL: usize = 64;
 
 /// Files sent at once through upload slots.
 const PARALLEL_PUTS: usize = 8;
@@ -534,23 +535,35 @@ pub async fn submission(
         )
     });
     let mut total = 0u64;
-    for (path, _) in &files {
-        total += std::fs::metadata(path)
+    let mut unreadable = Vec::new();
+    let mut sized = Vec::with_capacity(files.len());
+    for (path, id) in files {
+        let bytes = std::fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
+        total += bytes;
+        sized.push((path, id, bytes));
     }
     if total <= inline_bytes {
         let (body, unreadable) = batch_body(inputs, options)?;
         return Ok((body, unreadable, 0));
     }
+    // An empty file has no slot (a slot's length is at least 1).
+    let mut files = Vec::with_capacity(sized.len());
+    for (path, id, bytes) in sized {
+        if bytes == 0 {
+            unreadable.push(format!("{id}: the document is empty"));
+        } else {
+            files.push((path, id));
+        }
+    }
     let mut documents = client.put_files(&files).await?;
     let put = documents.len();
-    let mut unreadable = Vec::new();
     if !manifests.is_empty() {
         let paths: Vec<PathBuf> = manifests.into_iter().map(|(path, _)| path).collect();
         let (inline, problems) = batch_body(&paths, UploadOptions::default())?;
         documents.extend(inline.documents);
-        unreadable = problems;
+        unreadable.extend(problems);
     }
     Ok((UploadRequest { documents, options }, unreadable, put))
 }

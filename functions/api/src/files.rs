@@ -227,6 +227,14 @@ impl ChunkSource for BodySource {
                 self.refused = Some(ApiError::Malformed(message.clone()));
                 Err(stop(message))
             }
+            None if self.read < self.limit => {
+                let message = format!(
+                    "the file ended after {} bytes; its upload URL was made for {}",
+                    self.read, self.limit
+                );
+                self.refused = Some(ApiError::Malformed(message.clone()));
+                Err(stop(message))
+            }
             None => Ok(None),
         }
     }

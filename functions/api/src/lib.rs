@@ -91,11 +91,18 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // An upload ticket is a permission: it is not logged.
+    let path = request.uri().path();
+    let path = if path.starts_with("/api/v1/files/") {
+        "/api/v1/files/{ticket}"
+    } else {
+        path
+    };
     tracing::info_span!(
         "request",
         request_id,
         method = %request.method(),
-        path = request.uri().path(),
+        path,
         job_id = tracing::field::Empty,
     )
 }

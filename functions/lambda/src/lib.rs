@@ -121,8 +121,9 @@ pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
 
 /// The most bytes of a results body the upload function answers with:
 /// Lambda returns at most 6 MB, the body escaped into a JSON string of the
-/// response (quotes and backslashes doubled), with its headers.
-pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// response (each quote and backslash doubled: at worst twice the size),
+/// with its headers.
+pub const MAX_RESPONSE_BYTES: usize = 5 * 512 * 1024;
 
 /// An object S3 says was created: its key (form-encoded, as notifications
 /// carry it) and ETag.

@@ -179,6 +179,20 @@ async fn a_put_is_refused_unless_its_url_and_length_are_the_slots() {
         "{key} was stored"
     );
 
+    // Streamed and shorter than the slot: refused, nothing stored.
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(b"01234".to_vec())]);
+    let request = Request::put(path).body(Body::from_stream(chunks)).unwrap();
+    let (status, body, _) = call_with(state(&harness), request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "the file ended after 5 bytes; its upload URL was made for 10"
+    );
+    assert!(
+        harness.ports.blobs.size(key).await.is_err(),
+        "{key} was stored"
+    );
+
     let (status, _, _) = call_with(state(&harness), put(url, b"0123456789")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(harness.ports.blobs.size(key).await.unwrap(), 10);

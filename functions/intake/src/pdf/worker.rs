@@ -18,9 +18,9 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{PdfError, PdfLimits};
 
@@ -37,6 +37,36 @@ const GRACE: Duration = Duration::from_secs(2);
 
 /// What Rust's allocation-failure handler writes before it aborts.
 const ALLOCATION_FAILED: &str = "memory allocation of";
+
+/// Most children of one process at once: each may take its memory limit,
+/// so together they stay within a few limits of the host's memory.
+const MAX_CHILDREN: usize = 2;
+
+/// Children running now, and a signal when one ends.
+static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A place among the [`MAX_CHILDREN`], given back when dropped.
+struct Place;
+
+impl Place {
+    fn take() -> Self {
+        let (running, freed) = &RUNNING;
+        let mut running = running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running >= MAX_CHILDREN {
+            running = freed.wait(running).unwrap_or_else(PoisonError::into_inner);
+        }
+        *running += 1;
+        Place
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let (running, freed) = &RUNNING;
+        *running.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        freed.notify_one();
+    }
+}
 
 /// The children's executable and their memory limit, once chosen.
 struct Children {
@@ -63,6 +93,7 @@ pub fn use_child_processes() -> std::io::Result<()> {
     let max_memory = std::env::var(MEMORY_ENV)
         .ok()
         .and_then(|mib| mib.trim().parse::<usize>().ok())
+        .filter(|mib| *mib > 0)
         .map(|mib| mib.saturating_mul(1024 * 1024));
     let _ = CHILDREN.set(Children {
         program,
@@ -139,6 +170,8 @@ pub(super) fn extract_in_child(
     }
     let encoded = serde_json::to_string(&limits)
         .map_err(|e| PdfError::Malformed(format!("cannot encode the limits: {e}")))?;
+    let _place = Place::take();
+    let deadline = Instant::now() + limits.deadline + GRACE;
     let mut child = Command::new(&children.program)
         .env(WORKER_ENV, encoded)
         .stdin(Stdio::piped())
@@ -160,10 +193,19 @@ pub(super) fn extract_in_child(
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&bytes);
     });
+    // Read to its end (a child blocked on a full pipe would not exit);
+    // only the last 64 KiB are kept, where an abort's message is.
     let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.take(64 * 1024).read_to_string(&mut text);
-        text
+        let mut stderr = stderr;
+        let mut tail = Vec::new();
+        let mut buffer = [0u8; 8192];
+        while let Ok(n @ 1..) = stderr.read(&mut buffer) {
+            tail.extend_from_slice(&buffer[..n]);
+            if tail.len() > 64 * 1024 {
+                tail.drain(..tail.len() - 64 * 1024);
+            }
+        }
+        String::from_utf8_lossy(&tail).into_owned()
     });
     let (done, output) = mpsc::channel();
     std::thread::spawn(move || {
@@ -172,12 +214,24 @@ pub(super) fn extract_in_child(
         let read = stdout.read_to_end(&mut bytes).map(|_| bytes);
         let _ = done.send(read);
     });
-    let output = output.recv_timeout(limits.deadline + GRACE);
-    let killed = output.is_err();
-    if killed {
-        let _ = child.kill();
-    }
-    let status = child.wait();
+    let output = output.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    // A child that closed its output may still be running: it too has
+    // until the deadline.
+    let mut killed = output.is_err();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if !killed && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(None) => {
+                killed = true;
+                let _ = child.kill();
+                break child.wait();
+            }
+            Err(error) => break Err(error),
+        }
+    };
     let _ = writer.join();
     let errors = errors.join().unwrap_or_default();
     if killed {

@@ -4,10 +4,17 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    // First: a PDF extraction child does its file and exits here.
+fn main() -> Result<(), lambda_runtime::Error> {
+    // First, before any runtime starts: a PDF extraction child does its
+    // file and exits here.
     let isolated = docket_intake::pdf::use_child_processes();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(isolated))
+}
+
+async fn serve(isolated: std::io::Result<()>) -> Result<(), lambda_runtime::Error> {
     docket_lambda::init_logging();
     if let Err(error) = isolated {
         tracing::warn!(%error, "PDF extraction runs in process, without a memory limit");
