@@ -429,6 +429,30 @@ pub async fn deliver_webhooks(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchR
     .await
 }
 
+/// `main` of a function that reads PDFs: first, before any runtime starts,
+/// a PDF extraction child does its file and exits; otherwise `serve` runs
+/// on a multi-threaded runtime, logging set up, its PDFs read in children.
+///
+/// # Errors
+/// When the runtime cannot start, and `serve`'s.
+pub fn run_reading_pdfs<F, Fut>(serve: F) -> Result<(), lambda_runtime::Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
+{
+    let isolated = docket_intake::pdf::use_child_processes();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            init_logging();
+            if let Err(error) = isolated {
+                tracing::warn!(%error, "PDF extraction runs in process, without a memory limit");
+            }
+            serve().await
+        })
+}
+
 /// JSON logs for CloudWatch, filtered by `DOCKET_LOG` (default `info`).
 pub fn init_logging() {
     tracing_subscriber::fmt()
