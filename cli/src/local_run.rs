@@ -4,13 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use docket_core::EvaluatorRef;
 use docket_core::aggregate::{DocumentStatus, ResultsDocument};
 use docket_core::model::{Chunking, Job, JobId, JobOptions, Priority, TenantId};
-use docket_core::pipeline::{Pipeline, PipelineSettings, Submission};
-use docket_core::ports::Evaluators;
+use docket_core::pipeline::{
+    OpenIntake, Pipeline, PipelineError, PipelineSettings, Submission, idempotent_job_id,
+};
+use docket_core::ports::{Evaluators, StoreError};
 use docket_core::progress::StatusReport;
 use docket_core::results::{ResultsFormat, ResultsView};
 use docket_intake::FileReader;
@@ -46,6 +50,41 @@ pub struct RunRequest {
     pub progress: bool,
     /// Documents kept in [`RunOutcome::results`] for the summary table.
     pub rows: usize,
+    /// A new job even when the job of this same request exists (by
+    /// default that job is resumed: see [`job_identity`]).
+    pub fresh: bool,
+    /// Set to stop the run (Ctrl-C): no more work is taken, what is in
+    /// flight is finished, and the job is left to be resumed.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How a run found its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new job.
+    New,
+    /// The job of the same request, interrupted before: it went on from
+    /// where it was, with `done` documents already done.
+    Resumed {
+        /// Documents with every outcome recorded before this run.
+        done: u32,
+    },
+    /// The job of the same request had finished: nothing was evaluated;
+    /// its results were written again.
+    Finished,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// The job finished (completed, failed or cancelled).
+    Finished(Box<RunOutcome>),
+    /// The run was stopped ([`RunRequest::stop`]) with the job unfinished;
+    /// the same request resumes it.
+    Interrupted {
+        /// The job as the run left it.
+        job: Box<Job>,
+    },
 }
 
 /// What came out.
@@ -63,6 +102,10 @@ pub struct RunOutcome {
     pub files: Vec<PathBuf>,
     /// Files skipped in directories (unsupported types).
     pub skipped: Vec<PathBuf>,
+    /// A new job, resumed or finished before.
+    pub start: Start,
+    /// Items whose outcome this run recorded.
+    pub recorded: u64,
 }
 
 /// Seconds spent in each phase of a run (processing and finalizing are
@@ -174,7 +217,8 @@ pub fn local_pipeline(
 
 /// Runs workers on `pipeline` until `job` is finalized: each processes work
 /// items (highest priority first), finalizes jobs whose last item it
-/// recorded and records dead-lettered items as failed.
+/// recorded and records dead-lettered items as failed. When `stop` is set
+/// the workers finish the round they are in and stop: `None`.
 ///
 /// # Errors
 /// When a worker hits a backend error it cannot get past.
@@ -182,22 +226,32 @@ pub async fn drive(
     pipeline: &Pipeline,
     job: &JobId,
     workers: usize,
+    stop: &Arc<AtomicBool>,
     mut on_progress: impl FnMut(&Job),
-) -> anyhow::Result<(Job, Driven)> {
+) -> anyhow::Result<Option<(Job, Driven)>> {
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers.max(1) {
         let pipeline = pipeline.clone();
         let job = job.clone();
+        let stop = Arc::clone(stop);
         handles.push(tokio::spawn(async move {
-            let finalized = || async {
-                Ok::<bool, anyhow::Error>(pipeline.job(&job).await?.finished_at.is_some())
+            let finished = || async {
+                Ok::<bool, anyhow::Error>(
+                    stop.load(Ordering::Relaxed) || pipeline.job(&job).await?.finished_at.is_some(),
+                )
             };
-            pipeline.work_until(finalized, tokio::time::sleep).await
+            pipeline.work_until(finished, tokio::time::sleep).await
         }));
     }
     let mut items_done = None;
     let mut last_progress = Instant::now();
     loop {
+        if stop.load(Ordering::Relaxed) {
+            for handle in handles {
+                handle.await.context("worker panicked")??;
+            }
+            return Ok(None);
+        }
         let current = pipeline.job(job).await?;
         if current.counters.items_pending() == 0 {
             items_done.get_or_insert_with(Instant::now);
@@ -224,7 +278,7 @@ pub async fn drive(
         items_done: items_done.unwrap_or(finalized),
         finalized,
     };
-    Ok((pipeline.job(job).await?, driven))
+    Ok(Some((pipeline.job(job).await?, driven)))
 }
 
 /// Moves `bar` to where `report` says the job is: items done, rate,
@@ -264,13 +318,82 @@ pub fn progress_bar(enabled: bool, total: u32) -> ProgressBar {
     bar
 }
 
-/// Runs a batch end to end.
+/// The id of the job `request` asks for over `files`: the same files
+/// (each by path, size and modification time), evaluator (by digest),
+/// configuration and options give the same id, so asking again resumes
+/// the job, and a file changed in between makes another job.
 ///
 /// # Errors
-/// When inputs are missing, the evaluator cannot be resolved, or the
-/// backend fails. A job whose documents fail is not an error: it is in the
-/// outcome.
-pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
+/// When the current directory is needed and unknown.
+pub fn job_identity(
+    files: &[(PathBuf, String)],
+    evaluator: &EvaluatorRef,
+    config: &serde_json::Value,
+    options: &JobOptions,
+) -> anyhow::Result<JobId> {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut line = |text: &str| {
+        digest.update(text.as_bytes());
+        digest.update(b"\n");
+    };
+    line("docket run 1");
+    line(&serde_json::to_string(evaluator)?);
+    line(&serde_json::to_string(config)?);
+    line(&serde_json::to_string(options)?);
+    for (path, id) in files {
+        let absolute = std::path::absolute(path)?;
+        let stamp = match std::fs::metadata(path) {
+            Ok(meta) => {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{} {modified}", meta.len())
+            }
+            Err(error) => format!("unreadable: {error}"),
+        };
+        line(&format!("{}\t{id}\t{stamp}", absolute.display()));
+    }
+    let key = format!("run:{}", hex::encode(digest.finalize()));
+    Ok(idempotent_job_id(&TenantId::local(), &key))
+}
+
+/// Documents of `job` with every outcome recorded.
+pub fn documents_done(job: &Job) -> u32 {
+    let c = &job.counters;
+    c.documents_succeeded + c.documents_failed + c.documents_skipped
+}
+
+/// Picks up `job`, which this request made before: finished, its intake
+/// to read again (the submitter stopped while reading), or its items to
+/// process — and finalized now when they all were (the run stopped before
+/// finalizing it).
+async fn resume(pipeline: &Pipeline, job: Job) -> anyhow::Result<(Start, Option<OpenIntake>)> {
+    if job.finished_at.is_some() {
+        return Ok((Start::Finished, None));
+    }
+    let start = Start::Resumed {
+        done: documents_done(&job),
+    };
+    if job.counters.intake_open {
+        return Ok((start, Some(OpenIntake::reopen(pipeline, job))));
+    }
+    if job.counters.items_pending() == 0 {
+        pipeline.finalize(&job.id).await?;
+    }
+    Ok((start, None))
+}
+
+/// Runs a batch end to end — or what is left of it: the job of the same
+/// request ([`job_identity`]) is resumed unless [`RunRequest::fresh`].
+///
+/// # Errors
+/// When inputs are missing, the evaluator cannot be resolved, another
+/// process owns the state directory, or the backend fails. A job whose
+/// documents fail is not an error: it is in the outcome.
+pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
     let started = Instant::now();
     let listed = intake::list_inputs(&request.inputs)?;
     if listed.files.is_empty() {
@@ -289,59 +412,72 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         &request.state,
         plugin_host(&request.state, request.workers)?,
     )?;
+    let (_ownership, _) = backend.take_ownership("docket run").await?;
     let evaluator = resolve_evaluator(&catalog, &request.evaluator).await?;
     let pipeline = local_pipeline(&backend, catalog, AddressPolicy::default())?;
-    let submission = Submission {
-        job_id: None,
-        tenant: TenantId::local(),
-        evaluator,
-        config: request.config.clone(),
-        options: JobOptions {
-            priority: request.priority,
-            include_evidence: true,
-            tolerated_failure_percent: request.tolerated_failure_percent,
-            chunking: request.chunking,
-            webhook_url: None,
-        },
-        documents: Vec::new(),
+    let options = JobOptions {
+        priority: request.priority,
+        include_evidence: true,
+        tolerated_failure_percent: request.tolerated_failure_percent,
+        chunking: request.chunking,
+        webhook_url: None,
     };
-    let open = pipeline.open_intake(submission).await?;
-    let job_id = open.job_id().clone();
+    let job_id = if request.fresh {
+        JobId::generate()
+    } else {
+        job_identity(&listed.files, &evaluator, &request.config, &options)?
+    };
+    let (start, intake) = match pipeline.job(&job_id).await {
+        Ok(job) => resume(&pipeline, job).await?,
+        Err(PipelineError::Store(StoreError::NotFound(_))) => {
+            let submission = Submission {
+                job_id: Some(job_id.clone()),
+                tenant: TenantId::local(),
+                evaluator,
+                config: request.config.clone(),
+                options,
+                documents: Vec::new(),
+            };
+            (Start::New, Some(pipeline.open_intake(submission).await?))
+        }
+        Err(error) => return Err(error.into()),
+    };
     let opened = Instant::now();
-    tracing::info!(%job_id, files = listed.files.len(), seconds = started.elapsed().as_secs_f64(), "job opened");
-    // Files are read on a thread of their own, a window at a time, while
-    // the workers already process the first windows' items.
-    let (windows, mut received) = tokio::sync::mpsc::channel(2);
-    let files = listed.files;
-    let reader = std::thread::spawn(move || {
-        for window in intake::WindowedReader::new(files, READ_WINDOW) {
-            if windows.blocking_send(window).is_err() {
-                break;
-            }
-        }
-    });
-    let feeding = tokio::spawn(async move {
-        let mut open = open;
-        while let Some(window) = received.recv().await {
-            for document in window {
-                open.add(document).await?;
-            }
-        }
-        let job = open.close().await?;
-        Ok::<_, anyhow::Error>((job, Instant::now()))
-    });
-    let bar = progress_bar(request.progress, 0);
-    let driving = drive(&pipeline, &job_id, request.workers, |current| {
-        show_progress(&bar, &pipeline.status_report(current));
-    })
-    .await;
-    bar.finish_and_clear();
-    let (submitted, intake_done) = feeding.await.context("intake panicked")??;
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading the inputs panicked"))?;
-    tracing::info!(%job_id, items = submitted.counters.items_total, seconds = (intake_done - opened).as_secs_f64(), "intake closed");
-    let (finished, driven) = driving?;
+    tracing::info!(%job_id, files = listed.files.len(), ?start, seconds = started.elapsed().as_secs_f64(), "job opened");
+    let feeding = intake.map(|open| feed(open, listed.files, Arc::clone(&request.stop)));
+    let driving = if start == Start::Finished {
+        let now = Instant::now();
+        let driven = Driven {
+            items_done: now,
+            finalized: now,
+        };
+        Ok(Some((pipeline.job(&job_id).await?, driven)))
+    } else {
+        let bar = progress_bar(request.progress, 0);
+        let driving = drive(
+            &pipeline,
+            &job_id,
+            request.workers,
+            &request.stop,
+            |current| {
+                show_progress(&bar, &pipeline.status_report(current));
+            },
+        )
+        .await;
+        bar.finish_and_clear();
+        driving
+    };
+    let intake_done = match feeding {
+        Some(feeding) => feeding.finish().await?,
+        None => Some(opened),
+    };
+    let (Some((finished, driven)), Some(intake_done)) = (driving?, intake_done) else {
+        backend.queue.release_claims().await?;
+        return Ok(Ran::Interrupted {
+            job: Box::new(pipeline.job(&job_id).await?),
+        });
+    };
+    tracing::info!(%job_id, items = finished.counters.items_total, seconds = (intake_done - opened).as_secs_f64(), "intake closed");
     tracing::info!(job_id = %finished.id, seconds = started.elapsed().as_secs_f64(), "job finalized");
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("creating {}", request.out.display()))?;
@@ -363,14 +499,73 @@ pub async fn run(request: RunRequest) -> anyhow::Result<RunOutcome> {
         finalize: (driven.finalized - driven.items_done).as_secs_f64(),
         output: driven.finalized.elapsed().as_secs_f64(),
     };
-    Ok(RunOutcome {
+    let metrics = pipeline.metrics();
+    let recorded =
+        metrics.succeeded + metrics.skipped + metrics.failed.iter().map(|(_, n)| n).sum::<u64>();
+    Ok(Ran::Finished(Box::new(RunOutcome {
         job: finished,
         results,
         phases,
         seconds: started.elapsed().as_secs_f64(),
         files: vec![results_path, documents_path],
         skipped: listed.skipped,
-    })
+        start,
+        recorded,
+    })))
+}
+
+/// The intake of a run being fed: files read on a thread of their own, a
+/// window at a time, while the workers already process the first windows'
+/// items.
+struct Feeding {
+    reader: std::thread::JoinHandle<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<Option<Instant>>>,
+}
+
+/// Reads `files` into `open` until they are all in (the intake closed) or
+/// `stop` is set (the intake left open, to be read again on resume).
+fn feed(open: OpenIntake, files: Vec<(PathBuf, String)>, stop: Arc<AtomicBool>) -> Feeding {
+    let (windows, mut received) = tokio::sync::mpsc::channel(2);
+    let reader = std::thread::spawn(move || {
+        for window in intake::WindowedReader::new(files, READ_WINDOW) {
+            if windows.blocking_send(window).is_err() {
+                break;
+            }
+        }
+    });
+    let task = tokio::spawn(async move {
+        let fed = async {
+            let mut open = open;
+            while let Some(window) = received.recv().await {
+                for document in window {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    open.add(document).await?;
+                }
+            }
+            open.close().await?;
+            Ok(Some(Instant::now()))
+        };
+        let fed: anyhow::Result<_> = fed.await;
+        if fed.is_err() {
+            // The job may wait for its intake forever: stop the workers.
+            stop.store(true, Ordering::Relaxed);
+        }
+        fed
+    });
+    Feeding { reader, task }
+}
+
+impl Feeding {
+    /// When the intake closed, or `None` when it was stopped.
+    async fn finish(self) -> anyhow::Result<Option<Instant>> {
+        let closed = self.task.await.context("intake panicked")??;
+        self.reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading the inputs panicked"))?;
+        Ok(closed)
+    }
 }
 
 /// Streams a finished job's results in `format` into the file at `path`.
@@ -424,30 +619,55 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
     let results = &outcome.results;
     let summary = &results.header.summary;
     let mut out = String::new();
-    let docs_per_second = f64::from(results.header.document_count) / outcome.seconds.max(1e-9);
-    let _ = writeln!(
-        out,
-        "job {} {} in {:.2} s — {} documents ({} completed, {} failed, {} skipped), {:.0} docs/s",
-        results.header.job_id,
-        results.header.status,
-        outcome.seconds,
+    match outcome.start {
+        Start::New => {}
+        Start::Resumed { done } => {
+            let _ = writeln!(
+                out,
+                "resumed job {} ({done} of {} documents already done; {} items recorded by this run)",
+                results.header.job_id, results.header.document_count, outcome.recorded
+            );
+        }
+        Start::Finished => {
+            let _ = writeln!(
+                out,
+                "job {} had finished already: nothing evaluated again, its results written again (--fresh evaluates anew)",
+                results.header.job_id
+            );
+        }
+    }
+    let counts = format!(
+        "{} documents ({} completed, {} failed, {} skipped)",
         results.header.document_count,
         summary.completed_documents,
         summary.failed_documents,
         summary.skipped_documents,
-        docs_per_second
     );
-    let p = &outcome.phases;
-    let _ = writeln!(
-        out,
-        "phases: intake {:.2} s · submit {:.2} s · processing {:.2} s ({:.0} items/s) · finalize {:.2} s · output {:.2} s",
-        p.intake,
-        p.submit,
-        p.processing,
-        f64::from(outcome.job.counters.items_total) / p.processing.max(1e-9),
-        p.finalize,
-        p.output
-    );
+    if outcome.start == Start::Finished {
+        let _ = writeln!(
+            out,
+            "job {} {} — {counts}",
+            results.header.job_id, results.header.status
+        );
+    } else {
+        let docs_per_second = f64::from(results.header.document_count) / outcome.seconds.max(1e-9);
+        let _ = writeln!(
+            out,
+            "job {} {} in {:.2} s — {counts}, {docs_per_second:.0} docs/s",
+            results.header.job_id, results.header.status, outcome.seconds,
+        );
+        let p = &outcome.phases;
+        let _ = writeln!(
+            out,
+            "phases: intake {:.2} s · submit {:.2} s · processing {:.2} s ({:.0} items/s) · finalize {:.2} s · output {:.2} s",
+            p.intake,
+            p.submit,
+            p.processing,
+            f64::from(outcome.job.counters.items_total) / p.processing.max(1e-9),
+            p.finalize,
+            p.output
+        );
+    }
     let _ = writeln!(
         out,
         "evaluator {}@{} ({})",

@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use docket_api::{AppState, app};
@@ -32,32 +35,45 @@ pub struct ServeRequest {
     pub webhooks: docket_webhook::AddressPolicy,
     /// Delay after a first failed webhook attempt (doubled each time).
     pub webhook_backoff: std::time::Duration,
+    /// Set to shut down (SIGTERM): no new connections, requests in flight
+    /// answered, processors finish their round, claims released.
+    pub stop: Arc<AtomicBool>,
 }
 
-/// Serves until the process is stopped; prints `listening on http://…`
-/// once bound.
+/// Serves until [`ServeRequest::stop`] is set; prints
+/// `listening on http://…` once bound. With processors, the process owns
+/// the state directory ([`docket_local::LocalBackend::take_ownership`]):
+/// the claims a killed server left are released at start.
 ///
 /// # Errors
-/// When the address cannot be bound or the backend cannot start.
+/// When the address cannot be bound, another process owns the state
+/// directory, or the backend cannot start.
 pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
     let (backend, catalog) = local_catalog(
         &request.state,
         plugin_host(&request.state, request.workers)?,
     )?;
+    let _ownership = if request.workers > 0 {
+        Some(backend.take_ownership("docket serve").await?)
+    } else {
+        None
+    };
     let pipeline = local_pipeline(&backend, catalog, request.webhooks)?;
     let pipeline = pipeline.with_settings(PipelineSettings {
         webhook_backoff: request.webhook_backoff,
         max_queue_depth: request.max_queue_depth,
         ..pipeline.settings().clone()
     });
+    let mut processors = Vec::with_capacity(request.workers);
     for _ in 0..request.workers {
         let pipeline = pipeline.clone();
-        tokio::spawn(async move {
-            let never = || async { Ok::<bool, PipelineError>(false) };
-            if let Err(e) = pipeline.work_until(never, tokio::time::sleep).await {
+        let stop = Arc::clone(&request.stop);
+        processors.push(tokio::spawn(async move {
+            let stopped = || async { Ok::<bool, PipelineError>(stop.load(Ordering::Relaxed)) };
+            if let Err(e) = pipeline.work_until(stopped, tokio::time::sleep).await {
                 tracing::error!(error = %e, "processor stopped");
             }
-        });
+        }));
     }
     let state = AppState {
         pipeline,
@@ -70,6 +86,22 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", request.addr))?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state)).await?;
+    let stop = Arc::clone(&request.stop);
+    let stopped = async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!("shutting down: no new connections, answering those in flight");
+    };
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(stopped)
+        .await?;
+    for processor in processors {
+        processor.await.context("processor panicked")?;
+    }
+    if request.workers > 0 {
+        let released = backend.queue.release_claims().await?;
+        tracing::info!(released, "processors stopped, claims released");
+    }
     Ok(())
 }

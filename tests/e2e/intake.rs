@@ -9,13 +9,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use docket_core::model::{
     DocumentBody, DocumentSpec, JobOptions, JobStatus, RejectedDocument, TenantId,
 };
-use docket_core::pipeline::{FinalizeOutcome, IntakeDocument, Submission};
-use docket_core::ports::{BlobError, BlobStore, ListedPage};
+use docket_core::pipeline::{FinalizeOutcome, IntakeDocument, OpenIntake, Submission};
+use docket_core::ports::{
+    BlobError, BlobStore, Delivery, ListedPage, OutgoingMessage, QueueDepth, QueueError, QueueName,
+    Receipt, WorkQueue,
+};
 use docket_core::{Failure, FailureCategory};
 use docket_tests::Harness;
 
@@ -174,4 +178,146 @@ async fn closing_an_intake_whose_items_are_all_recorded_finalizes_the_job() {
     assert_eq!(finished.status, JobStatus::Failed);
     assert_eq!(finished.counters.documents_failed, 3);
     assert_eq!(finished.error.as_deref(), Some("all 3 documents failed"));
+}
+
+/// A queue whose `lose`-th send of work items is lost: what a submitter
+/// killed after counting a window and before enqueueing it leaves.
+struct LosesASend {
+    inner: Arc<dyn WorkQueue>,
+    sends: AtomicUsize,
+    lose: usize,
+}
+
+#[async_trait]
+impl WorkQueue for LosesASend {
+    async fn send(
+        &self,
+        queue: QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), QueueError> {
+        let work = matches!(queue, QueueName::Work(_));
+        if work && self.sends.fetch_add(1, Ordering::SeqCst) + 1 == self.lose {
+            return Ok(());
+        }
+        self.inner.send(queue, messages).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(queue, max, visibility).await
+    }
+    async fn ack(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.inner.ack(queue, receipts).await
+    }
+    async fn retry_after(
+        &self,
+        queue: QueueName,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.retry_after(queue, receipt, delay).await
+    }
+    async fn receive_dead(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive_dead(queue, max, visibility).await
+    }
+    async fn ack_dead(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.inner.ack_dead(queue, receipts).await
+    }
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        self.inner.depth(queue).await
+    }
+}
+
+/// A submitter stops twice: once after counting its second window but
+/// before that window's items were enqueued (they are lost), and it is not
+/// there to add the rest. Read again from the start with the same
+/// documents, the intake passes over the windows the job counted, enqueues
+/// the last of them again and adds the rest: every document is evaluated
+/// and counted once, and the job completes. Documents that do not read the
+/// same are refused and leave the job as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_stopped_midway_is_read_again_and_its_job_completes_once() {
+    let mut harness = Harness::new(None);
+    let real = harness.ports.queue.clone();
+    harness.change_ports(|ports| {
+        ports.queue = Arc::new(LosesASend {
+            inner: real.clone(),
+            sends: AtomicUsize::new(0),
+            lose: 2,
+        });
+    });
+    let mut intake = harness
+        .pipeline
+        .open_intake(submission(&harness))
+        .await
+        .unwrap();
+    let job_id = intake.job_id().clone();
+    for n in 0..2_500 {
+        intake.add(document(n)).await.unwrap();
+    }
+    drop(intake);
+    drain(&harness).await;
+    let stopped = harness.pipeline.job(&job_id).await.unwrap();
+    assert!(stopped.counters.intake_open);
+    // Two windows counted: 1,000 items, then a full pack.
+    let counted = stopped.counters.items_total;
+    assert!((1_001..2_500).contains(&counted), "{counted} items counted");
+    assert_eq!(stopped.counters.documents_total, counted);
+    assert_eq!(
+        stopped.counters.items_done(),
+        1_000,
+        "the second window's items were never enqueued"
+    );
+
+    // A reading with other documents (longer texts: other windows) is
+    // refused, and the job stays as it was.
+    let mut other = OpenIntake::reopen(&harness.pipeline, stopped.clone());
+    let mut refused = None;
+    for n in 0..2_500 {
+        let longer = IntakeDocument::Accepted(DocumentSpec {
+            id: format!("doc-{n:05}"),
+            title: String::new(),
+            body: DocumentBody::Text("longer ".repeat(400)),
+            metadata: serde_json::Value::Null,
+        });
+        if let Err(error) = other.add(longer).await {
+            refused = Some(error);
+            break;
+        }
+    }
+    let refused = refused.expect("other documents refused").to_string();
+    assert!(
+        refused.starts_with(&format!(
+            "invalid submission: the inputs are not those of the interrupted intake of job {job_id}: it had counted {counted} documents in {counted} items"
+        )),
+        "{refused}"
+    );
+    assert_eq!(harness.pipeline.job(&job_id).await.unwrap(), stopped);
+
+    let mut again = OpenIntake::reopen(&harness.pipeline, stopped);
+    for n in 0..3_000 {
+        again.add(document(n)).await.unwrap();
+    }
+    let closed = again.close().await.unwrap();
+    assert_eq!(closed.counters.items_total, 3_000);
+    assert_eq!(closed.counters.documents_total, 3_000);
+    let finished = harness.run_until_finalized(&job_id, 1_000).await;
+    assert_eq!(finished.status, JobStatus::Completed);
+    assert_eq!(finished.counters.documents_succeeded, 3_000);
+    assert_eq!(finished.counters.items_succeeded, 3_000);
+    let results = harness.results(&job_id).await;
+    let documents = results["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 3_000);
+    for (n, document) in documents.iter().enumerate() {
+        assert_eq!(document["id"], format!("doc-{n:05}"));
+        assert_eq!(document["status"], "completed", "{document}");
+    }
 }

@@ -12,6 +12,8 @@ pub mod run;
 pub mod serve;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use docket_cli::plugins;
 
@@ -68,4 +70,25 @@ fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> an
         .enable_all()
         .build()?
         .block_on(work)
+}
+
+/// Exit code of a run stopped by a signal, as shells report SIGINT.
+const INTERRUPTED: u8 = 130;
+
+/// A flag set by the first SIGINT or SIGTERM (`docket run` and `serve`
+/// stop gracefully); the second one ends the process at once with
+/// [`INTERRUPTED`].
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(INTERRUPTED),
+            Arc::clone(&stop),
+        )?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(stop)
 }

@@ -1,10 +1,12 @@
 //! `docket run`: evaluate a batch of documents on the embedded backend and
-//! print a summary table; exits 1 when the job failed.
+//! print a summary table; exits 1 when the job failed. Asked again, the
+//! same run resumes its job; the first Ctrl-C stops it resumable (exit
+//! 130), a second one exits at once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use docket_cli::local_run::{self, RunRequest};
+use docket_cli::local_run::{self, Ran, RunRequest};
 use docket_core::model::{Chunking, JobStatus, Priority};
 
 #[derive(clap::Args)]
@@ -48,6 +50,11 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Start a new job even if this same run (the same files, evaluator,
+    /// configuration and options) was run before; by default its job is
+    /// resumed, or its results written again when it had finished.
+    #[arg(long)]
+    fresh: bool,
 }
 
 /// Runs the batch to its end on a runtime with a thread per worker, prints
@@ -69,12 +76,30 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         tolerated_failure_percent: args.tolerated_failure_percent,
         progress: !args.quiet,
         rows: args.rows,
+        fresh: args.fresh,
+        stop: super::stop_on_signals()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers + 1)
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(local_run::run(request))?;
+    let outcome = match runtime.block_on(local_run::run(request))? {
+        Ran::Finished(outcome) => outcome,
+        Ran::Interrupted { job } => {
+            eprintln!(
+                "docket: stopped; job {} is left to resume ({} of {} documents done{}): run the same command again to go on, or add --fresh to start over",
+                job.id,
+                local_run::documents_done(&job),
+                job.counters.documents_total,
+                if job.counters.intake_open {
+                    " so far, not all read in"
+                } else {
+                    ""
+                }
+            );
+            return Ok(ExitCode::from(super::INTERRUPTED));
+        }
+    };
     print!("{}", local_run::summary_table(&outcome, args.rows));
     Ok(if outcome.job.status == JobStatus::Failed {
         ExitCode::FAILURE

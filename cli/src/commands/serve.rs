@@ -66,7 +66,8 @@ enum WebhookAllow {
     Private,
 }
 
-/// Serves until the process is stopped, on a runtime with a thread per
+/// Serves until SIGTERM or Ctrl-C (a graceful shutdown; a second signal
+/// exits at once), on a runtime with a thread per
 /// processor plus one for the server (at least one per core).
 pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let workers = args.workers.unwrap_or_else(|| super::workers(None));
@@ -88,6 +89,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
             allow_private: args.webhook_allow.contains(&WebhookAllow::Private),
         },
         webhook_backoff: std::time::Duration::from_millis(args.webhook_backoff_ms),
+        stop: super::stop_on_signals()?,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod pdfs;
 mod plugins;
+mod resume;
 mod slots;
 
 fn repo() -> PathBuf {
@@ -496,7 +497,14 @@ fn serve(state: &Path) -> Server {
         .env("DOCKET_LOG", "info")
         .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(state.with_extension("log")).unwrap())
+        // Appended to: a server started again on `state` logs after the first.
+        .stderr(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(state.with_extension("log"))
+                .unwrap(),
+        )
         .spawn()
         .expect("start docket serve");
     let stdout = child.stdout.take().unwrap();
@@ -786,6 +794,15 @@ fn the_client_commands_submit_watch_list_export_and_report_refusals() {
     );
 }
 
+/// Fields of results that differ between two runs of the same batch.
+const VARYING: [&str; 5] = [
+    "job_id",
+    "created_at",
+    "finished_at",
+    "processing_time_seconds",
+    "avg_processing_time_seconds",
+];
+
 /// `text` with the value after each `"key":` (up to the next `,` or `}` at
 /// its level: ids, times and durations here, never objects) replaced by `_`.
 fn without_values(text: &str, keys: &[&str]) -> String {
@@ -813,13 +830,6 @@ fn without_values(text: &str, keys: &[&str]) -> String {
 /// documents, a line each.
 #[test]
 fn results_files_are_byte_identical_to_the_recorded_ones() {
-    const VARYING: [&str; 5] = [
-        "job_id",
-        "created_at",
-        "finished_at",
-        "processing_time_seconds",
-        "avg_processing_time_seconds",
-    ];
     let plans = repo().join("examples/plans");
     for evaluator in ["decalogo", "wordstats"] {
         let work = tempfile::tempdir().unwrap();

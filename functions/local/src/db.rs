@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_ms INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
-    dead INTEGER NOT NULL DEFAULT 0
+    dead INTEGER NOT NULL DEFAULT 0,
+    -- Received and not yet settled: held by a running process.
+    claimed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, id);
 -- Queue depth is counted from this index alone.
@@ -98,6 +100,7 @@ impl Database {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let writer = connect(path)?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&writer)?;
         let reader = connect(path)?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
@@ -133,6 +136,21 @@ impl Database {
     pub(crate) fn read<R>(&self, operation: impl FnOnce(&Connection) -> R) -> R {
         operation(&self.reader.lock().unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// Brings a database made by an earlier release up to [`SCHEMA`]: columns
+/// added since are added with their defaults.
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let has_claimed: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'claimed'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_claimed {
+        connection
+            .execute_batch("ALTER TABLE messages ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
 /// Translates a SQLite error at the seam: busy/locked are transient, a full

@@ -12,6 +12,7 @@
 
 pub mod blob;
 mod db;
+mod owner;
 pub mod queue;
 pub mod store;
 
@@ -22,6 +23,7 @@ use docket_core::pipeline::{DocumentReader, Ports};
 use docket_core::ports::{Clock, Evaluators, SystemClock, WebhookSender};
 
 pub use db::Database;
+pub use owner::{Ownership, OwnershipError};
 
 /// Settings of the embedded backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,25 @@ impl LocalBackend {
             blobs: Arc::new(blob::FsBlobStore::new(dir.join("blobs"))),
             clock,
         })
+    }
+
+    /// Makes this process, which runs `command` (as `docket run`), the
+    /// owner of the state directory — the one process that processes its
+    /// queues — and releases the claims a dead process left, so their
+    /// messages are taken at once rather than after their visibility
+    /// timeout. Returns the ownership (held until dropped) and how many
+    /// claims were released.
+    ///
+    /// # Errors
+    /// [`OwnershipError::Held`] when another live process owns it; I/O and
+    /// database errors.
+    pub async fn take_ownership(&self, command: &str) -> anyhow::Result<(Ownership, u64)> {
+        let ownership = owner::lock(&self.dir, command)?;
+        let released = self.queue.release_claims().await?;
+        if released > 0 {
+            tracing::info!(released, "claims of a process that is gone released");
+        }
+        Ok((ownership, released))
     }
 
     /// The pipeline's ports over this backend, with the process's

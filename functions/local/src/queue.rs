@@ -67,6 +67,28 @@ impl SqliteQueue {
             .await
     }
 
+    /// Makes every message a process received and did not settle visible
+    /// now, as if its visibility timeout had passed; returns how many.
+    /// Only for the owner of the state directory
+    /// ([`crate::LocalBackend::take_ownership`]): every claim left is then
+    /// a dead process's. A message waiting out a backoff stays hidden.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn release_claims(&self) -> Result<u64, QueueError> {
+        let now = millis(self.clock.now());
+        self.db
+            .write(move |connection| {
+                connection.execute(
+                    "UPDATE messages SET visible_ms = ?1, claimed = 0 WHERE claimed = 1",
+                    params![now],
+                )
+            })
+            .await
+            .map(|released| released as u64)
+            .map_err(|e| QueueError::Backend(backend_error(e)))
+    }
+
     async fn delete(&self, dead: bool, receipts: &[Receipt]) -> Result<(), QueueError> {
         let receipts = receipts.to_vec();
         self.db
@@ -109,7 +131,7 @@ fn receive(
         for (id, body, receive_count) in candidates {
             if !dead && receive_count >= max_receives {
                 tx.prepare_cached(
-                        "UPDATE messages SET dead = 1, receive_count = 0, visible_ms = ?2 WHERE id = ?1",
+                        "UPDATE messages SET dead = 1, receive_count = 0, visible_ms = ?2, claimed = 0 WHERE id = ?1",
                     )
                     .and_then(|mut s| s.execute(params![id, now]))
                     .map_err(backend_error)?;
@@ -124,7 +146,7 @@ fn receive(
             }
             let receipt = format!("{id}:{:016x}", rand::random::<u64>());
             tx.prepare_cached(
-                    "UPDATE messages SET visible_ms = ?2, receive_count = receive_count + 1, receipt = ?3 WHERE id = ?1",
+                    "UPDATE messages SET visible_ms = ?2, receive_count = receive_count + 1, receipt = ?3, claimed = 1 WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute(params![id, now.saturating_add(duration_ms(visibility)), receipt]))
                 .map_err(backend_error)?;
@@ -226,7 +248,7 @@ impl WorkQueue for SqliteQueue {
         self.db
             .write(move |connection| {
                 connection.execute(
-                    "UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2",
+                    "UPDATE messages SET visible_ms = ?3, claimed = 0 WHERE id = ?1 AND receipt = ?2",
                     params![id, receipt, visible],
                 )
             })

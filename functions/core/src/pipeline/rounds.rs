@@ -78,9 +78,9 @@ impl Pipeline {
         Ok(Round { work, other })
     }
 
-    /// Runs rounds until `done` says to stop; when a round is idle it asks
-    /// `done`, then backs off by `pause` (1 to 50 ms, doubling: the core
-    /// has no timer of its own, so the caller's runtime sleeps).
+    /// Runs rounds until `done` says to stop, asked after every round; after
+    /// an idle round it backs off by `pause` (1 to 50 ms, doubling: the
+    /// core has no timer of its own, so the caller's runtime sleeps).
     ///
     /// # Errors
     /// Round errors it cannot get past, and `done`'s.
@@ -95,15 +95,15 @@ impl Pipeline {
         let mut idle = Duration::from_millis(1);
         loop {
             let round = self.run_round().await?;
+            if done().await? {
+                return Ok(());
+            }
             if round.work > 0 {
                 idle = Duration::from_millis(1);
                 continue;
             }
             if !round.is_idle() {
                 continue;
-            }
-            if done().await? {
-                return Ok(());
             }
             pause(idle).await;
             idle = (idle * 2).min(Duration::from_millis(50));

@@ -39,6 +39,18 @@ pub struct OpenIntake {
     /// A part added to a job that already has this many documents: its
     /// window is added only if the job still has that many.
     from: Option<u32>,
+    /// Documents of the windows stored (or replayed) so far.
+    documents_counted: u32,
+    /// The intake is being read again from its start after its submitter
+    /// stopped: windows the job counted already are not stored again.
+    replay: Option<Counted>,
+}
+
+/// What a job's intake had counted when its submitter stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counted {
+    documents: u32,
+    items: u32,
 }
 
 /// The work item of a referenced document: its whole file, one item.
@@ -156,6 +168,8 @@ impl Pipeline {
             rejected: Vec::new(),
             window_documents: 0,
             from: None,
+            documents_counted: 0,
+            replay: None,
         };
         for document in submission.documents {
             intake.add(document).await?;
@@ -182,6 +196,37 @@ impl OpenIntake {
             rejected: Vec::new(),
             window_documents: 0,
             from: Some(documents),
+            documents_counted: documents,
+            replay: None,
+        }
+    }
+
+    /// The open intake of `job`, whose submitter stopped before closing
+    /// it, to be read again from its first document with the same
+    /// documents in the same order. The windows the job counted already
+    /// come out of the same documents the same way; they are not stored
+    /// or counted again, and the last of them is enqueued again (its
+    /// submitter may have stopped between counting and enqueueing it: a
+    /// message delivered twice is recorded once). The windows after it
+    /// are stored as usual.
+    pub fn reopen(pipeline: &Pipeline, job: Job) -> Self {
+        let counted = Counted {
+            documents: job.counters.documents_total,
+            items: job.counters.items_total,
+        };
+        Self {
+            pipeline: pipeline.clone(),
+            job,
+            next_document: 0,
+            next_item: 0,
+            pack: Vec::new(),
+            packs_stored: 0,
+            items: Vec::new(),
+            rejected: Vec::new(),
+            window_documents: 0,
+            from: None,
+            documents_counted: 0,
+            replay: (counted.items > 0).then_some(counted),
         }
     }
 
@@ -295,6 +340,9 @@ impl OpenIntake {
     }
 
     async fn store_window(&mut self, close: bool) -> Result<Job, PipelineError> {
+        if let Some(counted) = self.replay {
+            return self.replay_window(counted, close).await;
+        }
         let pipeline = &self.pipeline;
         let job_id = &self.job.id;
         if !self.pack.is_empty() {
@@ -313,6 +361,59 @@ impl OpenIntake {
             .jobs
             .extend_job(job_id, documents, added, close, self.from.take())
             .await?;
+        self.documents_counted += documents;
+        self.send_window(items, rejected).await?;
+        Ok(job)
+    }
+
+    /// A window of a replayed intake: one the job counted already is only
+    /// passed over (its pack numbered, not stored) — the last of them
+    /// enqueued again — and past those the windows are stored as usual.
+    async fn replay_window(&mut self, counted: Counted, close: bool) -> Result<Job, PipelineError> {
+        let documents = self.documents_counted + self.window_documents;
+        let items = self.next_item;
+        if documents > counted.documents || items > counted.items {
+            return Err(PipelineError::Invalid(format!(
+                "the inputs are not those of the interrupted intake of job {}: it had counted {} documents in {} items, and reading them again gives {documents} documents in {items} items at the same point",
+                self.job.id, counted.documents, counted.items
+            )));
+        }
+        if !self.pack.is_empty() {
+            self.pack.clear();
+            self.packs_stored += 1;
+        }
+        self.documents_counted = documents;
+        self.window_documents = 0;
+        let window = std::mem::take(&mut self.items);
+        let rejected = std::mem::take(&mut self.rejected);
+        let last = Counted { documents, items } == counted;
+        if last {
+            self.replay = None;
+            self.send_window(window, rejected).await?;
+            if close {
+                return Ok(self
+                    .pipeline
+                    .jobs
+                    .extend_job(&self.job.id, 0, 0, true, None)
+                    .await?);
+            }
+        } else if close {
+            return Err(PipelineError::Invalid(format!(
+                "the inputs are not those of the interrupted intake of job {}: it had counted {} documents in {} items, and reading them again gives only {documents} documents in {items} items",
+                self.job.id, counted.documents, counted.items
+            )));
+        }
+        Ok(self.pipeline.jobs.job(&self.job.id).await?)
+    }
+
+    /// Enqueues a counted window's items and records its rejections.
+    async fn send_window(
+        &mut self,
+        items: Vec<WorkItem>,
+        rejected: Vec<ItemOutcome>,
+    ) -> Result<(), PipelineError> {
+        let pipeline = &self.pipeline;
+        let job_id = &self.job.id;
         if !items.is_empty() {
             let messages = items.iter().map(OutgoingMessage::json).collect();
             pipeline
@@ -335,7 +436,7 @@ impl OpenIntake {
                 )
                 .await?;
         }
-        Ok(job)
+        Ok(())
     }
 
     /// A window that could not be stored or enqueued fails the job now:
@@ -347,6 +448,8 @@ impl OpenIntake {
     ) -> Result<Job, PipelineError> {
         let error = match result {
             Ok(job) => return Ok(job),
+            // Inputs that do not replay the job's intake leave it as it is.
+            Err(error @ PipelineError::Invalid(_)) => return Err(error),
             Err(error) => error,
         };
         let reason = format!("work items could not be queued: {error}");

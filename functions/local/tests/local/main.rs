@@ -120,3 +120,63 @@ async fn other_tasks_run_while_a_write_waits_for_the_lock() {
     );
     assert_eq!(backend.store.job(&id).await.unwrap().id, id);
 }
+
+/// The owner of a state directory releases the claims a dead process left
+/// — received, never settled — at once; a message waiting out a backoff
+/// stays hidden, and a settled one stays gone. A second owner of the same
+/// directory is refused with who holds it.
+#[tokio::test]
+async fn the_owner_releases_dead_claims_and_a_second_owner_is_refused() {
+    use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = QueueName::Finalize;
+    let hour = Duration::from_secs(3600);
+    {
+        let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+        let messages = ["settled", "backing off", "held"].map(OutgoingMessage::new);
+        backend.queue.send(queue, messages.to_vec()).await.unwrap();
+        let got = backend.queue.receive(queue, 3, hour).await.unwrap();
+        assert_eq!(got.len(), 3);
+        backend
+            .queue
+            .ack(queue, &[got[0].receipt.clone()])
+            .await
+            .unwrap();
+        backend
+            .queue
+            .retry_after(queue, &got[1].receipt, hour)
+            .await
+            .unwrap();
+        // The process dies holding the third.
+    }
+    let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    assert!(
+        backend
+            .queue
+            .receive(queue, 3, hour)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (ownership, released) = backend.take_ownership("docket test").await.unwrap();
+    assert_eq!(released, 1);
+    let got = backend.queue.receive(queue, 3, hour).await.unwrap();
+    let bodies: Vec<&str> = got.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(bodies, ["held"]);
+    assert_eq!(got[0].receive_count, 2);
+
+    let other = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    let refused = other.take_ownership("docket other").await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the state directory {} is in use by process {} (docket test); stop that process, or give this one another state directory (--state)",
+            dir.path().display(),
+            std::process::id()
+        )
+    );
+    drop(ownership);
+    let (_, released) = other.take_ownership("docket other").await.unwrap();
+    assert_eq!(released, 1, "the claim of the owner that stopped");
+}

@@ -1,0 +1,371 @@
+//! Crash-safe local runs: a run killed or stopped is resumed by running it
+//! again; a killed server's claims are released when it restarts; one
+//! process owns a state directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{VARYING, docket_run, http, premium_key, serve, stdout, without_values};
+
+/// `n` short text files in `dir`, each with its own words.
+fn corpus(dir: &Path, n: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let words = ["agua", "plan", "meta", "salud", "vías", "presupuesto"];
+        let text: Vec<&str> = (0..(i % 40 + 5))
+            .map(|k| words[(i + k) % words.len()])
+            .collect();
+        std::fs::write(dir.join(format!("doc-{i:05}.txt")), text.join(" ")).unwrap();
+    }
+    dir.to_owned()
+}
+
+/// What the state directory's database says of its one job: its id,
+/// whether its intake is open, its documents, and the outcomes recorded.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    job: String,
+    intake_open: bool,
+    documents: u64,
+    outcomes: u64,
+    claimed: u64,
+}
+
+fn seen(state: &Path) -> Option<Seen> {
+    let db = state.join("docket.sqlite3");
+    if !db.exists() {
+        return None;
+    }
+    let connection =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    connection.busy_timeout(Duration::from_secs(5)).ok()?;
+    let (job, body): (String, String) = connection
+        .query_row("SELECT id, body FROM jobs LIMIT 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .ok()?;
+    let body: Value = serde_json::from_str(&body).ok()?;
+    let count = |sql: &str| -> Option<u64> {
+        connection
+            .query_row(sql, [], |row| row.get::<_, i64>(0))
+            .ok()
+            .map(|n| n as u64)
+    };
+    Some(Seen {
+        job,
+        intake_open: body["counters"]["intake_open"] == true,
+        documents: body["counters"]["documents_total"].as_u64().unwrap_or(0),
+        outcomes: count("SELECT COUNT(*) FROM outcomes")?,
+        claimed: count("SELECT COUNT(*) FROM messages WHERE claimed = 1")?,
+    })
+}
+
+/// Polls `state` until `ready` holds, or panics when `child` exits first.
+fn wait_for(state: &Path, child: &mut Child, ready: impl Fn(&Seen) -> bool) -> Seen {
+    loop {
+        if let Some(now) = seen(state).filter(|s| ready(s)) {
+            return now;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("docket exited ({status}) before the point the test waits for");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `docket run` started in the background over `corpus`.
+fn start_run(work: &Path, corpus: &Path, evaluator: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_docket"))
+        .current_dir(work)
+        .env("DOCKET_STATE", work.join("state"))
+        .args([
+            "run",
+            "--quiet",
+            "--workers",
+            "1",
+            "--evaluator",
+            evaluator,
+            "--out",
+        ])
+        .arg(work.join("out"))
+        .arg(corpus)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The numbers of `resumed job <id> (<k> of <n> documents already done;
+/// <m> items recorded by this run)`, the first line of the summary.
+fn resumed_line(output: &str, job: &str) -> (u64, u64, u64) {
+    let line = output.lines().next().unwrap_or_default();
+    let rest = line
+        .strip_prefix(&format!("resumed job {job} ("))
+        .unwrap_or_else(|| panic!("not a resumed line: {line:?}"));
+    let numbers: Vec<u64> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(
+        rest,
+        format!(
+            "{} of {} documents already done; {} items recorded by this run)",
+            numbers[0], numbers[1], numbers[2]
+        )
+    );
+    (numbers[0], numbers[1], numbers[2])
+}
+
+fn results_text(work: &Path) -> String {
+    without_values(
+        &std::fs::read_to_string(work.join("out/results.json")).unwrap(),
+        &VARYING,
+    )
+}
+
+/// `docket run` killed (SIGKILL) mid-processing, then run again: the same
+/// job goes on, only the documents without an outcome are evaluated and
+/// counted, and the results are those of a run never interrupted. Run a
+/// third time, it evaluates nothing and writes the same results.
+#[test]
+fn a_killed_run_resumes_its_job_and_evaluates_only_the_rest() {
+    const N: u64 = 3_000;
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), N as usize);
+    let state = work.path().join("state");
+    let mut child = start_run(work.path(), &docs, "decalogo");
+    wait_for(&state, &mut child, |s| {
+        !s.intake_open && s.outcomes >= N / 4
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = seen(&state).unwrap();
+    assert!(
+        killed.outcomes < N,
+        "{killed:?}: the run ended before the kill"
+    );
+
+    let (output, results) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let (done, total, recorded) = resumed_line(&stdout(&output), &killed.job);
+    assert_eq!(done, killed.outcomes, "one item per document");
+    assert_eq!(total, N);
+    assert_eq!(recorded, N - done, "only the rest evaluated and counted");
+    assert_eq!(results["job_id"], killed.job.as_str());
+    assert_eq!(results["summary"]["completed_documents"], N);
+    let resumed = results_text(work.path());
+
+    let whole = tempfile::tempdir().unwrap();
+    let (output, _) = docket_run(whole.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(resumed, results_text(whole.path()));
+
+    let (output, _) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output).lines().next().unwrap(),
+        format!(
+            "job {} had finished already: nothing evaluated again, its results written again (--fresh evaluates anew)",
+            killed.job
+        )
+    );
+    assert_eq!(resumed, results_text(work.path()));
+
+    // --fresh: a new job over the same files.
+    let (output, results) = docket_run(work.path(), &[docs.to_str().unwrap(), "--fresh"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("job job_"),
+        "{}",
+        stdout(&output)
+    );
+    assert_ne!(results["job_id"], killed.job.as_str());
+    assert_eq!(results["summary"]["completed_documents"], N);
+}
+
+/// A changed file makes another job: the run is not resumed over inputs
+/// that are not the ones it was asked.
+#[test]
+fn a_changed_file_is_a_new_job_not_a_wrong_resume() {
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), 5);
+    let (output, first) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    std::fs::write(docs.join("doc-00002.txt"), "agua potable para todos").unwrap();
+    let (output, second) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("job job_"),
+        "{}",
+        stdout(&output)
+    );
+    assert_ne!(first["job_id"], second["job_id"]);
+    // Other options over the same files: another job too.
+    let (output, third) = docket_run(
+        work.path(),
+        &[docs.to_str().unwrap(), "--tolerated-failure-percent", "50"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("job job_"),
+        "{}",
+        stdout(&output)
+    );
+    assert_ne!(third["job_id"], second["job_id"]);
+    // The same request again: the same job.
+    let (output, again) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(again["job_id"], second["job_id"]);
+}
+
+/// The first Ctrl-C while the batch is still being read in stops the run:
+/// exit 130, the job left resumable with its intake open; the same command
+/// again reads the rest in and finishes, every document counted once.
+#[test]
+fn ctrl_c_during_intake_leaves_the_job_resumable_and_the_rerun_finishes_it() {
+    const N: u64 = 20_000;
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), N as usize);
+    let state = work.path().join("state");
+    let mut child = start_run(work.path(), &docs, "wordstats");
+    let before = wait_for(&state, &mut child, |s| {
+        s.intake_open && s.documents >= 1_000
+    });
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stopped = seen(&state).unwrap();
+    assert!(
+        stopped.intake_open,
+        "{stopped:?}: the intake closed before the signal"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "docket: stopped; job {} is left to resume ({} of {} documents done so far, not all read in): run the same command again to go on, or add --fresh to start over",
+            before.job, stopped.outcomes, stopped.documents
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stopped.claimed, 0, "nothing left claimed: {stopped:?}");
+
+    let (output, results) = docket_run(
+        work.path(),
+        &[docs.to_str().unwrap(), "--evaluator", "wordstats"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let (done, total, recorded) = resumed_line(&stdout(&output), &before.job);
+    assert_eq!((done, total), (stopped.outcomes, N));
+    assert_eq!(recorded, N - done);
+    assert_eq!(results["document_count"], N);
+    assert_eq!(results["summary"]["completed_documents"], N);
+    let ids: std::collections::HashSet<&str> = results["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len() as u64, N);
+}
+
+/// `docket serve` killed (SIGKILL) while its processors hold claims, and
+/// started again: it releases those claims at once (no visibility timeout
+/// waited out), and the batches complete with every document counted once.
+/// While it runs, no other process can own its state directory.
+#[test]
+fn a_restarted_server_releases_the_claims_of_the_killed_one_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let token = premium_key(&state);
+    let server = serve(&state);
+    let mut jobs = Vec::new();
+    for batch in 0..3 {
+        let documents: Vec<Value> = (0..1_000)
+            .map(|n| {
+                serde_json::json!({"id": format!("b{batch}-{n}"), "content": format!("plan de agua potable {n} con metas y presupuesto")})
+            })
+            .collect();
+        let (status, accepted) = http(
+            &server.addr,
+            &token,
+            "POST",
+            "/api/v1/batch/upload",
+            Some(&serde_json::json!({ "documents": documents })),
+        );
+        assert_eq!(status, 202, "{accepted}");
+        jobs.push(accepted["job_id"].as_str().unwrap().to_owned());
+    }
+
+    // A second owner is refused, with who holds the directory.
+    let second = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["run", "--quiet", "--state"])
+        .arg(&state)
+        .arg(super::repo().join("examples/plans"))
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stderr),
+        format!(
+            "docket: the state directory {} is in use by process {} (docket serve); stop that process, or give this one another state directory (--state)\n",
+            state.display(),
+            server.child.id()
+        )
+    );
+
+    let mut server = server;
+    let held = loop {
+        let now = seen(&state).unwrap();
+        if now.claimed > 0 && now.outcomes > 0 {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let claimed = seen(&state).unwrap().claimed;
+    assert!(claimed > 0, "claims held at the kill: {held:?}");
+    drop(server);
+
+    let server = serve(&state);
+    for job in &jobs {
+        let mut last = Value::Null;
+        for _ in 0..1_200 {
+            let (code, body) = http(
+                &server.addr,
+                &token,
+                "GET",
+                &format!("/api/v1/batch/status/{job}"),
+                None,
+            );
+            assert_eq!(code, 200, "{body}");
+            last = body;
+            if last["status"] == "completed" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(last["status"], "completed", "{last}");
+        assert_eq!(last["progress"]["completed_documents"], 1_000, "{last}");
+    }
+    let after = seen(&state).unwrap();
+    assert_eq!(after.outcomes, 3_000, "every document counted once");
+    drop(server);
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    let released: Vec<u64> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "claims of a process that is gone released")
+        .filter_map(|line| line["fields"]["released"].as_u64())
+        .collect();
+    assert_eq!(released, [claimed], "{log}");
+}
