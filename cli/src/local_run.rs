@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use docket_core::EvaluatorRef;
 use docket_core::aggregate::{DocumentStatus, ResultsDocument};
-use docket_core::model::{Chunking, Job, JobId, JobOptions, Priority, TenantId};
+use docket_core::model::{Chunking, Job, JobId, JobOptions, JobStatus, Priority, TenantId};
 use docket_core::pipeline::{
     OpenIntake, Pipeline, PipelineError, PipelineSettings, Submission, idempotent_job_id,
 };
@@ -56,6 +56,9 @@ pub struct RunRequest {
     /// Set to stop the run (Ctrl-C): no more work is taken, what is in
     /// flight is finished, and the job is left to be resumed.
     pub stop: Arc<AtomicBool>,
+    /// Finished jobs in the state directory older than this are removed
+    /// when the run starts.
+    pub retention: Duration,
 }
 
 /// How a run found its job.
@@ -106,6 +109,10 @@ pub struct RunOutcome {
     pub start: Start,
     /// Items whose outcome this run recorded.
     pub recorded: u64,
+    /// Bytes the state directory holds after the run.
+    pub state_bytes: u64,
+    /// How long its finished jobs are kept.
+    pub retention: Duration,
 }
 
 /// Seconds spent in each phase of a run (processing and finalizing are
@@ -367,9 +374,10 @@ pub fn documents_done(job: &Job) -> u32 {
 }
 
 /// Picks up `job`, which this request made before: finished, its intake
-/// to read again (the submitter stopped while reading), or its items to
-/// process — and finalized now when they all were (the run stopped before
-/// finalizing it).
+/// to read again (the submitter stopped while reading: when it was
+/// cancelled since, only as far as it had counted, see [`feed`]), or its
+/// items to process — and finalized now when they all were (the run
+/// stopped before finalizing it).
 async fn resume(pipeline: &Pipeline, job: Job) -> anyhow::Result<(Start, Option<OpenIntake>)> {
     if job.finished_at.is_some() {
         return Ok((Start::Finished, None));
@@ -413,6 +421,7 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         plugin_host(&request.state, request.workers)?,
     )?;
     let (_ownership, _) = backend.take_ownership("docket run").await?;
+    backend.expire(request.retention).await?;
     let evaluator = resolve_evaluator(&catalog, &request.evaluator).await?;
     let pipeline = local_pipeline(&backend, catalog, AddressPolicy::default())?;
     let options = JobOptions {
@@ -444,7 +453,8 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
     };
     let opened = Instant::now();
     tracing::info!(%job_id, files = listed.files.len(), ?start, seconds = started.elapsed().as_secs_f64(), "job opened");
-    let feeding = intake.map(|open| feed(open, listed.files, Arc::clone(&request.stop)));
+    let cancelled = pipeline.job(&job_id).await?.status == JobStatus::Cancelled;
+    let feeding = intake.map(|open| feed(open, listed.files, Arc::clone(&request.stop), cancelled));
     let driving = if start == Start::Finished {
         let now = Instant::now();
         let driven = Driven {
@@ -511,8 +521,28 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         skipped: listed.skipped,
         start,
         recorded,
+        state_bytes: disk_use(&request.state),
+        retention: request.retention,
     })))
 }
+
+/// Bytes of the files under `dir` (0 for what cannot be read).
+fn disk_use(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => disk_use(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The summary mentions the state directory's size past this.
+const LARGE_STATE_BYTES: u64 = 1 << 30;
 
 /// The intake of a run being fed: files read on a thread of their own, a
 /// window at a time, while the workers already process the first windows'
@@ -523,8 +553,17 @@ struct Feeding {
 }
 
 /// Reads `files` into `open` until they are all in (the intake closed) or
-/// `stop` is set (the intake left open, to be read again on resume).
-fn feed(open: OpenIntake, files: Vec<(PathBuf, String)>, stop: Arc<AtomicBool>) -> Feeding {
+/// `stop` is set (the intake left open, to be read again on resume). The
+/// intake of a job cancelled while it was open is read again only past the
+/// windows it had counted — the last of them enqueued again, for the
+/// submitter may have died before enqueueing it — and closed there: the
+/// job then completes, its items skipped, and is finalized.
+fn feed(
+    open: OpenIntake,
+    files: Vec<(PathBuf, String)>,
+    stop: Arc<AtomicBool>,
+    cancelled: bool,
+) -> Feeding {
     let (windows, mut received) = tokio::sync::mpsc::channel(2);
     let reader = std::thread::spawn(move || {
         for window in intake::WindowedReader::new(files, READ_WINDOW) {
@@ -536,14 +575,18 @@ fn feed(open: OpenIntake, files: Vec<(PathBuf, String)>, stop: Arc<AtomicBool>) 
     let task = tokio::spawn(async move {
         let fed = async {
             let mut open = open;
-            while let Some(window) = received.recv().await {
+            'read: while let Some(window) = received.recv().await {
                 for document in window {
                     if stop.load(Ordering::Relaxed) {
                         return Ok(None);
                     }
+                    if cancelled && !open.replaying() {
+                        break 'read;
+                    }
                     open.add(document).await?;
                 }
             }
+            drop(received);
             open.close().await?;
             Ok(Some(Instant::now()))
         };
@@ -753,6 +796,14 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
         .map(|p| p.display().to_string())
         .collect();
     let _ = writeln!(out, "results: {}", files.join(", "));
+    if outcome.state_bytes > LARGE_STATE_BYTES {
+        let _ = writeln!(
+            out,
+            "the state directory holds {:.1} GB: finished jobs are removed {} days after they finish; `docket gc --older-than 0s` removes them now",
+            outcome.state_bytes as f64 / 1e9,
+            outcome.retention.as_secs() / 86_400
+        );
+    }
     if !outcome.skipped.is_empty() {
         let _ = writeln!(
             out,

@@ -18,7 +18,7 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commands::{keys, plugin, remote, run, serve};
+use commands::{gc, keys, plugin, remote, run, serve};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +58,8 @@ enum Command {
     Retry(remote::JobArgs),
     /// List your jobs, newest first.
     Jobs(remote::JobsArgs),
+    /// Remove a state directory's finished jobs older than a cutoff now.
+    Gc(gc::GcArgs),
 }
 
 /// Logs on stderr, filtered by `DOCKET_LOG` (default `default`): one JSON
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Cancel(args) => remote::cancel(args),
         Command::Retry(args) => remote::retry(args),
         Command::Jobs(args) => remote::jobs(args),
+        Command::Gc(args) => gc::execute(args),
     };
     match result {
         Ok(code) => code,

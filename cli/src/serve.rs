@@ -38,6 +38,8 @@ pub struct ServeRequest {
     /// Set to shut down (SIGTERM): no new connections, requests in flight
     /// answered, processors finish their round, claims released.
     pub stop: Arc<AtomicBool>,
+    /// Finished jobs older than this are removed at start.
+    pub retention: Duration,
 }
 
 /// Serves until [`ServeRequest::stop`] is set; prints
@@ -54,7 +56,9 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         plugin_host(&request.state, request.workers)?,
     )?;
     let _ownership = if request.workers > 0 {
-        Some(backend.take_ownership("docket serve").await?)
+        let owned = backend.take_ownership("docket serve").await?;
+        backend.expire(request.retention).await?;
+        Some(owned)
     } else {
         None
     };

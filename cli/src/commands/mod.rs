@@ -5,6 +5,7 @@
 //! AWS deployment a command acts on, reading `--config`, the default worker
 //! count and a runtime for one-off async work.
 
+pub mod gc;
 pub mod keys;
 pub mod plugin;
 pub mod remote;

@@ -2,15 +2,20 @@
 //! `submit`, `status`, `watch`, `results`, `cancel`, `retry` and `jobs`.
 //!
 //! Each prints what the API answered on stdout; `watch` and `submit --wait`
-//! exit 0 when the job completed and 1 otherwise.
+//! exit 0 when the job completed and 1 otherwise. `status`, `results`,
+//! `cancel` and `jobs` also act on a state directory itself
+//! (`--state DIR`, no server), printing what the API would answer.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use docket_cli::client::{self, Client};
+use docket_cli::local_jobs::LocalJobs;
 use docket_core::model::JobStatus;
 use docket_core::progress::StatusReport;
 use docket_core::upload::UploadOptions;
+
+use super::block_on;
 
 /// Where the API is and the key to call it with.
 #[derive(clap::Args)]
@@ -19,8 +24,21 @@ struct ApiArgs {
     #[arg(long, env = "DOCKET_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// An API key (docket keys create).
-    #[arg(long, env = "DOCKET_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(
+        long,
+        env = "DOCKET_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "state"
+    )]
+    token: Option<String>,
+    /// Act on this state directory of the embedded backend itself, with no
+    /// server (the jobs `docket run` left there); the URL and key are then
+    /// not used.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// With --state: whose jobs (`local` is the tenant of `docket run`).
+    #[arg(long, default_value = "local", requires = "state")]
+    tenant: String,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +158,9 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 
 /// `docket status`: prints the job's status report.
 pub fn status(args: JobArgs) -> anyhow::Result<ExitCode> {
+    if let Some(jobs) = local(&args.api)? {
+        return print_json(&block_on(jobs.status(&args.job))?);
+    }
     remote(&args.api, |client| async move {
         print_json(&client.status(&args.job).await?)
     })
@@ -157,6 +178,11 @@ pub fn watch(args: JobArgs) -> anyhow::Result<ExitCode> {
 
 /// `docket results`: prints a finished job's results in the asked format.
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(jobs) = local(&args.api)? {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        block_on(jobs.results(&args.job, &args.format, !args.no_evidence, &mut out))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     remote(&args.api, |client| async move {
         let text = client
             .results(&args.job, &args.format, !args.no_evidence)
@@ -168,6 +194,9 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
 
 /// `docket cancel`: cancels the job and prints what the API answered.
 pub fn cancel(args: JobArgs) -> anyhow::Result<ExitCode> {
+    if let Some(jobs) = local(&args.api)? {
+        return print_json(&block_on(jobs.cancel(&args.job))?);
+    }
     remote(&args.api, |client| async move {
         print_json(&client.cancel(&args.job).await?)
     })
@@ -183,6 +212,11 @@ pub fn retry(args: JobArgs) -> anyhow::Result<ExitCode> {
 
 /// `docket jobs`: prints one page of the caller's jobs, newest first.
 pub fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(jobs) = local(&args.api)? {
+        let page = block_on(jobs.jobs(args.status.as_deref(), args.limit, args.cursor.as_deref()))?;
+        print_jobs(&page);
+        return Ok(ExitCode::SUCCESS);
+    }
     remote(&args.api, |client| async move {
         let page = client
             .jobs(args.status.as_deref(), args.limit, args.cursor.as_deref())
@@ -198,11 +232,22 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
 {
-    let client = Client::new(&api.url, &api.token)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(command(client))
+    if api.state.is_some() {
+        anyhow::bail!(
+            "this command needs a server: --state is for status, results, cancel and jobs"
+        );
+    }
+    let token = api.token.as_deref().unwrap_or_default();
+    let client = Client::new(&api.url, token)?;
+    block_on(command(client))
+}
+
+/// The jobs of the state directory `--state` names, if it names one.
+fn local(api: &ApiArgs) -> anyhow::Result<Option<LocalJobs>> {
+    api.state
+        .as_deref()
+        .map(|state| LocalJobs::open(state, &api.tenant))
+        .transpose()
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<ExitCode> {

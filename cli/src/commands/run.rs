@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// resumed, or its results written again when it had finished.
     #[arg(long)]
     fresh: bool,
+    /// Finished jobs in the state directory older than this are removed
+    /// when the run starts (`docket gc` removes them at any time).
+    #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = super::gc::parse_age)]
+    retention: std::time::Duration,
 }
 
 /// Runs the batch to its end on a runtime with a thread per worker, prints
@@ -77,6 +81,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         progress: !args.quiet,
         rows: args.rows,
         fresh: args.fresh,
+        retention: args.retention,
         stop: super::stop_on_signals()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// after each next one).
     #[arg(long, default_value_t = 5000)]
     webhook_backoff_ms: u64,
+    /// Finished jobs older than this are removed when the server starts
+    /// (`docket gc` removes them at any time).
+    #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = super::gc::parse_age)]
+    retention: std::time::Duration,
     /// Log lines as JSON objects (for collectors) or text.
     #[arg(long, value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -90,6 +94,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         webhook_backoff: std::time::Duration::from_millis(args.webhook_backoff_ms),
         stop: super::stop_on_signals()?,
+        retention: args.retention,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

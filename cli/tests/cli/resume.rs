@@ -369,3 +369,220 @@ fn a_restarted_server_releases_the_claims_of_the_killed_one_at_once() {
         .collect();
     assert_eq!(released, [claimed], "{log}");
 }
+
+/// `docket <args>` on the state directory `state`, no server.
+fn on_state(state: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_docket"))
+        .env_remove("DOCKET_TOKEN")
+        .args(args)
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap()
+}
+
+/// The jobs a killed run left are visible without a server — listed, their
+/// status — and the orphan can be cancelled: its intake closes with what it
+/// had, the same command then finishes it as cancelled (its remaining
+/// items skipped) and its partial results are there.
+#[test]
+fn an_orphaned_job_is_seen_and_cancelled_on_the_state_directory() {
+    const N: u64 = 20_000;
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), N as usize);
+    let state = work.path().join("state");
+    let mut child = start_run(work.path(), &docs, "wordstats");
+    wait_for(&state, &mut child, |s| {
+        s.intake_open && s.documents >= 1_000 && s.outcomes > 0
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphan = seen(&state).unwrap();
+    assert!(orphan.intake_open, "{orphan:?}");
+
+    let listed = on_state(&state, &["jobs"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = stdout(&listed);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&orphan.job))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains(" processing "), "{line}");
+    assert!(line.ends_with("wordstats@0.1.0"), "{line}");
+
+    let status = on_state(&state, &["status", &orphan.job]);
+    assert!(status.status.success(), "{status:?}");
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["job_id"], orphan.job.as_str());
+    assert_eq!(report["status"], "processing");
+
+    let early = on_state(&state, &["results", &orphan.job]);
+    assert_eq!(early.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&early.stderr),
+        format!(
+            "docket: job {} is processing, not finished; a `docket run` of the same inputs (or `docket serve`) on this state directory goes on with it\n",
+            orphan.job
+        )
+    );
+    let unknown = on_state(&state, &["status", "job_nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr),
+        "docket: no job job_nope of tenant local in this state directory\n"
+    );
+
+    let cancelled = on_state(&state, &["cancel", &orphan.job]);
+    assert!(cancelled.status.success(), "{cancelled:?}");
+    let cancelled: Value = serde_json::from_slice(&cancelled.stdout).unwrap();
+    assert_eq!(
+        cancelled,
+        serde_json::json!({"job_id": orphan.job, "status": "cancelled"})
+    );
+    let cancelled = seen(&state).unwrap();
+    assert_eq!(cancelled.documents, orphan.documents, "{cancelled:?}");
+
+    let (output, results) = docket_run(
+        work.path(),
+        &[docs.to_str().unwrap(), "--evaluator", "wordstats"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with(&format!("resumed job {} (", orphan.job)),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(results["status"], "cancelled");
+    let total = results["document_count"].as_u64().unwrap();
+    assert_eq!(
+        total, orphan.documents,
+        "the documents read in before the kill"
+    );
+    assert_eq!(
+        seen(&state).unwrap().outcomes,
+        total,
+        "each item recorded once"
+    );
+    assert!(total < N);
+
+    let csv = on_state(&state, &["results", &orphan.job, "--format", "csv"]);
+    assert!(csv.status.success(), "{csv:?}");
+    let csv = stdout(&csv);
+    assert!(csv.starts_with("id,title,status,"), "{csv}");
+    assert_eq!(csv.lines().count() as u64, total + 1);
+    let again = on_state(&state, &["cancel", &orphan.job]);
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        format!(
+            "docket: job {} is cancelled and cannot be cancelled\n",
+            orphan.job
+        )
+    );
+}
+
+/// `docket gc` removes finished jobs older than its cutoff — rows,
+/// outcomes, stored text and results — and prints what it freed; a job
+/// running beside it is not touched and completes. A run started with a
+/// short `--retention` removes what expired before it starts.
+#[test]
+fn gc_removes_finished_jobs_and_leaves_a_running_one_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let small = corpus(&work.path().join("small"), 5);
+    let (output, finished) = docket_run(work.path(), &[small.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let old = finished["job_id"].as_str().unwrap().to_owned();
+    let blobs = state.join("blobs");
+    assert!(blobs.join("results").join(&old).is_dir());
+
+    let big = corpus(&work.path().join("big"), 3_000);
+    let mut child = start_run(work.path(), &big, "decalogo");
+    let running = wait_for(&state, &mut child, |s| s.job != old || s.outcomes > 5);
+    let gc = on_state(&state, &["gc", "--older-than", "0s"]);
+    assert!(gc.status.success(), "{gc:?}");
+    let printed = stdout(&gc);
+    assert!(
+        printed.starts_with("removed 1 finished jobs (5 outcomes) and "),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with(&format!(" from {}\n", state.display())),
+        "{printed}"
+    );
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("out/results.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        results["summary"]["completed_documents"], 3_000,
+        "{running:?}"
+    );
+    let live = results["job_id"].as_str().unwrap().to_owned();
+    assert_ne!(live, old);
+
+    let gone = on_state(&state, &["status", &old]);
+    assert_eq!(gone.status.code(), Some(2), "{gone:?}");
+    for prefix in ["documents", "results"] {
+        assert!(
+            !blobs.join(prefix).join(&old).exists(),
+            "{prefix}/{old} left"
+        );
+    }
+    let status = on_state(&state, &["status", &live]);
+    assert!(status.status.success(), "{status:?}");
+
+    // Retention at the start of a run: the finished job goes before the
+    // new run's own job is made.
+    let (output, _) = docket_run(work.path(), &[small.to_str().unwrap(), "--retention", "0s"]);
+    assert!(output.status.success(), "{output:?}");
+    let listed = stdout(&on_state(&state, &["jobs"]));
+    assert!(!listed.contains(&live), "{listed}");
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("job_")).count(),
+        1,
+        "{listed}"
+    );
+    let bad = on_state(&state, &["gc", "--older-than", "30"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("invalid value '30' for '--older-than <OLDER_THAN>': \"30\": give a unit: s, m, h or d (as in 30d)"),
+        "{bad:?}"
+    );
+}
+
+/// An output directory that cannot be made is a clear error after the job
+/// finished; the job is kept, and the same run with a usable `--out`
+/// writes its results without evaluating anything again.
+#[test]
+fn an_unusable_out_directory_fails_clearly_and_the_rerun_writes_the_results() {
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), 5);
+    let blocked = work.path().join("a-file");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .env("DOCKET_STATE", work.path().join("state"))
+        .args(["run", "--quiet", "--out"])
+        .arg(blocked.join("out"))
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "docket: creating {}: Not a directory (os error 20)\n",
+            blocked.join("out").display()
+        )
+    );
+    let (output, results) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).contains("had finished already: nothing evaluated again"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(results["summary"]["completed_documents"], 5);
+}

@@ -194,15 +194,10 @@ pub const NEXT_CURSOR_HEADER: &str = "docket-next-cursor";
 /// The view a results query asks for.
 fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsView, ApiError> {
     let mut errors = Vec::new();
-    let format = match query.format.as_deref().unwrap_or("json") {
-        "json" => ResultsFormat::Json,
-        "jsonl" => ResultsFormat::Jsonl,
-        "csv" => ResultsFormat::Csv,
-        other => {
-            errors.push(FieldError::new(
-                "format",
-                format!("unknown format {other:?}: use json, jsonl or csv"),
-            ));
+    let format = match query.format.as_deref().unwrap_or("json").parse() {
+        Ok(format) => format,
+        Err(message) => {
+            errors.push(FieldError::new("format", message));
             ResultsFormat::Json
         }
     };
@@ -435,13 +430,20 @@ async fn list(
         before,
         limit: limit + 1,
     };
-    let mut jobs = state.pipeline.list_jobs(&caller.tenant, &filter).await?;
+    let jobs = state.pipeline.list_jobs(&caller.tenant, &filter).await?;
+    Ok(axum::Json(jobs_page(&state.pipeline, jobs, limit)).into_response())
+}
+
+/// The list route's answer: the first `limit` of `jobs` (listed with one
+/// more than a page, which tells whether there is a next page) and the
+/// cursor of the next page.
+pub fn jobs_page(pipeline: &Pipeline, mut jobs: Vec<Job>, limit: usize) -> serde_json::Value {
     let next_cursor = (jobs.len() > limit).then(|| jobs[limit - 1].id.clone());
     jobs.truncate(limit);
     let jobs: Vec<serde_json::Value> = jobs
         .iter()
         .map(|job| {
-            let report = state.pipeline.status_report(job);
+            let report = pipeline.status_report(job);
             serde_json::json!({
                 "job_id": job.id,
                 "status": job.status,
@@ -453,5 +455,5 @@ async fn list(
             })
         })
         .collect();
-    Ok(axum::Json(serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor })).into_response())
+    serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor })
 }

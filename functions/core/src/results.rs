@@ -184,6 +184,20 @@ impl ResultsFormat {
     }
 }
 
+impl std::str::FromStr for ResultsFormat {
+    type Err = String;
+
+    /// `json`, `jsonl` or `csv`.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "json" => Ok(ResultsFormat::Json),
+            "jsonl" => Ok(ResultsFormat::Jsonl),
+            "csv" => Ok(ResultsFormat::Csv),
+            other => Err(format!("unknown format {other:?}: use json, jsonl or csv")),
+        }
+    }
+}
+
 /// Which documents a [`ResultsStream`] gives, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResultsView {

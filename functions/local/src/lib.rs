@@ -14,6 +14,7 @@ pub mod blob;
 mod db;
 mod owner;
 pub mod queue;
+mod retention;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use docket_core::ports::{Clock, Evaluators, SystemClock, WebhookSender};
 
 pub use db::Database;
 pub use owner::{Ownership, OwnershipError};
+pub use retention::{Collected, DEFAULT_RETENTION};
 
 /// Settings of the embedded backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,7 @@ pub struct LocalBackend {
     pub blobs: Arc<blob::FsBlobStore>,
     /// The clock driving visibility timeouts (the pipeline's too).
     pub clock: Arc<dyn Clock>,
+    db: Arc<Database>,
 }
 
 impl LocalBackend {
@@ -82,9 +85,10 @@ impl LocalBackend {
                 clock.clone(),
                 options.max_receives,
             )),
-            store: Arc::new(store::SqliteJobStore::new(database)),
+            store: Arc::new(store::SqliteJobStore::new(database.clone())),
             blobs: Arc::new(blob::FsBlobStore::new(dir.join("blobs"))),
             clock,
+            db: database,
         })
     }
 

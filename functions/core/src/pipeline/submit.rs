@@ -257,6 +257,12 @@ impl OpenIntake {
         &self.job.id
     }
 
+    /// Whether the intake is still passing over windows its job counted
+    /// before ([`OpenIntake::reopen`]).
+    pub fn replaying(&self) -> bool {
+        self.replay.is_some()
+    }
+
     /// Documents added so far.
     pub fn documents(&self) -> u32 {
         self.next_document

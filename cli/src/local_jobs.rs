@@ -1,0 +1,149 @@
+//! The client commands on a state directory itself, with no server:
+//! `docket jobs|status|cancel|results --state DIR` see and act on the jobs
+//! `docket run` (or a stopped `docket serve`) left there — an orphan of a
+//! killed run can be seen and cancelled. They print what the API would
+//! answer for the same job.
+
+use std::path::Path;
+
+use anyhow::Context;
+use docket_core::model::{Job, JobId, JobStatus, TenantId};
+use docket_core::pipeline::{Pipeline, PipelineError};
+use docket_core::ports::{JobFilter, StoreError};
+use docket_core::results::{ResultsFormat, ResultsView};
+use docket_local::LocalBackend;
+use docket_webhook::AddressPolicy;
+
+use crate::local_run::{local_catalog, local_pipeline, plugin_host};
+
+/// The jobs of one tenant in a state directory.
+pub struct LocalJobs {
+    pipeline: Pipeline,
+    tenant: TenantId,
+    _backend: LocalBackend,
+}
+
+impl LocalJobs {
+    /// The jobs of `tenant` in `state` (which must exist: a mistyped path
+    /// is not an empty directory).
+    ///
+    /// # Errors
+    /// When there is no state directory at `state` or it cannot be opened.
+    pub fn open(state: &Path, tenant: &str) -> anyhow::Result<Self> {
+        if !state.join("docket.sqlite3").is_file() {
+            anyhow::bail!("{}: not a docket state directory", state.display());
+        }
+        let (backend, catalog) = local_catalog(state, plugin_host(state, 1)?)?;
+        let pipeline = local_pipeline(&backend, catalog, AddressPolicy::default())?;
+        Ok(Self {
+            pipeline,
+            tenant: TenantId::parse(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?,
+            _backend: backend,
+        })
+    }
+
+    async fn job(&self, id: &str) -> anyhow::Result<Job> {
+        let missing = || {
+            anyhow::anyhow!(
+                "no job {id} of tenant {} in this state directory",
+                self.tenant
+            )
+        };
+        let id = JobId::parse(id).map_err(|_| missing())?;
+        match self.pipeline.tenant_job(&self.tenant, &id).await {
+            Err(PipelineError::Store(StoreError::NotFound(_))) => Err(missing()),
+            other => Ok(other?),
+        }
+    }
+
+    /// The job's status report, as `GET /api/v1/batch/status/{id}` answers.
+    ///
+    /// # Errors
+    /// An unknown job; backend errors.
+    pub async fn status(&self, id: &str) -> anyhow::Result<serde_json::Value> {
+        let job = self.job(id).await?;
+        Ok(serde_json::to_value(self.pipeline.status_report(&job))?)
+    }
+
+    /// Cancels the job, as `POST /api/v1/batch/cancel/{id}` does.
+    ///
+    /// # Errors
+    /// An unknown or finished job; backend errors.
+    pub async fn cancel(&self, id: &str) -> anyhow::Result<serde_json::Value> {
+        let job = self.job(id).await?;
+        let cancelled = match self.pipeline.cancel(&job.id).await {
+            Err(PipelineError::Store(StoreError::Conflict(_))) => {
+                anyhow::bail!("job {} is {} and cannot be cancelled", job.id, job.status)
+            }
+            other => other?,
+        };
+        Ok(serde_json::json!({ "job_id": cancelled.id, "status": cancelled.status }))
+    }
+
+    /// Writes a finished job's results in `format` to `out`, streamed.
+    ///
+    /// # Errors
+    /// An unknown or unfinished job; backend and write errors.
+    pub async fn results(
+        &self,
+        id: &str,
+        format: &str,
+        evidence: bool,
+        out: &mut dyn std::io::Write,
+    ) -> anyhow::Result<()> {
+        let format: ResultsFormat = format
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        let job = self.job(id).await?;
+        if job.finished_at.is_none() {
+            anyhow::bail!(
+                "job {} is {}, not finished; a `docket run` of the same inputs (or `docket serve`) on this state directory goes on with it",
+                job.id,
+                job.status
+            );
+        }
+        let view = ResultsView {
+            evidence,
+            ..ResultsView::whole(format)
+        };
+        let mut stream = self.pipeline.results_stream(&job.id, view).await?;
+        while let Some(chunk) = stream.next_chunk().await? {
+            out.write_all(&chunk).context("writing the results")?;
+        }
+        out.flush().context("writing the results")?;
+        Ok(())
+    }
+
+    /// One page of the tenant's jobs, newest first, as
+    /// `GET /api/v1/batch/jobs` answers.
+    ///
+    /// # Errors
+    /// A bad status or cursor; backend errors.
+    pub async fn jobs(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let status = status
+            .map(|s| {
+                s.parse::<JobStatus>()
+                    .map_err(|e| anyhow::anyhow!("--status: {e}"))
+            })
+            .transpose()?;
+        let before = cursor
+            .map(|c| {
+                JobId::parse(c)
+                    .map_err(|_| anyhow::anyhow!("--cursor: not a cursor printed by docket jobs"))
+            })
+            .transpose()?;
+        let filter = JobFilter {
+            status,
+            since: None,
+            before,
+            limit: limit + 1,
+        };
+        let jobs = self.pipeline.list_jobs(&self.tenant, &filter).await?;
+        Ok(docket_api::jobs_page(&self.pipeline, jobs, limit))
+    }
+}
