@@ -9,5 +9,6 @@ pub mod local_run;
 pub mod plugins;
 pub mod scaffold;
 pub mod serve;
+pub mod units;
 
 pub use docket_intake::{intake, pdf};

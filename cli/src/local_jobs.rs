@@ -11,10 +11,11 @@ use docket_core::model::{Job, JobId, JobStatus, TenantId};
 use docket_core::pipeline::{Pipeline, PipelineError};
 use docket_core::ports::{JobFilter, StoreError};
 use docket_core::results::{ResultsFormat, ResultsView};
-use docket_local::LocalBackend;
+use docket_local::{LocalBackend, LocalOptions};
+use docket_plugin_host::Catalog;
 use docket_webhook::AddressPolicy;
 
-use crate::local_run::{local_catalog, local_pipeline, plugin_host};
+use crate::local_run::{local_pipeline, plugin_host, stream_results};
 
 /// The jobs of one tenant in a state directory.
 pub struct LocalJobs {
@@ -30,10 +31,12 @@ impl LocalJobs {
     /// # Errors
     /// When there is no state directory at `state` or it cannot be opened.
     pub fn open(state: &Path, tenant: &str) -> anyhow::Result<Self> {
-        if !state.join("docket.sqlite3").is_file() {
-            anyhow::bail!("{}: not a docket state directory", state.display());
-        }
-        let (backend, catalog) = local_catalog(state, plugin_host(state, 1)?)?;
+        let backend = LocalBackend::open_existing(state, LocalOptions::default())?;
+        let catalog = Catalog::new(
+            plugin_host(state, 1)?,
+            backend.store.clone(),
+            backend.blobs.clone(),
+        );
         let pipeline = local_pipeline(&backend, catalog, AddressPolicy::default())?;
         Ok(Self {
             pipeline,
@@ -106,12 +109,9 @@ impl LocalJobs {
             evidence,
             ..ResultsView::whole(format)
         };
-        let mut stream = self.pipeline.results_stream(&job.id, view).await?;
-        while let Some(chunk) = stream.next_chunk().await? {
-            out.write_all(&chunk).context("writing the results")?;
-        }
-        out.flush().context("writing the results")?;
-        Ok(())
+        stream_results(&self.pipeline, &job.id, view, out)
+            .await
+            .context("writing the results")
     }
 
     /// One page of the tenant's jobs, newest first, as
@@ -125,6 +125,9 @@ impl LocalJobs {
         limit: usize,
         cursor: Option<&str>,
     ) -> anyhow::Result<serde_json::Value> {
+        if !(1..=100).contains(&limit) {
+            anyhow::bail!("--limit: must be between 1 and 100");
+        }
         let status = status
             .map(|s| {
                 s.parse::<JobStatus>()

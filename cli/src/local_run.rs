@@ -367,6 +367,23 @@ pub fn job_identity(
     Ok(idempotent_job_id(&TenantId::local(), &key))
 }
 
+/// Cancels the job `id` names when it exists unfinished: a `--fresh` run
+/// over the same request makes a new job, and the old one's queued items
+/// are then skipped, not evaluated.
+async fn cancel_unfinished(pipeline: &Pipeline, id: &JobId) -> anyhow::Result<()> {
+    match pipeline.job(id).await {
+        Ok(job) if job.finished_at.is_none() && job.status != JobStatus::Cancelled => {
+            pipeline.cancel(id).await?;
+            eprintln!(
+                "docket: cancelled job {id}, left unfinished by an earlier run of the same inputs"
+            );
+            Ok(())
+        }
+        Ok(_) | Err(PipelineError::Store(StoreError::NotFound(_))) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Documents of `job` with every outcome recorded.
 pub fn documents_done(job: &Job) -> u32 {
     let c = &job.counters;
@@ -431,10 +448,12 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         chunking: request.chunking,
         webhook_url: None,
     };
+    let identity = job_identity(&listed.files, &evaluator, &request.config, &options)?;
     let job_id = if request.fresh {
+        cancel_unfinished(&pipeline, &identity).await?;
         JobId::generate()
     } else {
-        job_identity(&listed.files, &evaluator, &request.config, &options)?
+        identity
     };
     let (start, intake) = match pipeline.job(&job_id).await {
         Ok(job) => resume(&pipeline, job).await?,
@@ -477,8 +496,19 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         bar.finish_and_clear();
         driving
     };
+    if driving.is_err() {
+        // The intake would go on reading every file before the error shows.
+        request.stop.store(true, Ordering::Relaxed);
+    }
     let intake_done = match feeding {
-        Some(feeding) => feeding.finish().await?,
+        Some(feeding) => match (feeding.finish().await, &driving) {
+            (Ok(done), _) => done,
+            (Err(error), Ok(_)) => return Err(error),
+            (Err(error), Err(_)) => {
+                tracing::error!(error = %format!("{error:#}"), "the intake failed too");
+                None
+            }
+        },
         None => Some(opened),
     };
     let (Some((finished, driven)), Some(intake_done)) = (driving?, intake_done) else {
@@ -541,8 +571,8 @@ fn disk_use(dir: &Path) -> u64 {
         .sum()
 }
 
-/// The summary mentions the state directory's size past this.
-const LARGE_STATE_BYTES: u64 = 1 << 30;
+/// The summary mentions the state directory's size past this (1 GB).
+const LARGE_STATE_BYTES: u64 = 1_000_000_000;
 
 /// The intake of a run being fed: files read on a thread of their own, a
 /// window at a time, while the workers already process the first windows'
@@ -603,7 +633,16 @@ fn feed(
 impl Feeding {
     /// When the intake closed, or `None` when it was stopped.
     async fn finish(self) -> anyhow::Result<Option<Instant>> {
-        let closed = self.task.await.context("intake panicked")??;
+        let closed = self.task.await.context("intake panicked")?;
+        let closed = match closed {
+            Err(error) => match error.downcast_ref::<PipelineError>() {
+                Some(PipelineError::Invalid(why)) => {
+                    bail!("cannot resume: {why}; --fresh starts a new job over these inputs")
+                }
+                _ => return Err(error),
+            },
+            Ok(closed) => closed,
+        };
         self.reader
             .join()
             .map_err(|_| anyhow::anyhow!("reading the inputs panicked"))?;
@@ -618,19 +657,29 @@ async fn write_results(
     format: ResultsFormat,
     path: &Path,
 ) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stream = pipeline
-        .results_stream(job, ResultsView::whole(format))
-        .await?;
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut file = std::io::BufWriter::new(file);
+    stream_results(pipeline, job, ResultsView::whole(format), &mut file)
+        .await
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Streams a finished job's results as `view` says into `out`.
+///
+/// # Errors
+/// Backend and write errors.
+pub async fn stream_results(
+    pipeline: &Pipeline,
+    job: &JobId,
+    view: ResultsView,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let mut stream = pipeline.results_stream(job, view).await?;
     while let Some(chunk) = stream.next_chunk().await? {
-        file.write_all(&chunk)
-            .with_context(|| format!("writing {}", path.display()))?;
+        out.write_all(&chunk)?;
     }
-    file.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
+    out.flush()?;
     Ok(())
 }
 
@@ -799,9 +848,9 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
     if outcome.state_bytes > LARGE_STATE_BYTES {
         let _ = writeln!(
             out,
-            "the state directory holds {:.1} GB: finished jobs are removed {} days after they finish; `docket gc --older-than 0s` removes them now",
-            outcome.state_bytes as f64 / 1e9,
-            outcome.retention.as_secs() / 86_400
+            "the state directory holds {}: finished jobs are removed {} after they finish (--retention); `docket gc --older-than 0s` removes them now",
+            crate::units::human_bytes(outcome.state_bytes),
+            crate::units::age(outcome.retention)
         );
     }
     if !outcome.skipped.is_empty() {

@@ -57,7 +57,7 @@ pub struct RunArgs {
     fresh: bool,
     /// Finished jobs in the state directory older than this are removed
     /// when the run starts (`docket gc` removes them at any time).
-    #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = super::gc::parse_age)]
+    #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = docket_cli::units::parse_age)]
     retention: std::time::Duration,
 }
 

@@ -38,7 +38,7 @@ pub struct ServeArgs {
     webhook_backoff_ms: u64,
     /// Finished jobs older than this are removed when the server starts
     /// (`docket gc` removes them at any time).
-    #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = super::gc::parse_age)]
+    #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = docket_cli::units::parse_age)]
     retention: std::time::Duration,
     /// Log lines as JSON objects (for collectors) or text.
     #[arg(long, value_enum, default_value = "json")]

@@ -323,13 +323,9 @@ fn a_restarted_server_releases_the_claims_of_the_killed_one_at_once() {
     );
 
     let mut server = server;
-    let held = loop {
-        let now = seen(&state).unwrap();
-        if now.claimed > 0 && now.outcomes > 0 {
-            break now;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let held = wait_for(&state, &mut server.child, |s| {
+        s.claimed > 0 && s.outcomes > 0
+    });
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let claimed = seen(&state).unwrap().claimed;
@@ -498,7 +494,8 @@ fn gc_removes_finished_jobs_and_leaves_a_running_one_alone() {
 
     let big = corpus(&work.path().join("big"), 3_000);
     let mut child = start_run(work.path(), &big, "decalogo");
-    let running = wait_for(&state, &mut child, |s| s.job != old || s.outcomes > 5);
+    // The big job has recorded outcomes (the small one had 5).
+    let running = wait_for(&state, &mut child, |s| s.outcomes > 5);
     let gc = on_state(&state, &["gc", "--older-than", "0s"]);
     assert!(gc.status.success(), "{gc:?}");
     let printed = stdout(&gc);
@@ -585,4 +582,35 @@ fn an_unusable_out_directory_fails_clearly_and_the_rerun_writes_the_results() {
         stdout(&output)
     );
     assert_eq!(results["summary"]["completed_documents"], 5);
+}
+
+/// `--fresh` after a killed run makes a new job and cancels the one left
+/// unfinished, so its queued items are skipped rather than evaluated.
+#[test]
+fn a_fresh_run_cancels_the_job_a_killed_run_left() {
+    const N: u64 = 3_000;
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), N as usize);
+    let state = work.path().join("state");
+    let mut child = start_run(work.path(), &docs, "decalogo");
+    wait_for(&state, &mut child, |s| !s.intake_open && s.outcomes > 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = seen(&state).unwrap();
+    assert!(killed.outcomes < N, "{killed:?}");
+
+    let (output, results) = docket_run(work.path(), &[docs.to_str().unwrap(), "--fresh"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&format!(
+            "docket: cancelled job {}, left unfinished by an earlier run of the same inputs\n",
+            killed.job
+        )),
+        "{output:?}"
+    );
+    assert_ne!(results["job_id"], killed.job.as_str());
+    assert_eq!(results["summary"]["completed_documents"], N);
+    let status = on_state(&state, &["status", &killed.job]);
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["status"], "cancelled", "{report}");
 }

@@ -27,6 +27,9 @@ pub use db::Database;
 pub use owner::{Ownership, OwnershipError};
 pub use retention::{Collected, DEFAULT_RETENTION};
 
+/// The database file in a state directory.
+const DATABASE: &str = "docket.sqlite3";
+
 /// Settings of the embedded backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalOptions {
@@ -67,6 +70,18 @@ impl LocalBackend {
         Self::open_with_clock(dir, options, Arc::new(SystemClock))
     }
 
+    /// Opens the backend of a state directory that exists: a mistyped
+    /// path is an error, not a new empty directory.
+    ///
+    /// # Errors
+    /// When `dir` holds no docket database, or as [`LocalBackend::open`].
+    pub fn open_existing(dir: &Path, options: LocalOptions) -> anyhow::Result<Self> {
+        if !dir.join(DATABASE).is_file() {
+            anyhow::bail!("{}: not a docket state directory", dir.display());
+        }
+        Self::open(dir, options)
+    }
+
     /// Opens the backend with `clock` driving visibility timeouts.
     ///
     /// # Errors
@@ -77,7 +92,7 @@ impl LocalBackend {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let database = Arc::new(Database::open(&dir.join("docket.sqlite3"))?);
+        let database = Arc::new(Database::open(&dir.join(DATABASE))?);
         Ok(Self {
             dir: dir.to_owned(),
             queue: Arc::new(queue::SqliteQueue::new(

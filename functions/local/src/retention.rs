@@ -46,13 +46,22 @@ fn remove_files(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
+    // Gone meanwhile (a temporary file renamed, another collection): as
+    // good as removed.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     for entry in entries {
         let entry = entry?;
-        let meta = entry.metadata()?;
+        let meta = match entry.metadata() {
+            Err(e) if gone(&e) => continue,
+            meta => meta?,
+        };
         if meta.is_dir() {
             remove_files(&entry.path(), cutoff, collected)?;
         } else if cutoff.is_none_or(|cutoff| meta.modified().is_ok_and(|m| m < cutoff)) {
-            std::fs::remove_file(entry.path())?;
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if gone(&e) => continue,
+                removed => removed?,
+            }
             collected.files += 1;
             collected.bytes += meta.len();
         }
@@ -66,27 +75,30 @@ impl LocalBackend {
     /// Removes every job that finished before `cutoff` — its stored text
     /// and results first, then its outcomes (a step at a time), then its
     /// row, so a collection that stops midway is finished by the next —
-    /// and the upload files last written before `cutoff`. Jobs not
-    /// finished are never touched, whatever their age. The database file
-    /// keeps the pages it frees, for reuse.
+    /// and, when no job is unfinished (one may reference them), the upload
+    /// files last written before `cutoff`. Jobs not finished are never
+    /// touched, whatever their age. A process still writing the results of
+    /// a job removed here (a run that just finished it) fails to; it takes
+    /// no lock. The database file keeps the pages it frees, for reuse.
     ///
     /// # Errors
     /// Database and filesystem errors.
     pub async fn collect_garbage(&self, cutoff: DateTime<Utc>) -> anyhow::Result<Collected> {
-        let finished: Vec<Job> = self.db.read(|connection| {
-            let mut select = connection.prepare(
-                "SELECT body FROM jobs WHERE status IN ('completed', 'failed', 'cancelled')",
-            )?;
+        let (finished, unfinished) = self.db.read(|connection| {
+            let mut select = connection.prepare("SELECT body FROM jobs")?;
             let bodies = select
                 .query_map([], |row| row.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok::<_, anyhow::Error>(
-                bodies
-                    .iter()
-                    .filter_map(|body| serde_json::from_str::<Job>(body).ok())
-                    .filter(|job| job.finished_at.is_some_and(|at| at < cutoff))
-                    .collect(),
-            )
+            let jobs: Vec<Job> = bodies
+                .iter()
+                .filter_map(|body| serde_json::from_str::<Job>(body).ok())
+                .collect();
+            let unfinished = jobs.iter().any(|job| job.finished_at.is_none());
+            let finished: Vec<Job> = jobs
+                .into_iter()
+                .filter(|job| job.finished_at.is_some_and(|at| at < cutoff))
+                .collect();
+            Ok::<_, anyhow::Error>((finished, unfinished))
         })?;
         let mut collected = Collected::default();
         let blobs = self.dir.join("blobs");
@@ -117,8 +129,11 @@ impl LocalBackend {
                 .map_err(backend_error)?;
             collected.jobs += 1;
         }
-        let cutoff = std::time::SystemTime::from(cutoff);
-        remove_files(&blobs.join("uploads"), Some(cutoff), &mut collected)?;
+        // An unfinished job may still read uploads it references.
+        if !unfinished {
+            let cutoff = std::time::SystemTime::from(cutoff);
+            remove_files(&blobs.join("uploads"), Some(cutoff), &mut collected)?;
+        }
         Ok(collected)
     }
 

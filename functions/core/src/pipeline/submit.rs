@@ -46,8 +46,9 @@ pub struct OpenIntake {
     replay: Option<Counted>,
 }
 
-/// What a job's intake had counted when its submitter stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Documents and items of an intake: what its job had counted when its
+/// submitter stopped, or where numbering starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counted {
     documents: u32,
     items: u32,
@@ -157,20 +158,7 @@ impl Pipeline {
             webhook: None,
         };
         self.jobs.create_job(&job).await?;
-        let mut intake = OpenIntake {
-            pipeline: self.clone(),
-            job,
-            next_document: 0,
-            next_item: 0,
-            pack: Vec::new(),
-            packs_stored: 0,
-            items: Vec::new(),
-            rejected: Vec::new(),
-            window_documents: 0,
-            from: None,
-            documents_counted: 0,
-            replay: None,
-        };
+        let mut intake = OpenIntake::at(self, job, Counted::default(), None, None);
         for document in submission.documents {
             intake.add(document).await?;
         }
@@ -185,20 +173,8 @@ impl OpenIntake {
     /// that many documents ([`OpenIntake::finish_part`]). The part must fit
     /// one window (fewer than 1,000 items).
     pub fn resume(pipeline: &Pipeline, job: Job, documents: u32, items: u32) -> Self {
-        Self {
-            pipeline: pipeline.clone(),
-            job,
-            next_document: documents,
-            next_item: items,
-            pack: Vec::new(),
-            packs_stored: 0,
-            items: Vec::new(),
-            rejected: Vec::new(),
-            window_documents: 0,
-            from: Some(documents),
-            documents_counted: documents,
-            replay: None,
-        }
+        let next = Counted { documents, items };
+        Self::at(pipeline, job, next, Some(documents), None)
     }
 
     /// The open intake of `job`, whose submitter stopped before closing
@@ -214,19 +190,32 @@ impl OpenIntake {
             documents: job.counters.documents_total,
             items: job.counters.items_total,
         };
+        let replay = (counted.items > 0).then_some(counted);
+        Self::at(pipeline, job, Counted::default(), None, replay)
+    }
+
+    /// The intake of `job` with its next document and item numbered from
+    /// `next`.
+    fn at(
+        pipeline: &Pipeline,
+        job: Job,
+        next: Counted,
+        from: Option<u32>,
+        replay: Option<Counted>,
+    ) -> Self {
         Self {
             pipeline: pipeline.clone(),
             job,
-            next_document: 0,
-            next_item: 0,
+            next_document: next.documents,
+            next_item: next.items,
             pack: Vec::new(),
             packs_stored: 0,
             items: Vec::new(),
             rejected: Vec::new(),
             window_documents: 0,
-            from: None,
-            documents_counted: 0,
-            replay: (counted.items > 0).then_some(counted),
+            from,
+            documents_counted: next.documents,
+            replay,
         }
     }
 
