@@ -9,19 +9,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use docket_core::model::{
     DocumentBody, DocumentSpec, JobOptions, JobStatus, RejectedDocument, TenantId,
 };
 use docket_core::pipeline::{FinalizeOutcome, IntakeDocument, OpenIntake, Submission};
-use docket_core::ports::{
-    BlobError, BlobStore, Delivery, ListedPage, OutgoingMessage, QueueDepth, QueueError, QueueName,
-    Receipt, WorkQueue,
-};
+use docket_core::ports::{BlobError, BlobStore, ListedPage, QueueName};
 use docket_core::{Failure, FailureCategory};
-use docket_tests::Harness;
+use docket_tests::{Harness, SendHook};
 
 /// Blobs that remember the largest put: what one window held.
 struct LargestPut {
@@ -180,62 +176,6 @@ async fn closing_an_intake_whose_items_are_all_recorded_finalizes_the_job() {
     assert_eq!(finished.error.as_deref(), Some("all 3 documents failed"));
 }
 
-/// A queue whose `lose`-th send of work items is lost: what a submitter
-/// killed after counting a window and before enqueueing it leaves.
-struct LosesASend {
-    inner: Arc<dyn WorkQueue>,
-    sends: AtomicUsize,
-    lose: usize,
-}
-
-#[async_trait]
-impl WorkQueue for LosesASend {
-    async fn send(
-        &self,
-        queue: QueueName,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<(), QueueError> {
-        let work = matches!(queue, QueueName::Work(_));
-        if work && self.sends.fetch_add(1, Ordering::SeqCst) + 1 == self.lose {
-            return Ok(());
-        }
-        self.inner.send(queue, messages).await
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.inner.receive(queue, max, visibility).await
-    }
-    async fn ack(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
-        self.inner.ack(queue, receipts).await
-    }
-    async fn retry_after(
-        &self,
-        queue: QueueName,
-        receipt: &Receipt,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
-        self.inner.retry_after(queue, receipt, delay).await
-    }
-    async fn receive_dead(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.inner.receive_dead(queue, max, visibility).await
-    }
-    async fn ack_dead(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
-        self.inner.ack_dead(queue, receipts).await
-    }
-    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
-        self.inner.depth(queue).await
-    }
-}
-
 /// A submitter stops twice: once after counting its second window but
 /// before that window's items were enqueued (they are lost), and it is not
 /// there to add the rest. Read again from the start with the same
@@ -247,12 +187,13 @@ impl WorkQueue for LosesASend {
 async fn an_intake_stopped_midway_is_read_again_and_its_job_completes_once() {
     let mut harness = Harness::new(None);
     let real = harness.ports.queue.clone();
+    // The second send of work items is lost.
+    let sends = AtomicUsize::new(0);
     harness.change_ports(|ports| {
-        ports.queue = Arc::new(LosesASend {
-            inner: real.clone(),
-            sends: AtomicUsize::new(0),
-            lose: 2,
-        });
+        ports.queue = Arc::new(SendHook::new(real.clone(), move |queue| {
+            let work = matches!(queue, QueueName::Work(_));
+            (work && sends.fetch_add(1, Ordering::SeqCst) == 1).then_some(Ok(()))
+        }));
     });
     let mut intake = harness
         .pipeline

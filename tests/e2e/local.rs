@@ -10,12 +10,12 @@ use docket_core::model::{
 };
 use docket_core::pipeline::{Disposition, IntakeDocument};
 use docket_core::ports::{
-    BackendError, Delivery, EvaluationReport, EvaluationRequest, Evaluators, OutgoingMessage,
-    QueueDepth, QueueError, QueueName, Receipt, StoreError, WorkQueue,
+    BackendError, EvaluationReport, EvaluationRequest, Evaluators, OutgoingMessage, QueueError,
+    QueueName, StoreError, WorkQueue,
 };
 use docket_core::{Evaluation, Failure, FailureCategory, PipelineError};
 use docket_plugin_host::PluginHost;
-use docket_tests::Harness;
+use docket_tests::{Harness, SendHook};
 
 const NORMAL: QueueName = QueueName::Work(Priority::Normal);
 
@@ -432,63 +432,22 @@ async fn a_duplicate_delivered_after_finalization_changes_nothing() {
 }
 
 /// A queue whose sends to the work queues fail, as when SQS is unreachable.
-struct Unreachable(Arc<dyn WorkQueue>);
-
-#[async_trait::async_trait]
-impl WorkQueue for Unreachable {
-    async fn send(
-        &self,
-        queue: QueueName,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<(), QueueError> {
-        match queue {
-            QueueName::Work(_) => Err(QueueError::Backend(BackendError::new(
+fn unreachable(queue: Arc<dyn WorkQueue>) -> SendHook {
+    SendHook::new(queue, |name| {
+        matches!(name, QueueName::Work(_)).then(|| {
+            Err(QueueError::Backend(BackendError::new(
                 FailureCategory::Transient,
                 "connection refused",
-            ))),
-            _ => self.0.send(queue, messages).await,
-        }
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.0.receive(queue, max, visibility).await
-    }
-    async fn ack(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
-        self.0.ack(queue, receipts).await
-    }
-    async fn retry_after(
-        &self,
-        queue: QueueName,
-        receipt: &Receipt,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
-        self.0.retry_after(queue, receipt, delay).await
-    }
-    async fn receive_dead(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.0.receive_dead(queue, max, visibility).await
-    }
-    async fn ack_dead(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
-        self.0.ack_dead(queue, receipts).await
-    }
-    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
-        self.0.depth(queue).await
-    }
+            )))
+        })
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
     let mut harness = Harness::new(None);
     let queue = harness.backend.queue.clone();
-    harness.change_ports(|ports| ports.queue = Arc::new(Unreachable(queue)));
+    harness.change_ports(|ports| ports.queue = Arc::new(unreachable(queue)));
     let error = harness
         .pipeline
         .submit(docket_core::Submission {

@@ -12,7 +12,9 @@ use docket_core::model::{
     DocumentBody, DocumentSpec, EvaluatorRef, Job, JobId, JobOptions, TenantId,
 };
 use docket_core::pipeline::{IntakeDocument, Pipeline, PipelineSettings, Ports, Submission};
-use docket_core::ports::Evaluators;
+use docket_core::ports::{
+    Delivery, Evaluators, OutgoingMessage, QueueDepth, QueueError, QueueName, Receipt, WorkQueue,
+};
 use docket_core::results::{ResultsFormat, ResultsView};
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::{HostConfig, Manifest, PluginHost};
@@ -183,5 +185,77 @@ impl Harness {
             .await
             .unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+}
+
+/// What a [`SendHook`] does with a send: answers for it, or lets it
+/// through (`None`).
+pub type OnSend = dyn Fn(QueueName) -> Option<Result<(), QueueError>> + Send + Sync;
+
+/// A queue over another whose sends pass through a hook first: a test
+/// fails them (an unreachable queue) or loses them (a sender that died
+/// before sending); everything else goes to the queue underneath.
+pub struct SendHook {
+    inner: Arc<dyn WorkQueue>,
+    on_send: Box<OnSend>,
+}
+
+impl SendHook {
+    /// `inner` with its sends passed through `on_send`.
+    pub fn new(
+        inner: Arc<dyn WorkQueue>,
+        on_send: impl Fn(QueueName) -> Option<Result<(), QueueError>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            on_send: Box::new(on_send),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkQueue for SendHook {
+    async fn send(
+        &self,
+        queue: QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), QueueError> {
+        match (self.on_send)(queue) {
+            Some(answer) => answer,
+            None => self.inner.send(queue, messages).await,
+        }
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(queue, max, visibility).await
+    }
+    async fn ack(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.inner.ack(queue, receipts).await
+    }
+    async fn retry_after(
+        &self,
+        queue: QueueName,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.retry_after(queue, receipt, delay).await
+    }
+    async fn receive_dead(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive_dead(queue, max, visibility).await
+    }
+    async fn ack_dead(&self, queue: QueueName, receipts: &[Receipt]) -> Result<(), QueueError> {
+        self.inner.ack_dead(queue, receipts).await
+    }
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        self.inner.depth(queue).await
     }
 }
