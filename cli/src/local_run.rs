@@ -742,10 +742,22 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
             results.header.job_id, results.header.status
         );
     } else {
-        let docs_per_second = f64::from(results.header.document_count) / outcome.seconds.max(1e-9);
+        // A resumed run is timed on what it did itself.
+        let (done, items, unit) = match outcome.start {
+            Start::Resumed { .. } => {
+                let recorded = outcome.recorded as f64;
+                (recorded, recorded, "items/s in this run")
+            }
+            _ => (
+                f64::from(results.header.document_count),
+                f64::from(outcome.job.counters.items_total),
+                "docs/s",
+            ),
+        };
+        let rate = done / outcome.seconds.max(1e-9);
         let _ = writeln!(
             out,
-            "job {} {} in {:.2} s — {counts}, {docs_per_second:.0} docs/s",
+            "job {} {} in {:.2} s — {counts}, {rate:.0} {unit}",
             results.header.job_id, results.header.status, outcome.seconds,
         );
         let p = &outcome.phases;
@@ -755,7 +767,7 @@ pub fn summary_table(outcome: &RunOutcome, rows: usize) -> String {
             p.intake,
             p.submit,
             p.processing,
-            f64::from(outcome.job.counters.items_total) / p.processing.max(1e-9),
+            items / p.processing.max(1e-9),
             p.finalize,
             p.output
         );

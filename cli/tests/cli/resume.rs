@@ -153,6 +153,12 @@ fn a_killed_run_resumes_its_job_and_evaluates_only_the_rest() {
     let (output, results) = docket_run(work.path(), &[docs.to_str().unwrap()]);
     assert!(output.status.success(), "{output:?}");
     let (done, total, recorded) = resumed_line(&stdout(&output), &killed.job);
+    let timed = stdout(&output)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(timed.ends_with(" items/s in this run"), "{timed}");
     assert_eq!(done, killed.outcomes, "one item per document");
     assert_eq!(total, N);
     assert_eq!(recorded, N - done, "only the rest evaluated and counted");
