@@ -81,13 +81,12 @@ pub struct Database {
     reader: Mutex<Connection>,
 }
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+/// A connection to `path` with `cache_kib` of page cache.
+fn connect(path: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
-    // 32 MiB of page cache (the default is 2 MiB): the indexes a large
-    // job's queue and outcomes walk stay in memory.
-    connection.pragma_update(None, "cache_size", -32_768)?;
+    connection.pragma_update(None, "cache_size", -cache_kib)?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(connection)
 }
@@ -98,10 +97,15 @@ impl Database {
     /// # Errors
     /// When SQLite cannot open or migrate it.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let writer = connect(path)?;
+        // The writer walks the indexes of a large job's queue and outcomes:
+        // 32 MiB keeps them in memory (the default is 2 MiB). The reader
+        // keeps SQLite's default: in WAL mode it drops its whole cache
+        // whenever the writer has committed, at a cost that grows with
+        // the cache.
+        let writer = connect(path, 32 * 1024)?;
         writer.execute_batch(SCHEMA)?;
         migrate(&writer)?;
-        let reader = connect(path)?;
+        let reader = connect(path, 2 * 1024)?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             reader: Mutex::new(reader),
