@@ -455,8 +455,12 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
     } else {
         identity
     };
-    let (start, intake) = match pipeline.job(&job_id).await {
-        Ok(job) => resume(&pipeline, job).await?,
+    let (start, intake, cancelled) = match pipeline.job(&job_id).await {
+        Ok(job) => {
+            let cancelled = job.status == JobStatus::Cancelled;
+            let (start, intake) = resume(&pipeline, job).await?;
+            (start, intake, cancelled)
+        }
         Err(PipelineError::Store(StoreError::NotFound(_))) => {
             let submission = Submission {
                 job_id: Some(job_id.clone()),
@@ -466,13 +470,16 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
                 options,
                 documents: Vec::new(),
             };
-            (Start::New, Some(pipeline.open_intake(submission).await?))
+            (
+                Start::New,
+                Some(pipeline.open_intake(submission).await?),
+                false,
+            )
         }
         Err(error) => return Err(error.into()),
     };
     let opened = Instant::now();
     tracing::info!(%job_id, files = listed.files.len(), ?start, seconds = started.elapsed().as_secs_f64(), "job opened");
-    let cancelled = pipeline.job(&job_id).await?.status == JobStatus::Cancelled;
     let feeding = intake.map(|open| feed(open, listed.files, Arc::clone(&request.stop), cancelled));
     let driving = if start == Start::Finished {
         let now = Instant::now();
