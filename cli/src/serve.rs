@@ -40,6 +40,8 @@ pub struct ServeRequest {
     pub stop: Arc<AtomicBool>,
     /// Finished jobs older than this are removed at start.
     pub retention: Duration,
+    /// Prefix of the metrics route's series.
+    pub metrics_namespace: docket_core::metrics::MetricsNamespace,
 }
 
 /// Serves until [`ServeRequest::stop`] is set; prints
@@ -85,6 +87,7 @@ pub async fn serve(request: ServeRequest) -> anyhow::Result<()> {
         max_body_bytes: request.max_body_bytes,
         default_evaluator: request.default_evaluator,
         max_response_bytes: None,
+        metrics_namespace: request.metrics_namespace,
     };
     let listener = tokio::net::TcpListener::bind(request.addr)
         .await

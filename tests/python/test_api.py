@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import settings
 from schemathesis.checks import not_a_server_error
@@ -134,6 +135,12 @@ def test_webhooks_are_signed_retried_and_verified_by_the_reference_library(serve
         assert event["type"] == "batch.completed"
         assert event["data"]["job_id"] == job_id
         assert event["data"]["document_count"] == len(documents)
+        # A receiver written for the systems docket replaces reads the same
+        # fields at the top level of the verified body.
+        for field in ["job_id", "status", "document_count", "completed_documents", "failed_documents", "results_url"]:
+            assert event[field] == event["data"][field], field
+        assert event["job_id"] == job_id
+        assert event["status"] == "completed"
         _, _, report = server.call("GET", f"/api/v1/batch/status/{job_id}", token)
         assert report["webhook"]["state"] == "delivered"
         assert report["webhook"]["attempts"] == 3
@@ -231,3 +238,52 @@ def test_files_upload_with_curl_form_fields(server, tmp_path):
     status, refused = curl("attachment=x")
     assert status == 422, refused
     assert [d["field"] for d in refused["error"]["details"]] == ["parts[0]", "file"]
+
+
+def test_a_client_written_for_the_fastapi_stack_works_unchanged(server, tmp_path):
+    """The batch client of the systems docket replaces, with only its base
+    URL and token changed: `requests` sends Python's `True`/`False` in the
+    query and in form fields, and its health script reads `metrics`."""
+    token, _ = server.key("seed-client")
+    auth = {"Authorization": f"Bearer {token}"}
+    plan = PLANS / "harbor-town-strategy.txt"
+    with plan.open("rb") as handle:
+        response = requests.post(
+            server.url + "/api/v1/batch/upload",
+            headers=auth,
+            files={"file": (plan.name, handle, "text/plain")},
+            data={"evaluator": "decalogo", "priority": "high", "include_evidence": False},
+            timeout=30,
+        )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    server.wait_finished(token, job_id)
+
+    def findings(**params):
+        response = requests.get(
+            f"{server.url}/api/v1/batch/results/{job_id}", headers=auth, params=params, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["documents"][0]["findings"]
+
+    # The job's own choice (the form field said False), then the query's.
+    assert findings() and all("evidence" not in f for f in findings())
+    assert any("evidence" in f for f in findings(include_evidence=True))
+    assert all("evidence" not in f for f in findings(include_evidence=False))
+    response = requests.get(
+        f"{server.url}/api/v1/batch/results/{job_id}", headers=auth,
+        params={"include_evidence": "perhaps"}, timeout=30,
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "include_evidence"
+
+    # Health figures are read at most every 10 s: wait for ones that count
+    # this job.
+    deadline = time.monotonic() + 15
+    while True:
+        metrics = requests.get(server.url + "/api/v1/health", timeout=30).json()["metrics"]
+        if metrics["throughput_docs_per_hour"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert metrics["throughput_docs_per_hour"] >= 1, metrics
+    assert set(metrics) >= {"jobs_in_queue", "throughput_docs_per_hour"}

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// (`docket gc` removes them at any time).
     #[arg(long, env = "DOCKET_RETENTION", default_value = "30d", value_parser = docket_cli::units::parse_age)]
     retention: std::time::Duration,
+    /// Prefix of the metrics route's series (`--metrics-namespace
+    /// decalogo_batch` keeps a dashboard that queries `decalogo_batch_*`).
+    #[arg(long, env = "DOCKET_METRICS_NAMESPACE", default_value = "docket")]
+    metrics_namespace: docket_core::metrics::MetricsNamespace,
     /// Log lines as JSON objects (for collectors) or text.
     #[arg(long, value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -95,6 +99,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_backoff: std::time::Duration::from_millis(args.webhook_backoff_ms),
         stop: super::stop_on_signals()?,
         retention: args.retention,
+        metrics_namespace: args.metrics_namespace,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

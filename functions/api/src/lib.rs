@@ -24,10 +24,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use docket_core::metrics::MetricsNamespace;
 use docket_core::model::{Job, JobId, TenantId};
 use docket_core::pipeline::{Pipeline, PipelineError, Refusal};
 use docket_core::ports::{JobFilter, StoreError};
 use docket_core::results::{ResultsFormat, ResultsView};
+use docket_core::upload::{not_a_flag, parse_flag};
 use serde::Deserialize;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -52,6 +54,8 @@ pub struct AppState {
     /// the whole response). Results past it end early with the cursor of
     /// where they stopped; `None` streams them whole.
     pub max_response_bytes: Option<usize>,
+    /// The prefix of the metrics route's series (`docket` by default).
+    pub metrics_namespace: MetricsNamespace,
 }
 
 /// The API's router.
@@ -175,8 +179,9 @@ async fn status(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResultsQuery {
+    /// A flag as FastAPI reads one ([`docket_core::upload::parse_flag`]).
     #[serde(default)]
-    include_evidence: Option<bool>,
+    include_evidence: Option<String>,
     #[serde(default)]
     format: Option<String>,
     #[serde(default)]
@@ -211,6 +216,13 @@ fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsV
         }
         limit => limit,
     };
+    let evidence = match query.include_evidence.as_deref() {
+        None => evidence_default,
+        Some(text) => parse_flag(text).unwrap_or_else(|| {
+            errors.push(FieldError::new("include_evidence", not_a_flag(text)));
+            evidence_default
+        }),
+    };
     let from = match query.cursor.as_deref() {
         None => 0,
         Some(cursor) => cursor.parse::<u64>().unwrap_or_else(|_| {
@@ -226,7 +238,7 @@ fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsV
     }
     Ok(ResultsView {
         format,
-        evidence: query.include_evidence.unwrap_or(evidence_default),
+        evidence,
         from,
         limit,
     })

@@ -9,6 +9,11 @@
 //!   that evaluates it, so a broken file fails alone.
 //! - `metadata` (optional, after a `file`): a JSON object for that file.
 //! - `options` (optional): the JSON options of the JSON body.
+//! - one option a part, as HTML forms and FastAPI's `Form(...)` clients send
+//!   them (optional, each overriding `options`): `priority`, `evaluator`,
+//!   `webhook_url`, `tolerated_failure_percent`, `config` (JSON) and the
+//!   flags `include_evidence`, `include_questionnaire` (`true`, `True`,
+//!   `1`, `yes`, `on` and their opposites).
 //!
 //! Reading stops with a 413 as soon as a file passes the deployment's file
 //! limit or the body its body limit.
@@ -22,7 +27,7 @@ use docket_core::FailureCategory;
 use docket_core::model::ReferencedDocument;
 use docket_core::pipeline::{IntakeDocument, PipelineError, Submission};
 use docket_core::ports::{BackendError, BlobError, ChunkSource};
-use docket_core::upload::{UploadOptions, uploaded_file_key};
+use docket_core::upload::{UploadOptions, not_a_flag, parse_flag, uploaded_file_key};
 use serde_json::Value;
 
 use crate::error::{ApiError, FieldError};
@@ -114,6 +119,7 @@ pub(crate) async fn submission(
     let mut options = UploadOptions::default();
     let mut errors = Vec::new();
     let mut part = 0usize;
+    let mut form_options = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(|e| unreadable(&e))? {
         let at = format!("parts[{part}]");
         part += 1;
@@ -183,10 +189,23 @@ pub(crate) async fn submission(
                     Err(_) => errors.push(FieldError::new("options", "must be a JSON object")),
                 }
             }
+            name if FORM_OPTIONS.contains(&name) => {
+                let name = name.to_owned();
+                let text = field.text().await.map_err(|e| unreadable(&e))?;
+                form_options.push((name, text));
+            }
             other => errors.push(FieldError::new(
                 at,
-                format!("unknown part {other:?} (expected file, metadata or options)"),
+                format!(
+                    "unknown part {other:?} (expected file, metadata, options or one of {})",
+                    FORM_OPTIONS.join(", ")
+                ),
             )),
+        }
+    }
+    for (name, text) in form_options {
+        if let Err(message) = set_form_option(&mut options, &name, &text) {
+            errors.push(FieldError::new(name, message));
         }
     }
     if documents.is_empty() {
@@ -194,6 +213,44 @@ pub(crate) async fn submission(
     }
     check_documents(documents.len(), state, caller)?;
     crate::upload::submission_of(documents, options, errors, state, caller).await
+}
+
+/// The options a part of their own may give.
+const FORM_OPTIONS: [&str; 7] = [
+    "priority",
+    "evaluator",
+    "webhook_url",
+    "tolerated_failure_percent",
+    "config",
+    "include_evidence",
+    "include_questionnaire",
+];
+
+/// Sets the option `name` (one of [`FORM_OPTIONS`]) from a form part's
+/// text; checked further with the other options.
+fn set_form_option(options: &mut UploadOptions, name: &str, text: &str) -> Result<(), String> {
+    let flag = || parse_flag(text).ok_or_else(|| not_a_flag(text));
+    match name {
+        "priority" => options.priority = Some(text.trim().to_owned()),
+        "evaluator" => options.evaluator = Some(text.trim().to_owned()),
+        "webhook_url" => options.webhook_url = Some(text.trim().to_owned()),
+        "tolerated_failure_percent" => {
+            let percent = text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{text:?} is not a number"))?;
+            options.tolerated_failure_percent = Some(percent);
+        }
+        "config" => {
+            let config =
+                serde_json::from_str::<Value>(text).map_err(|e| format!("not JSON: {e}"))?;
+            options.config = Some(config);
+        }
+        "include_evidence" => options.include_evidence = Some(flag()?),
+        "include_questionnaire" => options.include_questionnaire = Some(flag()?),
+        other => return Err(format!("{other} is not an option")),
+    }
+    Ok(())
 }
 
 /// A file the blob store did not take: the store's failure, retryable or

@@ -13,8 +13,10 @@ fn status(ok: bool) -> &'static str {
 }
 
 /// Each component probed with one cheap call: 200 when all answer, 503
-/// when one does not. Says no more than up/down and queue depths: it needs
-/// no key.
+/// when one does not. Says no more than up/down, queue depths and the
+/// deployment's counts in `metrics` (the health scripts of the systems
+/// docket replaces read `jobs_in_queue` and `throughput_docs_per_hour`):
+/// it needs no key.
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let health = state.pipeline.health().await;
     let depths: Map<String, Value> = health
@@ -29,6 +31,16 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         .map(|e| format!("{}@{}", e.name, e.version))
         .collect();
     let healthy = health.is_healthy();
+    let metrics = health.figures.as_ref().map(|figures| {
+        json!({
+            "jobs_in_queue": figures.jobs_queued + figures.jobs_processing,
+            "jobs_queued": figures.jobs_queued,
+            "jobs_processing": figures.jobs_processing,
+            "throughput_docs_per_hour": figures.documents_last_hour.round() as u64,
+            "work_items_waiting": figures.work_items_waiting,
+            "dead_letters": figures.dead_letters,
+        })
+    });
     let body = json!({
         "status": status(healthy),
         "version": env!("CARGO_PKG_VERSION"),
@@ -41,6 +53,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
             },
             "evaluators": {"status": "ok", "loaded": loaded},
         },
+        "metrics": metrics,
     });
     let code = if healthy {
         StatusCode::OK
@@ -58,12 +71,16 @@ pub(crate) async fn openapi(_caller: Caller) -> Response {
 }
 
 /// Deployment-wide figures from the store and the queues, and this
-/// process's processing counters, as `docket_` series.
+/// process's processing counters, as series of the deployment's namespace
+/// (`docket_` unless configured).
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Response, ApiError> {
-    let text = state.pipeline.prometheus().await?;
+    let text = state
+        .pipeline
+        .prometheus(state.metrics_namespace.clone())
+        .await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -29,8 +29,8 @@ use docket_core::auth::ApiKey;
 use docket_core::model::{ItemOutcome, ItemStatus, Job, JobId, JobStatus, TenantId};
 use docket_core::plugin::{Manifest, sort_manifests};
 use docket_core::ports::{
-    ApiKeyStore, BackendError, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt,
-    StoreError, StoreStats, WebhookSecrets, check_republish,
+    ApiKeyStore, BackendError, JobActivity, JobFilter, JobStore, PluginRegistry, RateLimiter,
+    RecordReceipt, StoreError, StoreStats, WebhookSecrets, check_republish,
 };
 use docket_core::quota::{self, BucketState, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
@@ -586,7 +586,7 @@ impl JobStore for DynamoJobStore {
         Ok(())
     }
 
-    async fn stats(&self) -> Result<StoreStats, StoreError> {
+    async fn stats(&self, active_since: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         let mut stats = StoreStats {
             jobs: JobStatus::ALL.iter().map(|s| (*s, 0)).collect(),
             ..StoreStats::default()
@@ -611,6 +611,7 @@ impl JobStore for DynamoJobStore {
             stats.documents_succeeded += u64::from(job.counters.documents_succeeded);
             stats.documents_failed += u64::from(job.counters.documents_failed);
             stats.documents_skipped += u64::from(job.counters.documents_skipped);
+            stats.active.extend(JobActivity::of(&job, active_since));
         }
         Ok(stats)
     }

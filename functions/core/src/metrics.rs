@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::failure::FailureCategory;
 use crate::model::{ItemOutcome, ItemResult};
+use crate::ports::JobActivity;
 
 /// Upper bounds (seconds) of the evaluation latency histogram's buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -155,22 +156,107 @@ impl Metrics {
     }
 }
 
-/// Writes Prometheus text exposition: `# HELP`, `# TYPE`, then samples.
+/// Documents done in the `window` before `now` over the whole deployment:
+/// each job's documents spread evenly over its active span (its first
+/// recorded item to its finalizing, or `now` while it runs), the share
+/// inside the window counted. Exact for jobs that ran within the window.
+pub fn documents_within(
+    active: &[JobActivity],
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> f64 {
+    let from = now - window;
+    active
+        .iter()
+        .map(|job| {
+            let end = job.finished_at.unwrap_or(now).min(now);
+            let start = job.started_at.min(end);
+            let overlap = (end - start.max(from)).num_milliseconds().max(0) as f64;
+            let span = (end - start).num_milliseconds() as f64;
+            if span <= 0.0 {
+                // Started and finished in the same instant.
+                if end >= from {
+                    job.documents_done as f64
+                } else {
+                    0.0
+                }
+            } else {
+                job.documents_done as f64 * overlap / span
+            }
+        })
+        .sum()
+}
+
+/// The prefix of every Prometheus series (`docket` by default): a
+/// deployment migrating dashboards keeps the names they query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsNamespace(String);
+
+impl Default for MetricsNamespace {
+    fn default() -> Self {
+        Self("docket".into())
+    }
+}
+
+impl std::str::FromStr for MetricsNamespace {
+    type Err = String;
+
+    /// A Prometheus metric name prefix: a letter or `_`, then letters,
+    /// digits or `_` (a trailing `_` is dropped: it is added).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let name = text.strip_suffix('_').unwrap_or(text);
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(format!(
+                "{text:?} is not a metrics namespace (a letter or _, then letters, digits or _)"
+            ))
+        }
+    }
+}
+
+impl MetricsNamespace {
+    /// The namespace as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Writes Prometheus text exposition: `# HELP`, `# TYPE`, then samples,
+/// every name under the namespace (`jobs` is written `docket_jobs`).
 #[derive(Debug, Default)]
 pub struct PrometheusText {
+    namespace: MetricsNamespace,
     out: String,
 }
 
 impl PrometheusText {
+    /// Text whose series are named `{namespace}_…`.
+    pub fn new(namespace: MetricsNamespace) -> Self {
+        Self {
+            namespace,
+            out: String::new(),
+        }
+    }
+
     /// Starts a metric family.
     pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let namespace = self.namespace.as_str();
+        let _ = writeln!(
+            self.out,
+            "# HELP {namespace}_{name} {help}\n# TYPE {namespace}_{name} {kind}"
+        );
         self
     }
 
     /// One sample; `labels` as `(name, value)`.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
-        self.out.push_str(name);
+        let _ = write!(self.out, "{}_{name}", self.namespace.as_str());
         if !labels.is_empty() {
             self.out.push('{');
             for (n, (label, text)) in labels.iter().enumerate() {
@@ -189,9 +275,9 @@ impl PrometheusText {
         self
     }
 
-    /// This process's counters as the `docket_` families.
+    /// This process's counters as families of the namespace.
     pub fn metrics(&mut self, snapshot: &MetricsSnapshot) -> &mut Self {
-        let items = "docket_work_items_processed_total";
+        let items = "work_items_processed_total";
         self.family(
             items,
             "counter",
@@ -201,7 +287,7 @@ impl PrometheusText {
         .sample(items, &[("result", "skipped")], snapshot.skipped as f64);
         let failed: u64 = snapshot.failed.iter().map(|(_, n)| n).sum();
         self.sample(items, &[("result", "failed")], failed as f64);
-        let by_category = "docket_work_items_failed_total";
+        let by_category = "work_items_failed_total";
         self.family(
             by_category,
             "counter",
@@ -214,7 +300,7 @@ impl PrometheusText {
                 *count as f64,
             );
         }
-        let latency = "docket_evaluation_seconds";
+        let latency = "evaluation_seconds";
         self.family(
             latency,
             "histogram",
@@ -238,7 +324,7 @@ impl PrometheusText {
             &[],
             snapshot.latency_count as f64,
         );
-        let throughput = "docket_throughput_items_per_second";
+        let throughput = "throughput_items_per_second";
         self.family(
             throughput,
             "gauge",
@@ -402,6 +488,71 @@ mod tests {
             text.contains("docket_evaluation_seconds_bucket{le=\"+Inf\"} 3\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn documents_within_the_hour_are_each_jobs_share_of_it() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let minutes = |m: i64| now - chrono::Duration::minutes(m);
+        let activity = |done, started, finished| JobActivity {
+            documents_done: done,
+            started_at: started,
+            finished_at: finished,
+        };
+        let hour = chrono::Duration::hours(1);
+        // Running for 30 minutes: all of it.
+        assert_eq!(
+            documents_within(&[activity(600, minutes(30), None)], now, hour),
+            600.0
+        );
+        // Ran from 90 to 30 minutes ago: the half inside the hour.
+        assert_eq!(
+            documents_within(&[activity(600, minutes(90), Some(minutes(30)))], now, hour),
+            300.0
+        );
+        // Finished before the hour, or in no time within it.
+        assert_eq!(
+            documents_within(&[activity(600, minutes(120), Some(minutes(61)))], now, hour),
+            0.0
+        );
+        assert_eq!(
+            documents_within(&[activity(5, minutes(10), Some(minutes(10)))], now, hour),
+            5.0
+        );
+        // Jobs add up.
+        assert_eq!(
+            documents_within(
+                &[
+                    activity(600, minutes(30), None),
+                    activity(5, minutes(10), Some(minutes(10)))
+                ],
+                now,
+                hour
+            ),
+            605.0
+        );
+    }
+
+    #[test]
+    fn series_carry_the_namespace() {
+        let namespace: MetricsNamespace = "decalogo_batch".parse().unwrap_or_default();
+        let mut text = PrometheusText::new(namespace);
+        text.family("jobs", "gauge", "Jobs.")
+            .sample("jobs", &[("status", "queued")], 2.0);
+        let text = text.finish();
+        assert_eq!(
+            text,
+            "# HELP decalogo_batch_jobs Jobs.\n# TYPE decalogo_batch_jobs gauge\ndecalogo_batch_jobs{status=\"queued\"} 2\n"
+        );
+        assert_eq!(
+            "docket_"
+                .parse::<MetricsNamespace>()
+                .map(|n| n.as_str().to_owned()),
+            Ok("docket".to_owned())
+        );
+        for bad in ["", "9lives", "has-dash", "sp ace"] {
+            assert!(bad.parse::<MetricsNamespace>().is_err(), "{bad}");
+        }
     }
 
     /// Checks a record against the EMF specification's rules: a directive

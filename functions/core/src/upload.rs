@@ -57,10 +57,16 @@ pub struct UploadOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
     /// Keep evidence spans in the results.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_flag"
+    )]
     pub include_evidence: Option<bool>,
     /// The seed clients' switch, passed to the evaluator's configuration.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_flag"
+    )]
     pub include_questionnaire: Option<bool>,
     /// Where the job-finished callback goes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +83,45 @@ pub struct UploadOptions {
     /// Fail fast past this share of failed documents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tolerated_failure_percent: Option<f64>,
+}
+
+/// What a flag given as text may say, read as FastAPI (pydantic) reads a
+/// boolean, so clients written against it keep working: any case of
+/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, `t`/`f`, `y`/`n`.
+pub const FLAG_WORDS: &str = "true/false, 1/0, yes/no, on/off";
+
+/// `text` as a flag ([`FLAG_WORDS`]); `None` when it is none of them.
+pub fn parse_flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// The message of a flag that is not one.
+pub fn not_a_flag(text: &str) -> String {
+    format!("{text:?} is not a boolean (use {FLAG_WORDS})")
+}
+
+/// A JSON flag as pydantic's lax mode reads one: a boolean, `0` or `1`, or
+/// a string [`parse_flag`] reads.
+fn lenient_flag<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(flag)),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(Some(true)),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(Some(false)),
+        Some(Value::String(text)) => parse_flag(&text)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(not_a_flag(&text))),
+        Some(other) => Err(D::Error::custom(format!(
+            "{other} is not a boolean (use {FLAG_WORDS})"
+        ))),
+    }
 }
 
 /// Where a tenant's uploaded files are stored; a batch may reference
@@ -255,6 +300,47 @@ impl UploadDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_are_read_as_fastapi_reads_them() {
+        for word in [
+            "true", "True", "TRUE", "1", "yes", "Yes", "on", "t", "y", " true ",
+        ] {
+            assert_eq!(parse_flag(word), Some(true), "{word}");
+        }
+        for word in ["false", "False", "0", "no", "NO", "off", "Off", "f", "n"] {
+            assert_eq!(parse_flag(word), Some(false), "{word}");
+        }
+        for word in ["", "maybe", "2", "truthy", "nope"] {
+            assert_eq!(parse_flag(word), None, "{word}");
+        }
+        let options = |json: &str| serde_json::from_str::<UploadOptions>(json);
+        for (json, flag) in [
+            (r#"{"include_evidence": true}"#, Some(true)),
+            (r#"{"include_evidence": "True"}"#, Some(true)),
+            (r#"{"include_evidence": 0}"#, Some(false)),
+            (r#"{"include_evidence": "off"}"#, Some(false)),
+            (r#"{"include_evidence": null}"#, None),
+            ("{}", None),
+        ] {
+            assert_eq!(
+                options(json).map(|o| o.include_evidence).ok(),
+                Some(flag),
+                "{json}"
+            );
+        }
+        for json in [
+            r#"{"include_questionnaire": "maybe"}"#,
+            r#"{"include_questionnaire": 2}"#,
+            r#"{"include_questionnaire": []}"#,
+        ] {
+            let error = options(json).map(|_| ()).unwrap_err().to_string();
+            assert!(
+                error.contains("is not a boolean (use true/false"),
+                "{json}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn ids_follow_the_rules() {

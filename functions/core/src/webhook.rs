@@ -72,28 +72,31 @@ pub fn message_id(job: &Job) -> String {
     format!("msg_{}", job.id)
 }
 
-/// The callback's JSON body for a finished job.
+/// The callback's JSON body for a finished job: Standard Webhooks' `type`,
+/// `timestamp` and `data`, and `data`'s fields again at the top level,
+/// where receivers written for the systems docket replaces read them
+/// (`body["job_id"]`, `body["status"]`).
 pub fn event_body(job: &Job, now: DateTime<Utc>) -> String {
     let kind = match job.status {
         JobStatus::Completed => "batch.completed",
         JobStatus::Cancelled => "batch.cancelled",
         _ => "batch.failed",
     };
-    serde_json::json!({
-        "type": kind,
-        "timestamp": now,
-        "data": {
-            "job_id": job.id,
-            "status": job.status,
-            "document_count": job.counters.documents_total,
-            "completed_documents": job.counters.documents_succeeded,
-            "failed_documents": job.counters.documents_failed,
-            "error": job.error,
-            "status_url": format!("/api/v1/batch/status/{}", job.id),
-            "results_url": format!("/api/v1/batch/results/{}", job.id),
-        },
-    })
-    .to_string()
+    let data = serde_json::json!({
+        "job_id": job.id,
+        "status": job.status,
+        "document_count": job.counters.documents_total,
+        "completed_documents": job.counters.documents_succeeded,
+        "failed_documents": job.counters.documents_failed,
+        "error": job.error,
+        "status_url": format!("/api/v1/batch/status/{}", job.id),
+        "results_url": format!("/api/v1/batch/results/{}", job.id),
+    });
+    let mut body = data.as_object().cloned().unwrap_or_default();
+    body.insert("type".into(), kind.into());
+    body.insert("timestamp".into(), serde_json::json!(now));
+    body.insert("data".into(), data);
+    serde_json::Value::Object(body).to_string()
 }
 
 /// Where a job's callback stands.
@@ -140,6 +143,51 @@ mod tests {
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         assert_eq!(sign("whsec_not base64!", id, 1, body), Err(InvalidSecret));
+    }
+
+    #[test]
+    fn the_body_carries_the_fields_at_the_top_level_and_in_data() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let mut job = Job {
+            id: crate::model::JobId::parse("job_webhook_body").unwrap(),
+            tenant: crate::model::TenantId::local(),
+            status: JobStatus::Processing,
+            evaluator: crate::model::EvaluatorRef {
+                name: "e".into(),
+                version: "1".into(),
+                digest: "sha256:0".into(),
+            },
+            config: serde_json::json!({}),
+            options: crate::model::JobOptions::default(),
+            counters: crate::model::JobCounters::default(),
+            created_at: now,
+            started_at: None,
+            finished_at: Some(now),
+            error: None,
+            webhook: None,
+        };
+        job.status = JobStatus::Completed;
+        job.counters.documents_total = 3;
+        job.counters.documents_succeeded = 2;
+        job.counters.documents_failed = 1;
+        let body: serde_json::Value =
+            serde_json::from_str(&event_body(&job, now)).unwrap_or_default();
+        assert_eq!(body["type"], "batch.completed");
+        assert_eq!(body["timestamp"], "2023-11-14T22:13:20Z");
+        for (field, value) in [
+            ("job_id", serde_json::json!("job_webhook_body")),
+            ("status", serde_json::json!("completed")),
+            ("document_count", serde_json::json!(3)),
+            ("completed_documents", serde_json::json!(2)),
+            ("failed_documents", serde_json::json!(1)),
+            (
+                "results_url",
+                serde_json::json!("/api/v1/batch/results/job_webhook_body"),
+            ),
+        ] {
+            assert_eq!(body[field], value, "{field} at the top level");
+            assert_eq!(body["data"][field], value, "{field} in data");
+        }
     }
 
     #[test]

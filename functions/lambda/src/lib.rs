@@ -36,6 +36,9 @@ pub struct Settings {
     pub default_evaluator: String,
     /// `DOCKET_MAX_QUEUE_DEPTH`: uploads are shed past it (default 200,000).
     pub max_queue_depth: u64,
+    /// `DOCKET_METRICS_NAMESPACE`: the prefix of the metrics route's
+    /// series (default `docket`).
+    pub metrics_namespace: docket_core::metrics::MetricsNamespace,
 }
 
 impl Settings {
@@ -53,6 +56,12 @@ impl Settings {
             max_queue_depth: match std::env::var("DOCKET_MAX_QUEUE_DEPTH") {
                 Ok(depth) => depth.parse()?,
                 Err(_) => 200_000,
+            },
+            metrics_namespace: match std::env::var("DOCKET_METRICS_NAMESPACE") {
+                Ok(namespace) => namespace
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("DOCKET_METRICS_NAMESPACE: {e}"))?,
+                Err(_) => Default::default(),
             },
         })
     }
@@ -116,6 +125,7 @@ pub fn api(pipeline: Pipeline, settings: &Settings) -> axum::Router {
         max_body_bytes: 10 * 1024 * 1024,
         default_evaluator: settings.default_evaluator.clone(),
         max_response_bytes: Some(MAX_RESPONSE_BYTES),
+        metrics_namespace: settings.metrics_namespace.clone(),
     })
 }
 

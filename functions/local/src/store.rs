@@ -13,8 +13,8 @@ use docket_core::model::{ItemOutcome, ItemStatus, Job, JobId, JobStatus, TenantI
 use docket_core::plugin::{Manifest, sort_manifests};
 use docket_core::ports::BackendError;
 use docket_core::ports::{
-    ApiKeyStore, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt, StoreError,
-    StoreStats, WebhookSecrets, check_republish,
+    ApiKeyStore, JobActivity, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt,
+    StoreError, StoreStats, WebhookSecrets, check_republish,
 };
 use docket_core::quota::{self, Grant, Rate};
 use docket_core::webhook::WebhookDelivery;
@@ -334,7 +334,7 @@ impl JobStore for SqliteJobStore {
         Ok(())
     }
 
-    async fn stats(&self) -> Result<StoreStats, StoreError> {
+    async fn stats(&self, active_since: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         let rows: Vec<(String, i64, i64, i64, i64)> = self.read(|connection| {
             connection
                 .prepare_cached(
@@ -366,6 +366,26 @@ impl JobStore for SqliteJobStore {
             stats.documents_succeeded += succeeded as u64;
             stats.documents_failed += failed as u64;
             stats.documents_skipped += skipped as u64;
+        }
+        // Started jobs unfinished at `active_since`: the text comparison on
+        // whole seconds keeps a superset, `JobActivity::of` decides.
+        let since = (active_since - chrono::Duration::seconds(1))
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        let bodies: Vec<String> = self.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT body FROM jobs
+                     WHERE json_extract(body, '$.started_at') IS NOT NULL
+                       AND (json_extract(body, '$.finished_at') IS NULL
+                            OR json_extract(body, '$.finished_at') >= ?1)",
+                )?
+                .query_map([since], |row| row.get(0))?
+                .collect()
+        })?;
+        for body in bodies {
+            let job: Job = serde_json::from_str(&body).map_err(|e| corrupt("job", e))?;
+            stats.active.extend(JobActivity::of(&job, active_since));
         }
         Ok(stats)
     }

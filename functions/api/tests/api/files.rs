@@ -196,7 +196,9 @@ async fn malformed_parts_are_named() {
             ("parts[1]", "a file part needs a filename"),
             (
                 "parts[2]",
-                "unknown part \"attachment\" (expected file, metadata or options)"
+                "unknown part \"attachment\" (expected file, metadata, options or one of \
+                 priority, evaluator, webhook_url, tolerated_failure_percent, config, \
+                 include_evidence, include_questionnaire)"
             ),
         ]
     );
@@ -256,4 +258,57 @@ async fn a_json_batch_references_only_the_tenants_uploads() {
     let results = harness.results(&job_id).await;
     assert_eq!(results["documents"][0]["status"], "completed");
     assert_eq!(results["documents"][0]["data"]["words"], 2);
+}
+
+/// A FastAPI client sends each option as a form part of its own, flags as
+/// Python spells them (`True`); a part overrides the `options` JSON, and a
+/// bad one is a 422 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_come_as_form_parts_with_flags_as_fastapi_reads_them() {
+    let harness = Harness::new(None);
+    let token = key(&harness, "acme", Tier::Premium).await;
+    let plan = b"Diagnostico del municipio. Metas con indicadores.";
+    let request = multipart(
+        &token,
+        &[
+            file("plan.txt", plan),
+            field(
+                "options",
+                r#"{"priority": "low", "include_evidence": true}"#,
+            ),
+            field("priority", "high"),
+            field("include_evidence", "False"),
+            field("include_questionnaire", "1"),
+            field("tolerated_failure_percent", "25"),
+        ],
+    );
+    let (status, accepted, _) = call_with(state(&harness), request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = docket_core::JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap();
+    let job = harness.ports.jobs.job(&id).await.unwrap();
+    assert_eq!(job.options.priority, docket_core::model::Priority::High);
+    assert!(!job.options.include_evidence);
+    assert_eq!(job.config["include_questionnaire"], true);
+    assert_eq!(job.options.tolerated_failure_percent, 25.0);
+
+    let request = multipart(
+        &token,
+        &[
+            file("plan.txt", plan),
+            field("include_evidence", "perhaps"),
+            field("tolerated_failure_percent", "a quarter"),
+        ],
+    );
+    let (status, error, _) = call_with(state(&harness), request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(
+        field_errors(&error),
+        [
+            (
+                "include_evidence",
+                "\"perhaps\" is not a boolean (use true/false, 1/0, yes/no, on/off)"
+            ),
+            ("tolerated_failure_percent", "\"a quarter\" is not a number"),
+        ]
+    );
 }

@@ -44,6 +44,7 @@ fn state_shedding_at(harness: &Harness, max_queue_depth: u64) -> AppState {
         max_body_bytes: 256 * 1024,
         default_evaluator: "decalogo".into(),
         max_response_bytes: None,
+        metrics_namespace: Default::default(),
     }
 }
 
@@ -141,6 +142,7 @@ mod flow;
 mod limits;
 mod ops;
 mod retry;
+mod seed;
 mod slots;
 mod tenancy;
 mod validation;

@@ -6,6 +6,9 @@ use super::*;
 async fn health_needs_no_key_and_reports_components_and_queue_depth() {
     let harness = Harness::new(None);
     let token = key(&harness, "acme", Tier::Premium).await;
+    let (_, done) = call_json(&harness, post(&token, &plans())).await;
+    let done = docket_core::JobId::parse(done["job_id"].as_str().unwrap()).unwrap();
+    harness.run_until_finalized(&done, 20).await;
     let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
     assert!(accepted["job_id"].is_string());
     let request = Request::get("/api/v1/health").body(Body::empty()).unwrap();
@@ -18,6 +21,18 @@ async fn health_needs_no_key_and_reports_components_and_queue_depth() {
     assert_eq!(
         health["components"]["queues"]["depth"]["work-high"],
         json!({"visible": 2, "in_flight": 0, "dead": 0})
+    );
+    // What the health scripts of the systems docket replaces read.
+    assert_eq!(
+        health["metrics"],
+        json!({
+            "jobs_in_queue": 1,
+            "jobs_queued": 1,
+            "jobs_processing": 0,
+            "throughput_docs_per_hour": 2,
+            "work_items_waiting": 2,
+            "dead_letters": 0,
+        })
     );
     let loaded = health["components"]["evaluators"]["loaded"]
         .as_array()
@@ -74,6 +89,7 @@ async fn metrics_count_jobs_documents_queues_and_evaluations() {
         "docket_work_items_failed_total{category=\"DATA\"} 1",
         "docket_evaluation_seconds_count 4",
         "docket_evaluation_seconds_bucket{le=\"+Inf\"} 4",
+        "docket_documents_last_hour 4",
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -82,6 +98,35 @@ async fn metrics_count_jobs_documents_queues_and_evaluations() {
     }
     assert!(text.contains("# TYPE docket_evaluation_seconds histogram"));
     assert!(text.contains("docket_throughput_items_per_second{window=\"1h\"}"));
+
+    // A deployment migrating dashboards keeps its series' names.
+    let renamed = AppState {
+        metrics_namespace: "decalogo_batch".parse().unwrap(),
+        ..state(&harness)
+    };
+    let response = app(renamed)
+        .oneshot(get(&token, "/api/v1/metrics"))
+        .await
+        .unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let renamed = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        renamed
+            .lines()
+            .any(|l| l == "decalogo_batch_jobs{status=\"completed\"} 2"),
+        "{renamed}"
+    );
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split([' ', '{']).next().unwrap().to_owned())
+            .collect()
+    };
+    let expected: Vec<String> = series(&text)
+        .iter()
+        .map(|name| name.replacen("docket_", "decalogo_batch_", 1))
+        .collect();
+    assert_eq!(series(&renamed), expected, "the same series, renamed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -274,7 +274,8 @@ pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
             .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n)
     };
-    let before = subject.store.stats().await.expect("stats");
+    let since = Utc::now() - chrono::Duration::hours(1);
+    let before = subject.store.stats(since).await.expect("stats");
     assert_eq!(before.jobs.len(), JobStatus::ALL.len());
     let queued = sample_job("acme", 1);
     let running = sample_job("acme", 3);
@@ -289,7 +290,7 @@ pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
         .record_outcomes(&running.id, &outcomes, Utc::now())
         .await
         .expect("record");
-    let after = subject.store.stats().await.expect("stats");
+    let after = subject.store.stats(since).await.expect("stats");
     assert_eq!(
         count(&after, JobStatus::Queued),
         count(&before, JobStatus::Queued) + 1
@@ -300,6 +301,18 @@ pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
     );
     assert_eq!(after.documents_succeeded, before.documents_succeeded + 1);
     assert_eq!(after.documents_failed, before.documents_failed + 1);
+    // The running job is active; the queued one has not started.
+    let active: u64 = after.active.iter().map(|a| a.documents_done).sum();
+    let active_before: u64 = before.active.iter().map(|a| a.documents_done).sum();
+    assert_eq!(active, active_before + 2);
+    assert!(after.active.iter().any(|a| a.finished_at.is_none()));
+    // Nothing is active since a time still to come but what runs.
+    let later = subject
+        .store
+        .stats(Utc::now() + chrono::Duration::hours(1))
+        .await
+        .expect("stats");
+    assert!(later.active.iter().all(|a| a.finished_at.is_none()));
 }
 
 /// The failing-fast reason is set once.

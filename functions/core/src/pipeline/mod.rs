@@ -44,7 +44,7 @@ pub use ingest::{
     CreatedObject, DocumentReader, INBOX_PREFIX, IngestMessage, ListingPage, PlainText,
     tenant_files,
 };
-pub use ops::{Health, QueueHealth};
+pub use ops::{Health, HealthFigures, QueueHealth};
 pub use rounds::Round;
 pub use submit::OpenIntake;
 pub use tenant::{Recovery, RetryOutcome, idempotent_job_id};
@@ -319,6 +319,8 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     /// The last measured work-queue depth and when.
     queue_depth: Arc<Mutex<Option<(Instant, u64)>>>,
+    /// The last store figures the health route read and when.
+    store_stats: Arc<Mutex<Option<(Instant, crate::ports::StoreStats)>>>,
 }
 
 impl Pipeline {
@@ -338,6 +340,7 @@ impl Pipeline {
             settings,
             metrics: Arc::default(),
             queue_depth: Arc::default(),
+            store_stats: Arc::default(),
         }
     }
 

@@ -1,10 +1,21 @@
 //! For operators: the health of every port (one cheap call each) and the
 //! deployment's figures in Prometheus text.
 
+use std::time::{Duration, Instant};
+
 use super::{Pipeline, PipelineError};
-use crate::metrics::PrometheusText;
-use crate::model::{EvaluatorRef, JobId};
-use crate::ports::{QueueDepth, QueueName, StoreError};
+use crate::metrics::{MetricsNamespace, PrometheusText, documents_within};
+use crate::model::{EvaluatorRef, JobId, JobStatus};
+use crate::ports::{QueueDepth, QueueName, StoreError, StoreStats};
+
+/// How long the health route reuses the store's figures: it needs no key,
+/// and on DynamoDB the figures are a scan of the jobs.
+const STATS_TTL: Duration = Duration::from_secs(10);
+
+/// The window of the throughput figures.
+fn hour() -> chrono::Duration {
+    chrono::Duration::hours(1)
+}
 
 /// What [`Pipeline::health`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +28,23 @@ pub struct Health {
     pub queues: QueueHealth,
     /// Evaluator versions loaded in this process.
     pub evaluators: Vec<EvaluatorRef>,
+    /// The deployment's figures (none when the store did not answer).
+    pub figures: Option<HealthFigures>,
+}
+
+/// What the health route tells of the work, deployment-wide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthFigures {
+    /// Jobs accepted and not started.
+    pub jobs_queued: u64,
+    /// Jobs with items recorded and not finished.
+    pub jobs_processing: u64,
+    /// Documents done in the last hour ([`documents_within`]).
+    pub documents_last_hour: f64,
+    /// Work items waiting in the work queues.
+    pub work_items_waiting: u64,
+    /// Messages dead-lettered, every queue.
+    pub dead_letters: u64,
 }
 
 /// The queues' part of [`Health`].
@@ -70,12 +98,49 @@ impl Pipeline {
                 }
             }
         }
+        let figures = match self.cached_stats().await {
+            Ok(stats) => Some(HealthFigures {
+                jobs_queued: jobs_in(&stats, JobStatus::Queued),
+                jobs_processing: jobs_in(&stats, JobStatus::Processing),
+                documents_last_hour: documents_within(&stats.active, self.clock.now(), hour()),
+                work_items_waiting: queues
+                    .depths
+                    .iter()
+                    .filter(|(queue, _)| matches!(queue, QueueName::Work(_)))
+                    .map(|(_, depth)| depth.visible)
+                    .sum(),
+                dead_letters: queues.depths.iter().map(|(_, depth)| depth.dead).sum(),
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "health figures failed");
+                None
+            }
+        };
         Health {
             job_store,
             blob_store,
             queues,
             evaluators: self.loaded_evaluators(),
+            figures,
         }
+    }
+
+    /// The store's figures, read at most once per [`STATS_TTL`] per process.
+    async fn cached_stats(&self) -> Result<StoreStats, StoreError> {
+        let cached = self
+            .store_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((at, stats)) = cached
+            && at.elapsed() < STATS_TTL
+        {
+            return Ok(stats);
+        }
+        let stats = self.jobs.stats(self.clock.now() - hour()).await?;
+        *self.store_stats.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), stats.clone()));
+        Ok(stats)
     }
 
     /// Every evaluator version this process can run now, by name then
@@ -85,19 +150,20 @@ impl Pipeline {
     }
 
     /// Deployment-wide figures from the store and the queues, and this
-    /// process's processing counters, as `docket_` series.
+    /// process's processing counters, as Prometheus series of `namespace`.
     ///
     /// # Errors
     /// Port errors.
-    pub async fn prometheus(&self) -> Result<String, PipelineError> {
-        let stats = self.jobs.stats().await?;
-        let mut text = PrometheusText::default();
-        let jobs = "docket_jobs";
+    pub async fn prometheus(&self, namespace: MetricsNamespace) -> Result<String, PipelineError> {
+        let now = self.clock.now();
+        let stats = self.jobs.stats(now - hour()).await?;
+        let mut text = PrometheusText::new(namespace);
+        let jobs = "jobs";
         text.family(jobs, "gauge", "Jobs stored, by status.");
         for (status, count) in &stats.jobs {
             text.sample(jobs, &[("status", status.as_str())], *count as f64);
         }
-        let documents = "docket_documents";
+        let documents = "documents";
         text.family(
             documents,
             "gauge",
@@ -110,7 +176,14 @@ impl Pipeline {
         ] {
             text.sample(documents, &[("status", status)], count as f64);
         }
-        let depth = "docket_queue_depth";
+        let recent = "documents_last_hour";
+        text.family(
+            recent,
+            "gauge",
+            "Documents done in the last hour, deployment-wide (each job's documents spread over its active span).",
+        )
+        .sample(recent, &[], documents_within(&stats.active, now, hour()).round());
+        let depth = "queue_depth";
         text.family(depth, "gauge", "Messages in each queue, by state.");
         for queue in QueueName::ALL {
             let d = self.queue.depth(queue).await?;
@@ -126,7 +199,16 @@ impl Pipeline {
                 );
             }
         }
-        text.metrics(&self.metrics.snapshot(self.clock.now()));
+        text.metrics(&self.metrics.snapshot(now));
         Ok(text.finish())
     }
+}
+
+/// Jobs stored in `status`.
+fn jobs_in(stats: &StoreStats, status: JobStatus) -> u64 {
+    stats
+        .jobs
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or(0, |(_, n)| *n)
 }

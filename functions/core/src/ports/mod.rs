@@ -31,8 +31,8 @@ pub use queue::{
     WorkQueue, check_message_sizes,
 };
 pub use store::{
-    ApiKeyStore, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt, StoreError,
-    StoreStats, WebhookSecrets, check_republish,
+    ApiKeyStore, JobActivity, JobFilter, JobStore, PluginRegistry, RateLimiter, RecordReceipt,
+    StoreError, StoreStats, WebhookSecrets, check_republish,
 };
 pub use webhook::{NoWebhooks, WebhookError, WebhookRequest, WebhookSender};
 

@@ -81,6 +81,37 @@ pub struct StoreStats {
     pub documents_failed: u64,
     /// Documents skipped, over all jobs.
     pub documents_skipped: u64,
+    /// Every job that started and was unfinished at the `active_since`
+    /// the caller gave (running, or finished after it): what throughput is
+    /// measured from.
+    pub active: Vec<JobActivity>,
+}
+
+/// A started job's documents done and the span they were done in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobActivity {
+    /// Documents with every chunk recorded.
+    pub documents_done: u64,
+    /// When its first item was recorded.
+    pub started_at: DateTime<Utc>,
+    /// When it was finalized; `None` while it runs.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobActivity {
+    /// The job's activity if it started, and finished at or after `since`
+    /// or not at all.
+    pub fn of(job: &Job, since: DateTime<Utc>) -> Option<Self> {
+        let started_at = job.started_at?;
+        if job.finished_at.is_some_and(|finished| finished < since) {
+            return None;
+        }
+        Some(Self {
+            documents_done: u64::from(job.counters.documents_done()),
+            started_at,
+            finished_at: job.finished_at,
+        })
+    }
 }
 
 impl From<Refused> for StoreError {
@@ -205,12 +236,13 @@ pub trait JobStore: Send + Sync {
     /// [`StoreError::NotFound`]; [`StoreError::Backend`].
     async fn set_webhook(&self, job: &JobId, delivery: &WebhookDelivery) -> Result<(), StoreError>;
 
-    /// Deployment-wide figures for monitoring: jobs by status and the
-    /// documents they counted.
+    /// Deployment-wide figures for monitoring: jobs by status, the
+    /// documents they counted, and the activity of jobs that ran at or
+    /// after `active_since` ([`JobActivity::of`]).
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    async fn stats(&self, active_since: DateTime<Utc>) -> Result<StoreStats, StoreError>;
 
     /// The tenant's jobs, newest first (by creation time, then id).
     ///

@@ -78,6 +78,7 @@ async fn deployment() -> (Settings, Pipeline, AwsBackend) {
         names,
         default_evaluator: "decalogo".into(),
         max_queue_depth: 200_000,
+        metrics_namespace: Default::default(),
     };
     let pipeline = docket_lambda::pipeline(&settings).await.unwrap();
     let aws = AwsBackend::connect(&settings.names).await.unwrap();
