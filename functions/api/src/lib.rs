@@ -28,7 +28,7 @@ use docket_core::metrics::MetricsNamespace;
 use docket_core::model::{Job, JobId, TenantId};
 use docket_core::pipeline::{Pipeline, PipelineError, Refusal};
 use docket_core::ports::{JobFilter, StoreError};
-use docket_core::results::{ResultsFormat, ResultsView};
+use docket_core::results::{ResultsFilter, ResultsFormat, ResultsView};
 use docket_core::upload::{not_a_flag, parse_flag};
 use serde::Deserialize;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -188,7 +188,25 @@ struct ResultsQuery {
     limit: Option<u64>,
     #[serde(default)]
     cursor: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    score: Option<String>,
+    #[serde(default)]
+    min_score: Option<String>,
+    #[serde(default)]
+    max_score: Option<String>,
+    #[serde(default)]
+    finding: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
 }
+
+/// The page of a filtered results query without a `limit`: a filtered
+/// page is read before it is answered (its next cursor is known only then).
+const FILTERED_PAGE: u64 = 1_000;
 
 /// Largest page of the results route.
 const MAX_RESULTS_PAGE: u64 = 10_000;
@@ -233,15 +251,80 @@ fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsV
             0
         }),
     };
+    let filter = results_filter(query, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    let limit = match limit {
+        None if !filter.is_empty() => Some(FILTERED_PAGE),
+        limit => limit,
+    };
     Ok(ResultsView {
         format,
         evidence,
         from,
         limit,
+        filter,
     })
+}
+
+/// The documents a results query asks for; each bad condition is named.
+fn results_filter(query: &ResultsQuery, errors: &mut Vec<FieldError>) -> ResultsFilter {
+    fn parsed<T: serde::de::DeserializeOwned>(
+        field: &str,
+        value: Option<&str>,
+        expected: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<T> {
+        let value = value?;
+        serde_json::from_value(serde_json::Value::String(value.to_owned()))
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    field,
+                    format!("{value:?} is not one of {expected}"),
+                ))
+            })
+            .ok()
+    }
+    let bound = |field: &str, value: Option<&str>, errors: &mut Vec<FieldError>| {
+        let value = value?;
+        match value.trim().parse::<f64>() {
+            Ok(number) if number.is_finite() => Some(number),
+            _ => {
+                errors.push(FieldError::new(field, format!("{value:?} is not a number")));
+                None
+            }
+        }
+    };
+    let non_empty = |value: Option<&String>| value.filter(|v| !v.trim().is_empty()).cloned();
+    let filter = ResultsFilter {
+        status: parsed(
+            "status",
+            query.status.as_deref(),
+            "completed, failed, skipped",
+            errors,
+        ),
+        score: non_empty(query.score.as_ref()),
+        min_score: bound("min_score", query.min_score.as_deref(), errors),
+        max_score: bound("max_score", query.max_score.as_deref(), errors),
+        finding: non_empty(query.finding.as_ref()),
+        severity: parsed(
+            "severity",
+            query.severity.as_deref(),
+            "info, warning, violation",
+            errors,
+        ),
+        text: non_empty(query.q.as_ref()),
+    };
+    if let (Some(min), Some(max)) = (filter.min_score, filter.max_score)
+        && min > max
+    {
+        errors.push(FieldError::new(
+            "min_score",
+            format!("{min} is above max_score {max}"),
+        ));
+    }
+    filter
 }
 
 /// The results of a finished job, streamed a stored part at a time (no
@@ -265,7 +348,7 @@ async fn results(
     }
     let stream = state
         .pipeline
-        .results_stream(&job.id, view)
+        .results_stream(&job.id, view.clone())
         .await
         .map_err(internal)?;
     // Results past one response (on AWS, Lambda's 6 MB) are read from
@@ -280,11 +363,14 @@ async fn results(
             .map_err(|e| internal(format!("presigned URL is not a header value: {e}")))?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
     }
-    if let Some(budget) = state.max_response_bytes {
-        // Read here, within the budget, so the cursor of where it stopped
-        // is known for the header (the platform holds the body whole
-        // anyway).
-        let mut stream = stream.within_bytes(budget as u64);
+    if state.max_response_bytes.is_some() || !view.filter.is_empty() {
+        // Read here, so the cursor of where it stopped is known for the
+        // header: within the platform's budget (it holds the body whole
+        // anyway), or a filtered page (at most its limit of documents).
+        let mut stream = match state.max_response_bytes {
+            Some(budget) => stream.within_bytes(budget as u64),
+            None => stream,
+        };
         let mut body = Vec::new();
         while let Some(chunk) = stream.next_chunk().await.map_err(internal)? {
             body.extend_from_slice(&chunk);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{DocumentResult, ResultsHeader};
+use crate::aggregate::{DocumentResult, DocumentStatus, ResultsHeader};
 use crate::model::JobId;
 use crate::ports::{BackendError, BlobError, BlobStore, ChunkSource};
 use crate::{FailureCategory, Severity};
@@ -198,8 +198,81 @@ impl std::str::FromStr for ResultsFormat {
     }
 }
 
+/// Which documents of a job's results a view gives: those that meet every
+/// condition set (none set: every document).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultsFilter {
+    /// Documents in this state.
+    pub status: Option<DocumentStatus>,
+    /// The score `min_score` and `max_score` bound (`None`: the job's
+    /// first score name, as in the CSV columns).
+    pub score: Option<String>,
+    /// Documents whose score is at least this.
+    pub min_score: Option<f64>,
+    /// Documents whose score is at most this.
+    pub max_score: Option<f64>,
+    /// Documents with a finding of this code.
+    pub finding: Option<String>,
+    /// Documents with a finding of this severity (of the code above, when
+    /// both are set).
+    pub severity: Option<Severity>,
+    /// Documents whose id, title or a label holds this text, in any case.
+    pub text: Option<String>,
+}
+
+impl ResultsFilter {
+    /// Whether it lets every document through.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether `document` meets every condition; `score_names` are the
+    /// job's (the default score is the first).
+    pub fn matches(&self, document: &DocumentResult, score_names: &[String]) -> bool {
+        if self.status.is_some_and(|status| status != document.status) {
+            return false;
+        }
+        if self.min_score.is_some() || self.max_score.is_some() {
+            let name = self.score.as_ref().or(score_names.first());
+            let Some(score) = name.and_then(|name| document.scores.get(name)) else {
+                return false;
+            };
+            let value = score.total_score;
+            if self.min_score.is_some_and(|min| value < min)
+                || self.max_score.is_some_and(|max| value > max)
+            {
+                return false;
+            }
+        }
+        if self.finding.is_some() || self.severity.is_some() {
+            let found = document.findings.iter().any(|finding| {
+                self.finding
+                    .as_ref()
+                    .is_none_or(|code| *code == finding.code)
+                    && self
+                        .severity
+                        .is_none_or(|severity| severity == finding.severity)
+            });
+            if !found {
+                return false;
+            }
+        }
+        if let Some(text) = &self.text {
+            let text = text.to_lowercase();
+            let holds = |value: &str| value.to_lowercase().contains(&text);
+            if !(holds(&document.id)
+                || holds(&document.title)
+                || document.labels.iter().any(|label| holds(label)))
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Which documents a [`ResultsStream`] gives, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResultsView {
     /// The format.
     pub format: ResultsFormat,
@@ -210,6 +283,9 @@ pub struct ResultsView {
     /// At most this many documents (`None`: to the end). With a limit the
     /// JSON form ends with `next_cursor`.
     pub limit: Option<u64>,
+    /// Only the documents it lets through; a filtered page's next cursor
+    /// is known once the page is read ([`ResultsStream::next_cursor`]).
+    pub filter: ResultsFilter,
 }
 
 impl ResultsView {
@@ -229,6 +305,7 @@ impl ResultsView {
             evidence: true,
             from: 0,
             limit: None,
+            filter: ResultsFilter::default(),
         }
     }
 }
@@ -313,6 +390,8 @@ pub struct ResultsStream {
     part_start: u64,
     /// Documents given so far.
     given: u64,
+    /// The number of the first document not yet given or passed over.
+    next: u64,
     started: bool,
     ended: bool,
     /// Most bytes to give (see [`ResultsStream::within_bytes`]), the bytes
@@ -330,7 +409,9 @@ impl ResultsStream {
         index: ResultsIndex,
         view: ResultsView,
     ) -> Self {
+        let next = view.from;
         Self {
+            next,
             blobs,
             job,
             index,
@@ -378,12 +459,18 @@ impl ResultsStream {
     }
 
     /// The cursor of the page after this one, when the view has a limit and
-    /// documents remain.
+    /// documents remain. A filtered page's is known once it is read (`None`
+    /// before): the document after the last one it gave, unless the page
+    /// read to the end.
     pub fn next_cursor(&self) -> Option<u64> {
         if self.cut {
-            return Some(self.view.from.saturating_add(self.given));
+            return Some(self.next);
         }
         let limit = self.view.limit?;
+        if !self.view.filter.is_empty() {
+            return (self.given >= limit && self.next < self.index.documents())
+                .then_some(self.next);
+        }
         let next = self.view.from.saturating_add(limit);
         (next < self.index.documents()).then_some(next)
     }
@@ -434,8 +521,15 @@ impl ResultsStream {
             if self.remaining() == 0 {
                 break;
             }
+            let parsed = self.parsed(line)?;
+            if let Some(document) = &parsed
+                && !self.view.filter.matches(document, &self.index.score_names)
+            {
+                self.next = number + 1;
+                continue;
+            }
             let before = out.len();
-            self.document(line, &mut out)?;
+            self.document(line, parsed, &mut out);
             let size = (out.len() - before) as u64;
             let closing = 64;
             if let Some(budget) = self.budget
@@ -448,6 +542,7 @@ impl ResultsStream {
             }
             self.written += size;
             self.given += 1;
+            self.next = number + 1;
         }
         Ok(Some(out))
     }
@@ -478,20 +573,28 @@ impl ResultsStream {
         }
     }
 
-    fn document(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), BlobError> {
-        let verbatim = self.view.evidence && self.view.format != ResultsFormat::Csv;
-        let parsed = if verbatim {
-            None
-        } else {
-            let mut document: DocumentResult =
-                serde_json::from_slice(line).map_err(|e| unreadable(&self.job, "document", e))?;
-            if !self.view.evidence {
-                for finding in &mut document.findings {
-                    finding.evidence = None;
-                }
+    /// The stored line as a document, when the view needs it read (a
+    /// filter, no evidence, CSV); `None` when the line is given verbatim.
+    fn parsed(&self, line: &[u8]) -> Result<Option<DocumentResult>, BlobError> {
+        let verbatim = self.view.evidence
+            && self.view.format != ResultsFormat::Csv
+            && self.view.filter.is_empty();
+        if verbatim {
+            return Ok(None);
+        }
+        let mut document: DocumentResult =
+            serde_json::from_slice(line).map_err(|e| unreadable(&self.job, "document", e))?;
+        if !self.view.evidence {
+            for finding in &mut document.findings {
+                finding.evidence = None;
             }
-            Some(document)
-        };
+        }
+        Ok(Some(document))
+    }
+
+    /// Writes one document: `parsed` when the view read it, else `line` as
+    /// stored.
+    fn document(&self, line: &[u8], parsed: Option<DocumentResult>, out: &mut Vec<u8>) {
         match self.view.format {
             ResultsFormat::Json => {
                 if self.given > 0 {
@@ -509,7 +612,6 @@ impl ResultsStream {
                 }
             }
         }
-        Ok(())
     }
 
     /// The whole stream, in memory: for tests and small jobs.

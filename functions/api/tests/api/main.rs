@@ -141,6 +141,7 @@ mod files;
 mod flow;
 mod limits;
 mod ops;
+mod query;
 mod retry;
 mod seed;
 mod slots;
