@@ -3,6 +3,7 @@
 //! chunk merging, late duplicates, job-finished callbacks, results and
 //! summaries of any size, and the memory intake and finalize hold.
 
+mod fairness;
 mod held;
 mod intake;
 mod local;

@@ -272,6 +272,9 @@ impl WorkQueue for SqsQueue {
                         .id(n.to_string())
                         .message_body(&message.body)
                         .delay_seconds(seconds_up(message.delay, MAX_DELAY_SECONDS))
+                        // Fair queues: SQS serves the groups of a standard
+                        // queue in turn when one has a backlog.
+                        .set_message_group_id(message.group.clone())
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS messages (
     receipt TEXT,
     dead INTEGER NOT NULL DEFAULT 0,
     -- Received and not yet settled: held by a running process.
-    claimed INTEGER NOT NULL DEFAULT 0
+    claimed INTEGER NOT NULL DEFAULT 0,
+    -- The fairness group (work items: the tenant); '' for none.
+    grp TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, id);
 -- Queue depth is counted from this index alone.
@@ -145,6 +147,19 @@ impl Database {
 /// Brings a database made by an earlier release up to [`SCHEMA`]: columns
 /// added since are added with their defaults.
 fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    // One process at a time: two opening an old database at once must not
+    // both add a column.
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    match add_columns(connection) {
+        Ok(()) => connection.execute_batch("COMMIT"),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+fn add_columns(connection: &Connection) -> rusqlite::Result<()> {
     let has_claimed: bool = connection.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'claimed'",
         [],
@@ -154,6 +169,19 @@ fn migrate(connection: &Connection) -> rusqlite::Result<()> {
         connection
             .execute_batch("ALTER TABLE messages ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0")?;
     }
+    let has_group: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_group {
+        connection.execute_batch("ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT ''")?;
+    }
+    // Each group's messages in order, and the groups of a queue found by
+    // skipping from one to the next.
+    connection.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue, dead, grp, id)",
+    )?;
     Ok(())
 }
 

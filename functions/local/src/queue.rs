@@ -1,6 +1,8 @@
 //! [`WorkQueue`] on SQLite with SQS semantics.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,11 +27,34 @@ const RECEIVE: &str = "SELECT id, body, receive_count FROM messages INDEXED BY m
      WHERE queue = ?1 AND dead = ?2 AND visible_ms <= ?3
      ORDER BY id LIMIT ?4";
 
+/// The fairness groups with messages in a queue, found by skipping along
+/// the (queue, dead, grp, id) index from one group to the next: a seek per
+/// group, whatever the queue's length.
+const GROUPS: &str = "WITH RECURSIVE g(grp) AS (
+         SELECT min(grp) FROM messages INDEXED BY messages_by_group
+         WHERE queue = ?1 AND dead = ?2
+         UNION ALL
+         SELECT (SELECT min(grp) FROM messages INDEXED BY messages_by_group
+                 WHERE queue = ?1 AND dead = ?2 AND grp > g.grp)
+         FROM g WHERE g.grp IS NOT NULL)
+     SELECT grp FROM g WHERE grp IS NOT NULL";
+
+/// The oldest visible messages of one group, as [`RECEIVE`] for a queue.
+const RECEIVE_GROUP: &str =
+    "SELECT id, body, receive_count FROM messages INDEXED BY messages_by_group
+     WHERE queue = ?1 AND dead = ?2 AND grp = ?3 AND visible_ms <= ?4
+     ORDER BY id LIMIT ?5";
+
 pub struct SqliteQueue {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
     max_receives: u32,
+    /// Moves on by each receive's size: the group served first.
+    turn: AtomicUsize,
 }
+
+/// A message a receive may take: id, body, receive count.
+type Candidate = (i64, String, u32);
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -48,6 +73,7 @@ impl SqliteQueue {
             db,
             clock,
             max_receives: max_receives.max(1),
+            turn: AtomicUsize::new(0),
         }
     }
 
@@ -60,9 +86,18 @@ impl SqliteQueue {
     ) -> Result<Vec<Delivery>, QueueError> {
         let now = millis(self.clock.now());
         let max_receives = self.max_receives;
+        // With more groups than a receive takes, each group gets one
+        // message: the next receive starts with the group after the last.
+        let turn = self.turn.fetch_add(max, Ordering::Relaxed);
         self.db
             .write(move |connection| {
-                receive(connection, queue, dead, max, visibility, now, max_receives)
+                let take = Take {
+                    queue,
+                    dead,
+                    now,
+                    turn,
+                };
+                receive(connection, &take, max, visibility, max_receives)
             })
             .await
     }
@@ -97,33 +132,87 @@ impl SqliteQueue {
     }
 }
 
-/// Takes up to `max` visible messages of `queue` (its dead-letter companion
-/// when `dead`), hiding each for `visibility`; a message received
-/// `max_receives` times moves to the dead letters instead.
-fn receive(
-    connection: &mut Connection,
+/// What one receive takes from: the queue (its dead-letter companion when
+/// `dead`), at `now`, serving groups from the `turn`th.
+struct Take {
     queue: QueueName,
     dead: bool,
+    now: i64,
+    turn: usize,
+}
+
+/// Up to `want` visible messages of the queue, oldest first within each
+/// fairness group, the groups in turn: with more than one group each gets
+/// an equal share of the receive (groups past `want` wait for a later turn),
+/// and what a group with less than its share leaves goes to the oldest of
+/// any group. One tenant's backlog so does not hold another's batch behind
+/// it; a queue of one group is read as before.
+fn candidates(
+    tx: &rusqlite::Transaction<'_>,
+    take: &Take,
+    want: usize,
+) -> rusqlite::Result<Vec<Candidate>> {
+    let queue = take.queue.as_str();
+    let oldest = |limit: usize| -> rusqlite::Result<Vec<Candidate>> {
+        tx.prepare_cached(RECEIVE)?
+            .query_map(params![queue, take.dead, take.now, limit as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect()
+    };
+    let groups: Vec<String> = tx
+        .prepare_cached(GROUPS)?
+        .query_map(params![queue, take.dead], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if groups.len() <= 1 {
+        return oldest(want);
+    }
+    let share = (want / groups.len()).max(1);
+    let first = take.turn % groups.len();
+    let mut picked = Vec::with_capacity(want);
+    for group in groups[first..].iter().chain(&groups[..first]) {
+        if picked.len() >= want {
+            break;
+        }
+        let limit = share.min(want - picked.len());
+        let rows = tx
+            .prepare_cached(RECEIVE_GROUP)?
+            .query_map(
+                params![queue, take.dead, group, take.now, limit as i64],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<Candidate>>>()?;
+        picked.extend(rows);
+    }
+    if picked.len() < want {
+        let taken: HashSet<i64> = picked.iter().map(|(id, _, _)| *id).collect();
+        let more = oldest(want + taken.len())?;
+        picked.extend(
+            more.into_iter()
+                .filter(|(id, _, _)| !taken.contains(id))
+                .take(want - taken.len()),
+        );
+    }
+    Ok(picked)
+}
+
+/// Takes up to `max` visible messages ([`candidates`]), hiding each for
+/// `visibility`; a message received `max_receives` times moves to the dead
+/// letters instead.
+fn receive(
+    connection: &mut Connection,
+    take: &Take,
     max: usize,
     visibility: Duration,
-    now: i64,
     max_receives: u32,
 ) -> Result<Vec<Delivery>, QueueError> {
+    let (queue, dead, now) = (take.queue, take.dead, take.now);
     let tx = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend_error)?;
     let mut deliveries = Vec::new();
     'fill: while deliveries.len() < max {
-        let candidates: Vec<(i64, String, u32)> = {
-            let mut select = tx.prepare_cached(RECEIVE).map_err(backend_error)?;
-            select
-                .query_map(
-                    params![queue.as_str(), dead, now, (max - deliveries.len()) as i64],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .and_then(|rows| rows.collect())
-                .map_err(backend_error)?
-        };
+        let candidates = candidates(&tx, take, max - deliveries.len()).map_err(backend_error)?;
         if candidates.is_empty() {
             break;
         }
@@ -202,7 +291,7 @@ impl WorkQueue for SqliteQueue {
                 {
                     let mut insert = tx
                         .prepare_cached(
-                            "INSERT INTO messages (queue, body, visible_ms) VALUES (?1, ?2, ?3)",
+                            "INSERT INTO messages (queue, body, visible_ms, grp) VALUES (?1, ?2, ?3, ?4)",
                         )
                         .map_err(backend_error)?;
                     for message in &messages {
@@ -210,7 +299,8 @@ impl WorkQueue for SqliteQueue {
                             .execute(params![
                                 queue.as_str(),
                                 message.body,
-                                now.saturating_add(duration_ms(message.delay))
+                                now.saturating_add(duration_ms(message.delay)),
+                                message.group.as_deref().unwrap_or_default()
                             ])
                             .map_err(backend_error)?;
                     }

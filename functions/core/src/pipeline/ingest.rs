@@ -232,7 +232,10 @@ impl Pipeline {
                 .enumerate()
                 .map(|(n, document)| {
                     let number = before + n as u32;
-                    OutgoingMessage::json(&referenced_item(&job.id, number, number, document))
+                    OutgoingMessage::work_item(
+                        &job,
+                        &referenced_item(&job.id, number, number, document),
+                    )
                 })
                 .collect();
             if !items.is_empty() {

@@ -321,6 +321,9 @@ pub struct Pipeline {
     queue_depth: Arc<Mutex<Option<(Instant, u64)>>>,
     /// The last store figures the health route read and when.
     store_stats: Arc<Mutex<Option<(Instant, crate::ports::StoreStats)>>>,
+    /// When this process's workers last took other work than work items
+    /// while work items waited.
+    other_work_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Pipeline {
@@ -341,6 +344,7 @@ impl Pipeline {
             metrics: Arc::default(),
             queue_depth: Arc::default(),
             store_stats: Arc::default(),
+            other_work_at: Arc::default(),
         }
     }
 

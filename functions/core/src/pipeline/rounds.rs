@@ -18,6 +18,12 @@ const DRAINED: [QueueName; 4] = [
     QueueName::Webhook,
 ];
 
+/// How often a busy worker also takes callbacks, dead letters and
+/// finalize messages: a job whose items are all recorded while another
+/// job's backlog still fills the work queues is finalized and called back
+/// within this, not once the backlog is done.
+const OTHER_WORK_EVERY: Duration = Duration::from_millis(200);
+
 /// What one [`Pipeline::run_round`] handled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Round {
@@ -59,7 +65,8 @@ impl Pipeline {
     }
 
     /// One round of a worker: a batch of work items from the highest
-    /// priority queue that has any; when there is none, callbacks, the
+    /// priority queue that has any; when there is none (and, while there
+    /// are, once per [`OTHER_WORK_EVERY`] in this process), callbacks, the
     /// dead-letter queues and then finalize messages (last, so a round
     /// that finalizes a job has not yet attempted its callback).
     ///
@@ -67,7 +74,7 @@ impl Pipeline {
     /// Queue errors; port errors of dead letters that could not be recorded.
     pub async fn run_round(&self) -> Result<Round, PipelineError> {
         let work = self.work_once().await?;
-        if work > 0 {
+        if work > 0 && !self.other_work_due() {
             return Ok(Round { work, other: 0 });
         }
         let mut other = self.deliver_webhooks_once().await?;
@@ -76,6 +83,18 @@ impl Pipeline {
         }
         other += self.finalize_once().await?;
         Ok(Round { work, other })
+    }
+
+    /// Whether this process's workers last took other work
+    /// [`OTHER_WORK_EVERY`] ago or more (and if so, now is the last time).
+    fn other_work_due(&self) -> bool {
+        let mut last = self.other_work_at.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < OTHER_WORK_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Runs rounds until `done` says to stop, asked after every round; after

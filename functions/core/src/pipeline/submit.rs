@@ -410,7 +410,10 @@ impl OpenIntake {
         let pipeline = &self.pipeline;
         let job_id = &self.job.id;
         if !items.is_empty() {
-            let messages = items.iter().map(OutgoingMessage::json).collect();
+            let messages = items
+                .iter()
+                .map(|item| OutgoingMessage::work_item(&self.job, item))
+                .collect();
             pipeline
                 .queue
                 .send(QueueName::Work(self.job.options.priority), messages)

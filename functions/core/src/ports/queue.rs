@@ -54,6 +54,11 @@ pub struct OutgoingMessage {
     pub body: String,
     /// Invisible for this long after sending (SQS allows up to 15 minutes).
     pub delay: Duration,
+    /// Its fairness group (work items: the job's tenant). A queue takes
+    /// the ready messages of its groups in turn, so one group's backlog
+    /// does not hold the others behind it (SQS fair queues: the message
+    /// group id on a standard queue).
+    pub group: Option<String>,
 }
 
 impl OutgoingMessage {
@@ -62,7 +67,21 @@ impl OutgoingMessage {
         Self {
             body: body.into(),
             delay: Duration::ZERO,
+            group: None,
         }
+    }
+
+    /// The same message in fairness group `group`.
+    #[must_use]
+    pub fn in_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// A work item of `job` as its message: in the group of the job's
+    /// tenant, so tenants take turns on the work queues.
+    pub fn work_item(job: &crate::model::Job, item: &impl Serialize) -> Self {
+        Self::json(item).in_group(job.tenant.as_str())
     }
 
     /// A message visible at once whose body is `message` as JSON (docket's

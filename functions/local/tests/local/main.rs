@@ -180,3 +180,145 @@ async fn the_owner_releases_dead_claims_and_a_second_owner_is_refused() {
     let (_, released) = other.take_ownership("docket other").await.unwrap();
     assert_eq!(released, 1, "the claim of the owner that stopped");
 }
+
+/// Work items of several tenants in one queue are taken in turn: a tenant
+/// with a backlog of 500 does not hold another's 6 behind it, a receive is
+/// shared equally, and what one group cannot fill goes to the others.
+#[tokio::test]
+async fn fairness_groups_take_turns_on_a_queue() {
+    use docket_core::model::Priority;
+    use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    let queue = QueueName::Work(Priority::Normal);
+    let send = |group: &'static str, n: usize| {
+        let messages = (0..n)
+            .map(|i| OutgoingMessage::new(format!("{group}-{i}")).in_group(group))
+            .collect();
+        backend.queue.send(queue, messages)
+    };
+    send("big", 500).await.unwrap();
+    send("small", 6).await.unwrap();
+    let visibility = std::time::Duration::from_secs(300);
+    let receive = || backend.queue.receive(queue, 4, visibility);
+    let of = |deliveries: &[docket_core::ports::Delivery], group: &str| {
+        deliveries
+            .iter()
+            .filter(|d| d.body.starts_with(&format!("{group}-")))
+            .count()
+    };
+    // Two receives of 4: half each, oldest first within a group.
+    let first = receive().await.unwrap();
+    assert_eq!(
+        (of(&first, "big"), of(&first, "small")),
+        (2, 2),
+        "{first:?}"
+    );
+    let second = receive().await.unwrap();
+    assert_eq!((of(&second, "big"), of(&second, "small")), (2, 2));
+    let small: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .filter(|d| d.body.starts_with("small-"))
+        .map(|d| d.body.as_str())
+        .collect();
+    assert_eq!(small, ["small-0", "small-1", "small-2", "small-3"]);
+    // The small group has 2 left: the big one fills the rest.
+    let third = receive().await.unwrap();
+    assert_eq!((of(&third, "big"), of(&third, "small")), (2, 2));
+    let fourth = receive().await.unwrap();
+    assert_eq!((of(&fourth, "big"), of(&fourth, "small")), (4, 0));
+    // Messages without a group are one group of their own.
+    backend
+        .queue
+        .send(queue, vec![OutgoingMessage::new("plain")])
+        .await
+        .unwrap();
+    let mut seen_plain = false;
+    for _ in 0..2 {
+        let got = backend.queue.receive(queue, 2, visibility).await.unwrap();
+        seen_plain |= got.iter().any(|d| d.body == "plain");
+    }
+    assert!(seen_plain, "an ungrouped message is not starved");
+}
+
+/// More groups than a receive takes: they take turns across receives, so
+/// every group is served within a few receives.
+#[tokio::test]
+async fn more_groups_than_a_receive_take_turns_across_receives() {
+    use docket_core::model::Priority;
+    use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    let queue = QueueName::Work(Priority::Low);
+    for group in 0..5 {
+        let messages = (0..10)
+            .map(|i| OutgoingMessage::new(format!("g{group}-{i}")).in_group(format!("g{group}")))
+            .collect();
+        backend.queue.send(queue, messages).await.unwrap();
+    }
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        for delivery in backend
+            .queue
+            .receive(queue, 2, std::time::Duration::from_secs(300))
+            .await
+            .unwrap()
+        {
+            served.insert(delivery.body.split('-').next().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        served.len(),
+        5,
+        "every group within three receives: {served:?}"
+    );
+}
+
+/// A state directory made before fairness groups existed opens: its queued
+/// messages gain the column with no group and are received as before.
+#[tokio::test]
+async fn a_queue_made_before_fairness_groups_is_migrated() {
+    use docket_core::model::Priority;
+    use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+        backend
+            .queue
+            .send(
+                QueueName::Work(Priority::High),
+                vec![OutgoingMessage::new("old")],
+            )
+            .await
+            .unwrap();
+    }
+    let db = dir.path().join("docket.sqlite3");
+    {
+        let connection = rusqlite::Connection::open(&db).unwrap();
+        connection
+            .execute_batch("DROP INDEX messages_by_group; ALTER TABLE messages DROP COLUMN grp;")
+            .unwrap();
+    }
+    let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    backend
+        .queue
+        .send(
+            QueueName::Work(Priority::High),
+            vec![OutgoingMessage::new("new").in_group("acme")],
+        )
+        .await
+        .unwrap();
+    let got = backend
+        .queue
+        .receive(
+            QueueName::Work(Priority::High),
+            10,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let mut bodies: Vec<&str> = got.iter().map(|d| d.body.as_str()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, ["new", "old"]);
+}
