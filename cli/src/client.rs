@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use docket_core::chunking::full_text;
 use docket_core::pipeline::IntakeDocument;
 use docket_core::progress::StatusReport;
+use docket_core::results::FilterText;
 use docket_core::upload::{UploadDocument, UploadOptions, UploadRequest};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -370,7 +371,8 @@ impl Client {
         }
     }
 
-    /// The job's results in `format` (`json`, `jsonl`, `csv`). An answer
+    /// The job's results in `format` (`json`, `jsonl`, `csv`), the
+    /// documents `filter` lets through. An answer
     /// that ends early (a deployment's responses have a size limit) is
     /// followed by its cursor until the whole is read: JSON documents are
     /// joined into the first answer, JSONL and CSV text appended (CSV
@@ -379,9 +381,18 @@ impl Client {
     /// # Errors
     /// The API's refusal (a job still running is an error here), or a
     /// transport error.
-    pub async fn results(&self, job: &str, format: &str, evidence: bool) -> anyhow::Result<String> {
-        let base =
+    pub async fn results(
+        &self,
+        job: &str,
+        format: &str,
+        evidence: bool,
+        filter: &FilterText,
+    ) -> anyhow::Result<String> {
+        let mut base =
             format!("/api/v1/batch/results/{job}?format={format}&include_evidence={evidence}");
+        for (name, value) in filter.pairs() {
+            base.push_str(&format!("&{name}={}", query_value(value)));
+        }
         let mut whole: Option<Body> = None;
         let mut cursor: Option<String> = None;
         loop {
@@ -566,4 +577,18 @@ pub async fn submission(
         unreadable.extend(problems);
     }
     Ok((UploadRequest { documents, options }, unreadable, put))
+}
+
+/// `value` percent-encoded for a query string: everything but RFC 3986's
+/// unreserved characters.
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

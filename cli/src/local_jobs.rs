@@ -10,7 +10,7 @@ use anyhow::Context;
 use docket_core::model::{Job, JobId, JobStatus, TenantId};
 use docket_core::pipeline::{Pipeline, PipelineError};
 use docket_core::ports::{JobFilter, StoreError};
-use docket_core::results::{ResultsFormat, ResultsView};
+use docket_core::results::{FilterText, ResultsFormat, ResultsView};
 use docket_local::{LocalBackend, LocalOptions};
 use docket_plugin_host::Catalog;
 use docket_webhook::AddressPolicy;
@@ -92,11 +92,19 @@ impl LocalJobs {
         id: &str,
         format: &str,
         evidence: bool,
+        filter: &FilterText,
         out: &mut dyn std::io::Write,
     ) -> anyhow::Result<()> {
         let format: ResultsFormat = format
             .parse()
             .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        let filter = filter.parse().map_err(|problems| {
+            let problems: Vec<String> = problems
+                .into_iter()
+                .map(|(field, message)| format!("--{}: {message}", field.replace('_', "-")))
+                .collect();
+            anyhow::anyhow!("{}", problems.join("; "))
+        })?;
         let job = self.job(id).await?;
         if job.finished_at.is_none() {
             anyhow::bail!(
@@ -107,6 +115,7 @@ impl LocalJobs {
         }
         let view = ResultsView {
             evidence,
+            filter,
             ..ResultsView::whole(format)
         };
         stream_results(&self.pipeline, &job.id, view, out)

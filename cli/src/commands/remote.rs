@@ -89,8 +89,47 @@ pub struct ResultsArgs {
     /// Leave out evidence spans.
     #[arg(long)]
     no_evidence: bool,
+    /// Only documents in this state: completed, failed or skipped.
+    #[arg(long)]
+    status: Option<String>,
+    /// The score --min-score and --max-score bound (default: the job's
+    /// first).
+    #[arg(long)]
+    score: Option<String>,
+    /// Only documents whose score is at least this.
+    #[arg(long, allow_hyphen_values = true)]
+    min_score: Option<String>,
+    /// Only documents whose score is at most this.
+    #[arg(long, allow_hyphen_values = true)]
+    max_score: Option<String>,
+    /// Only documents with a finding of this code.
+    #[arg(long)]
+    finding: Option<String>,
+    /// Only documents with a finding of this severity: info, warning or
+    /// violation.
+    #[arg(long)]
+    severity: Option<String>,
+    /// Only documents whose id, title or a label holds this text (any
+    /// case).
+    #[arg(long)]
+    text: Option<String>,
     #[command(flatten)]
     api: ApiArgs,
+}
+
+impl ResultsArgs {
+    /// The documents asked for.
+    fn filter(&self) -> docket_core::results::FilterText {
+        docket_core::results::FilterText {
+            status: self.status.clone(),
+            score: self.score.clone(),
+            min_score: self.min_score.clone(),
+            max_score: self.max_score.clone(),
+            finding: self.finding.clone(),
+            severity: self.severity.clone(),
+            q: self.text.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -178,14 +217,21 @@ pub fn watch(args: JobArgs) -> anyhow::Result<ExitCode> {
 
 /// `docket results`: prints a finished job's results in the asked format.
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
+    let filter = args.filter();
     if let Some(jobs) = local(&args.api)? {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        block_on(jobs.results(&args.job, &args.format, !args.no_evidence, &mut out))?;
+        block_on(jobs.results(
+            &args.job,
+            &args.format,
+            !args.no_evidence,
+            &filter,
+            &mut out,
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     remote(&args.api, |client| async move {
         let text = client
-            .results(&args.job, &args.format, !args.no_evidence)
+            .results(&args.job, &args.format, !args.no_evidence, &filter)
             .await?;
         println!("{}", text.trim_end());
         Ok(ExitCode::SUCCESS)

@@ -749,6 +749,22 @@ fn the_client_commands_submit_watch_list_export_and_report_refusals() {
     let json = client(&server, &token, &["results", &job]);
     let results: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(results["summary"]["total_documents"], 5);
+    // Queried: the server filters, the client follows the pages.
+    let roble = client(
+        &server,
+        &token,
+        &["results", &job, "--format", "jsonl", "--text", "ROBLE"],
+    );
+    let roble = text(&roble.stdout);
+    assert_eq!(roble.lines().count(), 1, "{roble}");
+    assert!(
+        roble.contains("\"id\":\"plan-vereda-el-roble.txt\""),
+        "{roble}"
+    );
+    let failed = client(&server, &token, &["results", &job, "--status", "failed"]);
+    let failed: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(failed["documents"], serde_json::json!([]));
+    assert_eq!(failed["summary"]["total_documents"], 5, "the job's summary");
 
     let watched = client(&server, &token, &["watch", &job]);
     assert_eq!(watched.status.code(), Some(0));
@@ -771,6 +787,11 @@ fn the_client_commands_submit_watch_list_export_and_report_refusals() {
             2,
             "422 Unprocessable Entity:\n  format: unknown format \"xml\": use json, jsonl or csv"
                 .to_owned(),
+        ),
+        (
+            vec!["results", job.as_str(), "--min-score", "-x"],
+            2,
+            "422 Unprocessable Entity:\n  min_score: \"-x\" is not a number".to_owned(),
         ),
         (
             vec!["retry", job.as_str()],

@@ -472,6 +472,34 @@ fn an_orphaned_job_is_seen_and_cancelled_on_the_state_directory() {
     let csv = stdout(&csv);
     assert!(csv.starts_with("id,title,status,"), "{csv}");
     assert_eq!(csv.lines().count() as u64, total + 1);
+    // Queried on the state directory as over the API.
+    let mut by_status = 0;
+    for status in ["completed", "skipped", "failed"] {
+        let lines = on_state(
+            &state,
+            &[
+                "results",
+                &orphan.job,
+                "--format",
+                "jsonl",
+                "--status",
+                status,
+            ],
+        );
+        assert!(lines.status.success(), "{lines:?}");
+        for line in stdout(&lines).lines() {
+            let document: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(document["status"], status, "{line}");
+            by_status += 1;
+        }
+    }
+    assert_eq!(by_status, total, "every document in one state");
+    let refused = on_state(&state, &["results", &orphan.job, "--severity", "fatal"]);
+    assert!(!refused.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        "docket: --severity: \"fatal\" is not one of info, warning, violation\n"
+    );
     let again = on_state(&state, &["cancel", &orphan.job]);
     assert_eq!(again.status.code(), Some(2));
     assert_eq!(

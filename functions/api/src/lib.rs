@@ -28,7 +28,7 @@ use docket_core::metrics::MetricsNamespace;
 use docket_core::model::{Job, JobId, TenantId};
 use docket_core::pipeline::{Pipeline, PipelineError, Refusal};
 use docket_core::ports::{JobFilter, StoreError};
-use docket_core::results::{ResultsFilter, ResultsFormat, ResultsView};
+use docket_core::results::{FilterText, ResultsFilter, ResultsFormat, ResultsView};
 use docket_core::upload::{not_a_flag, parse_flag};
 use serde::Deserialize;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -270,61 +270,23 @@ fn results_view(query: &ResultsQuery, evidence_default: bool) -> Result<ResultsV
 
 /// The documents a results query asks for; each bad condition is named.
 fn results_filter(query: &ResultsQuery, errors: &mut Vec<FieldError>) -> ResultsFilter {
-    fn parsed<T: serde::de::DeserializeOwned>(
-        field: &str,
-        value: Option<&str>,
-        expected: &str,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<T> {
-        let value = value?;
-        serde_json::from_value(serde_json::Value::String(value.to_owned()))
-            .map_err(|_| {
-                errors.push(FieldError::new(
-                    field,
-                    format!("{value:?} is not one of {expected}"),
-                ))
-            })
-            .ok()
-    }
-    let bound = |field: &str, value: Option<&str>, errors: &mut Vec<FieldError>| {
-        let value = value?;
-        match value.trim().parse::<f64>() {
-            Ok(number) if number.is_finite() => Some(number),
-            _ => {
-                errors.push(FieldError::new(field, format!("{value:?} is not a number")));
-                None
-            }
-        }
+    let text = FilterText {
+        status: query.status.clone(),
+        score: query.score.clone(),
+        min_score: query.min_score.clone(),
+        max_score: query.max_score.clone(),
+        finding: query.finding.clone(),
+        severity: query.severity.clone(),
+        q: query.q.clone(),
     };
-    let non_empty = |value: Option<&String>| value.filter(|v| !v.trim().is_empty()).cloned();
-    let filter = ResultsFilter {
-        status: parsed(
-            "status",
-            query.status.as_deref(),
-            "completed, failed, skipped",
-            errors,
-        ),
-        score: non_empty(query.score.as_ref()),
-        min_score: bound("min_score", query.min_score.as_deref(), errors),
-        max_score: bound("max_score", query.max_score.as_deref(), errors),
-        finding: non_empty(query.finding.as_ref()),
-        severity: parsed(
-            "severity",
-            query.severity.as_deref(),
-            "info, warning, violation",
-            errors,
-        ),
-        text: non_empty(query.q.as_ref()),
-    };
-    if let (Some(min), Some(max)) = (filter.min_score, filter.max_score)
-        && min > max
-    {
-        errors.push(FieldError::new(
-            "min_score",
-            format!("{min} is above max_score {max}"),
-        ));
-    }
-    filter
+    text.parse().unwrap_or_else(|problems| {
+        errors.extend(
+            problems
+                .into_iter()
+                .map(|(field, message)| FieldError::new(field, message)),
+        );
+        ResultsFilter::default()
+    })
 }
 
 /// The results of a finished job, streamed a stored part at a time (no

@@ -271,6 +271,108 @@ impl ResultsFilter {
     }
 }
 
+/// A results query's conditions as text: the results route's query
+/// parameters, `docket results`' flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterText {
+    /// `completed`, `failed` or `skipped`.
+    pub status: Option<String>,
+    /// A score name.
+    pub score: Option<String>,
+    /// A number.
+    pub min_score: Option<String>,
+    /// A number.
+    pub max_score: Option<String>,
+    /// A finding code.
+    pub finding: Option<String>,
+    /// `info`, `warning` or `violation`.
+    pub severity: Option<String>,
+    /// Text to find in id, title or labels.
+    pub q: Option<String>,
+}
+
+impl FilterText {
+    /// The filter it says, or every problem as (parameter, message).
+    ///
+    /// # Errors
+    /// A word that is none of its choices, a bound that is not a finite
+    /// number, `min_score` above `max_score`.
+    pub fn parse(&self) -> Result<ResultsFilter, Vec<(&'static str, String)>> {
+        fn choice<T: serde::de::DeserializeOwned>(
+            field: &'static str,
+            value: Option<&str>,
+            expected: &str,
+            problems: &mut Vec<(&'static str, String)>,
+        ) -> Option<T> {
+            let value = value?;
+            serde_json::from_value(serde_json::Value::String(value.to_owned()))
+                .map_err(|_| problems.push((field, format!("{value:?} is not one of {expected}"))))
+                .ok()
+        }
+        fn bound(
+            field: &'static str,
+            value: Option<&str>,
+            problems: &mut Vec<(&'static str, String)>,
+        ) -> Option<f64> {
+            let value = value?;
+            match value.trim().parse::<f64>() {
+                Ok(number) if number.is_finite() => Some(number),
+                _ => {
+                    problems.push((field, format!("{value:?} is not a number")));
+                    None
+                }
+            }
+        }
+        let words = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+        let filter = ResultsFilter {
+            status: choice(
+                "status",
+                self.status.as_deref(),
+                "completed, failed, skipped",
+                &mut problems,
+            ),
+            score: words(&self.score),
+            min_score: bound("min_score", self.min_score.as_deref(), &mut problems),
+            max_score: bound("max_score", self.max_score.as_deref(), &mut problems),
+            finding: words(&self.finding),
+            severity: choice(
+                "severity",
+                self.severity.as_deref(),
+                "info, warning, violation",
+                &mut problems,
+            ),
+            text: words(&self.q),
+        };
+        if let (Some(min), Some(max)) = (filter.min_score, filter.max_score)
+            && min > max
+        {
+            problems.push(("min_score", format!("{min} is above max_score {max}")));
+        }
+        if problems.is_empty() {
+            Ok(filter)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The conditions given, as query parameters.
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("status", &self.status),
+            ("score", &self.score),
+            ("min_score", &self.min_score),
+            ("max_score", &self.max_score),
+            ("finding", &self.finding),
+            ("severity", &self.severity),
+            ("q", &self.q),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
+}
+
 /// Which documents a [`ResultsStream`] gives, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultsView {

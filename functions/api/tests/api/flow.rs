@@ -80,11 +80,7 @@ async fn upload_status_results_flow_uses_the_field_names_clients_read() {
 async fn results_come_without_evidence_and_as_jsonl_or_csv() {
     let harness = Harness::new(None);
     let token = key(&harness, "acme", Tier::Premium).await;
-    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
-    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
-    harness
-        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
-        .await;
+    let job_id = finished(&harness, &token, &plans()).await;
     let base = format!("/api/v1/batch/results/{job_id}");
 
     let (_, bare) = call_json(

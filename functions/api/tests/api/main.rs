@@ -130,6 +130,17 @@ fn field_errors(body: &Value) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// The job of `body`, submitted and run until finalized; its id.
+async fn finished(harness: &Harness, token: &str, body: &Value) -> String {
+    let (status, accepted) = call_json(harness, post(token, body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    harness
+        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
+        .await;
+    job_id
+}
+
 fn plans() -> Value {
     json!({"documents": [
         {"id": "roble", "title": "El Roble", "content": include_str!("../../../../examples/plans/plan-vereda-el-roble.txt"), "metadata": {"region": "norte"}},

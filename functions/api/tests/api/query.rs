@@ -17,16 +17,6 @@ fn page(results: &Value) -> (Vec<&str>, Option<&str>) {
     (ids, results["next_cursor"].as_str())
 }
 
-async fn finished(harness: &Harness, token: &str, body: &Value) -> String {
-    let (status, accepted) = call_json(harness, post(token, body)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
-    harness
-        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
-        .await;
-    job_id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_are_filtered_by_score_finding_and_text() {
     let harness = Harness::new(None);

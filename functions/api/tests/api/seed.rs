@@ -17,11 +17,7 @@ fn has_evidence(results: &Value) -> bool {
 async fn the_results_flag_takes_every_spelling_fastapi_takes() {
     let harness = Harness::new(None);
     let token = key(&harness, "acme", Tier::Premium).await;
-    let (_, accepted) = call_json(&harness, post(&token, &plans())).await;
-    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
-    harness
-        .run_until_finalized(&docket_core::JobId::parse(&job_id).unwrap(), 20)
-        .await;
+    let job_id = finished(&harness, &token, &plans()).await;
     let base = format!("/api/v1/batch/results/{job_id}");
     for (word, evidence) in [
         ("True", true),
