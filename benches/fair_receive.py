@@ -18,7 +18,7 @@ CREATE TABLE messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, body TEXT NOT NULL,
     visible_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT,
     dead INTEGER NOT NULL DEFAULT 0, claimed INTEGER NOT NULL DEFAULT 0,
-    grp TEXT NOT NULL DEFAULT '');
+    grp TEXT NOT NULL DEFAULT '', weight INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX messages_ready ON messages (queue, dead, id);
 CREATE INDEX messages_depth ON messages (queue, dead, visible_ms, receive_count);
 CREATE INDEX messages_by_group ON messages (queue, dead, grp, id);
@@ -31,7 +31,9 @@ GROUPS = """WITH RECURSIVE g(grp) AS (
          SELECT (SELECT min(grp) FROM messages INDEXED BY messages_by_group
                  WHERE queue = ?1 AND dead = ?2 AND grp > g.grp)
          FROM g WHERE g.grp IS NOT NULL)
-     SELECT grp FROM g WHERE grp IS NOT NULL"""
+     SELECT grp, (SELECT weight FROM messages INDEXED BY messages_by_group
+                  WHERE queue = ?1 AND dead = ?2 AND grp = g.grp ORDER BY id LIMIT 1)
+     FROM g WHERE grp IS NOT NULL"""
 RECEIVE_GROUP = """SELECT id, body, receive_count FROM messages INDEXED BY messages_by_group
      WHERE queue = ?1 AND dead = ?2 AND grp = ?3 AND visible_ms <= ?4 ORDER BY id LIMIT ?5"""
 WANT = 10
@@ -52,12 +54,13 @@ def plain(db):
 
 
 def fair(db):
-    groups = [g for (g,) in db.execute(GROUPS, ("work-normal", 0))]
+    groups = db.execute(GROUPS, ("work-normal", 0)).fetchall()
     if len(groups) <= 1:
         return plain(db)
-    share = max(WANT // len(groups), 1)
+    total = sum(weight for _, weight in groups)
     picked = []
-    for group in groups:
+    for group, weight in groups:
+        share = max(WANT * weight // total, 1)
         picked += db.execute(RECEIVE_GROUP, ("work-normal", 0, group, 1, share)).fetchall()
     return picked
 

@@ -447,6 +447,7 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         tolerated_failure_percent: request.tolerated_failure_percent,
         chunking: request.chunking,
         webhook_url: None,
+        fair_share: 1,
     };
     let identity = job_identity(&listed.files, &evaluator, &request.config, &options)?;
     let job_id = if request.fresh {

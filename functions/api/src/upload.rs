@@ -193,6 +193,8 @@ pub(crate) async fn submission_of(
                 tolerated_failure_percent: tolerated,
                 chunking: options.chunking.unwrap_or_default(),
                 webhook_url: options.webhook_url,
+                // The caller's tier's, set when the batch is admitted.
+                ..JobOptions::default()
             },
             documents,
         }),

@@ -19,6 +19,18 @@ pub enum Tier {
     Premium,
 }
 
+impl Tier {
+    /// Its weight when tenants take turns on a work queue: a premium
+    /// tenant's items get twice a standard one's share of each receive
+    /// (embedded backend; SQS fair queues share equally).
+    pub fn fair_share(self) -> u32 {
+        match self {
+            Tier::Standard => 1,
+            Tier::Premium => 2,
+        }
+    }
+}
+
 /// The limits of a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TierLimits {

@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS messages (
     -- Received and not yet settled: held by a running process.
     claimed INTEGER NOT NULL DEFAULT 0,
     -- The fairness group (work items: the tenant); '' for none.
-    grp TEXT NOT NULL DEFAULT ''
+    grp TEXT NOT NULL DEFAULT '',
+    -- The group's weight in the turns.
+    weight INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, id);
 -- Queue depth is counted from this index alone.
@@ -160,22 +162,21 @@ fn migrate(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 fn add_columns(connection: &Connection) -> rusqlite::Result<()> {
-    let has_claimed: bool = connection.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'claimed'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_claimed {
-        connection
-            .execute_batch("ALTER TABLE messages ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0")?;
-    }
-    let has_group: bool = connection.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_group {
-        connection.execute_batch("ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT ''")?;
+    for (column, definition) in [
+        ("claimed", "INTEGER NOT NULL DEFAULT 0"),
+        ("grp", "TEXT NOT NULL DEFAULT ''"),
+        ("weight", "INTEGER NOT NULL DEFAULT 1"),
+    ] {
+        let has: bool = connection.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = ?1",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !has {
+            connection.execute_batch(&format!(
+                "ALTER TABLE messages ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     // Each group's messages in order, and the groups of a queue found by
     // skipping from one to the next.

@@ -27,9 +27,10 @@ const RECEIVE: &str = "SELECT id, body, receive_count FROM messages INDEXED BY m
      WHERE queue = ?1 AND dead = ?2 AND visible_ms <= ?3
      ORDER BY id LIMIT ?4";
 
-/// The fairness groups with messages in a queue, found by skipping along
-/// the (queue, dead, grp, id) index from one group to the next: a seek per
-/// group, whatever the queue's length.
+/// The fairness groups with messages in a queue and their weights (that of
+/// each group's oldest message), found by skipping along the (queue, dead,
+/// grp, id) index from one group to the next: a seek per group, whatever
+/// the queue's length.
 const GROUPS: &str = "WITH RECURSIVE g(grp) AS (
          SELECT min(grp) FROM messages INDEXED BY messages_by_group
          WHERE queue = ?1 AND dead = ?2
@@ -37,7 +38,9 @@ const GROUPS: &str = "WITH RECURSIVE g(grp) AS (
          SELECT (SELECT min(grp) FROM messages INDEXED BY messages_by_group
                  WHERE queue = ?1 AND dead = ?2 AND grp > g.grp)
          FROM g WHERE g.grp IS NOT NULL)
-     SELECT grp FROM g WHERE grp IS NOT NULL";
+     SELECT grp, (SELECT weight FROM messages INDEXED BY messages_by_group
+                  WHERE queue = ?1 AND dead = ?2 AND grp = g.grp ORDER BY id LIMIT 1)
+     FROM g WHERE grp IS NOT NULL";
 
 /// The oldest visible messages of one group, as [`RECEIVE`] for a queue.
 const RECEIVE_GROUP: &str =
@@ -143,7 +146,8 @@ struct Take {
 
 /// Up to `want` visible messages of the queue, oldest first within each
 /// fairness group, the groups in turn: with more than one group each gets
-/// an equal share of the receive (groups past `want` wait for a later turn),
+/// a share of the receive by its weight (at least one message; groups past
+/// `want` wait for a later turn),
 /// and what a group with less than its share leaves goes to the oldest of
 /// any group. One tenant's backlog so does not hold another's batch behind
 /// it; a queue of one group is read as before.
@@ -160,20 +164,26 @@ fn candidates(
             })?
             .collect()
     };
-    let groups: Vec<String> = tx
+    let groups: Vec<(String, i64)> = tx
         .prepare_cached(GROUPS)?
-        .query_map(params![queue, take.dead], |row| row.get(0))?
+        .query_map(params![queue, take.dead], |row| {
+            Ok((
+                row.get(0)?,
+                row.get::<_, Option<i64>>(1)?.unwrap_or(1).max(1),
+            ))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     if groups.len() <= 1 {
         return oldest(want);
     }
-    let share = (want / groups.len()).max(1);
+    let total: i64 = groups.iter().map(|(_, weight)| weight).sum();
     let first = take.turn % groups.len();
     let mut picked = Vec::with_capacity(want);
-    for group in groups[first..].iter().chain(&groups[..first]) {
+    for (group, weight) in groups[first..].iter().chain(&groups[..first]) {
         if picked.len() >= want {
             break;
         }
+        let share = (want as i64 * weight / total).max(1) as usize;
         let limit = share.min(want - picked.len());
         let rows = tx
             .prepare_cached(RECEIVE_GROUP)?
@@ -291,7 +301,7 @@ impl WorkQueue for SqliteQueue {
                 {
                     let mut insert = tx
                         .prepare_cached(
-                            "INSERT INTO messages (queue, body, visible_ms, grp) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO messages (queue, body, visible_ms, grp, weight) VALUES (?1, ?2, ?3, ?4, ?5)",
                         )
                         .map_err(backend_error)?;
                     for message in &messages {
@@ -300,7 +310,8 @@ impl WorkQueue for SqliteQueue {
                                 queue.as_str(),
                                 message.body,
                                 now.saturating_add(duration_ms(message.delay)),
-                                message.group.as_deref().unwrap_or_default()
+                                message.group.as_deref().unwrap_or_default(),
+                                message.weight.max(1)
                             ])
                             .map_err(backend_error)?;
                     }

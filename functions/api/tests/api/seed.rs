@@ -69,6 +69,8 @@ async fn json_options_take_flags_as_strings_and_numbers() {
     let job = harness.ports.jobs.job(&id).await.unwrap();
     assert!(!job.options.include_evidence);
     assert_eq!(job.config["include_questionnaire"], false);
+    // A premium key's items get a premium share of the work queues' turns.
+    assert_eq!(job.options.fair_share, 2);
 
     body["options"]["include_evidence"] = json!("nah");
     let (status, error) = call_json(&harness, post(&token, &body)).await;

@@ -272,6 +272,19 @@ pub struct JobOptions {
     pub chunking: Chunking,
     /// Called when the job is finalized.
     pub webhook_url: Option<String>,
+    /// Its tenant's weight when tenants take turns on a work queue: a
+    /// group of weight 2 gets twice the share of each receive of one of
+    /// weight 1 (the submitting key's tier, [`crate::auth::Tier::fair_share`]).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub fair_share: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Default for JobOptions {
@@ -282,6 +295,7 @@ impl Default for JobOptions {
             tolerated_failure_percent: 100.0,
             chunking: Chunking::default(),
             webhook_url: None,
+            fair_share: 1,
         }
     }
 }

@@ -194,8 +194,9 @@ impl Pipeline {
     pub async fn submit_admitted(
         &self,
         caller: &Caller,
-        submission: Submission,
+        mut submission: Submission,
     ) -> Result<Job, PipelineError> {
+        submission.options.fair_share = caller.tier.fair_share();
         if let Some(id) = &submission.job_id {
             match self.jobs.job(id).await {
                 Ok(existing) => return Ok(existing),

@@ -59,6 +59,9 @@ pub struct OutgoingMessage {
     /// does not hold the others behind it (SQS fair queues: the message
     /// group id on a standard queue).
     pub group: Option<String>,
+    /// The group's weight in those turns (at least 1; SQS fair queues
+    /// share equally and ignore it).
+    pub weight: u32,
 }
 
 impl OutgoingMessage {
@@ -68,6 +71,7 @@ impl OutgoingMessage {
             body: body.into(),
             delay: Duration::ZERO,
             group: None,
+            weight: 1,
         }
     }
 
@@ -79,9 +83,13 @@ impl OutgoingMessage {
     }
 
     /// A work item of `job` as its message: in the group of the job's
-    /// tenant, so tenants take turns on the work queues.
+    /// tenant, weighted by its fair share, so tenants take turns on the
+    /// work queues.
     pub fn work_item(job: &crate::model::Job, item: &impl Serialize) -> Self {
-        Self::json(item).in_group(job.tenant.as_str())
+        Self {
+            weight: job.options.fair_share.max(1),
+            ..Self::json(item).in_group(job.tenant.as_str())
+        }
     }
 
     /// A message visible at once whose body is `message` as JSON (docket's

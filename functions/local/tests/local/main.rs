@@ -242,6 +242,38 @@ async fn fairness_groups_take_turns_on_a_queue() {
     assert!(seen_plain, "an ungrouped message is not starved");
 }
 
+/// A group of weight 2 (a premium tenant) gets twice the share of each
+/// receive of a group of weight 1.
+#[tokio::test]
+async fn heavier_groups_get_a_larger_share_of_each_receive() {
+    use docket_core::model::Priority;
+    use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend::open(dir.path(), LocalOptions::default()).unwrap();
+    let queue = QueueName::Work(Priority::High);
+    for (group, weight) in [("premium", 2), ("standard", 1)] {
+        let messages = (0..50)
+            .map(|i| OutgoingMessage {
+                weight,
+                ..OutgoingMessage::new(format!("{group}-{i}")).in_group(group)
+            })
+            .collect();
+        backend.queue.send(queue, messages).await.unwrap();
+    }
+    for _ in 0..3 {
+        let got = backend
+            .queue
+            .receive(queue, 9, std::time::Duration::from_secs(300))
+            .await
+            .unwrap();
+        let premium = got
+            .iter()
+            .filter(|d| d.body.starts_with("premium-"))
+            .count();
+        assert_eq!((premium, got.len() - premium), (6, 3), "{got:?}");
+    }
+}
+
 /// More groups than a receive takes: they take turns across receives, so
 /// every group is served within a few receives.
 #[tokio::test]
