@@ -3,39 +3,35 @@
 after fairness groups: the plain oldest-first select, and the group
 skip-scan plus per-group selects, over a queue of N messages (one tenant,
 or one tenant's backlog beside another's small batch). Prints µs per
-receive (median of repeated runs); the statements are those of
-functions/local/src/queue.rs, on Python's SQLite.
+receive (median of repeated runs); the statements are read from
+functions/local/src/queue.rs and db.rs and run on Python's SQLite.
 
     benches/fair_receive.py [N ...]
 """
+import pathlib
+import re
 import sqlite3
 import statistics
 import sys
 import time
 
-SCHEMA = """
-CREATE TABLE messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, body TEXT NOT NULL,
-    visible_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT,
-    dead INTEGER NOT NULL DEFAULT 0, claimed INTEGER NOT NULL DEFAULT 0,
-    grp TEXT NOT NULL DEFAULT '', weight INTEGER NOT NULL DEFAULT 1);
-CREATE INDEX messages_ready ON messages (queue, dead, id);
-CREATE INDEX messages_depth ON messages (queue, dead, visible_ms, receive_count);
-CREATE INDEX messages_by_group ON messages (queue, dead, grp, id);
-"""
-RECEIVE = """SELECT id, body, receive_count FROM messages INDEXED BY messages_ready
-     WHERE queue = ?1 AND dead = ?2 AND visible_ms <= ?3 ORDER BY id LIMIT ?4"""
-GROUPS = """WITH RECURSIVE g(grp) AS (
-         SELECT min(grp) FROM messages INDEXED BY messages_by_group WHERE queue = ?1 AND dead = ?2
-         UNION ALL
-         SELECT (SELECT min(grp) FROM messages INDEXED BY messages_by_group
-                 WHERE queue = ?1 AND dead = ?2 AND grp > g.grp)
-         FROM g WHERE g.grp IS NOT NULL)
-     SELECT grp, (SELECT weight FROM messages INDEXED BY messages_by_group
-                  WHERE queue = ?1 AND dead = ?2 AND grp = g.grp ORDER BY id LIMIT 1)
-     FROM g WHERE grp IS NOT NULL"""
-RECEIVE_GROUP = """SELECT id, body, receive_count FROM messages INDEXED BY messages_by_group
-     WHERE queue = ?1 AND dead = ?2 AND grp = ?3 AND visible_ms <= ?4 ORDER BY id LIMIT ?5"""
+LOCAL = pathlib.Path(__file__).resolve().parents[1] / "functions" / "local" / "src"
+
+
+def rust_str(source: str, name: str) -> str:
+    """The text of `const NAME: &str = "...";` in a Rust source (no escapes)."""
+    return re.search(rf'const {name}: &str =\s*"(.*?)";', source, re.S).group(1)
+
+
+# The statements themselves, read from the embedded backend's sources.
+QUEUE = (LOCAL / "queue.rs").read_text()
+DB = (LOCAL / "db.rs").read_text()
+SCHEMA = rust_str(DB, "SCHEMA") + ";" + re.search(
+    r'"(CREATE INDEX IF NOT EXISTS messages_by_group[^"]*)"', DB
+).group(1)
+RECEIVE = rust_str(QUEUE, "RECEIVE")
+GROUPS = rust_str(QUEUE, "GROUPS")
+RECEIVE_GROUP = rust_str(QUEUE, "RECEIVE_GROUP")
 WANT = 10
 
 

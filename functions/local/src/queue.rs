@@ -59,6 +59,11 @@ pub struct SqliteQueue {
 /// A message a receive may take: id, body, receive count.
 type Candidate = (i64, String, u32);
 
+/// A row of [`RECEIVE`] or [`RECEIVE_GROUP`].
+fn candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -147,9 +152,8 @@ struct Take {
 /// Up to `want` visible messages of the queue, oldest first within each
 /// fairness group, the groups in turn: with more than one group each gets
 /// a share of the receive by its weight (at least one message; groups past
-/// `want` wait for a later turn),
-/// and what a group with less than its share leaves goes to the oldest of
-/// any group. One tenant's backlog so does not hold another's batch behind
+/// `want` wait for a later turn), and what a group with less than its
+/// share leaves goes to the oldest of any group. One tenant's backlog so does not hold another's batch behind
 /// it; a queue of one group is read as before.
 fn candidates(
     tx: &rusqlite::Transaction<'_>,
@@ -159,9 +163,7 @@ fn candidates(
     let queue = take.queue.as_str();
     let oldest = |limit: usize| -> rusqlite::Result<Vec<Candidate>> {
         tx.prepare_cached(RECEIVE)?
-            .query_map(params![queue, take.dead, take.now, limit as i64], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?
+            .query_map(params![queue, take.dead, take.now, limit as i64], candidate)?
             .collect()
     };
     let groups: Vec<(String, i64)> = tx
@@ -189,7 +191,7 @@ fn candidates(
             .prepare_cached(RECEIVE_GROUP)?
             .query_map(
                 params![queue, take.dead, group, take.now, limit as i64],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                candidate,
             )?
             .collect::<rusqlite::Result<Vec<Candidate>>>()?;
         picked.extend(rows);

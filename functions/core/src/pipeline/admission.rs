@@ -4,7 +4,7 @@
 //! token when it could not run anyway), and what a submission names (its
 //! evaluator, its webhook URL).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Pipeline, PipelineError, Submission};
 use crate::auth::{Caller, IssuedKey, Tier, hash_token};
@@ -116,17 +116,14 @@ impl Pipeline {
     /// Work items waiting in every work queue, measured at most once per
     /// [`DEPTH_TTL`] per process.
     async fn waiting_items(&self) -> Result<u64, PipelineError> {
-        let cached = *self.queue_depth.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, depth)) = cached
-            && at.elapsed() < DEPTH_TTL
-        {
+        if let Some(depth) = self.queue_depth.within(DEPTH_TTL) {
             return Ok(depth);
         }
         let mut depth = 0;
         for priority in crate::model::Priority::ALL {
             depth += self.queue.depth(QueueName::Work(priority)).await?.visible;
         }
-        *self.queue_depth.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), depth));
+        self.queue_depth.keep(depth);
         Ok(depth)
     }
 

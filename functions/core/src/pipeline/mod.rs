@@ -301,6 +301,27 @@ impl Ports {
     }
 }
 
+/// A figure this process measured and when, reused while it is recent:
+/// what admissions and the health route read from the ports is not read
+/// per request.
+#[derive(Debug, Default)]
+struct Recent<T>(Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Recent<T> {
+    /// The figure, if it was measured less than `ttl` ago.
+    fn within(&self, ttl: Duration) -> Option<T> {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.as_ref()
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Keeps `value`, measured now.
+    fn keep(&self, value: T) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), value));
+    }
+}
+
 /// The pipeline over a set of ports. Clones share everything (ports,
 /// metrics, the measured queue depth); see [`Pipeline::with_settings`].
 #[derive(Clone)]
@@ -317,10 +338,10 @@ pub struct Pipeline {
     clock: Arc<dyn Clock>,
     settings: PipelineSettings,
     metrics: Arc<Metrics>,
-    /// The last measured work-queue depth and when.
-    queue_depth: Arc<Mutex<Option<(Instant, u64)>>>,
-    /// The last store figures the health route read and when.
-    store_stats: Arc<Mutex<Option<(Instant, crate::ports::StoreStats)>>>,
+    /// The last measured work-queue depth.
+    queue_depth: Arc<Recent<u64>>,
+    /// The last store figures the health route read.
+    store_stats: Arc<Recent<crate::ports::StoreStats>>,
     /// When this process's workers last took other work than work items
     /// while work items waited.
     other_work_at: Arc<Mutex<Option<Instant>>>,

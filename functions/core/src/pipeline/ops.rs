@@ -1,7 +1,7 @@
 //! For operators: the health of every port (one cheap call each) and the
 //! deployment's figures in Prometheus text.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Pipeline, PipelineError};
 use crate::metrics::{MetricsNamespace, PrometheusText, documents_within};
@@ -127,19 +127,11 @@ impl Pipeline {
 
     /// The store's figures, read at most once per [`STATS_TTL`] per process.
     async fn cached_stats(&self) -> Result<StoreStats, StoreError> {
-        let cached = self
-            .store_stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some((at, stats)) = cached
-            && at.elapsed() < STATS_TTL
-        {
+        if let Some(stats) = self.store_stats.within(STATS_TTL) {
             return Ok(stats);
         }
         let stats = self.jobs.stats(self.clock.now() - hour()).await?;
-        *self.store_stats.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), stats.clone()));
+        self.store_stats.keep(stats.clone());
         Ok(stats)
     }
 
