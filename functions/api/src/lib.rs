@@ -4,14 +4,17 @@
 //!
 //! Routes: submit a batch, its status, its results (JSON, JSONL, CSV; with
 //! or without evidence), cancel it, retry its failed documents, list
-//! batches, health, Prometheus metrics and the OpenAPI document
-//! (`openapi.json` beside this crate, served as is). Every route but health
-//! needs `Authorization: Bearer <API key>`; a tenant sees only its own
-//! jobs. Tier quotas answer 429, a deep work queue 503, both with
+//! batches, health, Prometheus metrics, the OpenAPI document
+//! (`openapi.json` beside this crate, served as is), the dashboard's
+//! overview and the dashboard itself (`/dashboard`, its page embedded).
+//! Every route but health and the dashboard's page needs
+//! `Authorization: Bearer <API key>`; a tenant sees only its own jobs, an
+//! operator key every tenant's. Tier quotas answer 429, a deep work queue 503, both with
 //! `Retry-After`.
 #![deny(missing_docs)]
 
 mod auth;
+mod dashboard;
 pub mod error;
 mod extract;
 mod files;
@@ -25,7 +28,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use docket_core::metrics::MetricsNamespace;
-use docket_core::model::{Job, JobId, TenantId};
+use docket_core::model::{Job, JobId};
 use docket_core::pipeline::{Pipeline, PipelineError, Refusal};
 use docket_core::ports::{JobFilter, StoreError};
 use docket_core::results::{FilterText, ResultsFilter, ResultsFormat, ResultsView};
@@ -72,6 +75,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/health", get(ops::health))
         .route("/api/v1/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/overview", get(dashboard::overview))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::styles))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .layer(
             tower::ServiceBuilder::new()
@@ -154,12 +161,13 @@ impl From<PipelineError> for ApiError {
     }
 }
 
-/// The tenant's job, or 404 (another tenant's job is not found either).
-async fn tenant_job(state: &AppState, tenant: &TenantId, job_id: &str) -> Result<Job, ApiError> {
+/// A job the caller may see, or 404 (another tenant's job is not found
+/// either, unless the caller is an operator).
+async fn caller_job(state: &AppState, caller: &Caller, job_id: &str) -> Result<Job, ApiError> {
     let not_found = || ApiError::NotFound(format!("job {job_id} not found"));
     let id = JobId::parse(job_id).map_err(|_| not_found())?;
     tracing::Span::current().record("job_id", id.as_str());
-    match state.pipeline.tenant_job(tenant, &id).await {
+    match state.pipeline.caller_job(caller, &id).await {
         Ok(job) => Ok(job),
         Err(PipelineError::Store(StoreError::NotFound(_))) => Err(not_found()),
         Err(e) => Err(e.into()),
@@ -171,7 +179,7 @@ async fn status(
     caller: Caller,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
+    let job = caller_job(&state, &caller, &job_id).await?;
     Ok(axum::Json(state.pipeline.status_report(&job)).into_response())
 }
 
@@ -302,7 +310,7 @@ async fn results(
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::Invalid(vec![FieldError::new("query", e.body_text())]))?;
-    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
+    let job = caller_job(&state, &caller, &job_id).await?;
     let view = results_view(&query, job.options.include_evidence)?;
     if job.finished_at.is_none() {
         let report = state.pipeline.status_report(&job);
@@ -380,7 +388,7 @@ async fn cancel(
     caller: Caller,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
+    let job = caller_job(&state, &caller, &job_id).await?;
     let cancelled = state.pipeline.cancel(&job.id).await?;
     Ok(axum::Json(serde_json::json!({
         "job_id": cancelled.id,
@@ -397,8 +405,12 @@ async fn retry(
     caller: Caller,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = tenant_job(&state, &caller.tenant, &job_id).await?;
-    let retried = state.pipeline.retry(&caller, &job).await?;
+    let job = caller_job(&state, &caller, &job_id).await?;
+    // An operator's retry makes the owner's recovery job.
+    let retried = state
+        .pipeline
+        .retry(&caller.on_behalf_of(&job.tenant), &job)
+        .await?;
     let not_retried: Vec<serde_json::Value> = retried
         .not_retried
         .iter()

@@ -375,6 +375,9 @@ impl DynamoJobStore {
                 states = document;
             }
             job.counters.count_item(status, count, states);
+            if let Some((category, sample)) = outcome.failure_sample() {
+                job.tally_failure(category, sample);
+            }
             recorded.push(outcome.item);
             let mut item = Self::key(job_key(id), &item_key(outcome.item));
             item.insert(
@@ -587,10 +590,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn stats(&self, active_since: DateTime<Utc>) -> Result<StoreStats, StoreError> {
-        let mut stats = StoreStats {
-            jobs: JobStatus::ALL.iter().map(|s| (*s, 0)).collect(),
-            ..StoreStats::default()
-        };
+        let mut stats = StoreStats::zero();
         // Operators' figures: a scan of the job items (not on a hot path).
         let mut pages = self
             .client
@@ -605,9 +605,7 @@ impl JobStore for DynamoJobStore {
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| backend("scan", &e))?;
             let job: Job = body(&item, "job")?;
-            if let Some(entry) = stats.jobs.iter_mut().find(|(s, _)| *s == job.status) {
-                entry.1 += 1;
-            }
+            stats.count_jobs(&job.tenant, job.status, 1);
             stats.documents_succeeded += u64::from(job.counters.documents_succeeded);
             stats.documents_failed += u64::from(job.counters.documents_failed);
             stats.documents_skipped += u64::from(job.counters.documents_skipped);

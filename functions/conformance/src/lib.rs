@@ -139,5 +139,6 @@ pub fn sample_job(tenant: &str, items: u32) -> Job {
         finished_at: None,
         error: None,
         webhook: None,
+        failures: Vec::new(),
     }
 }

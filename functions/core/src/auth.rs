@@ -17,6 +17,10 @@ pub enum Tier {
     Standard,
     /// Large batches.
     Premium,
+    /// The deployment's operators: premium limits, and they see every
+    /// tenant's jobs and the queues' internals (the dashboard's operator
+    /// view); they act on a tenant's job on its owner's behalf.
+    Operator,
 }
 
 impl Tier {
@@ -26,7 +30,7 @@ impl Tier {
     pub fn fair_share(self) -> u32 {
         match self {
             Tier::Standard => 1,
-            Tier::Premium => 2,
+            Tier::Premium | Tier::Operator => 2,
         }
     }
 }
@@ -47,13 +51,14 @@ pub struct TierLimits {
 
 impl Tier {
     /// Every tier.
-    pub const ALL: [Tier; 2] = [Tier::Standard, Tier::Premium];
+    pub const ALL: [Tier; 3] = [Tier::Standard, Tier::Premium, Tier::Operator];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Standard => "standard",
             Tier::Premium => "premium",
+            Tier::Operator => "operator",
         }
     }
 
@@ -69,7 +74,7 @@ impl Tier {
                 },
                 concurrent_jobs: 10,
             },
-            Tier::Premium => TierLimits {
+            Tier::Premium | Tier::Operator => TierLimits {
                 documents_per_batch: 10_000,
                 batch_bytes: 200 * 1024 * 1024,
                 uploads: Rate {
@@ -88,7 +93,7 @@ impl std::str::FromStr for Tier {
         Tier::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown tier {s:?}: use standard or premium"))
+            .ok_or_else(|| format!("unknown tier {s:?}: use standard, premium or operator"))
     }
 }
 
@@ -114,6 +119,28 @@ pub struct Caller {
     pub tier: Tier,
     /// The stored hash of the key: names its rate-limit buckets.
     pub key_hash: String,
+}
+
+impl Caller {
+    /// Whether the caller sees every tenant's jobs (an operator key).
+    pub fn sees_every_tenant(&self) -> bool {
+        self.tier == Tier::Operator
+    }
+
+    /// Whether the caller may read or act on a job of `owner`.
+    pub fn may_see(&self, owner: &TenantId) -> bool {
+        self.sees_every_tenant() || &self.tenant == owner
+    }
+
+    /// The caller acting for `owner`, whose job it acts on: what it makes
+    /// (a recovery job) is the owner's and counts against the owner's
+    /// concurrent jobs; the caller's own key is still rate-limited.
+    pub fn on_behalf_of(&self, owner: &TenantId) -> Caller {
+        Caller {
+            tenant: owner.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 /// A new API key: the token, shown once (only its hash is stored), and the

@@ -165,17 +165,41 @@ pub fn documents_within(
     now: DateTime<Utc>,
     window: chrono::Duration,
 ) -> f64 {
-    let from = now - window;
+    documents_between(active, now - window, now, now)
+}
+
+/// Documents done in each of the `minutes` whole minutes up to `now`,
+/// oldest first, estimated as [`documents_within`] does: the throughput
+/// chart of the dashboard.
+pub fn documents_per_minute(active: &[JobActivity], now: DateTime<Utc>, minutes: u32) -> Vec<f64> {
+    let minute = chrono::Duration::minutes(1);
+    (0..i64::from(minutes))
+        .rev()
+        .map(|ago| {
+            let to = now - minute * (ago as i32);
+            documents_between(active, to - minute, to, now)
+        })
+        .collect()
+}
+
+/// Documents done from `from` to `to` (a job runs until `now` when not
+/// finished), each job's documents spread evenly over its active span.
+fn documents_between(
+    active: &[JobActivity],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> f64 {
     active
         .iter()
         .map(|job| {
             let end = job.finished_at.unwrap_or(now).min(now);
             let start = job.started_at.min(end);
-            let overlap = (end - start.max(from)).num_milliseconds().max(0) as f64;
+            let overlap = (end.min(to) - start.max(from)).num_milliseconds().max(0) as f64;
             let span = (end - start).num_milliseconds() as f64;
             if span <= 0.0 {
                 // Started and finished in the same instant.
-                if end >= from {
+                if end >= from && end <= to {
                     job.documents_done as f64
                 } else {
                     0.0
@@ -494,11 +518,7 @@ mod tests {
     fn documents_within_the_hour_are_each_jobs_share_of_it() {
         let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let minutes = |m: i64| now - chrono::Duration::minutes(m);
-        let activity = |done, started, finished| JobActivity {
-            documents_done: done,
-            started_at: started,
-            finished_at: finished,
-        };
+        let activity = activity_of;
         let hour = chrono::Duration::hours(1);
         // Running for 30 minutes: all of it.
         assert_eq!(
@@ -531,6 +551,44 @@ mod tests {
             ),
             605.0
         );
+    }
+
+    fn activity_of(
+        done: u64,
+        started_at: DateTime<Utc>,
+        finished_at: Option<DateTime<Utc>>,
+    ) -> JobActivity {
+        JobActivity {
+            id: crate::model::JobId::generate(),
+            tenant: crate::model::TenantId::parse("acme").unwrap_or_else(|_| unreachable!()),
+            status: crate::model::JobStatus::Processing,
+            documents_total: done,
+            documents_done: done,
+            started_at,
+            finished_at,
+        }
+    }
+
+    #[test]
+    fn documents_per_minute_spread_each_job_over_its_minutes() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let minutes = |m: i64| now - chrono::Duration::minutes(m);
+        // 300 documents over the last three minutes, 7 in no time two
+        // minutes and a half ago, 50 before the chart.
+        let series = documents_per_minute(
+            &[
+                activity_of(300, minutes(3), None),
+                activity_of(
+                    7,
+                    now - chrono::Duration::seconds(150),
+                    Some(now - chrono::Duration::seconds(150)),
+                ),
+                activity_of(50, minutes(20), Some(minutes(10))),
+            ],
+            now,
+            5,
+        );
+        assert_eq!(series, vec![0.0, 0.0, 107.0, 100.0, 100.0]);
     }
 
     #[test]

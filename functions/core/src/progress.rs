@@ -62,6 +62,9 @@ pub struct StatusReport {
     /// Where the job-finished callback stands, when the job has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<crate::webhook::WebhookDelivery>,
+    /// Its failed items by category, with the first few of each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<crate::model::FailureTally>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -113,6 +116,7 @@ impl StatusReport {
             items_per_second: rate.map(round2),
             error: job.error.clone(),
             webhook: job.webhook.clone(),
+            failures: job.failures.clone(),
         }
     }
 }
@@ -140,6 +144,7 @@ mod tests {
             finished_at: None,
             error: None,
             webhook: None,
+            failures: Vec::new(),
         }
     }
 

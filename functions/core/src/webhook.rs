@@ -165,6 +165,7 @@ mod tests {
             finished_at: Some(now),
             error: None,
             webhook: None,
+            failures: Vec::new(),
         };
         job.status = JobStatus::Completed;
         job.counters.documents_total = 3;

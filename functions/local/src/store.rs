@@ -27,7 +27,7 @@ pub struct SqliteJobStore {
     db: Arc<Database>,
 }
 
-fn corrupt(what: &str, error: serde_json::Error) -> StoreError {
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(BackendError::new(
         FailureCategory::Permanent,
         format!("stored {what} is not readable: {error}"),
@@ -64,6 +64,8 @@ struct OutcomeRow {
     document: u32,
     chunks: u32,
     status: ItemStatus,
+    /// A failed item's category and sample, for the job's tally.
+    failure: Option<(FailureCategory, docket_core::model::FailureSample)>,
     body: String,
 }
 
@@ -167,6 +169,7 @@ impl JobStore for SqliteJobStore {
                     document: outcome.document,
                     chunks: outcome.chunk.count,
                     status: outcome.result.status(),
+                    failure: outcome.failure_sample(),
                     body,
                 })
             })
@@ -220,6 +223,9 @@ impl JobStore for SqliteJobStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| StoreError::Backend(BackendError::new(FailureCategory::Permanent, e)))?;
                 job.counters.count_item(status, row.chunks, &states);
+                if let Some((category, sample)) = row.failure {
+                    job.tally_failure(category, sample);
+                }
             }
             if !recorded.is_empty() && job.status == JobStatus::Queued {
                 job.status = JobStatus::Processing;
@@ -335,34 +341,34 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn stats(&self, active_since: DateTime<Utc>) -> Result<StoreStats, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, i64)> = self.read(|connection| {
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = self.read(|connection| {
             connection
                 .prepare_cached(
-                    "SELECT status, count(*),
+                    "SELECT tenant, status, count(*),
                                 sum(json_extract(body, '$.counters.documents_succeeded')),
                                 sum(json_extract(body, '$.counters.documents_failed')),
                                 sum(json_extract(body, '$.counters.documents_skipped'))
-                         FROM jobs GROUP BY status",
+                         FROM jobs GROUP BY tenant, status",
                 )?
                 .query_map([], |row| {
                     Ok((
                         row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
                         row.get::<_, Option<i64>>(3)?.unwrap_or(0),
                         row.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                        row.get::<_, Option<i64>>(5)?.unwrap_or(0),
                     ))
                 })?
                 .collect()
         })?;
-        let mut stats = StoreStats {
-            jobs: JobStatus::ALL.iter().map(|s| (*s, 0)).collect(),
-            ..StoreStats::default()
-        };
-        for (status, jobs, succeeded, failed, skipped) in rows {
-            if let Some(entry) = stats.jobs.iter_mut().find(|(s, _)| s.as_str() == status) {
-                entry.1 = jobs as u64;
-            }
+        let mut stats = StoreStats::zero();
+        for (tenant, status, jobs, succeeded, failed, skipped) in rows {
+            let tenant = TenantId::parse(&tenant).map_err(|e| corrupt("job tenant", e))?;
+            let status = status
+                .parse::<JobStatus>()
+                .map_err(|e| corrupt("job status", e))?;
+            stats.count_jobs(&tenant, status, jobs as u64);
             stats.documents_succeeded += succeeded as u64;
             stats.documents_failed += failed as u64;
             stats.documents_skipped += skipped as u64;

@@ -148,6 +148,7 @@ fn plans() -> Value {
     ], "options": {"priority": "high", "include_evidence": true}})
 }
 
+mod dashboard;
 mod files;
 mod flow;
 mod limits;

@@ -138,7 +138,7 @@ async fn the_openapi_document_matches_the_routes() {
     let document: Value = serde_json::from_str(docket_api::OPENAPI).unwrap();
     assert_eq!(served, document);
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 11);
+    assert_eq!(paths.len(), 12);
     let methods = ["get", "post", "put", "patch", "delete"];
     for (path, operations) in paths {
         let uri = path.replace("{job_id}", "job_doesnotexist");

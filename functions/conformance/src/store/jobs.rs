@@ -92,11 +92,25 @@ pub async fn store_counts_a_sequentially_duplicated_outcome_once(subject: &Subje
         .expect("record");
     assert_eq!(receipt.recorded, [1]);
     assert_eq!(receipt.duplicates, [1]);
-    let counters = subject.store.job(&job.id).await.expect("read").counters;
+    let stored = subject.store.job(&job.id).await.expect("read");
+    let counters = stored.counters;
     assert_eq!((counters.items_succeeded, counters.items_failed), (1, 1));
     assert_eq!(
         (counters.documents_succeeded, counters.documents_failed),
         (1, 1)
+    );
+    // The failure is tallied once too, with its sample.
+    assert_eq!(
+        stored.failures,
+        [docket_core::model::FailureTally {
+            category: FailureCategory::Data,
+            items: 1,
+            samples: vec![docket_core::model::FailureSample {
+                document_id: "doc-1".into(),
+                title: "Doc 1".into(),
+                message: "unreadable".into(),
+            }],
+        }]
     );
 }
 
@@ -277,8 +291,10 @@ pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
     let since = Utc::now() - chrono::Duration::hours(1);
     let before = subject.store.stats(since).await.expect("stats");
     assert_eq!(before.jobs.len(), JobStatus::ALL.len());
-    let queued = sample_job("acme", 1);
-    let running = sample_job("acme", 3);
+    let tenant = TenantId::parse("stats-only").expect("tenant");
+    let tenant_before = before.jobs_of(&tenant);
+    let queued = sample_job("stats-only", 1);
+    let running = sample_job("stats-only", 3);
     subject.store.create_job(&queued).await.expect("create");
     subject.store.create_job(&running).await.expect("create");
     let outcomes = [
@@ -298,6 +314,30 @@ pub async fn store_stats_count_jobs_and_documents(subject: &Subject) {
     assert_eq!(
         count(&after, JobStatus::Processing),
         count(&before, JobStatus::Processing) + 1
+    );
+    // And per tenant.
+    let tenant_after = after.jobs_of(&tenant);
+    for (status, added) in [
+        (JobStatus::Queued, 1),
+        (JobStatus::Processing, 1),
+        (JobStatus::Completed, 0),
+    ] {
+        let n = |counts: &[(JobStatus, u64)]| {
+            counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n)
+        };
+        assert_eq!(n(&tenant_after), n(&tenant_before) + added, "{status}");
+    }
+    let mine = after
+        .active
+        .iter()
+        .find(|a| a.id == running.id)
+        .expect("the running job is active");
+    assert_eq!(
+        (mine.tenant.as_str(), mine.status, mine.documents_total),
+        ("stats-only", JobStatus::Processing, 3)
     );
     assert_eq!(after.documents_succeeded, before.documents_succeeded + 1);
     assert_eq!(after.documents_failed, before.documents_failed + 1);

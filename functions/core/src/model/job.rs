@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{EvaluatorRef, ItemStatus, JobId, JobOptions, JobStatus, TenantId};
+use super::{
+    EvaluatorRef, ItemOutcome, ItemResult, ItemStatus, JobId, JobOptions, JobStatus, TenantId,
+};
+use crate::failure::FailureCategory;
 
 /// Exact counts kept on the job by the atomic "record item outcome" step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -89,6 +92,56 @@ impl JobCounters {
     }
 }
 
+/// Most sample messages a job keeps of each failure category.
+pub const FAILURE_SAMPLES: usize = 3;
+
+/// Longest sample message a job keeps, in bytes (cut at a character).
+const SAMPLE_MESSAGE_BYTES: usize = 300;
+
+/// A job's failed items of one category, and the first few of them: what
+/// an operator reads of a running job without reading its outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureTally {
+    /// The category.
+    pub category: FailureCategory,
+    /// Items recorded failed in it.
+    pub items: u32,
+    /// The first [`FAILURE_SAMPLES`] of them.
+    pub samples: Vec<FailureSample>,
+}
+
+/// One failed item, as a [`FailureTally`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureSample {
+    /// Its document's id.
+    pub document_id: String,
+    /// Its document's title.
+    pub title: String,
+    /// What went wrong (its first 300 bytes).
+    pub message: String,
+}
+
+impl ItemOutcome {
+    /// The category and sample of a failed outcome; `None` otherwise.
+    pub fn failure_sample(&self) -> Option<(FailureCategory, FailureSample)> {
+        let ItemResult::Failed { failure, .. } = &self.result else {
+            return None;
+        };
+        let mut end = failure.message.len().min(SAMPLE_MESSAGE_BYTES);
+        while !failure.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some((
+            failure.category,
+            FailureSample {
+                document_id: self.document_id.clone(),
+                title: self.title.clone(),
+                message: failure.message[..end].to_owned(),
+            },
+        ))
+    }
+}
+
 /// A batch of documents and everything known about its processing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -118,6 +171,11 @@ pub struct Job {
     /// or before the job finished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<crate::webhook::WebhookDelivery>,
+    /// Its failed items by category, each with its first few (counted with
+    /// the counters, by [`Job::tally_failure`]), in [`FailureCategory::ALL`]
+    /// order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureTally>,
 }
 
 /// A change the job's state machine refuses: the status is not one the
@@ -131,6 +189,34 @@ pub struct Refused(pub String);
 /// job it read (inside its transaction or optimistic write) is one of these,
 /// so both backends accept and refuse the same changes.
 impl Job {
+    /// Counts a newly recorded failed item of `category` (every store
+    /// calls it beside [`JobCounters::count_item`]); the first
+    /// [`FAILURE_SAMPLES`] of a category are kept.
+    pub fn tally_failure(&mut self, category: FailureCategory, sample: FailureSample) {
+        let at = match self
+            .failures
+            .binary_search_by_key(&category, |t| t.category)
+        {
+            Ok(at) => at,
+            Err(at) => {
+                self.failures.insert(
+                    at,
+                    FailureTally {
+                        category,
+                        items: 0,
+                        samples: Vec::new(),
+                    },
+                );
+                at
+            }
+        };
+        let tally = &mut self.failures[at];
+        tally.items += 1;
+        if tally.samples.len() < FAILURE_SAMPLES {
+            tally.samples.push(sample);
+        }
+    }
+
     /// Whether its remaining items must be skipped rather than evaluated.
     pub fn skips_items(&self) -> bool {
         self.status == JobStatus::Cancelled || self.error.is_some() || self.finished_at.is_some()

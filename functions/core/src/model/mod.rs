@@ -11,7 +11,7 @@ pub use item::{
     BodyRef, ChunkInfo, DocumentBody, DocumentSpec, ItemOutcome, ItemResult, ItemStatus,
     ReferencedDocument, RejectedDocument, WorkItem,
 };
-pub use job::{Job, JobCounters, Refused};
+pub use job::{FAILURE_SAMPLES, FailureSample, FailureTally, Job, JobCounters, Refused};
 
 /// Identifies a job. Generated ids are `job_` + a time-ordered UUID, so they
 /// sort by creation time.

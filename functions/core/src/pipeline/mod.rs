@@ -44,7 +44,7 @@ pub use ingest::{
     CreatedObject, DocumentReader, INBOX_PREFIX, IngestMessage, ListingPage, PlainText,
     tenant_files,
 };
-pub use ops::{Health, HealthFigures, QueueHealth};
+pub use ops::{Health, HealthFigures, Overview, QueueHealth};
 pub use rounds::Round;
 pub use submit::OpenIntake;
 pub use tenant::{Recovery, RetryOutcome, idempotent_job_id};

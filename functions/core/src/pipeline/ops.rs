@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use super::{Pipeline, PipelineError};
-use crate::metrics::{MetricsNamespace, PrometheusText, documents_within};
-use crate::model::{EvaluatorRef, JobId, JobStatus};
-use crate::ports::{QueueDepth, QueueName, StoreError, StoreStats};
+use crate::auth::Caller;
+use crate::metrics::{MetricsNamespace, PrometheusText, documents_per_minute, documents_within};
+use crate::model::{EvaluatorRef, JobId, JobStatus, TenantId};
+use crate::ports::{JobActivity, QueueDepth, QueueName, StoreError, StoreStats};
 
 /// How long the health route reuses the store's figures: it needs no key,
 /// and on DynamoDB the figures are a scan of the jobs.
@@ -45,6 +46,25 @@ pub struct HealthFigures {
     pub work_items_waiting: u64,
     /// Messages dead-lettered, every queue.
     pub dead_letters: u64,
+}
+
+/// What the dashboard's overview shows a caller: its own jobs, or for an
+/// operator key every tenant's and the queues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overview {
+    /// Whose: the caller's tenant, or `None` for an operator (every tenant).
+    pub tenant: Option<TenantId>,
+    /// Jobs per status (every status).
+    pub jobs: Vec<(JobStatus, u64)>,
+    /// Documents done in each of the last 60 minutes, oldest first
+    /// ([`documents_per_minute`]).
+    pub documents_per_minute: Vec<f64>,
+    /// Jobs running or finished within the hour, newest first.
+    pub active: Vec<JobActivity>,
+    /// Every queue's depth, dead letters included (operators only).
+    pub queues: Option<Vec<(QueueName, QueueDepth)>>,
+    /// Evaluator versions loaded in this process.
+    pub evaluators: Vec<EvaluatorRef>,
 }
 
 /// The queues' part of [`Health`].
@@ -123,6 +143,49 @@ impl Pipeline {
             evaluators: self.loaded_evaluators(),
             figures,
         }
+    }
+
+    /// The dashboard's overview for `caller`: the store's figures (read at
+    /// most once per [`STATS_TTL`]) of the caller's tenant, or of every
+    /// tenant with the queues' depths for an operator key.
+    ///
+    /// # Errors
+    /// Port errors.
+    pub async fn overview(&self, caller: &Caller) -> Result<Overview, PipelineError> {
+        let stats = self.cached_stats().await?;
+        let tenant = (!caller.sees_every_tenant()).then(|| caller.tenant.clone());
+        let mut active: Vec<JobActivity> = stats
+            .active
+            .iter()
+            .filter(|job| tenant.as_ref().is_none_or(|t| &job.tenant == t))
+            .cloned()
+            .collect();
+        active.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| b.id.as_str().cmp(a.id.as_str()))
+        });
+        let jobs = match &tenant {
+            Some(tenant) => stats.jobs_of(tenant),
+            None => stats.jobs.clone(),
+        };
+        let queues = if tenant.is_none() {
+            let mut depths = Vec::with_capacity(QueueName::ALL.len());
+            for queue in QueueName::ALL {
+                depths.push((queue, self.queue.depth(queue).await?));
+            }
+            Some(depths)
+        } else {
+            None
+        };
+        Ok(Overview {
+            documents_per_minute: documents_per_minute(&active, self.clock.now(), 60),
+            tenant,
+            jobs,
+            active,
+            queues,
+            evaluators: self.loaded_evaluators(),
+        })
     }
 
     /// The store's figures, read at most once per [`STATS_TTL`] per process.

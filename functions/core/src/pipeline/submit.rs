@@ -156,6 +156,7 @@ impl Pipeline {
             finished_at: None,
             error: None,
             webhook: None,
+            failures: Vec::new(),
         };
         self.jobs.create_job(&job).await?;
         let mut intake = OpenIntake::at(self, job, Counted::default(), None, None);

@@ -59,6 +59,19 @@ impl Pipeline {
         }
     }
 
+    /// A job the caller may see: its tenant's, or any for an operator key
+    /// ([`Caller::may_see`]).
+    ///
+    /// # Errors
+    /// As [`Pipeline::tenant_job`].
+    pub async fn caller_job(&self, caller: &Caller, id: &JobId) -> Result<Job, PipelineError> {
+        match self.jobs.job(id).await {
+            Ok(job) if caller.may_see(&job.tenant) => Ok(job),
+            Ok(_) => Err(StoreError::NotFound(id.to_string()).into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A job by id, whoever owns it (the embedded backend's own commands
     /// and the tests).
     ///

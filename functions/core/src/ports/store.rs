@@ -75,6 +75,8 @@ pub struct JobFilter {
 pub struct StoreStats {
     /// Jobs per status (every status, zeros included).
     pub jobs: Vec<(JobStatus, u64)>,
+    /// Jobs per tenant and status (only those with jobs), by tenant.
+    pub tenant_jobs: Vec<(TenantId, JobStatus, u64)>,
     /// Documents evaluated successfully, over all jobs.
     pub documents_succeeded: u64,
     /// Documents failed, over all jobs.
@@ -87,9 +89,55 @@ pub struct StoreStats {
     pub active: Vec<JobActivity>,
 }
 
+impl StoreStats {
+    /// Empty figures: every status at zero.
+    pub fn zero() -> Self {
+        Self {
+            jobs: JobStatus::ALL.iter().map(|s| (*s, 0)).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one stored job of `tenant` in `status` (`jobs` of them).
+    pub fn count_jobs(&mut self, tenant: &TenantId, status: JobStatus, jobs: u64) {
+        if let Some(entry) = self.jobs.iter_mut().find(|(s, _)| *s == status) {
+            entry.1 += jobs;
+        }
+        match self.tenant_jobs.binary_search_by(|(t, s, _)| {
+            (t.as_str(), s.as_str()).cmp(&(tenant.as_str(), status.as_str()))
+        }) {
+            Ok(at) => self.tenant_jobs[at].2 += jobs,
+            Err(at) => self.tenant_jobs.insert(at, (tenant.clone(), status, jobs)),
+        }
+    }
+
+    /// The tenant's jobs per status (every status, zeros included).
+    pub fn jobs_of(&self, tenant: &TenantId) -> Vec<(JobStatus, u64)> {
+        JobStatus::ALL
+            .iter()
+            .map(|status| {
+                let n = self
+                    .tenant_jobs
+                    .iter()
+                    .find(|(t, s, _)| t == tenant && s == status)
+                    .map_or(0, |(_, _, n)| *n);
+                (*status, n)
+            })
+            .collect()
+    }
+}
+
 /// A started job's documents done and the span they were done in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobActivity {
+    /// The job.
+    pub id: JobId,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its documents.
+    pub documents_total: u64,
     /// Documents with every chunk recorded.
     pub documents_done: u64,
     /// When its first item was recorded.
@@ -107,6 +155,10 @@ impl JobActivity {
             return None;
         }
         Some(Self {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            status: job.status,
+            documents_total: u64::from(job.counters.documents_total),
             documents_done: u64::from(job.counters.documents_done()),
             started_at,
             finished_at: job.finished_at,

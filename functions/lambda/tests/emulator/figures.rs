@@ -315,6 +315,7 @@ async fn finalize_of_a_job_in_small_parts_with_checkpoints() {
         finished_at: None,
         error: None,
         webhook: None,
+        failures: Vec::new(),
     };
     aws.store.create_job(&job).await.unwrap();
     let recording = std::time::Instant::now();
