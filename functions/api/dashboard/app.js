@@ -12,6 +12,11 @@ const base = location.pathname.replace(/\/dashboard\/?$/, "");
 
 let timer = null;
 let view = null;
+// Each refresh's number: one that a newer one overtook draws nothing.
+let generation = 0;
+// Whether the message shown is a failed refresh's (cleared by the next one
+// that reads the API) rather than an action's answer.
+let refreshFailed = false;
 let documents = { job: null, rows: [], cursor: null, scoreName: null };
 
 const $ = (id) => document.getElementById(id);
@@ -124,8 +129,9 @@ function chart(svg, values) {
   });
 }
 
-async function renderOverview() {
+async function renderOverview(current) {
   const o = await api("GET", "/api/v1/overview");
+  if (!current()) return;
   $("scope").textContent = o.scope === "operator" ? "operator: every tenant" : "tenant " + o.tenant;
   show("scope", true);
   figures($("jobs-by-status"), Object.entries(o.jobs));
@@ -180,8 +186,9 @@ function renderFailures(failures) {
   }
 }
 
-async function renderJob(id) {
+async function renderJob(id, current) {
   const s = await api("GET", "/api/v1/batch/status/" + encodeURIComponent(id));
+  if (!current()) return false;
   $("job-title").textContent = s.job_id;
   const status = $("job-status");
   status.textContent = s.status;
@@ -208,8 +215,14 @@ async function renderJob(id) {
   show("documents-pending", !s.finalized);
   show("documents-panel", s.finalized);
   if (s.finalized && documents.job !== id) {
+    // Marked loaded once it is: a failed read is tried again next time.
     documents = { job: id, rows: [], cursor: null, scoreName: null };
-    await loadDocuments(false);
+    try {
+      await loadDocuments(false);
+    } catch (error) {
+      documents.job = null;
+      throw error;
+    }
   }
   return s.finalized;
 }
@@ -283,6 +296,8 @@ function route() {
 
 async function refresh() {
   clearTimeout(timer);
+  const mine = ++generation;
+  const latest = () => mine === generation;
   const current = route();
   const signedIn = Boolean(key());
   show("sign-in", !signedIn);
@@ -297,22 +312,25 @@ async function refresh() {
   try {
     if (current.page === "job") {
       if (!view || view.id !== current.id) documents = { job: null, rows: [], cursor: null, scoreName: null };
-      const finalized = await renderJob(current.id);
+      const finalized = await renderJob(current.id, latest);
       again = !finalized;
     } else {
-      await renderOverview();
+      await renderOverview(latest);
     }
+    if (!latest()) return;
     view = current;
-    say("");
+    if (refreshFailed) say("");
+    refreshFailed = false;
     show("live", again);
   } catch (error) {
-    if (error.status === 401) return;
+    if (!latest() || error.status === 401) return;
     if (error.status === 404) {
       again = false;
       say(current.page === "job" ? "No job " + current.id + " is visible to this key." : error.message);
       show("job", false);
     } else {
       say("Could not read the API: " + error.message);
+      refreshFailed = true;
     }
     show("live", false);
   }
@@ -342,6 +360,7 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     sessionStorage.setItem(KEY, $("key").value.trim());
     $("key").value = "";
+    say("");
     refresh();
   });
   $("sign-out").addEventListener("click", () => signOut(""));
@@ -377,7 +396,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("documents-status").addEventListener("change", () => loadDocuments(false).catch((e) => say(e.message)));
   $("documents-sort").addEventListener("change", drawDocuments);
   $("more-documents").addEventListener("click", () => loadDocuments(true).catch((e) => say(e.message)));
-  window.addEventListener("hashchange", refresh);
+  // A message belongs to the page it was said on.
+  window.addEventListener("hashchange", () => {
+    say("");
+    refresh();
+  });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refresh();
   });

@@ -27,6 +27,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use docket_core::auth::Tier;
 use docket_core::metrics::MetricsNamespace;
 use docket_core::model::{Job, JobId};
 use docket_core::pipeline::{Pipeline, PipelineError, Refusal};
@@ -406,10 +407,12 @@ async fn retry(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = caller_job(&state, &caller, &job_id).await?;
-    // An operator's retry makes the owner's recovery job.
+    // An operator's retry makes the owner's recovery job, under the tier
+    // the job was submitted with.
+    let owner = Tier::of_fair_share(job.options.fair_share);
     let retried = state
         .pipeline
-        .retry(&caller.on_behalf_of(&job.tenant), &job)
+        .retry(&caller.on_behalf_of(&job.tenant, owner), &job)
         .await?;
     let not_retried: Vec<serde_json::Value> = retried
         .not_retried

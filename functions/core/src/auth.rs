@@ -35,6 +35,18 @@ impl Tier {
     }
 }
 
+impl Tier {
+    /// The tier a job was submitted under, as far as its fair share tells
+    /// (premium and operator keys share 2; the jobs keep no more).
+    pub fn of_fair_share(fair_share: u32) -> Tier {
+        if fair_share >= Tier::Premium.fair_share() {
+            Tier::Premium
+        } else {
+            Tier::Standard
+        }
+    }
+}
+
 /// The limits of a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TierLimits {
@@ -132,13 +144,15 @@ impl Caller {
         self.sees_every_tenant() || &self.tenant == owner
     }
 
-    /// The caller acting for `owner`, whose job it acts on: what it makes
-    /// (a recovery job) is the owner's and counts against the owner's
-    /// concurrent jobs; the caller's own key is still rate-limited.
-    pub fn on_behalf_of(&self, owner: &TenantId) -> Caller {
+    /// The caller acting for `owner` of `owner_tier`, whose job it acts
+    /// on: what it makes (a recovery job) is the owner's, under the owner's
+    /// tier (its concurrent jobs, its fair share); the caller's own key is
+    /// still rate-limited.
+    pub fn on_behalf_of(&self, owner: &TenantId, owner_tier: Tier) -> Caller {
         Caller {
             tenant: owner.clone(),
-            ..self.clone()
+            tier: owner_tier,
+            key_hash: self.key_hash.clone(),
         }
     }
 }

@@ -182,8 +182,10 @@ pub fn documents_per_minute(active: &[JobActivity], now: DateTime<Utc>, minutes:
         .collect()
 }
 
-/// Documents done from `from` to `to` (a job runs until `now` when not
-/// finished), each job's documents spread evenly over its active span.
+/// Documents done after `from` until `to` (a job runs until `now` when not
+/// finished), each job's documents spread evenly over its active span; a
+/// job done in no time counts in the window its instant ends, so
+/// neighbouring windows do not both count it.
 fn documents_between(
     active: &[JobActivity],
     from: DateTime<Utc>,
@@ -199,7 +201,7 @@ fn documents_between(
             let span = (end - start).num_milliseconds() as f64;
             if span <= 0.0 {
                 // Started and finished in the same instant.
-                if end >= from && end <= to {
+                if end > from && end <= to {
                     job.documents_done as f64
                 } else {
                     0.0

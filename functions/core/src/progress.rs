@@ -63,7 +63,7 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<crate::webhook::WebhookDelivery>,
     /// Its failed items by category, with the first few of each.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<crate::model::FailureTally>,
 }
 

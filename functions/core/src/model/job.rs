@@ -95,8 +95,18 @@ impl JobCounters {
 /// Most sample messages a job keeps of each failure category.
 pub const FAILURE_SAMPLES: usize = 3;
 
-/// Longest sample message a job keeps, in bytes (cut at a character).
-const SAMPLE_MESSAGE_BYTES: usize = 300;
+/// Longest text of a sample a job keeps, in bytes: the samples stay a
+/// few kilobytes of the job (a DynamoDB item holds 400 KB).
+const SAMPLE_TEXT_BYTES: usize = 300;
+
+/// `text`'s first [`SAMPLE_TEXT_BYTES`], cut at a character.
+fn cut(text: &str) -> String {
+    let mut end = text.len().min(SAMPLE_TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
 
 /// A job's failed items of one category, and the first few of them: what
 /// an operator reads of a running job without reading its outcomes.
@@ -113,11 +123,11 @@ pub struct FailureTally {
 /// One failed item, as a [`FailureTally`] keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureSample {
-    /// Its document's id.
+    /// Its document's id (its first 300 bytes, as the title and message).
     pub document_id: String,
     /// Its document's title.
     pub title: String,
-    /// What went wrong (its first 300 bytes).
+    /// What went wrong.
     pub message: String,
 }
 
@@ -127,16 +137,12 @@ impl ItemOutcome {
         let ItemResult::Failed { failure, .. } = &self.result else {
             return None;
         };
-        let mut end = failure.message.len().min(SAMPLE_MESSAGE_BYTES);
-        while !failure.message.is_char_boundary(end) {
-            end -= 1;
-        }
         Some((
             failure.category,
             FailureSample {
-                document_id: self.document_id.clone(),
-                title: self.title.clone(),
-                message: failure.message[..end].to_owned(),
+                document_id: cut(&self.document_id),
+                title: cut(&self.title),
+                message: cut(&failure.message),
             },
         ))
     }
