@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use docket_core::ports::QueueName;
 use serde_json::{Map, Value, json};
 
+use crate::ops::{evaluator_names, queue_depths};
 use crate::{ApiError, AppState, Caller};
 
 /// The page.
@@ -76,21 +77,7 @@ pub(crate) async fn overview(
             })
         })
         .collect();
-    let queues = overview.queues.as_ref().map(|depths| {
-        depths
-            .iter()
-            .map(|(queue, depth)| {
-                (
-                    queue.as_str().to_owned(),
-                    json!({
-                        "visible": depth.visible,
-                        "in_flight": depth.in_flight,
-                        "dead": depth.dead,
-                    }),
-                )
-            })
-            .collect::<Map<String, Value>>()
-    });
+    let queues = overview.queues.as_deref().map(queue_depths);
     let in_flight = overview.queues.as_ref().map(|depths| {
         depths
             .iter()
@@ -104,11 +91,7 @@ pub(crate) async fn overview(
         .map(|n| n.round() as u64)
         .collect();
     let last_hour: f64 = overview.documents_per_minute.iter().sum();
-    let evaluators: Vec<String> = overview
-        .evaluators
-        .iter()
-        .map(|e| format!("{}@{}", e.name, e.version))
-        .collect();
+    let evaluators = evaluator_names(&overview.evaluators);
     Ok(axum::Json(json!({
         "scope": if overview.tenant.is_some() { "tenant" } else { "operator" },
         "tenant": overview.tenant,

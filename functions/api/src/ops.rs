@@ -19,17 +19,8 @@ fn status(ok: bool) -> &'static str {
 /// it needs no key.
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let health = state.pipeline.health().await;
-    let depths: Map<String, Value> = health
-        .queues
-        .depths
-        .iter()
-        .map(|(queue, depth)| (queue.as_str().to_owned(), json!(depth)))
-        .collect();
-    let loaded: Vec<String> = health
-        .evaluators
-        .iter()
-        .map(|e| format!("{}@{}", e.name, e.version))
-        .collect();
+    let depths = queue_depths(&health.queues.depths);
+    let loaded = evaluator_names(&health.evaluators);
     let healthy = health.is_healthy();
     let metrics = health.figures.as_ref().map(|figures| {
         json!({
@@ -61,6 +52,27 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body)).into_response()
+}
+
+/// Evaluator versions as `name@version`.
+pub(crate) fn evaluator_names(evaluators: &[docket_core::model::EvaluatorRef]) -> Vec<String> {
+    evaluators
+        .iter()
+        .map(|e| format!("{}@{}", e.name, e.version))
+        .collect()
+}
+
+/// Queue depths by queue name.
+pub(crate) fn queue_depths(
+    depths: &[(
+        docket_core::ports::QueueName,
+        docket_core::ports::QueueDepth,
+    )],
+) -> Map<String, Value> {
+    depths
+        .iter()
+        .map(|(queue, depth)| (queue.as_str().to_owned(), json!(depth)))
+        .collect()
 }
 
 /// The API's OpenAPI 3.0 document.
