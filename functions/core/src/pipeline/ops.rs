@@ -170,11 +170,7 @@ impl Pipeline {
             None => stats.jobs.clone(),
         };
         let queues = if tenant.is_none() {
-            let mut depths = Vec::with_capacity(QueueName::ALL.len());
-            for queue in QueueName::ALL {
-                depths.push((queue, self.queue.depth(queue).await?));
-            }
-            Some(depths)
+            Some(self.queue_depths().await?)
         } else {
             None
         };
@@ -186,6 +182,15 @@ impl Pipeline {
             queues,
             evaluators: self.loaded_evaluators(),
         })
+    }
+
+    /// Every queue's depth, in [`QueueName::ALL`] order.
+    async fn queue_depths(&self) -> Result<Vec<(QueueName, QueueDepth)>, PipelineError> {
+        let mut depths = Vec::with_capacity(QueueName::ALL.len());
+        for queue in QueueName::ALL {
+            depths.push((queue, self.queue.depth(queue).await?));
+        }
+        Ok(depths)
     }
 
     /// The store's figures, read at most once per [`STATS_TTL`] per process.
@@ -240,8 +245,7 @@ impl Pipeline {
         .sample(recent, &[], documents_within(&stats.active, now, hour()).round());
         let depth = "queue_depth";
         text.family(depth, "gauge", "Messages in each queue, by state.");
-        for queue in QueueName::ALL {
-            let d = self.queue.depth(queue).await?;
+        for (queue, d) in self.queue_depths().await? {
             for (which, count) in [
                 ("visible", d.visible),
                 ("in_flight", d.in_flight),
