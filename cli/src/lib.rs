@@ -4,6 +4,7 @@
 //! parse arguments and call in here, so everything is testable.
 
 pub mod client;
+pub mod faults;
 pub mod local_jobs;
 pub mod local_run;
 pub mod plugins;

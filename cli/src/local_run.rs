@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use docket_core::EvaluatorRef;
+use docket_core::FailureCategory;
 use docket_core::aggregate::{DocumentStatus, ResultsDocument};
 use docket_core::model::{Chunking, Job, JobId, JobOptions, JobStatus, Priority, TenantId};
 use docket_core::pipeline::{
     OpenIntake, Pipeline, PipelineError, PipelineSettings, Submission, idempotent_job_id,
 };
-use docket_core::ports::{Evaluators, StoreError};
+use docket_core::ports::{BackendError, Evaluators, StoreError};
 use docket_core::progress::StatusReport;
 use docket_core::results::{ResultsFormat, ResultsView};
 use docket_intake::FileReader;
@@ -149,8 +150,12 @@ const READ_WINDOW: usize = 256;
 /// cache under `state/cache`.
 ///
 /// # Errors
-/// When the engine cannot start or a bundled component does not load.
+/// When the state directory cannot be made, the engine cannot start or a
+/// bundled component does not load.
 pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
+    // The first use of the state directory: its error, not the cache's.
+    std::fs::create_dir_all(state)
+        .with_context(|| format!("the state directory {} cannot be used", state.display()))?;
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(state.join("cache")),
         max_concurrent_instances: (workers as u32 * 2).max(8),
@@ -212,8 +217,9 @@ pub fn local_pipeline(
 ) -> anyhow::Result<Pipeline> {
     let webhooks = HttpWebhookSender::new(webhooks, Duration::from_secs(10))
         .context("starting the webhook sender")?;
+    let evaluators = crate::faults::injected(Arc::new(catalog))?;
     Ok(Pipeline::new(
-        backend.ports(Arc::new(catalog), Arc::new(webhooks), Arc::new(FileReader)),
+        backend.ports(evaluators, Arc::new(webhooks), Arc::new(FileReader)),
         PipelineSettings {
             receive_batch: 32,
             visibility: Duration::from_secs(120),
@@ -258,6 +264,19 @@ pub async fn drive(
                 handle.await.context("worker panicked")??;
             }
             return Ok(None);
+        }
+        if let Some(error) = pipeline
+            .last_backend_error()
+            .filter(|e| e.category != FailureCategory::Transient)
+        {
+            // A full disk does not pass by itself: stop, resumable.
+            stop.store(true, Ordering::Relaxed);
+            for handle in handles {
+                if let Err(e) = handle.await.context("worker panicked")? {
+                    tracing::warn!(error = %format!("{e:#}"), "worker stopped by an error too");
+                }
+            }
+            return Err(error.into());
         }
         let current = pipeline.job(job).await?;
         if current.counters.items_pending() == 0 {
@@ -403,7 +422,8 @@ async fn resume(pipeline: &Pipeline, job: Job) -> anyhow::Result<(Start, Option<
         done: documents_done(&job),
     };
     if job.counters.intake_open {
-        return Ok((start, Some(OpenIntake::reopen(pipeline, job))));
+        let intake = OpenIntake::reopen(pipeline, job).left_open_on_error();
+        return Ok((start, Some(intake)));
     }
     if job.counters.items_pending() == 0 {
         pipeline.finalize(&job.id).await?;
@@ -471,11 +491,8 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
                 options,
                 documents: Vec::new(),
             };
-            (
-                Start::New,
-                Some(pipeline.open_intake(submission).await?),
-                false,
-            )
+            let intake = pipeline.open_intake(submission).await?;
+            (Start::New, Some(intake.left_open_on_error()), false)
         }
         Err(error) => return Err(error.into()),
     };
@@ -511,7 +528,11 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
     let intake_done = match feeding {
         Some(feeding) => match (feeding.finish().await, &driving) {
             (Ok(done), _) => done,
-            (Err(error), Ok(_)) => return Err(error),
+            (Err(error), Ok(_)) => {
+                return Err(
+                    left_by_fault(&backend, &pipeline, &job_id, &request.state, error).await,
+                );
+            }
             (Err(error), Err(_)) => {
                 tracing::error!(error = %format!("{error:#}"), "the intake failed too");
                 None
@@ -519,7 +540,13 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         },
         None => Some(opened),
     };
-    let (Some((finished, driven)), Some(intake_done)) = (driving?, intake_done) else {
+    let driving = match driving {
+        Ok(driving) => driving,
+        Err(error) => {
+            return Err(left_by_fault(&backend, &pipeline, &job_id, &request.state, error).await);
+        }
+    };
+    let (Some((finished, driven)), Some(intake_done)) = (driving, intake_done) else {
         backend.queue.release_claims().await?;
         return Ok(Ran::Interrupted {
             job: Box::new(pipeline.job(&job_id).await?),
@@ -562,6 +589,68 @@ pub async fn run(request: RunRequest) -> anyhow::Result<Ran> {
         state_bytes: disk_use(&request.state),
         retention: request.retention,
     })))
+}
+
+/// Where an interrupted job stands: `job <id> is left to resume (<k> of
+/// <n> documents done[ so far, not all read in])`.
+pub fn left_to_resume(job: &Job) -> String {
+    format!(
+        "job {} is left to resume ({} of {} documents done{})",
+        job.id,
+        documents_done(job),
+        job.counters.documents_total,
+        if job.counters.intake_open {
+            " so far, not all read in"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The error of a run that a backend error stopped once its job existed
+/// (a full disk, a failing state directory): its claims released where
+/// that still works, and the job — never failed for it — left to resume.
+/// Errors that are not the backend's (inputs that do not resume the job)
+/// are returned as they are.
+async fn left_by_fault(
+    backend: &LocalBackend,
+    pipeline: &Pipeline,
+    job: &JobId,
+    state: &Path,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    // The backend's error and its category (its sources repeat it; a
+    // noted one's message names its category).
+    let fault = error.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<PipelineError>()
+            .map(|e| (e.category(), e.to_string()))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<BackendError>()
+                    .map(|e| (e.category, e.message.clone()))
+            })
+    });
+    let Some((category, cause)) = fault else {
+        return error;
+    };
+    if let Err(e) = backend.queue.release_claims().await {
+        tracing::warn!(error = %e, "claims not released; the next run releases them");
+    }
+    let left = match pipeline.job(job).await {
+        Ok(job) => left_to_resume(&job),
+        Err(_) => format!("job {job} is left to resume"),
+    };
+    let state = state.display();
+    if category == FailureCategory::Resource {
+        anyhow::anyhow!(
+            "the state directory {state} has no room left ({cause}); {left}: make room and run the same command again"
+        )
+    } else {
+        anyhow::anyhow!(
+            "the state directory {state} failed ({cause}); {left}: run the same command again once that is fixed"
+        )
+    }
 }
 
 /// Bytes of the files under `dir` (0 for what cannot be read).

@@ -85,6 +85,14 @@ fn init_logging(json: bool, default: &str) {
 fn main() -> ExitCode {
     // First: a PDF extraction child does its file and exits here.
     let isolated = docket_intake::pdf::use_child_processes();
+    // A write past a file-size limit (RLIMIT_FSIZE) then fails with EFBIG,
+    // which is reported as a full disk, instead of killing the process.
+    if let Err(error) = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    ) {
+        eprintln!("docket: SIGXFSZ not handled: {error}");
+    }
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => init_logging(args.json_logs(), "info"),

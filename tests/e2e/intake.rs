@@ -262,3 +262,115 @@ async fn an_intake_stopped_midway_is_read_again_and_its_job_completes_once() {
         assert_eq!(document["status"], "completed", "{document}");
     }
 }
+
+/// An upload repeated under its idempotency key after the first one died
+/// while reading it in (its job's intake left open, as a server killed
+/// mid-request leaves it) reads it in again: the job completes with every
+/// document once. Repeated with other documents, it is refused and the
+/// job is left as it was; while the first is still reading, the one
+/// behind stops at its next window and the job is read in once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_upload_reads_in_again_what_a_dead_first_one_left_open() {
+    let harness = Harness::new(None);
+    let caller = docket_core::auth::Caller {
+        tenant: TenantId::local(),
+        tier: docket_core::auth::Tier::Premium,
+        key_hash: "key".into(),
+    };
+    let keyed = |key: &str, documents: Vec<IntakeDocument>| Submission {
+        job_id: Some(docket_core::pipeline::idempotent_job_id(
+            &TenantId::local(),
+            key,
+        )),
+        documents,
+        ..submission(&harness)
+    };
+    let all = || (0..2_500).map(document).collect::<Vec<_>>();
+
+    // The first upload dies after two windows.
+    let first = keyed("died", Vec::new());
+    let job_id = first.job_id.clone().unwrap();
+    let mut intake = harness.pipeline.open_intake(first).await.unwrap();
+    for n in 0..1_500 {
+        intake.add(document(n)).await.unwrap();
+    }
+    drop(intake);
+    let left = harness.pipeline.job(&job_id).await.unwrap();
+    assert!(left.counters.intake_open);
+    assert!(left.counters.documents_total > 0);
+
+    // Other documents: refused, the job as it was.
+    let other: Vec<_> = (0..2_500)
+        .map(|n| match document(n) {
+            IntakeDocument::Accepted(mut spec) => {
+                spec.body = DocumentBody::Text("longer ".repeat(400));
+                IntakeDocument::Accepted(spec)
+            }
+            document => document,
+        })
+        .collect();
+    let refused = harness
+        .pipeline
+        .submit_admitted(&caller, keyed("died", other))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, docket_core::PipelineError::Invalid(_)),
+        "{refused}"
+    );
+    assert_eq!(
+        harness.pipeline.job(&job_id).await.unwrap().counters,
+        left.counters
+    );
+
+    // The same documents: read in again, completed once.
+    let job = harness
+        .pipeline
+        .submit_admitted(&caller, keyed("died", all()))
+        .await
+        .unwrap();
+    assert_eq!(job.id, job_id);
+    assert!(!job.counters.intake_open);
+    let done = harness.run_until_finalized(&job_id, 500).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.counters.documents_total, 2_500);
+    assert_eq!(done.counters.items_total, 2_500);
+    assert_eq!(done.counters.documents_succeeded, 2_500);
+
+    // Two readers at once: the first is still reading when the repeat
+    // comes; the one behind stops, and every window is counted once.
+    let first = keyed("racing", Vec::new());
+    let racing = first.job_id.clone().unwrap();
+    let mut intake = harness.pipeline.open_intake(first).await.unwrap();
+    for n in 0..1_200 {
+        intake.add(document(n)).await.unwrap();
+    }
+    let repeated = harness
+        .pipeline
+        .submit_admitted(&caller, keyed("racing", all()))
+        .await
+        .unwrap();
+    assert!(!repeated.counters.intake_open, "the repeat read it all in");
+    let mut behind = None;
+    for n in 1_200..2_500 {
+        if let Err(error) = intake.add(document(n)).await {
+            behind = Some(error);
+            break;
+        }
+    }
+    let behind = match behind {
+        Some(error) => error,
+        None => intake.close().await.unwrap_err(),
+    };
+    assert!(
+        matches!(
+            behind,
+            docket_core::PipelineError::Store(docket_core::ports::StoreError::Conflict(_))
+        ),
+        "{behind}"
+    );
+    let done = harness.run_until_finalized(&racing, 500).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.counters.documents_total, 2_500);
+    assert_eq!(done.counters.documents_succeeded, 2_500);
+}

@@ -479,6 +479,115 @@ async fn a_job_whose_work_cannot_be_queued_fails_instead_of_waiting_forever() {
     );
 }
 
+/// A queue whose sends to `failing` fail for want of room, while `full`
+/// is set (a full disk).
+fn full_disk(
+    queue: Arc<dyn WorkQueue>,
+    full: Arc<std::sync::atomic::AtomicBool>,
+    failing: fn(QueueName) -> bool,
+) -> SendHook {
+    SendHook::new(queue, move |name| {
+        (failing(name) && full.load(std::sync::atomic::Ordering::SeqCst)).then(|| {
+            Err(QueueError::Backend(BackendError::new(
+                FailureCategory::Resource,
+                "sqlite: database or disk is full",
+            )))
+        })
+    })
+}
+
+fn one_document(id: &str) -> IntakeDocument {
+    IntakeDocument::Accepted(DocumentSpec {
+        id: id.into(),
+        title: id.into(),
+        body: DocumentBody::Text("text".into()),
+        metadata: serde_json::Value::Null,
+    })
+}
+
+/// An intake whose submitter reads it again (`docket run`) leaves its job
+/// open, not failed, when a window cannot be enqueued; read again once
+/// there is room, the job completes with every document once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_left_open_on_error_keeps_its_job_for_the_next_reading() {
+    let mut harness = Harness::new(None);
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let queue = harness.backend.queue.clone();
+    let hook = full_disk(queue, Arc::clone(&full), |name| {
+        matches!(name, QueueName::Work(_))
+    });
+    harness.change_ports(|ports| ports.queue = Arc::new(hook));
+    let submission = docket_core::Submission {
+        job_id: Some(docket_core::JobId::parse("job_full_disk").unwrap()),
+        tenant: docket_core::TenantId::local(),
+        evaluator: harness.evaluator("hostile"),
+        config: serde_json::json!({}),
+        options: JobOptions::default(),
+        documents: Vec::new(),
+    };
+    let mut intake = harness
+        .pipeline
+        .open_intake(submission)
+        .await
+        .unwrap()
+        .left_open_on_error();
+    for id in ["a", "b", "c"] {
+        intake.add(one_document(id)).await.unwrap();
+    }
+    let error = intake.close().await.unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Resource);
+    let id = docket_core::JobId::parse("job_full_disk").unwrap();
+    let left = harness.pipeline.job(&id).await.unwrap();
+    assert_eq!(left.status, JobStatus::Queued);
+    assert!(left.finished_at.is_none() && left.error.is_none());
+    assert!(left.counters.intake_open, "{:?}", left.counters);
+
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut again = docket_core::pipeline::OpenIntake::reopen(&harness.pipeline, left);
+    for id in ["a", "b", "c"] {
+        again.add(one_document(id)).await.unwrap();
+    }
+    again.close().await.unwrap();
+    let done = harness.run_until_finalized(&id, 50).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.counters.documents_total, 3);
+    assert_eq!(done.counters.documents_succeeded, 3);
+}
+
+/// A worker round's port error that is left to be retried is counted and
+/// kept: `docket run` stops on it rather than wait for a disk to empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_s_retried_port_error_is_counted_and_kept() {
+    let mut harness = Harness::new(None);
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let queue = harness.backend.queue.clone();
+    let hook = full_disk(queue, Arc::clone(&full), |name| name == QueueName::Finalize);
+    harness.change_ports(|ports| ports.queue = Arc::new(hook));
+    let job = harness
+        .submit("hostile", &[("a", "text")], JobOptions::default())
+        .await;
+    assert_eq!(harness.pipeline.last_backend_error(), None);
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    harness.pipeline.work_once().await.unwrap();
+    let kept = harness.pipeline.last_backend_error().unwrap();
+    assert_eq!(kept.category, FailureCategory::Resource);
+    assert!(
+        kept.message.ends_with("sqlite: database or disk is full"),
+        "{kept}"
+    );
+    let counted = harness.pipeline.metrics().backend_errors;
+    assert_eq!(
+        counted.iter().map(|(_, n)| n).sum::<u64>(),
+        1,
+        "{counted:?}"
+    );
+    assert!(counted.contains(&(FailureCategory::Resource, 1)));
+    // The outcome is recorded; its redelivery sends the finalize message.
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let done = harness.run_until_finalized(&job.id, 50).await;
+    assert_eq!(done.counters.documents_succeeded, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_holds_exactly_the_failed_documents_with_their_text() {
     let harness = Harness::new(None);

@@ -92,15 +92,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ran::Finished(outcome) => outcome,
         Ran::Interrupted { job } => {
             eprintln!(
-                "docket: stopped; job {} is left to resume ({} of {} documents done{}): run the same command again to go on, or add --fresh to start over",
-                job.id,
-                local_run::documents_done(&job),
-                job.counters.documents_total,
-                if job.counters.intake_open {
-                    " so far, not all read in"
-                } else {
-                    ""
-                }
+                "docket: stopped; {}: run the same command again to go on, or add --fresh to start over",
+                local_run::left_to_resume(&job)
             );
             return Ok(ExitCode::from(super::INTERRUPTED));
         }

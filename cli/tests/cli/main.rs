@@ -13,6 +13,7 @@ mod pdfs;
 mod plugins;
 mod resume;
 mod slots;
+mod soak;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -491,11 +492,19 @@ impl Drop for Server {
 }
 
 fn serve(state: &Path) -> Server {
+    serve_with(state, &["--addr", "127.0.0.1:0", "--workers", "2"], &[])
+}
+
+/// `docket serve <args>` on `state` with `envs` set, logging (info) to
+/// `state`'s `.log` file.
+fn serve_with(state: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
         .env("DOCKET_STATE", state)
         .env("DOCKET_LOG", "info")
-        .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
+        .envs(envs.iter().copied())
+        .arg("serve")
+        .args(args)
         .stdout(std::process::Stdio::piped())
         // Appended to: a server started again on `state` logs after the first.
         .stderr(
@@ -535,19 +544,35 @@ fn http_with(
     body: Option<&Value>,
     extra_headers: &str,
 ) -> (u16, String, Value) {
+    try_http_with(addr, token, method, path, body, extra_headers).unwrap()
+}
+
+/// As [`http_with`], with the connection's errors (a server killed
+/// mid-request) returned.
+fn try_http_with(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    extra_headers: &str,
+) -> std::io::Result<(u16, String, Value)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut stream = std::net::TcpStream::connect(addr)?;
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response[9..12].parse().unwrap();
-    let (head, payload) = response.split_once("\r\n\r\n").unwrap();
+    stream.read_to_string(&mut response)?;
+    let cut_short = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "response cut short");
+    let status: u16 = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(cut_short)?;
+    let (head, payload) = response.split_once("\r\n\r\n").ok_or_else(cut_short)?;
     let payload = if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -556,11 +581,11 @@ fn http_with(
     } else {
         payload.to_owned()
     };
-    (
+    Ok((
         status,
         head.to_owned(),
         serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
-    )
+    ))
 }
 
 /// A chunked HTTP/1.1 body (streamed responses) put back together.

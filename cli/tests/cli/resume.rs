@@ -618,6 +618,30 @@ fn an_unusable_out_directory_fails_clearly_and_the_rerun_writes_the_results() {
     assert_eq!(results["summary"]["completed_documents"], 5);
 }
 
+/// A state directory that cannot be made (a file in its place) is refused
+/// before anything starts, naming it.
+#[test]
+fn a_state_directory_that_cannot_be_made_is_a_clear_error() {
+    let work = tempfile::tempdir().unwrap();
+    let docs = corpus(&work.path().join("corpus"), 2);
+    let blocked = work.path().join("a-file");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["run", "--quiet", "--state"])
+        .arg(&blocked)
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "docket: the state directory {} cannot be used: File exists (os error 17)\n",
+            blocked.display()
+        )
+    );
+}
+
 /// `--fresh` after a killed run makes a new job and cancels the one left
 /// unfinished, so its queued items are skipped rather than evaluated.
 #[test]
@@ -647,4 +671,87 @@ fn a_fresh_run_cancels_the_job_a_killed_run_left() {
     let status = on_state(&state, &["status", &killed.job]);
     let report: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["status"], "cancelled", "{report}");
+}
+
+/// File-size limits under which a run of the test's 3,000 documents meets
+/// a full disk: at its first window (a pack is 1 MiB), while reading in,
+/// and while processing (the finished state holds a 14 MB database).
+const FULL_DISK_LIMITS_KIB: [u64; 3] = [512, 2048, 8192];
+
+/// `docket run` over `corpus` under a file-size limit of `limit_kib`
+/// KiB (`ulimit -f`): past it a write fails as on a full disk.
+fn run_limited(work: &Path, corpus: &Path, limit_kib: u64) -> std::process::Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -f "$1" && exec "$0" "${@:2}""#)
+        .arg(env!("CARGO_BIN_EXE_docket"))
+        .arg(limit_kib.to_string())
+        .args(["run", "--quiet", "--workers", "1", "--out"])
+        .arg(work.join("out"))
+        .arg(corpus)
+        .current_dir(work)
+        .env("DOCKET_STATE", work.join("state"))
+        .output()
+        .unwrap()
+}
+
+/// A full disk — a file-size limit that the state directory's writes
+/// cross, met while reading in, while processing or while finalizing —
+/// stops `docket run` with a clear error and its job left open, never
+/// failed; the same run with room resumes it, and its results are those
+/// of a run that never met the limit.
+#[test]
+fn a_full_disk_stops_the_run_resumable_and_the_rerun_with_room_completes_it() {
+    const N: u64 = 3_000;
+    let whole = tempfile::tempdir().unwrap();
+    let docs = corpus(&whole.path().join("corpus"), N as usize);
+    let (output, _) = docket_run(whole.path(), &[docs.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let expected = results_text(whole.path());
+
+    for limit_kib in FULL_DISK_LIMITS_KIB {
+        let work = tempfile::tempdir().unwrap();
+        let state = work.path().join("state");
+        let output = run_limited(work.path(), &docs, limit_kib);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{limit_kib} KiB: {output:?}");
+        let left = seen(&state).unwrap_or_else(|| panic!("{limit_kib} KiB: no job: {stderr}"));
+        let message = stderr.lines().last().unwrap_or_default();
+        let prefix = format!(
+            "docket: the state directory {} has no room left (",
+            state.display()
+        );
+        assert!(message.starts_with(&prefix), "{limit_kib} KiB: {stderr}");
+        let (_, told) = message
+            .split_once("); job ")
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            told.starts_with(&format!("{} is left to resume (", left.job))
+                && told.ends_with(": make room and run the same command again"),
+            "{limit_kib} KiB: {stderr}"
+        );
+        assert!(
+            left.outcomes < N,
+            "{limit_kib} KiB: the run met no limit: {left:?}"
+        );
+        assert_eq!(
+            left.claimed, 0,
+            "{limit_kib} KiB: claims released: {left:?}"
+        );
+        let status = on_state(&state, &["status", &left.job]);
+        let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_ne!(report["status"], "failed", "{limit_kib} KiB: {report}");
+
+        let (output, results) = docket_run(work.path(), &[docs.to_str().unwrap()]);
+        assert!(output.status.success(), "{limit_kib} KiB: {output:?}");
+        let (done, total, recorded) = resumed_line(&stdout(&output), &left.job);
+        assert_eq!(total, N);
+        assert_eq!(
+            recorded,
+            N - done,
+            "{limit_kib} KiB: only the rest evaluated"
+        );
+        assert_eq!(results["summary"]["completed_documents"], N);
+        assert_eq!(results_text(work.path()), expected, "{limit_kib} KiB");
+    }
 }

@@ -41,6 +41,18 @@ impl FailureCategory {
         FailureCategory::Permanent,
     ];
 
+    /// Its position in [`FailureCategory::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            FailureCategory::Transient => 0,
+            FailureCategory::Resource => 1,
+            FailureCategory::RateLimit => 2,
+            FailureCategory::Configuration => 3,
+            FailureCategory::Data => 4,
+            FailureCategory::Permanent => 5,
+        }
+    }
+
     /// Whether another attempt could succeed.
     pub fn is_retryable(self) -> bool {
         matches!(
@@ -175,6 +187,13 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_category_s_index_is_its_place_in_all() {
+        for (n, category) in FailureCategory::ALL.iter().enumerate() {
+            assert_eq!(category.index(), n, "{category}");
+        }
+    }
 
     #[test]
     fn non_retryable_categories_give_up_on_first_delivery() {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::failure::FailureCategory;
 use crate::model::{ItemOutcome, ItemResult};
-use crate::ports::JobActivity;
+use crate::ports::{BackendError, JobActivity};
 
 /// Upper bounds (seconds) of the evaluation latency histogram's buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -35,6 +35,11 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     /// Items recorded per minute: (minute since the epoch, count).
     per_minute: Mutex<Vec<(i64, u64)>>,
+    /// Port operations of worker rounds that failed and were left to be
+    /// retried, by category.
+    backend_errors: [AtomicU64; FailureCategory::ALL.len()],
+    /// The last of them.
+    last_backend_error: Mutex<Option<BackendError>>,
 }
 
 impl Default for Metrics {
@@ -47,6 +52,8 @@ impl Default for Metrics {
             latency_count: AtomicU64::new(0),
             latency_sum_micros: AtomicU64::new(0),
             per_minute: Mutex::new(vec![(i64::MIN, 0); MINUTES]),
+            backend_errors: Default::default(),
+            last_backend_error: Mutex::new(None),
         }
     }
 }
@@ -70,6 +77,9 @@ pub struct MetricsSnapshot {
     pub last_hour: u64,
     /// Items recorded in the last 24 hours.
     pub last_day: u64,
+    /// Port operations of worker rounds that failed and were left to be
+    /// retried, by category (in [`FailureCategory::ALL`] order).
+    pub backend_errors: Vec<(FailureCategory, u64)>,
 }
 
 impl Metrics {
@@ -88,11 +98,7 @@ impl Metrics {
                     Some(*seconds)
                 }
                 ItemResult::Failed { failure, seconds } => {
-                    let at = FailureCategory::ALL
-                        .iter()
-                        .position(|c| *c == failure.category)
-                        .unwrap_or(0);
-                    self.failed[at].fetch_add(1, Ordering::Relaxed);
+                    self.failed[failure.category.index()].fetch_add(1, Ordering::Relaxed);
                     // Failures decided without running the plugin take no
                     // time and would only skew the histogram.
                     (*seconds > 0.0).then_some(*seconds)
@@ -124,6 +130,24 @@ impl Metrics {
         }
     }
 
+    /// Counts a port operation of a worker round that failed and was left
+    /// to be retried (an outcome not recorded, a finalize not written, …).
+    pub fn backend_error(&self, error: BackendError) {
+        self.backend_errors[error.category.index()].fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_backend_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// The last port operation of a worker round that failed, if any did.
+    pub fn last_backend_error(&self) -> Option<BackendError> {
+        self.last_backend_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The counters now; throughput windows end at `now`.
     pub fn snapshot(&self, now: DateTime<Utc>) -> MetricsSnapshot {
         let minute = now.timestamp().div_euclid(60);
@@ -138,11 +162,7 @@ impl Metrics {
         MetricsSnapshot {
             succeeded: self.succeeded.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
-            failed: FailureCategory::ALL
-                .iter()
-                .zip(&self.failed)
-                .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
-                .collect(),
+            failed: by_category(&self.failed),
             latency_buckets: LATENCY_BUCKETS
                 .iter()
                 .zip(&self.latency_buckets)
@@ -152,8 +172,18 @@ impl Metrics {
             latency_sum: self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
             last_hour: within(60),
             last_day: within(MINUTES as i64),
+            backend_errors: by_category(&self.backend_errors),
         }
     }
+}
+
+/// Counters kept per failure category, read with their categories.
+fn by_category(counters: &[AtomicU64]) -> Vec<(FailureCategory, u64)> {
+    FailureCategory::ALL
+        .iter()
+        .zip(counters)
+        .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+        .collect()
 }
 
 /// Documents done in the `window` before `now` over the whole deployment:
@@ -350,6 +380,15 @@ impl PrometheusText {
             &[],
             snapshot.latency_count as f64,
         );
+        let backend = "backend_errors_total";
+        self.family(
+            backend,
+            "counter",
+            "Queue, store and blob operations of this process's workers that failed and were left to be retried, by category.",
+        );
+        for (category, count) in &snapshot.backend_errors {
+            self.sample(backend, &[("category", category.as_str())], *count as f64);
+        }
         let throughput = "throughput_items_per_second";
         self.family(
             throughput,

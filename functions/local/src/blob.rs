@@ -29,10 +29,10 @@ fn io_error(key: &str, error: std::io::Error) -> BlobError {
     use std::io::ErrorKind::*;
     match error.kind() {
         NotFound | UnexpectedEof => BlobError::NotFound(key.to_owned()),
-        StorageFull | OutOfMemory => BlobError::Backend(BackendError::new(
-            FailureCategory::Resource,
-            format!("{key}: {error}"),
-        )),
+        // A file-size limit (EFBIG) or a quota ends a write as a full disk does.
+        StorageFull | FileTooLarge | QuotaExceeded | OutOfMemory => BlobError::Backend(
+            BackendError::new(FailureCategory::Resource, format!("{key}: {error}")),
+        ),
         Interrupted | TimedOut | WouldBlock => BlobError::Backend(BackendError::new(
             FailureCategory::Transient,
             format!("{key}: {error}"),

@@ -187,14 +187,28 @@ fn add_columns(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Translates a SQLite error at the seam: busy/locked are transient, a full
-/// disk is a resource problem, anything else permanent.
+/// disk is a resource problem, anything else permanent. A write the
+/// system refused counts as a full disk: SQLite reports ENOSPC as
+/// `SQLITE_FULL`, but a file-size limit (EFBIG) or a quota (EDQUOT) only
+/// as `SQLITE_IOERR_WRITE` — which a failing disk (EIO) also is.
 pub(crate) fn backend_error(error: rusqlite::Error) -> BackendError {
-    let category = match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => FailureCategory::Transient,
-        Some(ErrorCode::DiskFull | ErrorCode::OutOfMemory) => FailureCategory::Resource,
-        _ => FailureCategory::Permanent,
+    let refused_write = matches!(
+        &error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.extended_code, rusqlite::ffi::SQLITE_IOERR_WRITE | rusqlite::ffi::SQLITE_IOERR_SHMSIZE)
+    );
+    let (category, note) = match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            (FailureCategory::Transient, "")
+        }
+        Some(ErrorCode::DiskFull | ErrorCode::OutOfMemory) => (FailureCategory::Resource, ""),
+        _ if refused_write => (
+            FailureCategory::Resource,
+            " (a write refused: no room on the disk, a file-size limit or a quota; or a failing disk)",
+        ),
+        _ => (FailureCategory::Permanent, ""),
     };
-    BackendError::new(category, format!("sqlite: {error}"))
+    BackendError::new(category, format!("sqlite: {error}{note}"))
 }
 
 /// Milliseconds since the Unix epoch of `time`.

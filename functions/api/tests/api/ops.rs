@@ -90,6 +90,7 @@ async fn metrics_count_jobs_documents_queues_and_evaluations() {
         "docket_evaluation_seconds_count 4",
         "docket_evaluation_seconds_bucket{le=\"+Inf\"} 4",
         "docket_documents_last_hour 4",
+        "docket_backend_errors_total{category=\"RESOURCE\"} 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),

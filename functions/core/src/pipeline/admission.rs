@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Pipeline, PipelineError, Submission};
+use super::{IntakeDocument, OpenIntake, Pipeline, PipelineError, Submission};
 use crate::auth::{Caller, IssuedKey, Tier, hash_token};
 use crate::failure::Failure;
 use crate::model::{EvaluatorRef, Job, JobStatus, TenantId};
@@ -183,11 +183,19 @@ impl Pipeline {
     }
 
     /// Admits and submits a batch of `caller`'s. Under a fixed job id it
-    /// does so once: a repeated call finds the job, writes nothing and
-    /// spends no quota, and of two concurrent calls one creates it.
+    /// does so once: a repeated call finds the job, spends no quota, and
+    /// of two concurrent calls one creates it. A job found with its
+    /// intake open — its first upload died while reading it in (a server
+    /// killed mid-request) or is still reading — is read in again from
+    /// the repeated call's documents ([`OpenIntake::reopen`]), so the
+    /// retry completes it: windows counted already are passed over, and
+    /// when the first upload is still reading, whichever of the two is
+    /// behind stops at its next window (it returns the job).
     ///
     /// # Errors
-    /// [`PipelineError::Refused`]; as [`Pipeline::submit`].
+    /// [`PipelineError::Refused`]; as [`Pipeline::submit`];
+    /// [`PipelineError::Invalid`] when a repeated call's documents are not
+    /// those the job counted.
     pub async fn submit_admitted(
         &self,
         caller: &Caller,
@@ -196,6 +204,9 @@ impl Pipeline {
         submission.options.fair_share = caller.tier.fair_share();
         if let Some(id) = &submission.job_id {
             match self.jobs.job(id).await {
+                Ok(existing) if existing.counters.intake_open => {
+                    return self.read_again(existing, submission.documents).await;
+                }
                 Ok(existing) => return Ok(existing),
                 Err(StoreError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -209,6 +220,22 @@ impl Pipeline {
                 Ok(self.jobs.job(&id).await?)
             }
             (Err(e), _) => Err(e),
+        }
+    }
+
+    /// The open intake of `job` read in again from `documents` and closed
+    /// (see [`Pipeline::submit_admitted`]); another reader ahead of this
+    /// one leaves the job to it.
+    async fn read_again(
+        &self,
+        job: Job,
+        documents: Vec<IntakeDocument>,
+    ) -> Result<Job, PipelineError> {
+        let id = job.id.clone();
+        tracing::info!(job_id = %id, documents = job.counters.documents_total, "an upload repeated while its job's intake is open: read in again");
+        match OpenIntake::reopen(self, job).read_in(documents).await {
+            Err(PipelineError::Store(StoreError::Conflict(_))) => Ok(self.jobs.job(&id).await?),
+            result => result,
         }
     }
 }

@@ -416,6 +416,7 @@ impl Pipeline {
                 }
                 Err(e) => {
                     tracing::warn!(job_id = %message.job_id, error = %e, "finalize failed; retried");
+                    self.left_to_retry(e.category(), &e);
                     Disposition::Keep
                 }
             },
@@ -440,6 +441,7 @@ impl Pipeline {
             Ok(()) => Disposition::Done,
             Err(e) => {
                 tracing::warn!(%job_id, error = %e, "finalize message not sent again; this one is retried");
+                self.left_to_retry(e.category(), &e);
                 Disposition::RetryAfter(Duration::ZERO)
             }
         }

@@ -393,4 +393,19 @@ impl Pipeline {
     pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
         self.metrics.snapshot(self.clock.now())
     }
+
+    /// The last queue, store or blob operation of this process's worker
+    /// rounds that failed and was left to be retried, if any did. A
+    /// server goes on retrying; `docket run` stops on one that will not
+    /// pass by itself (a full disk) and leaves its job to resume.
+    pub fn last_backend_error(&self) -> Option<crate::ports::BackendError> {
+        self.metrics.last_backend_error()
+    }
+
+    /// Notes a port operation of a worker round that failed and is left
+    /// to be retried (see [`Pipeline::last_backend_error`]).
+    fn left_to_retry(&self, category: FailureCategory, error: &dyn std::fmt::Display) {
+        self.metrics
+            .backend_error(crate::ports::BackendError::new(category, error.to_string()));
+    }
 }

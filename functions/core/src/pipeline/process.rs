@@ -73,6 +73,7 @@ impl Pipeline {
                     Err(StoreError::NotFound(_)) => None,
                     Err(e) => {
                         tracing::warn!(job_id = %item.job_id, error = %e, "job not readable; message kept");
+                        self.left_to_retry(e.category(), &e);
                         continue;
                     }
                 };
@@ -220,10 +221,12 @@ impl Pipeline {
                     // Outcomes are recorded; redelivery finds them recorded
                     // and sends the finalize message again.
                     tracing::warn!(%job_id, error = %e, "finalize message not sent; items kept for redelivery");
+                    self.left_to_retry(e.category(), &e);
                     Disposition::Keep
                 }
                 Err(e) => {
                     tracing::warn!(%job_id, error = %e, "outcomes not recorded; items retried");
+                    self.left_to_retry(e.category(), &e);
                     match self.settings.retry.decide(e.category(), 1, 0.5) {
                         RetryDecision::RetryAfter(delay) => Disposition::RetryAfter(delay),
                         RetryDecision::GiveUp => Disposition::Keep,
@@ -543,6 +546,7 @@ impl Pipeline {
                     .await
             {
                 tracing::warn!(message_id = %delivery.message_id, error = %e, "backoff not set; the message returns after its visibility timeout");
+                self.left_to_retry(e.category(), &e);
             }
         }
     }

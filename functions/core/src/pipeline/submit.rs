@@ -36,14 +36,21 @@ pub struct OpenIntake {
     items: Vec<WorkItem>,
     rejected: Vec<ItemOutcome>,
     window_documents: u32,
-    /// A part added to a job that already has this many documents: its
-    /// window is added only if the job still has that many.
-    from: Option<u32>,
-    /// Documents of the windows stored (or replayed) so far.
+    /// A part of an intake that may be delivered twice
+    /// ([`OpenIntake::resume`]): found added already, it is a duplicate.
+    part: bool,
+    /// Documents of the windows stored (or replayed) so far. Each window
+    /// is added only if the job has exactly these: two readers of one
+    /// intake (a retried upload while the first is still reading) never
+    /// both add a window; the one behind stops.
     documents_counted: u32,
     /// The intake is being read again from its start after its submitter
     /// stopped: windows the job counted already are not stored again.
     replay: Option<Counted>,
+    /// A window that cannot be stored or enqueued fails the job (its
+    /// submitter is gone when the request ends), unless the submitter
+    /// reads the intake again later ([`OpenIntake::left_open_on_error`]).
+    fail_job_on_error: bool,
 }
 
 /// Documents and items of an intake: what its job had counted when its
@@ -85,7 +92,7 @@ impl Pipeline {
     /// # Errors
     /// [`PipelineError::Invalid`] for an empty batch or duplicate document
     /// ids (nothing stored); port errors otherwise.
-    pub async fn submit(&self, submission: Submission) -> Result<Job, PipelineError> {
+    pub async fn submit(&self, mut submission: Submission) -> Result<Job, PipelineError> {
         if submission.documents.is_empty() {
             return Err(PipelineError::Invalid("the batch has no documents".into()));
         }
@@ -98,7 +105,8 @@ impl Pipeline {
                 )));
             }
         }
-        self.open_intake(submission).await?.close().await
+        let documents = std::mem::take(&mut submission.documents);
+        self.open_intake(submission).await?.read_in(documents).await
     }
 
     /// Stores a file a batch will reference (streamed from `source`, e.g.
@@ -159,7 +167,7 @@ impl Pipeline {
             failures: Vec::new(),
         };
         self.jobs.create_job(&job).await?;
-        let mut intake = OpenIntake::at(self, job, Counted::default(), None, None);
+        let mut intake = OpenIntake::at(self, job, Counted::default(), false, None);
         for document in submission.documents {
             intake.add(document).await?;
         }
@@ -175,7 +183,7 @@ impl OpenIntake {
     /// one window (fewer than 1,000 items).
     pub fn resume(pipeline: &Pipeline, job: Job, documents: u32, items: u32) -> Self {
         let next = Counted { documents, items };
-        Self::at(pipeline, job, next, Some(documents), None)
+        Self::at(pipeline, job, next, true, None)
     }
 
     /// The open intake of `job`, whose submitter stopped before closing
@@ -192,7 +200,7 @@ impl OpenIntake {
             items: job.counters.items_total,
         };
         let replay = (counted.items > 0).then_some(counted);
-        Self::at(pipeline, job, Counted::default(), None, replay)
+        Self::at(pipeline, job, Counted::default(), false, replay)
     }
 
     /// The intake of `job` with its next document and item numbered from
@@ -201,7 +209,7 @@ impl OpenIntake {
         pipeline: &Pipeline,
         job: Job,
         next: Counted,
-        from: Option<u32>,
+        part: bool,
         replay: Option<Counted>,
     ) -> Self {
         Self {
@@ -214,10 +222,20 @@ impl OpenIntake {
             items: Vec::new(),
             rejected: Vec::new(),
             window_documents: 0,
-            from,
+            part,
             documents_counted: next.documents,
             replay,
+            fail_job_on_error: true,
         }
+    }
+
+    /// The same intake, whose job is left open when a window cannot be
+    /// stored or enqueued (a full disk): its submitter reads the same
+    /// documents again later ([`OpenIntake::reopen`]), as `docket run`
+    /// does when it is run again.
+    pub fn left_open_on_error(mut self) -> Self {
+        self.fail_job_on_error = false;
+        self
     }
 
     /// Adds the resumed part to its job, closing the intake when it is the
@@ -225,11 +243,12 @@ impl OpenIntake {
     /// (a duplicate delivery: nothing is stored or sent again).
     ///
     /// # Errors
-    /// Port errors (the job is then failed).
+    /// Port errors (the job is then failed, unless it is left open on
+    /// error).
     pub async fn finish_part(mut self, last: bool) -> Result<Option<Job>, PipelineError> {
-        let conditional = self.from.is_some();
+        let part = self.part;
         let job = match self.store_window(last).await {
-            Err(PipelineError::Store(StoreError::Conflict(_))) if conditional => {
+            Err(PipelineError::Store(StoreError::Conflict(_))) if part => {
                 return Ok(None);
             }
             result => self.fail_on_error(result).await?,
@@ -353,12 +372,29 @@ impl OpenIntake {
         let rejected = std::mem::take(&mut self.rejected);
         let documents = std::mem::take(&mut self.window_documents);
         let added = (items.len() + rejected.len()) as u32;
+        // An intake to be read again closes only once its last window is
+        // enqueued: a job closed without its items would wait for them
+        // forever, since a reading again passes over closed intakes.
+        let close_now = close && self.fail_job_on_error;
         let job = pipeline
             .jobs
-            .extend_job(job_id, documents, added, close, self.from.take())
+            .extend_job(
+                job_id,
+                documents,
+                added,
+                close_now,
+                Some(self.documents_counted),
+            )
             .await?;
         self.documents_counted += documents;
         self.send_window(items, rejected).await?;
+        if close && !close_now {
+            return Ok(self
+                .pipeline
+                .jobs
+                .extend_job(&self.job.id, 0, 0, true, None)
+                .await?);
+        }
         Ok(job)
     }
 
@@ -440,15 +476,23 @@ impl OpenIntake {
 
     /// A window that could not be stored or enqueued fails the job now:
     /// without its items it would wait forever (items already sent find it
-    /// finalized and are skipped).
+    /// finalized and are skipped) — unless the intake is to be read again
+    /// ([`OpenIntake::left_open_on_error`]).
     async fn fail_on_error(
         &self,
         result: Result<Job, PipelineError>,
     ) -> Result<Job, PipelineError> {
         let error = match result {
             Ok(job) => return Ok(job),
-            // Inputs that do not replay the job's intake leave it as it is.
-            Err(error @ PipelineError::Invalid(_)) => return Err(error),
+            // Inputs that do not replay the job's intake, and another
+            // reader of it ahead of this one (or a job finished meanwhile),
+            // leave it as it is.
+            Err(
+                error @ (PipelineError::Invalid(_) | PipelineError::Store(StoreError::Conflict(_))),
+            ) => {
+                return Err(error);
+            }
+            Err(error) if !self.fail_job_on_error => return Err(error),
             Err(error) => error,
         };
         let reason = format!("work items could not be queued: {error}");
@@ -464,12 +508,24 @@ impl OpenIntake {
         Err(error)
     }
 
+    /// Adds `documents` and closes the intake ([`OpenIntake::close`]).
+    ///
+    /// # Errors
+    /// As [`OpenIntake::add`] and [`OpenIntake::close`].
+    pub async fn read_in(mut self, documents: Vec<IntakeDocument>) -> Result<Job, PipelineError> {
+        for document in documents {
+            self.add(document).await?;
+        }
+        self.close().await
+    }
+
     /// Stores the last window and closes the intake; when every item was
     /// already recorded (a batch of rejections, or fast processors) the
     /// finalize message is sent here. Returns the job.
     ///
     /// # Errors
-    /// Port errors (the job is then failed).
+    /// Port errors (the job is then failed, unless it is left open on
+    /// error).
     pub async fn close(mut self) -> Result<Job, PipelineError> {
         let result = self.store_window(true).await;
         let job = self.fail_on_error(result).await?;

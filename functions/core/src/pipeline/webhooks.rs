@@ -156,6 +156,7 @@ impl Pipeline {
                 Ok(disposition) => disposition,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook not attempted; retried");
+                    self.left_to_retry(e.category(), &e);
                     Disposition::Keep
                 }
             });
