@@ -130,7 +130,13 @@ pub async fn publish(deployment: &Deployment, request: &Publish) -> anyhow::Resu
     let bytes = std::fs::read(&request.component)
         .with_context(|| format!("reading {}", request.component.display()))?;
     let limits: Option<Limits> = match &request.limits {
-        Some(path) => Some(read_json(path, "limits file")?),
+        Some(path) => {
+            let changes: Value = read_json(path, "limits file")?;
+            let limits = Limits::for_language(&request.language)
+                .with_changes(&changes)
+                .with_context(|| format!("the limits file {}", path.display()))?;
+            Some(limits)
+        }
         None => None,
     };
     let config_schema = match &request.config_schema {

@@ -48,7 +48,11 @@ fn parse_config(config: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let text = if config.trim_start().starts_with('{') {
         config.to_owned()
     } else {
-        std::fs::read_to_string(config).map_err(|e| anyhow::anyhow!("--config {config}: {e}"))?
+        std::fs::read_to_string(config).map_err(|e| {
+            anyhow::anyhow!(
+                "--config {config:?} is neither a JSON object (it does not start with {{) nor a file that can be read ({e})"
+            )
+        })?
     };
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("--config is not valid JSON: {e}"))?;

@@ -423,6 +423,16 @@ fn wordstats_runs_by_name_and_bad_arguments_are_explained() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--config is not valid JSON"));
+
+    let (output, _) = docket_run(
+        work.path(),
+        &[plans.to_str().unwrap(), "--config", "not json"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "docket: --config \"not json\" is neither a JSON object (it does not start with {) nor a file that can be read (No such file or directory (os error 2))\n"
+    );
 }
 
 #[test]

@@ -461,10 +461,43 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
         again.lines().next(),
         "same bytes: a no-op"
     );
+    // The same bytes with another language would change nothing: refused.
+    let error = refused(
+        work,
+        &strs(&publish(&wordstats, "counts", &["--lang", "python"])),
+    );
+    assert!(
+        error.contains(
+            "counts@1.0.0 is published with these bytes and language rust (asked: python), limits {\"fuel_base\":20000000,"
+        ) && error.ends_with("a published version never changes: publish a new version\n"),
+        "{error}"
+    );
     let error = refused(work, &strs(&publish(&decalogo, "counts", &[])));
     assert!(
         error.contains("counts@1.0.0 is published with sha256:")
             && error.contains("a published version never changes"),
+        "{error}"
+    );
+    // --limits changes only the fields it gives; an unknown one is refused.
+    let limits = write("limits.json", br#"{"fuel_base": 1000}"#);
+    succeed(
+        docket(
+            work,
+            &strs(&publish(&wordstats, "limited", &["--limits", &limits])),
+        ),
+        "publish with limits",
+    );
+    let shown = succeed(docket(work, &["plugin", "show", "limited@1.0.0"]), "show");
+    let manifest: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(manifest["limits"]["fuel_base"], 1000);
+    assert_eq!(manifest["limits"]["fuel_per_kib"], 2_000_000, "{shown}");
+    let typo = write("typo.json", br#"{"fuel": 1000}"#);
+    let error = refused(
+        work,
+        &strs(&publish(&wordstats, "typo", &["--limits", &typo])),
+    );
+    assert!(
+        error.contains("typo.json: unknown field `fuel`, expected one of `fuel_base`"),
         "{error}"
     );
     // A name that ships with docket keeps its bundled bytes.
@@ -491,7 +524,7 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
         .skip(1)
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(names, ["counts", "reader"], "{listed}");
+    assert_eq!(names, ["counts", "limited", "reader"], "{listed}");
     let shown = succeed(docket(work, &["plugin", "show", "counts@^1"]), "show");
     let manifest: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(manifest["version"], "1.0.0");

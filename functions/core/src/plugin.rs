@@ -66,6 +66,25 @@ impl Limits {
             .saturating_add(self.fuel_per_kib.saturating_mul(kib))
     }
 
+    /// These limits with the fields `changes` (a JSON object of some of
+    /// them, as `--limits` gives) replaced; the others are kept.
+    ///
+    /// # Errors
+    /// When `changes` is not an object, names a field [`Limits`] does not
+    /// have, or gives one a value that is not a whole number.
+    pub fn with_changes(self, changes: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        let Some(changes) = changes.as_object() else {
+            return Err(serde::de::Error::custom(
+                "limits must be a JSON object of some of fuel_base, fuel_per_kib, memory_bytes, max_input_bytes, max_output_bytes and timeout_ms",
+            ));
+        };
+        let mut merged = serde_json::to_value(self)?;
+        if let Some(merged) = merged.as_object_mut() {
+            merged.extend(changes.clone());
+        }
+        serde_json::from_value(merged)
+    }
+
     /// Default limits for a guest written in `language`. Interpreted guests
     /// run an interpreter inside the sandbox: for the same `wordstats`,
     /// Python used ~5.8 M fuel per KiB and JavaScript ~14 M, against
@@ -437,6 +456,40 @@ mod tests {
             error.message.contains("neither a version nor a range"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn limits_changes_replace_only_the_fields_given() {
+        let python = Limits::for_language("python");
+        let changed = python
+            .with_changes(&serde_json::json!({"fuel_base": 400_000_000}))
+            .unwrap();
+        assert_eq!(
+            changed,
+            Limits {
+                fuel_base: 400_000_000,
+                ..python
+            }
+        );
+        let unknown = python
+            .with_changes(&serde_json::json!({"fuel": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.starts_with("unknown field `fuel`, expected one of `fuel_base`"),
+            "{unknown}"
+        );
+        let not_a_number = python
+            .with_changes(&serde_json::json!({"timeout_ms": "soon"}))
+            .unwrap_err()
+            .to_string();
+        assert!(not_a_number.contains("expected u64"), "{not_a_number}");
+        let not_an_object = python.with_changes(&serde_json::json!([1])).unwrap_err();
+        assert!(
+            not_an_object
+                .to_string()
+                .starts_with("limits must be a JSON object")
         );
     }
 

@@ -167,7 +167,8 @@ pub async fn store_keeps_webhook_state_and_one_secret_per_tenant(subject: &Subje
 }
 
 /// A published `name@version` is registered once: the same digest again
-/// is a no-op, other bytes are refused (from concurrent publishers too);
+/// is a no-op, other bytes are refused (from concurrent publishers too),
+/// and so are the same bytes with another language or limits;
 /// versions list by name, then in semver order.
 pub async fn store_registers_each_plugin_version_once(subject: &Subject) {
     use docket_core::plugin::Manifest;
@@ -183,6 +184,14 @@ pub async fn store_registers_each_plugin_version_once(subject: &Subject) {
     assert!(
         message.contains(&v1.sha256) && message.contains(&other_bytes.sha256),
         "{message}"
+    );
+    // The same bytes under another language (other budgets) would change
+    // nothing: refused with what differs.
+    let other_language = Manifest::for_language("wordy", "1.9.0", "python", b"one");
+    let error = store.register_plugin(&other_language).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Conflict(m) if m.contains("with these bytes and language rust (asked: python)")),
+        "{error}"
     );
     // Concurrent publishers of one new version with different bytes: one wins.
     let racers: Vec<_> = (0..4)

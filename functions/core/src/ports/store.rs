@@ -384,12 +384,45 @@ pub trait PluginRegistry: Send + Sync {
 /// # Errors
 /// [`StoreError::Conflict`] naming both digests.
 pub fn check_republish(existing: &Manifest, new: &Manifest) -> Result<bool, StoreError> {
-    if existing.sha256 == new.sha256 {
-        Ok(false)
-    } else {
-        Err(StoreError::Conflict(format!(
+    if existing.sha256 != new.sha256 {
+        return Err(StoreError::Conflict(format!(
             "{}@{} is published with {}; a published version never changes (these bytes are {}): publish a new version",
             new.name, new.version, existing.sha256, new.sha256
-        )))
+        )));
     }
+    // The same bytes asked with other settings would change nothing
+    // silently: say so.
+    fn json(value: &impl serde::Serialize) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+    let mut differ = Vec::new();
+    if existing.language != new.language {
+        differ.push(format!(
+            "language {} (asked: {})",
+            existing.language, new.language
+        ));
+    }
+    if existing.limits != new.limits {
+        differ.push(format!(
+            "limits {} (asked: {})",
+            json(&existing.limits),
+            json(&new.limits)
+        ));
+    }
+    if existing.config_schema != new.config_schema {
+        differ.push(format!(
+            "config schema {} (asked: {})",
+            json(&existing.config_schema),
+            json(&new.config_schema)
+        ));
+    }
+    if differ.is_empty() {
+        return Ok(false);
+    }
+    Err(StoreError::Conflict(format!(
+        "{}@{} is published with these bytes and {}; a published version never changes: publish a new version",
+        new.name,
+        new.version,
+        differ.join(", ")
+    )))
 }
