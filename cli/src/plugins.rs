@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use docket_core::chunking::PAGE_SEPARATOR;
 use docket_core::model::{ChunkInfo, DocumentBody, DocumentSpec};
 use docket_core::pipeline::IntakeDocument;
-use docket_core::plugin::{Limits, Manifest, WORLD};
+use docket_core::plugin::{Limits, Manifest, WORLD, component_language};
 use docket_core::ports::{
     ApiKeyStore, BlobStore, DocumentView, PluginRegistry, Usage, WebhookSecrets,
 };
@@ -105,8 +105,9 @@ pub struct Publish {
     pub name: String,
     /// Its version.
     pub version: String,
-    /// `rust`, `python` or `js`.
-    pub language: String,
+    /// `rust`, `python` or `js`; read from the component when `None`
+    /// (Rust when it does not say).
+    pub language: Option<String>,
     /// A JSON file of [`Limits`] replacing the language's defaults.
     pub limits: Option<PathBuf>,
     /// A JSON Schema file of its configuration.
@@ -129,10 +130,14 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow:
 pub async fn publish(deployment: &Deployment, request: &Publish) -> anyhow::Result<Manifest> {
     let bytes = std::fs::read(&request.component)
         .with_context(|| format!("reading {}", request.component.display()))?;
+    let language = request
+        .language
+        .clone()
+        .unwrap_or_else(|| component_language(&bytes).unwrap_or("rust").to_owned());
     let limits: Option<Limits> = match &request.limits {
         Some(path) => {
             let changes: Value = read_json(path, "limits file")?;
-            let limits = Limits::for_language(&request.language)
+            let limits = Limits::for_language(&language)
                 .with_changes(&changes)
                 .with_context(|| format!("the limits file {}", path.display()))?;
             Some(limits)
@@ -149,7 +154,7 @@ pub async fn publish(deployment: &Deployment, request: &Publish) -> anyhow::Resu
             PublishRequest {
                 name: request.name.clone(),
                 version: request.version.clone(),
-                language: request.language.clone(),
+                language,
                 limits,
                 config_schema,
                 deny: request.deny.clone(),
@@ -274,11 +279,12 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
             .map(Path::to_owned)
             .unwrap_or_default()
     };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let language = request
         .language
         .clone()
+        .or_else(|| component_language(&bytes).map(str::to_owned))
         .unwrap_or_else(|| language_of(&project).to_owned());
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -34,7 +34,8 @@ pub enum PluginCommand {
         /// Evaluator configuration: inline JSON or a path to a JSON file.
         #[arg(long)]
         config: Option<String>,
-        /// rust, python or js (sets the limits); guessed from the project.
+        /// rust, python or js (sets the limits); read from the component,
+        /// else guessed from the project.
         #[arg(long)]
         lang: Option<String>,
         /// Compare each output with <DIR>/<document id>.json and show a diff.
@@ -52,9 +53,11 @@ pub enum PluginCommand {
         name: String,
         #[arg(long)]
         version: String,
-        /// rust, python or js (sets the default limits).
-        #[arg(long, default_value = "rust")]
-        lang: String,
+        /// rust, python or js (sets the default limits); read from the
+        /// component's producers section when absent (Rust when it says
+        /// none).
+        #[arg(long)]
+        lang: Option<String>,
         /// JSON file of limits replacing the language's defaults.
         #[arg(long)]
         limits: Option<PathBuf>,

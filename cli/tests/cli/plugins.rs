@@ -303,11 +303,41 @@ fn wordstats_gives_identical_evaluations_in_rust_python_and_javascript() {
     )
     .unwrap();
     let mut runs = Vec::new();
+    let run = |evaluator: &str, out: &Path| {
+        succeed(
+            docket(
+                work,
+                &[
+                    "run",
+                    "--quiet",
+                    docs.to_str().unwrap(),
+                    "--evaluator",
+                    evaluator,
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            ),
+            "run",
+        );
+        let results: Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results["status"], "completed", "{evaluator}");
+        assert_eq!(results["summary"]["failed_documents"], 0, "{evaluator}");
+        results
+    };
     for (language, plugin) in [
         ("rust", None),
         ("python", Some(guests.join("wordstats-python.wasm"))),
         ("js", Some(guests.join("wordstats-js.wasm"))),
     ] {
+        if let Some(path) = &plugin {
+            // Run as a file: with its language's limits, read from it.
+            let results = run(
+                path.to_str().unwrap(),
+                &work.join(format!("file-{language}")),
+            );
+            runs.push((language, evaluations(&results)));
+        }
         let evaluator = match plugin {
             None => "wordstats".to_owned(),
             Some(path) => {
@@ -323,34 +353,21 @@ fn wordstats_gives_identical_evaluations_in_rust_python_and_javascript() {
                             &name,
                             "--version",
                             "1.0.0",
-                            "--lang",
-                            language,
                         ],
                     ),
                     "publish",
                 );
+                // No --lang: the component says which it is.
+                let shown = succeed(
+                    docket(work, &["plugin", "show", &format!("{name}@1.0.0")]),
+                    "show",
+                );
+                let manifest: Value = serde_json::from_str(&shown).unwrap();
+                assert_eq!(manifest["language"], language, "{shown}");
                 name
             }
         };
-        let out = work.join(format!("out-{language}"));
-        succeed(
-            docket(
-                work,
-                &[
-                    "run",
-                    "--quiet",
-                    docs.to_str().unwrap(),
-                    "--evaluator",
-                    &evaluator,
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-            ),
-            "run",
-        );
-        let results: Value =
-            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
-        assert_eq!(results["status"], "completed", "{language}");
+        let results = run(&evaluator, &work.join(format!("out-{language}")));
         runs.push((language, evaluations(&results)));
     }
     let (_, rust) = &runs[0];
@@ -529,5 +546,6 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
     let manifest: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(manifest["version"], "1.0.0");
     assert_eq!(manifest["world"], "docket:evaluator/evaluator@0.2.0");
+    assert_eq!(manifest["language"], "rust", "read from the component");
     assert_eq!(manifest["precompiled"].as_array().unwrap().len(), 2);
 }

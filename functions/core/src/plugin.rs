@@ -157,9 +157,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// A manifest for a Rust component's `bytes` with default limits.
+    /// A manifest for a component's `bytes` with the default limits of
+    /// the language it says it was written in ([`component_language`];
+    /// Rust's when it says none).
     pub fn for_component(name: &str, version: &str, bytes: &[u8]) -> Self {
-        Self::for_language(name, version, "rust", bytes)
+        let language = component_language(bytes).unwrap_or("rust");
+        Self::for_language(name, version, language, bytes)
     }
 
     /// A manifest for a component written in `language`, with that
@@ -388,6 +391,122 @@ pub fn resolve_among(spec: &str, known: &[EvaluatorRef]) -> Result<EvaluatorRef,
     }
 }
 
+/// The language a component was written in, from what its toolchain left
+/// in it (in the component or the core modules and components inside it):
+/// `python` when it holds CPython (a core module named `libpython3…` or
+/// componentize-py's runtime, by their `name` sections), `js` when its
+/// `producers` section names ComponentizeJS or the JavaScript language,
+/// `rust` when rustc or wit-bindgen-rust made it; `None` when nothing
+/// says (or the bytes are not WebAssembly). The interpreters come first:
+/// their components hold code rustc compiled too.
+pub fn component_language(bytes: &[u8]) -> Option<&'static str> {
+    let mut names = Vec::new();
+    producers(bytes, 0, &mut names);
+    let any = |test: &dyn Fn(&str) -> bool| names.iter().any(|n| test(n));
+    if any(&|n| n.starts_with("libpython3") || n.starts_with("componentize_py")) {
+        Some("python")
+    } else if any(&|n| n == "JavaScript" || n.eq_ignore_ascii_case("componentizejs")) {
+        Some("js")
+    } else if any(&|n| matches!(n, "rustc" | "Rust" | "wit-bindgen-rust")) {
+        Some("rust")
+    } else {
+        None
+    }
+}
+
+/// Collects the tools and languages listed in the `producers` sections,
+/// and the module names of the `name` sections, of the module or
+/// component `bytes` and of those nested in it (to a depth of 8).
+fn producers(bytes: &[u8], depth: u32, names: &mut Vec<String>) {
+    let Some(mut rest) = bytes.strip_prefix(b"\0asm").and_then(|b| b.get(4..)) else {
+        return;
+    };
+    let component = bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00][..]);
+    while let Some((&id, after)) = rest.split_first() {
+        let Some((size, after)) = leb_u32(after) else {
+            return;
+        };
+        let Some((section, after)) = after.split_at_checked(size as usize) else {
+            return;
+        };
+        rest = after;
+        match id {
+            0 => match name(section) {
+                Some((b"producers", payload)) => producer_names(payload, names),
+                Some((b"name", payload)) => module_name(payload, names),
+                _ => {}
+            },
+            // A component's core module (1) and nested component (4).
+            1 | 4 if component && depth < 8 => producers(section, depth + 1, names),
+            _ => {}
+        }
+    }
+}
+
+/// The field values of a `producers` section: `(field, [(name, version)])`.
+fn producer_names(mut payload: &[u8], names: &mut Vec<String>) {
+    let Some((fields, after)) = leb_u32(payload) else {
+        return;
+    };
+    payload = after;
+    for _ in 0..fields {
+        let Some((_field, after)) = name(payload) else {
+            return;
+        };
+        let Some((values, mut after)) = leb_u32(after) else {
+            return;
+        };
+        for _ in 0..values {
+            let Some((value, rest)) = name(after) else {
+                return;
+            };
+            let Some((_version, rest)) = name(rest) else {
+                return;
+            };
+            names.push(String::from_utf8_lossy(value).into_owned());
+            after = rest;
+        }
+        payload = after;
+    }
+}
+
+/// The module name of a `name` section (its subsection 0), if it has one.
+fn module_name(mut payload: &[u8], names: &mut Vec<String>) {
+    while let Some((&id, after)) = payload.split_first() {
+        let Some((size, after)) = leb_u32(after) else {
+            return;
+        };
+        let Some((subsection, after)) = after.split_at_checked(size as usize) else {
+            return;
+        };
+        if id == 0 {
+            if let Some((module, _)) = name(subsection) {
+                names.push(String::from_utf8_lossy(module).into_owned());
+            }
+            return;
+        }
+        payload = after;
+    }
+}
+
+/// A length-prefixed name and what follows it.
+fn name(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = leb_u32(bytes)?;
+    rest.split_at_checked(len as usize)
+}
+
+/// An unsigned LEB128 `u32` and what follows it.
+fn leb_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let mut value: u32 = 0;
+    for (n, byte) in bytes.iter().enumerate().take(5) {
+        value |= u32::from(byte & 0x7f) << (7 * n);
+        if byte & 0x80 == 0 {
+            return Some((value, &bytes[n + 1..]));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +575,71 @@ mod tests {
             error.message.contains("neither a version nor a range"),
             "{}",
             error.message
+        );
+    }
+
+    /// A module with a `producers` section listing `processed-by` tools.
+    fn module_processed_by(tools: &[&str]) -> Vec<u8> {
+        fn name(out: &mut Vec<u8>, text: &str) {
+            out.push(text.len() as u8);
+            out.extend_from_slice(text.as_bytes());
+        }
+        let mut payload = vec![1];
+        name(&mut payload, "processed-by");
+        payload.push(tools.len() as u8);
+        for tool in tools {
+            name(&mut payload, tool);
+            name(&mut payload, "1.0");
+        }
+        let mut section = Vec::new();
+        name(&mut section, "producers");
+        section.extend(payload);
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.push(0);
+        module.push(section.len() as u8);
+        module.extend(section);
+        module
+    }
+
+    /// A module whose `name` section names it `module`.
+    fn module_named(module: &str) -> Vec<u8> {
+        let mut subsection = vec![module.len() as u8];
+        subsection.extend_from_slice(module.as_bytes());
+        let mut section = vec![4];
+        section.extend_from_slice(b"name");
+        section.push(0);
+        section.push(subsection.len() as u8);
+        section.extend(subsection);
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        bytes.push(0);
+        bytes.push(section.len() as u8);
+        bytes.extend(section);
+        bytes
+    }
+
+    #[test]
+    fn a_component_s_language_is_read_from_its_producers() {
+        let rust = module_processed_by(&["rustc", "wit-component"]);
+        assert_eq!(component_language(&rust), Some("rust"));
+        assert_eq!(component_language(b"not wasm"), None);
+        assert_eq!(component_language(&module_processed_by(&["clang"])), None);
+        // A component holding modules: the interpreter's tool decides,
+        // though rustc made part of it.
+        let inner = module_named("libpython3.14.so");
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        component.push(1);
+        component.push(inner.len() as u8);
+        component.extend(&inner);
+        assert_eq!(component_language(&component), Some("python"));
+        let js = module_processed_by(&["wit-component", "ComponentizeJS"]);
+        assert_eq!(component_language(&js), Some("js"));
+        assert_eq!(
+            Manifest::for_component("p", "1.0.0", &component).language,
+            "python"
+        );
+        assert_eq!(
+            Manifest::for_component("p", "1.0.0", &component).limits,
+            Limits::for_language("python")
         );
     }
 
