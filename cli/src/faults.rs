@@ -117,6 +117,14 @@ impl Evaluators for Flaky {
         self.inner.loaded()
     }
 
+    async fn check_config(
+        &self,
+        evaluator: &EvaluatorRef,
+        config: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        self.inner.check_config(evaluator, config).await
+    }
+
     async fn evaluate(
         &self,
         requests: Vec<EvaluationRequest>,

@@ -549,3 +549,114 @@ fn publishing_refuses_what_docket_cannot_run_or_must_not_change() {
     assert_eq!(manifest["language"], "rust", "read from the component");
     assert_eq!(manifest["precompiled"].as_array().unwrap().len(), 2);
 }
+
+/// A plugin published with a config schema: a job whose configuration
+/// does not match is refused before any document runs — `docket run`
+/// exits 2 with where and why, and no job is made; the API answers 422 —
+/// and one that matches runs. A schema that is not JSON Schema is refused
+/// at publish.
+#[test]
+fn a_config_that_does_not_match_the_published_schema_is_refused_before_any_document_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let component = work.join("wordstats.wasm");
+    std::fs::write(&component, docket_bundled::WORDSTATS).unwrap();
+    let schema = work.join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"top": {"type": "integer", "minimum": 1}}, "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let publish = |name: &str, schema: &Path| {
+        docket(
+            work,
+            &[
+                "plugin",
+                "publish",
+                component.to_str().unwrap(),
+                "--name",
+                name,
+                "--version",
+                "1.0.0",
+                "--config-schema",
+                schema.to_str().unwrap(),
+            ],
+        )
+    };
+    succeed(publish("schemed", &schema), "publish");
+    let broken = work.join("broken.json");
+    std::fs::write(&broken, r#"{"type": "no such type"}"#).unwrap();
+    let error = refused(
+        work,
+        &[
+            "plugin",
+            "publish",
+            component.to_str().unwrap(),
+            "--name",
+            "broken",
+            "--version",
+            "1.0.0",
+            "--config-schema",
+            broken.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        error.contains("the config schema is not a usable JSON Schema"),
+        "{error}"
+    );
+
+    let plans = repo().join("examples/plans");
+    let run = |config: &str| {
+        docket(
+            work,
+            &[
+                "run",
+                "--quiet",
+                plans.to_str().unwrap(),
+                "--evaluator",
+                "schemed@1.0.0",
+                "--config",
+                config,
+                "--out",
+                work.join("out").to_str().unwrap(),
+            ],
+        )
+    };
+    let output = run(r#"{"top": "ten", "colour": "red"}"#);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "docket: invalid submission: the config does not match schemed's config schema: "
+        ) && stderr.contains("/top: \"ten\" is not of type \"integer\"")
+            && stderr.contains("colour"),
+        "{stderr}"
+    );
+    let state = work.join("state");
+    let jobs = succeed(
+        docket(work, &["jobs", "--state", state.to_str().unwrap()]),
+        "jobs",
+    );
+    assert!(!jobs.contains("job_"), "no job made: {jobs}");
+    succeed(run(r#"{"top": 3}"#), "a matching config runs");
+
+    // The API: 422 with the same reason.
+    let token = super::premium_key(&work.join("state"));
+    let server = super::serve(&work.join("state"));
+    let (status, body) = super::http(
+        &server.addr,
+        &token,
+        "POST",
+        "/api/v1/batch/upload",
+        Some(&serde_json::json!({
+            "documents": [{"id": "a", "content": "some words"}],
+            "options": {"evaluator": "schemed@1.0.0", "config": {"top": 0}}
+        })),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string()
+            .contains("/top: 0 is less than the minimum of 1"),
+        "{body}"
+    );
+}

@@ -159,6 +159,7 @@ impl Catalog {
         if let Some(limits) = request.limits {
             manifest.limits = limits;
         }
+        crate::schema::check_schema(&request.config_schema).map_err(PublishError::Refused)?;
         manifest.config_schema = request.config_schema.clone();
         if let Some(existing) = self.published(&request.name, &request.version).await? {
             // The same bytes again: the registered manifest; others: refused.
@@ -359,6 +360,35 @@ impl Evaluators for Catalog {
 
     fn loaded(&self) -> Vec<EvaluatorRef> {
         self.host.loaded_refs()
+    }
+
+    async fn check_config(
+        &self,
+        evaluator: &EvaluatorRef,
+        config: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        // The loaded manifest when it is this very name@version (the same
+        // bytes may be loaded under another name, e.g. a bundled one).
+        if let Some(manifest) = self
+            .host
+            .manifest(&evaluator.digest)
+            .filter(|m| m.name == evaluator.name && m.version == evaluator.version)
+        {
+            return crate::schema::check_config(&evaluator.name, &manifest.config_schema, config);
+        }
+        // Published: its manifest, not its code.
+        let published = self
+            .published(&evaluator.name, &evaluator.version)
+            .await
+            .map_err(|e| {
+                Failure::new(e.category(), format!("plugin registry not readable: {e}"))
+            })?;
+        match published {
+            Some(manifest) => {
+                crate::schema::check_config(&evaluator.name, &manifest.config_schema, config)
+            }
+            None => Ok(()),
+        }
     }
 
     async fn evaluate(

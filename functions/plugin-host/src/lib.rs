@@ -36,11 +36,13 @@ mod catalog;
 mod convert;
 mod engine;
 mod sandbox;
+mod schema;
 
 pub use calls::WarmInstance;
 pub use catalog::{ALWAYS_DENIED, Catalog, PublishError, PublishRequest, denied_imports};
 pub use docket_core::plugin::{Limits, Manifest, WORLD, WORLDS, digest};
 pub use engine::{PRECOMPILE_TARGETS, host_target};
+pub use schema::{check_config, check_schema};
 
 use cache::check_header;
 use engine::{EpochTicker, engine_config, engine_id};
@@ -466,6 +468,17 @@ impl Evaluators for PluginHost {
 
     fn loaded(&self) -> Vec<EvaluatorRef> {
         self.loaded_refs()
+    }
+
+    async fn check_config(
+        &self,
+        evaluator: &EvaluatorRef,
+        config: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        match self.manifest(&evaluator.digest) {
+            Some(manifest) => check_config(&evaluator.name, &manifest.config_schema, config),
+            None => Ok(()),
+        }
     }
 
     async fn evaluate(

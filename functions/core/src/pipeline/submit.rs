@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use super::{IntakeDocument, Pipeline, PipelineError, Submission};
 use crate::chunking;
+use crate::failure::FailureCategory;
 use crate::model::{
     BodyRef, ChunkInfo, ItemOutcome, ItemResult, Job, JobCounters, JobId, JobStatus,
     ReferencedDocument, WorkItem,
@@ -148,6 +149,17 @@ impl Pipeline {
     /// [`StoreError::Conflict`](crate::ports::StoreError::Conflict) when a
     /// job with the submission's id exists (nothing stored); port errors.
     pub async fn open_intake(&self, submission: Submission) -> Result<OpenIntake, PipelineError> {
+        match self
+            .evaluators
+            .check_config(&submission.evaluator, &submission.config)
+            .await
+        {
+            Err(refused) if refused.category == FailureCategory::Configuration => {
+                return Err(PipelineError::Invalid(refused.message));
+            }
+            Err(failure) => return Err(PipelineError::Evaluator(failure)),
+            Ok(()) => {}
+        }
         let job = Job {
             id: submission.job_id.clone().unwrap_or_else(JobId::generate),
             tenant: submission.tenant,

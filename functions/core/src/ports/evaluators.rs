@@ -101,6 +101,22 @@ pub trait Evaluators: Send + Sync {
         Vec::new()
     }
 
+    /// Checks a job's evaluator configuration against the schema the
+    /// evaluator was published with, before any document runs (none: any
+    /// configuration).
+    ///
+    /// # Errors
+    /// A `Configuration` [`Failure`] saying where and why it does not
+    /// match; `Transient` when the registry could not be read.
+    async fn check_config(
+        &self,
+        evaluator: &EvaluatorRef,
+        config: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        let _ = (evaluator, config);
+        Ok(())
+    }
+
     /// Evaluates a batch of documents or chunks, one result per request in
     /// order. Each request fails alone with a categorized [`Failure`]: the
     /// plugin's own errors (`Data` for an invalid document, `Configuration`
