@@ -578,43 +578,45 @@ mod tests {
         );
     }
 
+    /// `text` as a length-prefixed name (short ones only).
+    fn name(text: &[u8]) -> Vec<u8> {
+        let mut out = vec![text.len() as u8];
+        out.extend_from_slice(text);
+        out
+    }
+
+    /// `header` followed by one section `id` holding `content`.
+    fn with_section(header: &[u8], id: u8, content: &[u8]) -> Vec<u8> {
+        let mut bytes = header.to_vec();
+        bytes.push(id);
+        bytes.push(content.len() as u8);
+        bytes.extend_from_slice(content);
+        bytes
+    }
+
+    const MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
     /// A module with a `producers` section listing `processed-by` tools.
     fn module_processed_by(tools: &[&str]) -> Vec<u8> {
-        fn name(out: &mut Vec<u8>, text: &str) {
-            out.push(text.len() as u8);
-            out.extend_from_slice(text.as_bytes());
-        }
-        let mut payload = vec![1];
-        name(&mut payload, "processed-by");
-        payload.push(tools.len() as u8);
+        let mut section = name(b"producers");
+        section.push(1);
+        section.extend(name(b"processed-by"));
+        section.push(tools.len() as u8);
         for tool in tools {
-            name(&mut payload, tool);
-            name(&mut payload, "1.0");
+            section.extend(name(tool.as_bytes()));
+            section.extend(name(b"1.0"));
         }
-        let mut section = Vec::new();
-        name(&mut section, "producers");
-        section.extend(payload);
-        let mut module = b"\0asm\x01\0\0\0".to_vec();
-        module.push(0);
-        module.push(section.len() as u8);
-        module.extend(section);
-        module
+        with_section(MODULE, 0, &section)
     }
 
     /// A module whose `name` section names it `module`.
     fn module_named(module: &str) -> Vec<u8> {
-        let mut subsection = vec![module.len() as u8];
-        subsection.extend_from_slice(module.as_bytes());
-        let mut section = vec![4];
-        section.extend_from_slice(b"name");
+        let mut section = name(b"name");
+        let subsection = name(module.as_bytes());
         section.push(0);
         section.push(subsection.len() as u8);
         section.extend(subsection);
-        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
-        bytes.push(0);
-        bytes.push(section.len() as u8);
-        bytes.extend(section);
-        bytes
+        with_section(MODULE, 0, &section)
     }
 
     #[test]
@@ -626,10 +628,7 @@ mod tests {
         // A component holding modules: the interpreter's tool decides,
         // though rustc made part of it.
         let inner = module_named("libpython3.14.so");
-        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
-        component.push(1);
-        component.push(inner.len() as u8);
-        component.extend(&inner);
+        let component = with_section(b"\0asm\x0d\0\x01\0", 1, &inner);
         assert_eq!(component_language(&component), Some("python"));
         let js = module_processed_by(&["wit-component", "ComponentizeJS"]);
         assert_eq!(component_language(&js), Some("js"));
