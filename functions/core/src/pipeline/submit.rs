@@ -93,7 +93,7 @@ impl Pipeline {
     /// # Errors
     /// [`PipelineError::Invalid`] for an empty batch or duplicate document
     /// ids (nothing stored); port errors otherwise.
-    pub async fn submit(&self, mut submission: Submission) -> Result<Job, PipelineError> {
+    pub async fn submit(&self, submission: Submission) -> Result<Job, PipelineError> {
         if submission.documents.is_empty() {
             return Err(PipelineError::Invalid("the batch has no documents".into()));
         }
@@ -106,8 +106,7 @@ impl Pipeline {
                 )));
             }
         }
-        let documents = std::mem::take(&mut submission.documents);
-        self.open_intake(submission).await?.read_in(documents).await
+        self.open_intake(submission).await?.close().await
     }
 
     /// Stores a file a batch will reference (streamed from `source`, e.g.
