@@ -15,7 +15,7 @@ use docket_core::model::{
     DocumentBody, DocumentSpec, JobOptions, JobStatus, RejectedDocument, TenantId,
 };
 use docket_core::pipeline::{FinalizeOutcome, IntakeDocument, OpenIntake, Submission};
-use docket_core::ports::{BlobError, BlobStore, ListedPage, QueueName};
+use docket_core::ports::{BlobError, BlobStore, ListedPage, QueueName, WorkQueue};
 use docket_core::{Failure, FailureCategory};
 use docket_tests::{Harness, SendHook};
 
@@ -373,4 +373,180 @@ async fn a_repeated_upload_reads_in_again_what_a_dead_first_one_left_open() {
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.counters.documents_total, 2_500);
     assert_eq!(done.counters.documents_succeeded, 2_500);
+}
+
+/// An upload killed after its last window is counted on the job and
+/// before that window is enqueued leaves the intake open (it closes only
+/// once its last window is enqueued), so the repeated upload under the
+/// same key reads it in again and the job completes with every document
+/// once. (When the count also closed the intake, the repeat found it
+/// closed and the job waited for items that were never sent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_killed_before_its_last_window_is_enqueued_is_read_in_by_the_repeat() {
+    let mut harness = Harness::new(None);
+    let real = harness.ports.queue.clone();
+    // The process dies at its first send of work items.
+    let alive = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dying = Arc::clone(&alive);
+    harness.change_ports(|ports| {
+        ports.queue = Arc::new(SendHook::new(real.clone(), move |queue| {
+            let work = matches!(queue, QueueName::Work(_));
+            (work && !dying.swap(true, Ordering::SeqCst))
+                .then(|| panic!("killed before the window is enqueued"))
+        }));
+    });
+    let caller = docket_core::auth::Caller {
+        tenant: TenantId::local(),
+        tier: docket_core::auth::Tier::Premium,
+        key_hash: "key".into(),
+    };
+    let upload = Submission {
+        job_id: Some(docket_core::pipeline::idempotent_job_id(
+            &TenantId::local(),
+            "killed",
+        )),
+        documents: (0..500).map(document).collect(),
+        ..submission(&harness)
+    };
+    let job_id = upload.job_id.clone().unwrap();
+
+    let pipeline = harness.pipeline.clone();
+    let (first, again) = (upload.clone(), upload);
+    let killed = {
+        let caller = caller.clone();
+        tokio::spawn(async move { pipeline.submit_admitted(&caller, first).await })
+    };
+    assert!(killed.await.unwrap_err().is_panic());
+    assert!(alive.load(Ordering::SeqCst));
+    let left = harness.pipeline.job(&job_id).await.unwrap();
+    assert_eq!(left.counters.items_total, 500, "the window was counted");
+    assert!(left.counters.intake_open, "and the intake left open");
+    assert_eq!(
+        harness
+            .backend
+            .queue
+            .depth(QueueName::Work(left.options.priority))
+            .await
+            .unwrap()
+            .visible,
+        0,
+        "nothing enqueued"
+    );
+
+    let job = harness
+        .pipeline
+        .submit_admitted(&caller, again)
+        .await
+        .unwrap();
+    assert_eq!(job.id, job_id);
+    assert!(!job.counters.intake_open);
+    let done = harness.run_until_finalized(&job_id, 500).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.counters.documents_total, 500);
+    assert_eq!(done.counters.items_total, 500);
+    assert_eq!(done.counters.documents_succeeded, 500);
+}
+
+/// A listing of a prefix whose last page was counted by a reader killed
+/// before it sent the page's items: the page delivered again sends them
+/// and closes the intake, and the job completes with every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_listing_page_killed_before_its_items_are_sent_is_finished_by_its_redelivery() {
+    use docket_core::pipeline::{CreatedObject, IngestMessage, tenant_files};
+    let mut harness = Harness::new(None);
+    let real = harness.ports.queue.clone();
+    // The process dies at its third send of work items: the last page's.
+    let sends = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&sends);
+    harness.change_ports(|ports| {
+        ports.queue = Arc::new(SendHook::new(real.clone(), move |queue| {
+            let work = matches!(queue, QueueName::Work(_));
+            (work && counted.fetch_add(1, Ordering::SeqCst) == 2)
+                .then(|| panic!("killed before the page's items are sent"))
+        }));
+    });
+    let pipeline = harness
+        .pipeline
+        .with_settings(docket_core::pipeline::PipelineSettings {
+            listing_page: 10,
+            ..harness.pipeline.settings().clone()
+        });
+    let files = tenant_files(&TenantId::local());
+    for n in 0..25 {
+        harness
+            .backend
+            .blobs
+            .put(
+                &format!("{files}drop/t{n:02}.txt"),
+                b"agua potable".to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+    let manifest = serde_json::json!({"prefix": "drop/", "options": {"evaluator": "wordstats"}});
+    let key = format!("inbox/{}/drop.batch.json", TenantId::local());
+    harness
+        .backend
+        .blobs
+        .put(&key, manifest.to_string().into_bytes())
+        .await
+        .unwrap();
+    let jobs = pipeline
+        .ingest(
+            &[CreatedObject {
+                key,
+                etag: "1".into(),
+            }],
+            "wordstats",
+        )
+        .await
+        .unwrap();
+    let job_id = jobs[0].clone();
+
+    // The pages, each delivered until it is handled without dying.
+    let mut killed = 0;
+    loop {
+        let deliveries = harness
+            .ports
+            .queue
+            .receive(QueueName::Ingest, 10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        if deliveries.is_empty() {
+            break;
+        }
+        for delivery in deliveries {
+            let IngestMessage::Listing(page) = serde_json::from_str(&delivery.body).unwrap();
+            loop {
+                let handling = pipeline.clone();
+                let page = page.clone();
+                match tokio::spawn(async move { handling.ingest_listing(&page).await }).await {
+                    Ok(handled) => break handled.unwrap(),
+                    Err(died) => {
+                        assert!(died.is_panic());
+                        killed += 1;
+                        let left = pipeline.job(&job_id).await.unwrap();
+                        assert_eq!(left.counters.documents_total, 25, "the page was counted");
+                        assert!(left.counters.intake_open, "and the intake left open");
+                    }
+                }
+            }
+            harness
+                .ports
+                .queue
+                .ack(QueueName::Ingest, &[delivery.receipt])
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(killed, 1);
+    let job = pipeline.job(&job_id).await.unwrap();
+    assert!(
+        !job.counters.intake_open,
+        "closed by the page delivered again"
+    );
+    let done = harness.run_until_finalized(&job_id, 100).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.counters.documents_total, 25);
+    assert_eq!(done.counters.documents_succeeded, 25);
 }

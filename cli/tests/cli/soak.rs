@@ -74,7 +74,9 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(stream);
-                let (mut id, mut length) = (String::new(), 0usize);
+                // A delivery cut short by a kill (its head or body not
+                // whole) is not one: only whole requests are kept.
+                let (mut id, mut length, mut whole_head) = (String::new(), 0usize, false);
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -82,6 +84,7 @@ impl Receiver {
                     }
                     let line = line.trim_end();
                     if line.is_empty() {
+                        whole_head = true;
                         break;
                     }
                     if let Some((name, value)) = line.split_once(':') {
@@ -93,7 +96,7 @@ impl Receiver {
                     }
                 }
                 let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
+                if !whole_head || reader.read_exact(&mut body).is_err() {
                     continue;
                 }
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -485,7 +488,6 @@ fn print(figures: &Figures) {
 /// The soak at CI size: 5,000 documents in 10 batches, three kills while
 /// they are processed, 10 % of documents failing twice first.
 #[test]
-#[ignore = "hangs in about 1 run of 6 (cause not found yet); run with --ignored"]
 fn a_server_killed_three_times_loses_nothing_and_counts_nothing_twice() {
     let figures = soak(Plan {
         batches: 10,

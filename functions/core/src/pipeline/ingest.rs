@@ -243,6 +243,15 @@ impl Pipeline {
                     .send(QueueName::Work(job.options.priority), items)
                     .await?;
             }
+            if next.is_none() && now.counters.intake_open {
+                // The last page, counted by a reader that stopped before
+                // it closed the intake (it closes once the page's items
+                // are sent): closed here, finalized when all is recorded.
+                let counted = before + count;
+                OpenIntake::resume(self, now, counted, counted)
+                    .finish_part(true)
+                    .await?;
+            }
         }
         if let Some(next) = next {
             self.send_listing(&next).await?;

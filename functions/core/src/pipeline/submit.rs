@@ -383,23 +383,24 @@ impl OpenIntake {
         let rejected = std::mem::take(&mut self.rejected);
         let documents = std::mem::take(&mut self.window_documents);
         let added = (items.len() + rejected.len()) as u32;
-        // An intake to be read again closes only once its last window is
-        // enqueued: a job closed without its items would wait for them
-        // forever, since a reading again passes over closed intakes.
-        let close_now = close && self.fail_job_on_error;
+        // The intake closes only once its last window is enqueued: a job
+        // closed without its items (its submitter killed in between) would
+        // wait for them forever, since a reading again — a repeated upload
+        // under the same key, `docket run` run again — passes over closed
+        // intakes.
         let job = pipeline
             .jobs
             .extend_job(
                 job_id,
                 documents,
                 added,
-                close_now,
+                false,
                 Some(self.documents_counted),
             )
             .await?;
         self.documents_counted += documents;
         self.send_window(items, rejected).await?;
-        if close && !close_now {
+        if close {
             return Ok(self
                 .pipeline
                 .jobs
