@@ -755,3 +755,106 @@ fn a_full_disk_stops_the_run_resumable_and_the_rerun_with_room_completes_it() {
         assert_eq!(results_text(work.path()), expected, "{limit_kib} KiB");
     }
 }
+
+/// SIGTERM to `docket serve` while its processors hold claims: it stops
+/// taking work, answers what is in flight, releases its claims and exits
+/// 0 (no claim left for a visibility timeout, none released as a dead
+/// process's at the next start); started again, it completes the batch
+/// with every document counted once. A second signal ends a server that
+/// is still answering a request at once, with 130.
+#[test]
+fn sigterm_stops_the_server_gracefully_and_a_second_signal_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let token = premium_key(&state);
+    let mut server = serve(&state);
+    let mut jobs = Vec::new();
+    for batch in 0..3 {
+        let documents: Vec<Value> = (0..1_000)
+            .map(|n| serde_json::json!({"id": format!("b{batch}-{n}"), "content": format!("plan de agua potable {n} con metas y presupuesto")}))
+            .collect();
+        let (status, accepted) = http(
+            &server.addr,
+            &token,
+            "POST",
+            "/api/v1/batch/upload",
+            Some(&serde_json::json!({ "documents": documents })),
+        );
+        assert_eq!(status, 202, "{accepted}");
+        jobs.push(accepted["job_id"].as_str().unwrap().to_owned());
+    }
+    wait_for(&state, &mut server.child, |s| {
+        s.claimed > 0 && s.outcomes > 0
+    });
+    let signal = |child: &Child, name: &str| {
+        let sent = Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal(&server.child, "-TERM");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    let stopped = seen(&state).unwrap();
+    assert_eq!(stopped.claimed, 0, "claims released: {stopped:?}");
+    assert!(stopped.outcomes < 3_000, "stopped midway: {stopped:?}");
+    drop(server);
+
+    let mut server = serve(&state);
+    for job in &jobs {
+        let mut last = Value::Null;
+        for _ in 0..1_200 {
+            let (code, body) = http(
+                &server.addr,
+                &token,
+                "GET",
+                &format!("/api/v1/batch/status/{job}"),
+                None,
+            );
+            assert_eq!(code, 200, "{body}");
+            last = body;
+            if last["status"] == "completed" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(last["status"], "completed", "{last}");
+        assert_eq!(last["progress"]["completed_documents"], 1_000, "{last}");
+    }
+    assert_eq!(seen(&state).unwrap().outcomes, 3_000, "each counted once");
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    let messages: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|line| line["fields"]["message"].clone())
+        .collect();
+    assert!(
+        messages.contains(&Value::from("processors stopped, claims released")),
+        "{log}"
+    );
+    assert!(
+        !messages.contains(&Value::from("claims of a process that is gone released")),
+        "nothing was left claimed for the next start: {log}"
+    );
+
+    // Two signals: the first waits for a request still being read (its
+    // body half sent); the second ends the server at once.
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(
+        &mut slow,
+        format!("POST /api/v1/batch/upload HTTP/1.1\r\nHost: docket\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"documents\": [").as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&server.child, "-TERM");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the first signal waits for the request in flight"
+    );
+    signal(&server.child, "-INT");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    drop(slow);
+}
