@@ -122,6 +122,19 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow:
     serde_json::from_str(&text).with_context(|| format!("the {what} {}", path.display()))
 }
 
+/// The limits a `--limits` file gives: its fields over `language`'s
+/// defaults (`None` without a file).
+fn limits_file(language: &str, path: Option<&Path>) -> anyhow::Result<Option<Limits>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let changes: Value = read_json(path, "limits file")?;
+    let limits = Limits::for_language(language)
+        .with_changes(&changes)
+        .with_context(|| format!("the limits file {}", path.display()))?;
+    Ok(Some(limits))
+}
+
 /// Publishes a component and returns its registered manifest.
 ///
 /// # Errors
@@ -134,16 +147,7 @@ pub async fn publish(deployment: &Deployment, request: &Publish) -> anyhow::Resu
         .language
         .clone()
         .unwrap_or_else(|| component_language(&bytes).unwrap_or("rust").to_owned());
-    let limits: Option<Limits> = match &request.limits {
-        Some(path) => {
-            let changes: Value = read_json(path, "limits file")?;
-            let limits = Limits::for_language(&language)
-                .with_changes(&changes)
-                .with_context(|| format!("the limits file {}", path.display()))?;
-            Some(limits)
-        }
-        None => None,
-    };
+    let limits = limits_file(&language, request.limits.as_deref())?;
     let config_schema = match &request.config_schema {
         Some(path) => read_json(path, "config schema")?,
         None => Value::Null,
@@ -199,6 +203,8 @@ pub struct TestRequest {
     pub config: Value,
     /// `rust`, `python` or `js` (limits); guessed from the project when absent.
     pub language: Option<String>,
+    /// JSON file of limits over the language's defaults.
+    pub limits: Option<PathBuf>,
     /// Directory of expected outputs (`<document id>.json`).
     pub golden: Option<PathBuf>,
     /// Write the outputs into `golden` instead of comparing.
@@ -293,8 +299,15 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         max_concurrent_instances: 2,
         ..HostConfig::default()
     })?;
-    let manifest = Manifest::for_language(&name, "0.0.0-test", &language, &bytes);
-    let evaluator = host.load(manifest, &bytes)?;
+    let mut manifest = Manifest::for_language(&name, "0.0.0-test", &language, &bytes);
+    if let Some(limits) = limits_file(&language, request.limits.as_deref())? {
+        manifest.limits = limits;
+    }
+    let evaluator = host.load(manifest.clone(), &bytes)?;
+    // A document out of fuel is evaluated again without a fuel budget, to
+    // say what it needed (a host of its own: the host keys plugins by
+    // their bytes).
+    let mut unlimited = None;
     let manifest = host
         .manifest(&evaluator.digest)
         .context("loaded plugin has no manifest")?;
@@ -313,7 +326,24 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
     for document in &intake.documents {
         let (id, output, usage) = match document {
             IntakeDocument::Accepted(spec) => {
-                let (output, usage) = evaluate_one(&host, &evaluator, spec, &request.config);
+                let (mut output, usage) = evaluate_one(&host, &evaluator, spec, &request.config);
+                if let Some(message) = output["failure"]["message"].as_str()
+                    && message.starts_with("fuel limit of ")
+                {
+                    if unlimited.is_none() {
+                        unlimited = Some(unlimited_host(&manifest, &bytes)?);
+                    }
+                    if let Some((host, evaluator)) = &unlimited {
+                        let needed = match evaluate_one(host, evaluator, spec, &request.config) {
+                            (_, Some(usage)) => format!("it needed {} fuel", usage.fuel),
+                            (again, None) => format!(
+                                "with no fuel limit it still failed: {}",
+                                again["failure"]["message"].as_str().unwrap_or_default()
+                            ),
+                        };
+                        output["failure"]["message"] = Value::from(format!("{message}; {needed}"));
+                    }
+                }
                 (spec.id.clone(), output, usage)
             }
             IntakeDocument::Rejected(rejected) => (
@@ -335,6 +365,24 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         });
     }
     Ok((manifest, runs))
+}
+
+/// A host with `manifest`'s plugin loaded as good as unmetered: fuel for
+/// 2^60 instructions, a minute of time, the rest of its limits kept.
+fn unlimited_host(
+    manifest: &Manifest,
+    bytes: &[u8],
+) -> anyhow::Result<(PluginHost, docket_core::EvaluatorRef)> {
+    let host = PluginHost::new(HostConfig {
+        max_concurrent_instances: 1,
+        ..HostConfig::default()
+    })?;
+    let mut manifest = manifest.clone();
+    manifest.limits.fuel_base = 1 << 60;
+    manifest.limits.fuel_per_kib = 0;
+    manifest.limits.timeout_ms = manifest.limits.timeout_ms.max(60_000);
+    let evaluator = host.load(manifest, bytes)?;
+    Ok((host, evaluator))
 }
 
 fn evaluate_one(

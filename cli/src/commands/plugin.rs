@@ -38,6 +38,10 @@ pub enum PluginCommand {
         /// else guessed from the project.
         #[arg(long)]
         lang: Option<String>,
+        /// JSON file of limits over the language's defaults (any of the
+        /// six fields), as `publish --limits` takes.
+        #[arg(long)]
+        limits: Option<PathBuf>,
         /// Compare each output with <DIR>/<document id>.json and show a diff.
         #[arg(long)]
         golden: Option<PathBuf>,
@@ -94,6 +98,7 @@ pub fn execute(command: PluginCommand) -> anyhow::Result<ExitCode> {
             documents,
             config,
             lang,
+            limits,
             golden,
             bless,
         } => test(plugins::TestRequest {
@@ -101,6 +106,7 @@ pub fn execute(command: PluginCommand) -> anyhow::Result<ExitCode> {
             documents,
             config: super::parse_config(config.as_deref())?,
             language: lang,
+            limits,
             golden,
             bless,
         }),

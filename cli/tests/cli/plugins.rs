@@ -660,3 +660,63 @@ fn a_config_that_does_not_match_the_published_schema_is_refused_before_any_docum
         "{body}"
     );
 }
+
+/// `plugin test --limits` takes any of the limits over the language's
+/// defaults; a document out of fuel is evaluated again with no fuel limit
+/// and the failure says what it needed — a budget of exactly that passes.
+#[test]
+fn plugin_test_takes_limits_and_says_the_fuel_a_document_needed() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let component = work.join("wordstats.wasm");
+    std::fs::write(&component, docket_bundled::WORDSTATS).unwrap();
+    let doc = work.join("plan.txt");
+    std::fs::write(
+        &doc,
+        "plan de agua potable con metas e indicadores. ".repeat(50),
+    )
+    .unwrap();
+    let test_with = |fuel: u64| {
+        let limits = work.join(format!("limits-{fuel}.json"));
+        std::fs::write(
+            &limits,
+            serde_json::json!({"fuel_base": fuel, "fuel_per_kib": 0}).to_string(),
+        )
+        .unwrap();
+        docket(
+            work,
+            &[
+                "plugin",
+                "test",
+                component.to_str().unwrap(),
+                "--doc",
+                doc.to_str().unwrap(),
+                "--limits",
+                limits.to_str().unwrap(),
+            ],
+        )
+    };
+    let starved = test_with(1_000);
+    let printed = text(&starved.stdout);
+    let needed: u64 = printed
+        .split(
+            "fuel limit of 1000 exhausted (base 1000 + 0 per KiB for 3 KiB of input); it needed ",
+        )
+        .nth(1)
+        .and_then(|rest| rest.split(" fuel").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fuel needed in: {printed}{}", text(&starved.stderr)));
+    assert!(needed > 1_000, "{printed}");
+    assert!(
+        printed.contains("limits: fuel 1000 + 0 per KiB"),
+        "the limits given are the ones used: {printed}"
+    );
+    let enough = test_with(needed);
+    let printed = text(&enough.stdout);
+    assert!(enough.status.success(), "{printed}{}", text(&enough.stderr));
+    assert!(
+        !printed.contains("failed:"),
+        "{needed} fuel is enough: {printed}"
+    );
+    assert!(printed.contains(&format!("{needed} (100.0%)")), "{printed}");
+}
