@@ -293,23 +293,7 @@ fn a_restarted_server_releases_the_claims_of_the_killed_one_at_once() {
     let state = work.path().join("state");
     let token = premium_key(&state);
     let server = serve(&state);
-    let mut jobs = Vec::new();
-    for batch in 0..3 {
-        let documents: Vec<Value> = (0..1_000)
-            .map(|n| {
-                serde_json::json!({"id": format!("b{batch}-{n}"), "content": format!("plan de agua potable {n} con metas y presupuesto")})
-            })
-            .collect();
-        let (status, accepted) = http(
-            &server.addr,
-            &token,
-            "POST",
-            "/api/v1/batch/upload",
-            Some(&serde_json::json!({ "documents": documents })),
-        );
-        assert_eq!(status, 202, "{accepted}");
-        jobs.push(accepted["job_id"].as_str().unwrap().to_owned());
-    }
+    let jobs = upload_three_batches(&server, &token);
 
     // A second owner is refused, with who holds the directory.
     let second = Command::new(env!("CARGO_BIN_EXE_docket"))
@@ -339,26 +323,7 @@ fn a_restarted_server_releases_the_claims_of_the_killed_one_at_once() {
     drop(server);
 
     let server = serve(&state);
-    for job in &jobs {
-        let mut last = Value::Null;
-        for _ in 0..1_200 {
-            let (code, body) = http(
-                &server.addr,
-                &token,
-                "GET",
-                &format!("/api/v1/batch/status/{job}"),
-                None,
-            );
-            assert_eq!(code, 200, "{body}");
-            last = body;
-            if last["status"] == "completed" {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert_eq!(last["status"], "completed", "{last}");
-        assert_eq!(last["progress"]["completed_documents"], 1_000, "{last}");
-    }
+    expect_completed(&server, &token, &jobs);
     let after = seen(&state).unwrap();
     assert_eq!(after.outcomes, 3_000, "every document counted once");
     drop(server);
@@ -768,21 +733,7 @@ fn sigterm_stops_the_server_gracefully_and_a_second_signal_at_once() {
     let state = work.path().join("state");
     let token = premium_key(&state);
     let mut server = serve(&state);
-    let mut jobs = Vec::new();
-    for batch in 0..3 {
-        let documents: Vec<Value> = (0..1_000)
-            .map(|n| serde_json::json!({"id": format!("b{batch}-{n}"), "content": format!("plan de agua potable {n} con metas y presupuesto")}))
-            .collect();
-        let (status, accepted) = http(
-            &server.addr,
-            &token,
-            "POST",
-            "/api/v1/batch/upload",
-            Some(&serde_json::json!({ "documents": documents })),
-        );
-        assert_eq!(status, 202, "{accepted}");
-        jobs.push(accepted["job_id"].as_str().unwrap().to_owned());
-    }
+    let jobs = upload_three_batches(&server, &token);
     wait_for(&state, &mut server.child, |s| {
         s.claimed > 0 && s.outcomes > 0
     });
@@ -802,26 +753,7 @@ fn sigterm_stops_the_server_gracefully_and_a_second_signal_at_once() {
     drop(server);
 
     let mut server = serve(&state);
-    for job in &jobs {
-        let mut last = Value::Null;
-        for _ in 0..1_200 {
-            let (code, body) = http(
-                &server.addr,
-                &token,
-                "GET",
-                &format!("/api/v1/batch/status/{job}"),
-                None,
-            );
-            assert_eq!(code, 200, "{body}");
-            last = body;
-            if last["status"] == "completed" {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert_eq!(last["status"], "completed", "{last}");
-        assert_eq!(last["progress"]["completed_documents"], 1_000, "{last}");
-    }
+    expect_completed(&server, &token, &jobs);
     assert_eq!(seen(&state).unwrap().outcomes, 3_000, "each counted once");
     let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
     let messages: Vec<Value> = log
@@ -857,4 +789,51 @@ fn sigterm_stops_the_server_gracefully_and_a_second_signal_at_once() {
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{status}");
     drop(slow);
+}
+
+/// Three batches of 1,000 short documents uploaded to `server`; their jobs.
+fn upload_three_batches(server: &super::Server, token: &str) -> Vec<String> {
+    (0..3)
+        .map(|batch| {
+            let documents: Vec<Value> = (0..1_000)
+                .map(|n| {
+                    serde_json::json!({"id": format!("b{batch}-{n}"), "content": format!("plan de agua potable {n} con metas y presupuesto")})
+                })
+                .collect();
+            let (status, accepted) = http(
+                &server.addr,
+                token,
+                "POST",
+                "/api/v1/batch/upload",
+                Some(&serde_json::json!({ "documents": documents })),
+            );
+            assert_eq!(status, 202, "{accepted}");
+            accepted["job_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Waits (up to a minute) for each of `jobs` of 1,000 documents to be
+/// completed with all of them.
+fn expect_completed(server: &super::Server, token: &str, jobs: &[String]) {
+    for job in jobs {
+        let mut last = Value::Null;
+        for _ in 0..1_200 {
+            let (code, body) = http(
+                &server.addr,
+                token,
+                "GET",
+                &format!("/api/v1/batch/status/{job}"),
+                None,
+            );
+            assert_eq!(code, 200, "{body}");
+            last = body;
+            if last["status"] == "completed" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(last["status"], "completed", "{last}");
+        assert_eq!(last["progress"]["completed_documents"], 1_000, "{last}");
+    }
 }
