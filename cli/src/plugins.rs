@@ -303,14 +303,14 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
     if let Some(limits) = limits_file(&language, request.limits.as_deref())? {
         manifest.limits = limits;
     }
-    let evaluator = host.load(manifest.clone(), &bytes)?;
+    let evaluator = host.load(manifest, &bytes)?;
+    let manifest = host
+        .manifest(&evaluator.digest)
+        .context("loaded plugin has no manifest")?;
     // A document out of fuel is evaluated again without a fuel budget, to
     // say what it needed (a host of its own: the host keys plugins by
     // their bytes).
     let mut unlimited = None;
-    let manifest = host
-        .manifest(&evaluator.digest)
-        .context("loaded plugin has no manifest")?;
     let mut inputs = request.documents.clone();
     if inputs.is_empty() {
         inputs.push(project.join("testdata"));

@@ -384,17 +384,8 @@ async fn a_repeated_upload_reads_in_again_what_a_dead_first_one_left_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_killed_before_its_last_window_is_enqueued_is_read_in_by_the_repeat() {
     let mut harness = Harness::new(None);
-    let real = harness.ports.queue.clone();
     // The process dies at its first send of work items.
-    let alive = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let dying = Arc::clone(&alive);
-    harness.change_ports(|ports| {
-        ports.queue = Arc::new(SendHook::new(real.clone(), move |queue| {
-            let work = matches!(queue, QueueName::Work(_));
-            (work && !dying.swap(true, Ordering::SeqCst))
-                .then(|| panic!("killed before the window is enqueued"))
-        }));
-    });
+    let sends = killed_at_work_send(&mut harness, 0);
     let caller = docket_core::auth::Caller {
         tenant: TenantId::local(),
         tier: docket_core::auth::Tier::Premium,
@@ -417,7 +408,7 @@ async fn an_upload_killed_before_its_last_window_is_enqueued_is_read_in_by_the_r
         tokio::spawn(async move { pipeline.submit_admitted(&caller, first).await })
     };
     assert!(killed.await.unwrap_err().is_panic());
-    assert!(alive.load(Ordering::SeqCst));
+    assert_eq!(sends.load(Ordering::SeqCst), 1, "it died at its send");
     let left = harness.pipeline.job(&job_id).await.unwrap();
     assert_eq!(left.counters.items_total, 500, "the window was counted");
     assert!(left.counters.intake_open, "and the intake left open");
@@ -454,17 +445,8 @@ async fn an_upload_killed_before_its_last_window_is_enqueued_is_read_in_by_the_r
 async fn a_last_listing_page_killed_before_its_items_are_sent_is_finished_by_its_redelivery() {
     use docket_core::pipeline::{CreatedObject, IngestMessage, tenant_files};
     let mut harness = Harness::new(None);
-    let real = harness.ports.queue.clone();
     // The process dies at its third send of work items: the last page's.
-    let sends = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&sends);
-    harness.change_ports(|ports| {
-        ports.queue = Arc::new(SendHook::new(real.clone(), move |queue| {
-            let work = matches!(queue, QueueName::Work(_));
-            (work && counted.fetch_add(1, Ordering::SeqCst) == 2)
-                .then(|| panic!("killed before the page's items are sent"))
-        }));
-    });
+    killed_at_work_send(&mut harness, 2);
     let pipeline = harness
         .pipeline
         .with_settings(docket_core::pipeline::PipelineSettings {
@@ -549,4 +531,22 @@ async fn a_last_listing_page_killed_before_its_items_are_sent_is_finished_by_its
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.counters.documents_total, 25);
     assert_eq!(done.counters.documents_succeeded, 25);
+}
+
+/// The harness's process "killed" at its `n`th send of work items (from
+/// 0): the send panics, so the task making it stops right there, as a
+/// process would at a SIGKILL, and nothing after it runs. Returns the
+/// count of work sends.
+fn killed_at_work_send(harness: &mut Harness, n: usize) -> Arc<AtomicUsize> {
+    let real = harness.ports.queue.clone();
+    let sends = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&sends);
+    harness.change_ports(|ports| {
+        ports.queue = Arc::new(SendHook::new(real, move |queue| {
+            let work = matches!(queue, QueueName::Work(_));
+            (work && counted.fetch_add(1, Ordering::SeqCst) == n)
+                .then(|| panic!("killed at work send {n}"))
+        }));
+    });
+    sends
 }
