@@ -146,12 +146,11 @@ pub struct Driven {
 /// Files read at a time (on every core) while a batch is read in.
 const READ_WINDOW: usize = 256;
 
-/// A plugin host with the bundled evaluators loaded, compiling through the
-/// cache under `state/cache`.
+/// A plugin host with the bundled evaluators registered (each compiled on
+/// its first use, through the cache under `state/cache`).
 ///
 /// # Errors
-/// When the state directory cannot be made, the engine cannot start or a
-/// bundled component does not load.
+/// When the state directory cannot be made or the engine cannot start.
 pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
     // The first use of the state directory: its error, not the cache's.
     std::fs::create_dir_all(state)
@@ -162,7 +161,7 @@ pub fn plugin_host(state: &Path, workers: usize) -> anyhow::Result<PluginHost> {
         ..HostConfig::default()
     })?;
     for bundled in docket_bundled::EVALUATORS {
-        host.load_component(bundled.name, bundled.version, bundled.bytes)?;
+        host.register_component(bundled.name, bundled.version, bundled.bytes);
     }
     Ok(host)
 }

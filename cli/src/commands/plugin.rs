@@ -87,6 +87,16 @@ pub enum PluginCommand {
         #[command(flatten)]
         deployment: DeploymentArgs,
     },
+    /// Write the bundled evaluators' compiled code for a target into a
+    /// directory, as a Lambda package ships it (`infra/build` runs this):
+    /// the functions load it instead of compiling at a cold start.
+    PrecompileBundled {
+        /// Where to write `<digest>.<target>.cwasm` and its `.sha256`.
+        dir: PathBuf,
+        /// The functions' target (aarch64-unknown-linux-gnu on Lambda).
+        #[arg(long, default_value = "aarch64-unknown-linux-gnu")]
+        target: String,
+    },
 }
 
 /// Runs a `docket plugin` subcommand.
@@ -133,7 +143,26 @@ pub fn execute(command: PluginCommand) -> anyhow::Result<ExitCode> {
         ),
         PluginCommand::List { deployment } => list(&deployment),
         PluginCommand::Show { spec, deployment } => show(&spec, &deployment),
+        PluginCommand::PrecompileBundled { dir, target } => precompile_bundled(&dir, &target),
     }
+}
+
+/// Writes each bundled evaluator's compiled code for `target` into `dir`
+/// and prints a line per file.
+fn precompile_bundled(dir: &std::path::Path, target: &str) -> anyhow::Result<ExitCode> {
+    // The functions' host configuration: compiled code is usable only by
+    // an engine configured the same way.
+    let host = docket_plugin_host::PluginHost::new(docket_plugin_host::HostConfig::default())?;
+    for bundled in docket_bundled::EVALUATORS {
+        let artifact = host.write_shipped_code(dir, bundled.name, bundled.bytes, target)?;
+        println!(
+            "{}@{} for {target}: {}",
+            bundled.name,
+            bundled.version,
+            artifact.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a project for `name` in `lang` (into ./<name> unless `dir`) and

@@ -39,6 +39,10 @@ pub struct Settings {
     /// `DOCKET_METRICS_NAMESPACE`: the prefix of the metrics route's
     /// series (default `docket`).
     pub metrics_namespace: docket_core::metrics::MetricsNamespace,
+    /// The compiled code of the bundled evaluators shipped in the package:
+    /// `DOCKET_SHIPPED_CODE`, else `evaluators/` beside the binary
+    /// (`infra/build` puts it there), when it exists.
+    pub shipped_code: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -63,15 +67,24 @@ impl Settings {
                     .map_err(|e: String| anyhow::anyhow!("DOCKET_METRICS_NAMESPACE: {e}"))?,
                 Err(_) => Default::default(),
             },
+            shipped_code: match std::env::var_os("DOCKET_SHIPPED_CODE") {
+                Some(dir) => Some(dir.into()),
+                None => std::env::current_exe()
+                    .ok()
+                    .and_then(|exe| Some(exe.parent()?.join("evaluators")))
+                    .filter(|dir| dir.is_dir()),
+            },
         })
     }
 }
 
-/// The pipeline over the deployment's AWS resources, with the bundled
-/// evaluators loaded and published ones resolved from the registry and
-/// loaded from S3 by digest the first time the container needs them
-/// (compiled code published for arm64 used when the engine accepts it,
-/// cached under `/tmp`, verified by digest). Built once per container.
+/// The pipeline over the deployment's AWS resources. Bundled evaluators
+/// are registered and loaded the first time a message needs them (from the
+/// compiled code shipped in the package when the engine accepts it);
+/// published ones are resolved from the registry and loaded from S3 by
+/// digest the first time the container needs them (compiled code published
+/// for arm64 used when the engine accepts it). Compiled code is cached
+/// under `/tmp`, verified by digest. Built once per container.
 ///
 /// # Errors
 /// When a resource is missing or a component does not load.
@@ -90,10 +103,11 @@ pub async fn pipeline_counting(
     let backend = AwsBackend::connect_counting(&settings.names, counter).await?;
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(std::env::temp_dir().join("docket-cache")),
+        shipped_code: settings.shipped_code.clone(),
         ..HostConfig::default()
     })?;
     for bundled in docket_bundled::EVALUATORS {
-        host.load_component(bundled.name, bundled.version, bundled.bytes)?;
+        host.register_component(bundled.name, bundled.version, bundled.bytes);
     }
     let catalog = Catalog::new(host, backend.store.clone(), backend.blobs.clone());
     let webhooks = docket_webhook::HttpWebhookSender::new(

@@ -1,22 +1,44 @@
 //! The compiled-code cache: components compiled once and kept on disk,
 //! keyed by the component's digest and the engine's identifier, and
 //! deserialized only from bytes docket produced and verified (fresh, read
-//! back against the digest recorded when written, or published with the
-//! plugin against its manifest).
+//! back against the digest recorded when written, shipped beside the binary
+//! against the digest shipped with it, or published with the plugin against
+//! its manifest).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use wasmtime::component::Component;
 
-use crate::engine::engine_id;
+use crate::engine::{engine_id, host_target};
 use crate::{HostInner, digest};
+
+/// Where compiled code for the component with `digest` on `target` is
+/// shipped in `dir`: `<hex>.<target>.cwasm`, its SHA-256 digest beside it
+/// in `<hex>.<target>.cwasm.sha256` (the names published code has).
+/// `infra/build` writes the bundled evaluators' code for the functions'
+/// target into each Lambda package this way.
+pub fn shipped_code_path(dir: &Path, digest: &str, target: &str) -> PathBuf {
+    dir.join(format!(
+        "{}.{target}.cwasm",
+        digest.trim_start_matches("sha256:")
+    ))
+}
+
+/// The digest file recorded beside a compiled artifact.
+pub(crate) fn recorded_digest_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
 
 impl HostInner {
     /// Compiles `bytes`, going through the on-disk cache when there is one.
     /// `published` is compiled code from the plugin's publication (its
-    /// digest already checked against the manifest): used when this engine
-    /// accepts it, otherwise the component is recompiled and the event
-    /// logged.
+    /// digest already checked against the manifest); without it, code
+    /// shipped for this target is looked for. Either is used when this
+    /// engine accepts it, otherwise the component is recompiled and the
+    /// event logged.
     pub(crate) fn compile(
         &self,
         bytes: &[u8],
@@ -29,46 +51,54 @@ impl HostInner {
                 digest_of_bytes.trim_start_matches("sha256:"),
                 engine_id(&self.engine)
             );
-            (
-                dir.join(format!("{stem}.cwasm")),
-                dir.join(format!("{stem}.cwasm.sha256")),
-            )
+            dir.join(format!("{stem}.cwasm"))
         });
-        if let Some((artifact, recorded)) = &cache
-            && let Some(component) = self.load_cached(artifact, recorded)
+        if let Some(artifact) = &cache
+            && let Some(component) = self.load_cached(artifact)
         {
             return Ok(component);
         }
-        let published = published.and_then(|compiled| match self.deserialize_verified(compiled) {
+        let shipped = match (published, &self.config.shipped_code) {
+            (None, Some(dir)) => {
+                read_verified(&shipped_code_path(dir, digest_of_bytes, &host_target()))
+                    .map(|compiled| ("shipped", compiled))
+            }
+            _ => None,
+        };
+        let offered = published.map(|compiled| ("published", compiled)).or(shipped
+            .as_ref()
+            .map(|(from, compiled)| (*from, compiled.as_slice())));
+        let usable = offered.and_then(|(from, compiled)| match self.deserialize_verified(compiled) {
             Ok(component) => Some((component, compiled.to_vec())),
             Err(e) => {
-                tracing::warn!(plugin = %digest_of_bytes, engine = %engine_id(&self.engine), error = %e, "published compiled code does not match this engine; recompiling");
+                tracing::warn!(plugin = %digest_of_bytes, engine = %engine_id(&self.engine), error = %e, "{from} compiled code does not match this engine; recompiling");
                 None
             }
         });
-        let (component, compiled) = match published {
+        let (component, compiled) = match usable {
             Some(found) => found,
             None => {
+                let started = std::time::Instant::now();
                 let compiled = self.engine.precompile_component(bytes)?;
+                self.compilations.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(plugin = %digest_of_bytes, ms = started.elapsed().as_millis() as u64, "component compiled");
                 (self.deserialize_verified(&compiled)?, compiled)
             }
         };
-        if let Some((artifact, recorded)) = &cache {
+        if let Some(artifact) = &cache {
             write_atomically(artifact, &compiled);
-            write_atomically(recorded, digest(&compiled).as_bytes());
+            write_atomically(
+                &recorded_digest_path(artifact),
+                digest(&compiled).as_bytes(),
+            );
         }
         Ok(component)
     }
 
     /// The cached artifact, if it exists and its digest is the one docket
     /// recorded when it wrote it.
-    fn load_cached(&self, artifact: &Path, recorded: &Path) -> Option<Component> {
-        let expected = std::fs::read_to_string(recorded).ok()?;
-        let compiled = std::fs::read(artifact).ok()?;
-        if digest(&compiled) != expected.trim() {
-            tracing::warn!(artifact = %artifact.display(), "cached compiled plugin does not match its recorded digest; recompiling");
-            return None;
-        }
+    fn load_cached(&self, artifact: &Path) -> Option<Component> {
+        let compiled = read_verified(artifact)?;
         match self.deserialize_verified(&compiled) {
             Ok(component) => Some(component),
             Err(e) => {
@@ -85,11 +115,24 @@ impl HostInner {
     fn deserialize_verified(&self, compiled: &[u8]) -> wasmtime::Result<Component> {
         // SAFETY: `compiled` is output of docket's `precompile_component`
         // with this engine configuration: fresh, read back from the cache
-        // and checked against the digest recorded when it was written, or
+        // and checked against the digest recorded when it was written,
+        // shipped beside the binary by docket's build with its digest, or
         // published with the plugin and checked against the digest in its
         // manifest. wasmtime additionally checks the compatibility header.
         unsafe { Component::deserialize(&self.engine, compiled) }
     }
+}
+
+/// The compiled artifact at `artifact`, if it exists and its digest is the
+/// one recorded beside it.
+fn read_verified(artifact: &Path) -> Option<Vec<u8>> {
+    let expected = std::fs::read_to_string(recorded_digest_path(artifact)).ok()?;
+    let compiled = std::fs::read(artifact).ok()?;
+    if digest(&compiled) != expected.trim() {
+        tracing::warn!(artifact = %artifact.display(), "compiled plugin does not match its recorded digest; recompiling");
+        return None;
+    }
+    Some(compiled)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a

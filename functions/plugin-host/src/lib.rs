@@ -12,7 +12,12 @@
 //!   at the epoch and deterministic randomness.
 //! - Compiled code is cached on disk keyed by the component's digest and the
 //!   engine's compatibility hash, and deserialized only when the artifact's
-//!   own digest matches the one recorded when docket wrote it.
+//!   own digest matches the one recorded when docket wrote it. Code shipped
+//!   beside the binary (a Lambda package) or published with a plugin is
+//!   used the same way when the engine accepts it.
+//! - Bundled components are registered, not compiled, when a host starts:
+//!   each is compiled (or read from compiled code) the first time a call
+//!   needs it, so a process pays only for the evaluators its work uses.
 //!
 //! Every host-side failure is a categorized [`Failure`]: traps, exhausted
 //! limits and invalid output are `PERMANENT` with a message naming the limit
@@ -21,7 +26,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use docket_core::model::EvaluatorRef;
@@ -38,6 +44,7 @@ mod engine;
 mod sandbox;
 mod schema;
 
+pub use cache::shipped_code_path;
 pub use calls::WarmInstance;
 pub use catalog::{ALWAYS_DENIED, Catalog, PublishError, PublishRequest, denied_imports};
 pub use docket_core::plugin::{Limits, Manifest, WORLD, WORLDS, digest};
@@ -64,6 +71,11 @@ pub struct HostConfig {
     /// Where compiled code is cached (created if missing); `None` compiles
     /// in memory every time the host starts.
     pub cache_dir: Option<PathBuf>,
+    /// A read-only directory of compiled code shipped with the binary
+    /// (see [`shipped_code_path`]), tried before compiling a component the
+    /// cache does not have; code this engine does not accept is recompiled
+    /// with a warning.
+    pub shipped_code: Option<PathBuf>,
     /// Calls that may run at once (instance slots of the pooling allocator).
     pub max_concurrent_instances: u32,
     /// Largest memory any plugin may be given (the pool's slot size).
@@ -76,6 +88,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             cache_dir: None,
+            shipped_code: None,
             max_concurrent_instances: 64,
             max_memory_bytes: 512 << 20,
             wall_clock_backstop: true,
@@ -131,11 +144,25 @@ pub struct PluginHost {
     inner: Arc<HostInner>,
 }
 
+/// A component registered to be loaded the first time a call needs it.
+#[derive(Clone)]
+struct Deferred {
+    manifest: Manifest,
+    bytes: &'static [u8],
+}
+
 struct HostInner {
     engine: Engine,
     linker: Linker<StoreState>,
     config: HostConfig,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Registered, not loaded yet, by digest.
+    deferred: RwLock<HashMap<String, Deferred>>,
+    /// Held while a deferred component loads: one compilation per
+    /// component, however many calls wait for it.
+    loading: Mutex<()>,
+    /// Components compiled by this host (not read from compiled code).
+    compilations: AtomicU64,
     versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, EvaluatorRef>>>,
     _ticker: Option<EpochTicker>,
 }
@@ -180,6 +207,9 @@ impl PluginHost {
                 linker,
                 config,
                 plugins: RwLock::default(),
+                deferred: RwLock::default(),
+                loading: Mutex::default(),
+                compilations: AtomicU64::new(0),
                 versions: RwLock::default(),
                 _ticker: ticker,
             }),
@@ -199,6 +229,41 @@ impl PluginHost {
         bytes: &[u8],
     ) -> Result<EvaluatorRef, HostError> {
         self.load(Manifest::for_component(name, version, bytes), bytes)
+    }
+
+    /// Registers a component under `name@version` with the default limits,
+    /// to be loaded (compiled, or read from cached or shipped compiled
+    /// code) the first time a call needs it: how bundled evaluators are
+    /// made known, so starting a host compiles nothing. Resolving finds it
+    /// at once; a component that does not load fails the calls that need
+    /// it, `PERMANENT`, with the reason.
+    pub fn register_component(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: &'static [u8],
+    ) -> EvaluatorRef {
+        let manifest = Manifest::for_component(name, version, bytes);
+        let reference = EvaluatorRef {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            digest: manifest.sha256.clone(),
+        };
+        if !self.inner.read_plugins().contains_key(&reference.digest) {
+            self.inner
+                .deferred
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(reference.digest.clone(), Deferred { manifest, bytes });
+        }
+        self.inner.register_version(&reference);
+        reference
+    }
+
+    /// How many components this host has compiled (rather than read from
+    /// cached, shipped or published compiled code).
+    pub fn compilations(&self) -> u64 {
+        self.inner.compilations.load(Ordering::Relaxed)
     }
 
     /// Loads a plugin: checks the bytes against the manifest's digest,
@@ -260,6 +325,32 @@ impl PluginHost {
         Ok((compiled, engine_id(&engine)))
     }
 
+    /// Compiles a component for `target` (as [`PluginHost::precompile`])
+    /// and writes the code into `dir` where a host with
+    /// [`HostConfig::shipped_code`] set to `dir` finds it, with its digest
+    /// beside it; returns the artifact's path.
+    ///
+    /// # Errors
+    /// As [`PluginHost::precompile`], and [`HostError::Engine`] when the
+    /// files cannot be written.
+    pub fn write_shipped_code(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        bytes: &[u8],
+        target: &str,
+    ) -> Result<PathBuf, HostError> {
+        let (compiled, _engine) = self.precompile(name, bytes, target)?;
+        let artifact = shipped_code_path(dir, &digest(bytes), target);
+        let unwritable =
+            |e: std::io::Error| HostError::Engine(format!("writing {}: {e}", artifact.display()));
+        std::fs::create_dir_all(dir).map_err(unwritable)?;
+        std::fs::write(&artifact, &compiled).map_err(unwritable)?;
+        std::fs::write(cache::recorded_digest_path(&artifact), digest(&compiled))
+            .map_err(unwritable)?;
+        Ok(artifact)
+    }
+
     /// Resolves `name`, `name@version` or `name@range` among the loaded
     /// plugins (see [`docket_core::plugin::PluginSpec`]).
     ///
@@ -282,17 +373,21 @@ impl PluginHost {
             .collect()
     }
 
-    /// Whether the plugin with this digest is loaded.
+    /// Whether the plugin with this digest is loaded or registered to be
+    /// loaded on first use.
     pub fn is_loaded(&self, digest: &str) -> bool {
-        self.inner.read_plugins().contains_key(digest)
+        self.inner.read_plugins().contains_key(digest) || self.inner.deferred(digest).is_some()
     }
 
-    /// The manifest of a loaded plugin.
+    /// The manifest of a loaded plugin, or of a registered one (its imports
+    /// and contract are known once it is loaded).
     pub fn manifest(&self, digest: &str) -> Option<Manifest> {
-        self.inner
+        let loaded = self
+            .inner
             .read_plugins()
             .get(digest)
-            .map(|p| p.manifest.clone())
+            .map(|p| p.manifest.clone());
+        loaded.or_else(|| self.inner.deferred(digest).map(|d| d.manifest))
     }
 
     /// Evaluates one document on the calling thread. Do not call it from an
@@ -406,12 +501,45 @@ impl HostInner {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(reference.digest.clone(), plugin);
+        self.deferred
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&reference.digest);
         self.register_version(&reference);
         Ok(reference)
     }
 
     fn read_plugins(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
         self.plugins.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deferred(&self, digest: &str) -> Option<Deferred> {
+        self.deferred
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    /// Loads the registered component with this digest, once.
+    fn load_deferred(&self, evaluator: &EvaluatorRef) -> Option<Result<(), Failure>> {
+        let deferred = self.deferred(&evaluator.digest)?;
+        let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if self.read_plugins().contains_key(&evaluator.digest) {
+            return Some(Ok(()));
+        }
+        let started = Instant::now();
+        let loaded = self.load(deferred.manifest, deferred.bytes, None);
+        Some(match loaded {
+            Ok(_) => {
+                tracing::info!(plugin = %evaluator, ms = started.elapsed().as_millis() as u64, "evaluator loaded on first use");
+                Ok(())
+            }
+            Err(e) => Err(Failure::new(
+                FailureCategory::Permanent,
+                format!("evaluator {evaluator} does not load: {e}"),
+            )),
+        })
     }
 
     fn register_version(&self, reference: &EvaluatorRef) {
@@ -427,7 +555,14 @@ impl HostInner {
     /// RESOURCE failure: the item is retried, and another processor that has
     /// the component (a process sharing the queues, or one that loads it
     /// from the blob store) takes it.
+    /// A registered component is loaded here, on the calling thread.
     fn plugin(&self, evaluator: &EvaluatorRef) -> Result<Arc<LoadedPlugin>, Failure> {
+        if let Some(plugin) = self.read_plugins().get(&evaluator.digest) {
+            return Ok(plugin.clone());
+        }
+        if let Some(loaded) = self.load_deferred(evaluator) {
+            loaded?;
+        }
         self.read_plugins()
             .get(&evaluator.digest)
             .cloned()
@@ -529,7 +664,9 @@ impl Evaluators for PluginHost {
     }
 
     async fn folds_summaries(&self, evaluator: &EvaluatorRef) -> Result<bool, Failure> {
-        Ok(self.inner.plugin(evaluator)?.combine.is_some())
+        let inner = self.inner.clone();
+        let evaluator = evaluator.clone();
+        off_the_runtime(move || Ok(inner.plugin(&evaluator)?.combine.is_some())).await?
     }
 
     async fn combine_summaries(

@@ -79,6 +79,7 @@ async fn deployment() -> (Settings, Pipeline, AwsBackend) {
         default_evaluator: "decalogo".into(),
         max_queue_depth: 200_000,
         metrics_namespace: Default::default(),
+        shipped_code: None,
     };
     let pipeline = docket_lambda::pipeline(&settings).await.unwrap();
     let aws = AwsBackend::connect(&settings.names).await.unwrap();
@@ -157,6 +158,7 @@ async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &s
     JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap()
 }
 
+mod cold_start;
 mod crashes;
 mod figures;
 mod finalize;

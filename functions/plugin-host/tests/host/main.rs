@@ -351,6 +351,125 @@ fn compiled_code_is_cached_and_verified() {
 }
 
 #[test]
+fn a_registered_component_is_compiled_on_its_first_call_only() {
+    let host = host();
+    let wordstats = host.register_component("wordstats", "0.1.0", docket_bundled::WORDSTATS);
+    let decalogo = host.register_component("decalogo", "0.1.0", docket_bundled::DECALOGO);
+    // Known at once, compiled not yet.
+    assert_eq!(host.compilations(), 0);
+    assert_eq!(host.resolve_loaded("wordstats").unwrap(), wordstats);
+    assert!(host.is_loaded(&decalogo.digest));
+    assert_eq!(host.manifest(&decalogo.digest).unwrap().name, "decalogo");
+    let first = evaluate(&host, &wordstats, "one two three").unwrap();
+    assert_eq!(host.compilations(), 1, "only the evaluator used");
+    let again = evaluate(&host, &wordstats, "one two three").unwrap();
+    assert_eq!(host.compilations(), 1, "once");
+    assert_eq!(first.evaluation, again.evaluation);
+    // What loading finds is in the manifest from then on.
+    assert!(!host.manifest(&wordstats.digest).unwrap().imports.is_empty());
+    evaluate(&host, &decalogo, "Objetivo: metas y presupuesto.").unwrap();
+    assert_eq!(host.compilations(), 2);
+}
+
+#[test]
+fn calls_waiting_for_a_registered_component_share_one_compilation() {
+    let host = host();
+    let wordstats = host.register_component("wordstats", "0.1.0", docket_bundled::WORDSTATS);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| evaluate(&host, &wordstats, "one two").unwrap());
+        }
+    });
+    assert_eq!(host.compilations(), 1);
+}
+
+#[test]
+fn a_registered_component_that_does_not_load_fails_its_calls_permanently() {
+    let host = host();
+    let broken = host.register_component("broken", "0.1.0", b"\0asm\x01\0\0\0");
+    assert_eq!(host.resolve_loaded("broken").unwrap(), broken);
+    let failure = evaluate(&host, &broken, "text").unwrap_err();
+    assert_eq!(failure.category, FailureCategory::Permanent);
+    assert!(
+        failure
+            .message
+            .starts_with("evaluator broken@0.1.0 does not load: invalid component broken: a core WebAssembly module"),
+        "{}",
+        failure.message
+    );
+}
+
+#[test]
+fn shipped_compiled_code_is_used_and_code_for_another_engine_is_recompiled() {
+    let shipped = tempfile::tempdir().unwrap();
+    let bytes = docket_bundled::WORDSTATS;
+    let artifact = host()
+        .write_shipped_code(
+            shipped.path(),
+            "wordstats",
+            bytes,
+            &docket_plugin_host::host_target(),
+        )
+        .unwrap();
+    assert_eq!(
+        artifact,
+        docket_plugin_host::shipped_code_path(
+            shipped.path(),
+            &docket_core::plugin::digest(bytes),
+            &docket_plugin_host::host_target()
+        )
+    );
+    let with_shipped = |dir: &std::path::Path| {
+        let host = PluginHost::new(HostConfig {
+            shipped_code: Some(dir.to_owned()),
+            ..HostConfig::default()
+        })
+        .unwrap();
+        let evaluator = host.register_component("wordstats", "0.1.0", bytes);
+        let report = evaluate(&host, &evaluator, "one two three").unwrap();
+        (host.compilations(), report.evaluation)
+    };
+    let (compiled, shipped_result) = with_shipped(shipped.path());
+    assert_eq!(compiled, 0, "the shipped code is used");
+    let (_, compiled_result) = {
+        let host = host();
+        let evaluator = host.register_component("wordstats", "0.1.0", bytes);
+        (
+            0,
+            evaluate(&host, &evaluator, "one two three")
+                .unwrap()
+                .evaluation,
+        )
+    };
+    assert_eq!(shipped_result, compiled_result);
+
+    // Code from an engine configured otherwise (another docket's build):
+    // this engine refuses it; the component is compiled.
+    let foreign = tempfile::tempdir().unwrap();
+    PluginHost::new(HostConfig {
+        wall_clock_backstop: false,
+        ..HostConfig::default()
+    })
+    .unwrap()
+    .write_shipped_code(
+        foreign.path(),
+        "wordstats",
+        bytes,
+        &docket_plugin_host::host_target(),
+    )
+    .unwrap();
+    let (compiled, foreign_result) = with_shipped(foreign.path());
+    assert_eq!(compiled, 1, "recompiled");
+    assert_eq!(foreign_result, compiled_result);
+
+    // Shipped code that does not match its digest is not deserialized.
+    std::fs::write(&artifact, b"tampered").unwrap();
+    let (compiled, tampered_result) = with_shipped(shipped.path());
+    assert_eq!(compiled, 1, "recompiled");
+    assert_eq!(tampered_result, compiled_result);
+}
+
+#[test]
 fn evaluators_resolve_by_name_and_exact_version() {
     let host = host();
     let bytes = docket_bundled::WORDSTATS;
