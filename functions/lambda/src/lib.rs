@@ -10,6 +10,10 @@
 //! | `ingest` | S3 `ObjectCreated` under `inbox/`, through an SQS queue | [`ingest_messages`] |
 //! | `processor` | SQS batch of work items (three priority queues) | [`process`] |
 //! | `finalizer` | SQS batch of finalize messages | [`finalize`] |
+//!
+//! `upload`, `ingest` and `webhook` are built here, with [`pipeline`]: no
+//! plugin engine. `processor` and `finalizer` run evaluators and are built
+//! in `docket-lambda-evaluators`, whose pipeline has the plugin host.
 //! | `webhook` | SQS batch of callbacks | [`deliver_webhooks`] |
 //!
 //! Every SQS handler reports partial batch failures (`SqsBatchResponse`):
@@ -24,8 +28,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use docket_aws::{AwsBackend, Names};
 use docket_core::metrics::{InvocationFigures, emf_records};
 use docket_core::pipeline::{Disposition, IngestMessage, Pipeline, PipelineSettings};
+use docket_core::plugin::Manifest;
+use docket_core::ports::Evaluators;
 use docket_core::ports::{Delivery, QueueName, Receipt};
-use docket_plugin_host::{Catalog, HostConfig, PluginHost};
 
 /// What the functions read from their environment.
 #[derive(Debug, Clone)]
@@ -78,44 +83,47 @@ impl Settings {
     }
 }
 
-/// The pipeline over the deployment's AWS resources. Bundled evaluators
-/// are registered and loaded the first time a message needs them (from the
-/// compiled code shipped in the package when the engine accepts it);
-/// published ones are resolved from the registry and loaded from S3 by
-/// digest the first time the container needs them (compiled code published
-/// for arm64 used when the engine accepts it). Compiled code is cached
-/// under `/tmp`, verified by digest. Built once per container.
+/// The pipeline of a function that runs no evaluator (`upload`, `ingest`,
+/// `webhook`): it resolves evaluators among the bundled and the published
+/// ones and checks configurations, with no plugin engine (these binaries
+/// do not link wasmtime). The `processor` and `finalizer` build theirs with
+/// the plugin host (`docket-lambda-evaluators`). Built once per container.
 ///
 /// # Errors
-/// When a resource is missing or a component does not load.
+/// When a resource is missing.
 pub async fn pipeline(settings: &Settings) -> anyhow::Result<Pipeline> {
-    pipeline_counting(settings, None).await
+    pipeline_with(settings, None, |backend| {
+        let bundled = docket_bundled::EVALUATORS
+            .iter()
+            .map(|b| Manifest::for_component(b.name, b.version, b.bytes))
+            .collect();
+        Ok(Arc::new(docket_registry::Resolver::new(
+            docket_registry::Registry::new(backend.store.clone()),
+            bundled,
+        )))
+    })
+    .await
 }
 
-/// [`pipeline`], counting every AWS API call in `counter` (cost figures).
+/// The pipeline over the deployment's AWS resources with the evaluators
+/// `evaluators` makes from the backend, counting every AWS API call in
+/// `counter` (cost figures) when given.
 ///
 /// # Errors
-/// As [`pipeline`].
-pub async fn pipeline_counting(
+/// When a resource is missing, and `evaluators`'.
+pub async fn pipeline_with(
     settings: &Settings,
     counter: Option<docket_aws::CallCounter>,
+    evaluators: impl FnOnce(&AwsBackend) -> anyhow::Result<Arc<dyn Evaluators>>,
 ) -> anyhow::Result<Pipeline> {
     let backend = AwsBackend::connect_counting(&settings.names, counter).await?;
-    let host = PluginHost::new(HostConfig {
-        cache_dir: Some(std::env::temp_dir().join("docket-cache")),
-        shipped_code: settings.shipped_code.clone(),
-        ..HostConfig::default()
-    })?;
-    for bundled in docket_bundled::EVALUATORS {
-        host.register_component(bundled.name, bundled.version, bundled.bytes);
-    }
-    let catalog = Catalog::new(host, backend.store.clone(), backend.blobs.clone());
+    let evaluators = evaluators(&backend)?;
     let webhooks = docket_webhook::HttpWebhookSender::new(
         docket_webhook::AddressPolicy::default(),
         Duration::from_secs(10),
     )?;
     let ports = backend.ports(
-        Arc::new(catalog),
+        evaluators,
         Arc::new(webhooks),
         Arc::new(docket_intake::FileReader),
     );

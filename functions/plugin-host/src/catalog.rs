@@ -7,11 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use docket_core::model::EvaluatorRef;
-use docket_core::plugin::{self, Limits, Manifest, Precompiled, resolve_among};
+use docket_core::plugin::{self, Limits, Manifest, Precompiled};
 use docket_core::ports::{
     BlobStore, EvaluationReport, EvaluationRequest, Evaluators, PluginRegistry, StoreError,
 };
 use docket_core::{Evaluation, Failure, FailureCategory};
+use docket_registry::Registry;
 
 use crate::{HostError, PRECOMPILE_TARGETS, PluginHost, digest, host_target};
 
@@ -107,6 +108,7 @@ async fn blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) 
 pub struct Catalog {
     host: PluginHost,
     store: Arc<dyn PluginRegistry>,
+    registry: Registry,
     blobs: Arc<dyn BlobStore>,
     loading: Arc<tokio::sync::Mutex<()>>,
 }
@@ -120,6 +122,7 @@ impl Catalog {
     ) -> Self {
         Self {
             host,
+            registry: Registry::new(store.clone()),
             store,
             blobs,
             loading: Arc::default(),
@@ -159,7 +162,7 @@ impl Catalog {
         if let Some(limits) = request.limits {
             manifest.limits = limits;
         }
-        crate::schema::check_schema(&request.config_schema).map_err(PublishError::Refused)?;
+        docket_registry::check_schema(&request.config_schema).map_err(PublishError::Refused)?;
         manifest.config_schema = request.config_schema.clone();
         if let Some(existing) = self.published(&request.name, &request.version).await? {
             // The same bytes again: the registered manifest; others: refused.
@@ -248,12 +251,7 @@ impl Catalog {
         name: &str,
         version: &str,
     ) -> Result<Option<Manifest>, StoreError> {
-        Ok(self
-            .store
-            .plugins(Some(name))
-            .await?
-            .into_iter()
-            .find(|m| m.version == version))
+        self.registry.published(name, version).await
     }
 
     /// Every published plugin version, by name then version.
@@ -261,7 +259,7 @@ impl Catalog {
     /// # Errors
     /// When the registry cannot be read.
     pub async fn list(&self) -> Result<Vec<Manifest>, StoreError> {
-        self.store.plugins(None).await
+        self.registry.list().await
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
@@ -335,27 +333,7 @@ impl Catalog {
 #[async_trait::async_trait]
 impl Evaluators for Catalog {
     async fn resolve(&self, spec: &str) -> Result<EvaluatorRef, Failure> {
-        let wanted = plugin::PluginSpec::parse(spec)?;
-        let mut known = self.host.loaded_refs();
-        let published = self.store.plugins(Some(&wanted.name)).await.map_err(|e| {
-            Failure::new(e.category(), format!("plugin registry not readable: {e}"))
-        })?;
-        known.extend(published.into_iter().map(|m| EvaluatorRef {
-            name: m.name,
-            version: m.version,
-            digest: m.sha256,
-        }));
-        if !known.iter().any(|r| r.name == wanted.name) {
-            // Name the published plugins too when the name is unknown.
-            if let Ok(all) = self.store.plugins(None).await {
-                known.extend(all.into_iter().map(|m| EvaluatorRef {
-                    name: m.name,
-                    version: m.version,
-                    digest: m.sha256,
-                }));
-            }
-        }
-        resolve_among(spec, &known)
+        self.registry.resolve(spec, self.host.loaded_refs()).await
     }
 
     fn loaded(&self) -> Vec<EvaluatorRef> {
@@ -367,28 +345,9 @@ impl Evaluators for Catalog {
         evaluator: &EvaluatorRef,
         config: &serde_json::Value,
     ) -> Result<(), Failure> {
-        // The loaded manifest when it is this very name@version (the same
-        // bytes may be loaded under another name, e.g. a bundled one).
-        if let Some(manifest) = self
-            .host
-            .manifest(&evaluator.digest)
-            .filter(|m| m.name == evaluator.name && m.version == evaluator.version)
-        {
-            return crate::schema::check_config(&evaluator.name, &manifest.config_schema, config);
-        }
-        // Published: its manifest, not its code.
-        let published = self
-            .published(&evaluator.name, &evaluator.version)
+        self.registry
+            .check_config(evaluator, self.host.manifest(&evaluator.digest), config)
             .await
-            .map_err(|e| {
-                Failure::new(e.category(), format!("plugin registry not readable: {e}"))
-            })?;
-        match published {
-            Some(manifest) => {
-                crate::schema::check_config(&evaluator.name, &manifest.config_schema, config)
-            }
-            None => Ok(()),
-        }
     }
 
     async fn evaluate(

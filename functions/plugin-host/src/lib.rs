@@ -42,14 +42,13 @@ mod catalog;
 mod convert;
 mod engine;
 mod sandbox;
-mod schema;
 
 pub use cache::shipped_code_path;
 pub use calls::WarmInstance;
 pub use catalog::{ALWAYS_DENIED, Catalog, PublishError, PublishRequest, denied_imports};
 pub use docket_core::plugin::{Limits, Manifest, WORLD, WORLDS, digest};
+pub use docket_registry::{check_config, check_schema};
 pub use engine::{PRECOMPILE_TARGETS, host_target};
-pub use schema::{check_config, check_schema};
 
 use cache::check_header;
 use engine::{EpochTicker, engine_config, engine_id};

@@ -8,7 +8,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     docket_lambda::init_logging();
     let settings = docket_lambda::Settings::from_env()?;
-    let pipeline = &docket_lambda::pipeline(&settings).await?;
+    let pipeline = &docket_lambda_evaluators::pipeline(&settings).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(
             docket_lambda::finalize(

@@ -10,7 +10,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn serve() -> Result<(), lambda_runtime::Error> {
     let settings = docket_lambda::Settings::from_env()?;
-    let pipeline = &docket_lambda::pipeline(&settings).await?;
+    let pipeline = &docket_lambda_evaluators::pipeline(&settings).await?;
     let names = &settings.names;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = docket_lambda::deadline_of(event.context.deadline);

@@ -8,7 +8,7 @@ use super::*;
 async fn counting_deployment() -> (Settings, Pipeline, AwsBackend, docket_aws::CallCounter) {
     let (settings, _, _) = deployment().await;
     let counter = docket_aws::CallCounter::default();
-    let pipeline = docket_lambda::pipeline_counting(&settings, Some(counter.clone()))
+    let pipeline = docket_lambda_evaluators::pipeline_counting(&settings, Some(counter.clone()))
         .await
         .unwrap();
     let aws = AwsBackend::connect_counting(&settings.names, Some(counter.clone()))

@@ -44,7 +44,7 @@ async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_proce
 
     // The upload function resolves the range and pins the version.
     let token = api_key(&api_pipeline).await;
-    let router = docket_lambda::api(api_pipeline.clone(), &settings);
+    let router = upload_function(&settings).await;
     let batch = json!({
         "options": {"evaluator": "counter@^1"},
         "documents": documents()[..20]
@@ -61,7 +61,7 @@ async fn a_plugin_published_to_the_deployment_is_loaded_from_s3_by_a_fresh_proce
     let job_id = JobId::parse(accepted["job_id"].as_str().unwrap()).unwrap();
 
     // A processor container that starts now has only the bundled plugins.
-    let processor = docket_lambda::pipeline(&settings).await.unwrap();
+    let processor = docket_lambda_evaluators::pipeline(&settings).await.unwrap();
     assert!(
         !processor
             .loaded_evaluators()

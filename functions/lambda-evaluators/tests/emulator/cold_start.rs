@@ -168,7 +168,7 @@ async fn a_processor_whose_shipped_code_does_not_suit_its_engine_recompiles_and_
 /// cached in `/tmp` (a container Lambda starts again). x86_64 here; Lambda
 /// runs the arm64 build.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a figure for docs/benchmarks.md, not a check (cargo nextest run --release -p docket-lambda --test emulator --run-ignored only --no-capture processor_cold_start)"]
+#[ignore = "a figure for docs/benchmarks.md, not a check (cargo nextest run --release -p docket-lambda-evaluators --test emulator --run-ignored only --no-capture processor_cold_start)"]
 async fn processor_cold_start() {
     let deployment = deployment().await;
     let shipped = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use super::*;
 async fn a_200_document_batch_runs_through_the_handlers_like_docket_run() {
     let (settings, pipeline, aws) = deployment().await;
     let token = api_key(&pipeline).await;
-    let router = docket_lambda::api(pipeline.clone(), &settings);
+    let router = upload_function(&settings).await;
     let documents = documents();
     let batch = json!({"documents": documents
         .iter()

@@ -81,7 +81,7 @@ async fn deployment() -> (Settings, Pipeline, AwsBackend) {
         metrics_namespace: Default::default(),
         shipped_code: None,
     };
-    let pipeline = docket_lambda::pipeline(&settings).await.unwrap();
+    let pipeline = docket_lambda_evaluators::pipeline(&settings).await.unwrap();
     let aws = AwsBackend::connect(&settings.names).await.unwrap();
     (settings, pipeline, aws)
 }
@@ -141,6 +141,12 @@ async fn api_key(pipeline: &Pipeline) -> String {
         .token
 }
 
+/// The `upload` function's router, on the pipeline its binary builds
+/// (evaluators resolved without a plugin engine).
+async fn upload_function(settings: &Settings) -> axum::Router {
+    docket_lambda::api(docket_lambda::pipeline(settings).await.unwrap(), settings)
+}
+
 /// Submits `documents` through the upload handler; returns the job.
 async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &str)]) -> JobId {
     let token = api_key(pipeline).await;
@@ -148,7 +154,7 @@ async fn upload(pipeline: &Pipeline, settings: &Settings, documents: &[(&str, &s
         .iter()
         .map(|(id, content)| json!({"id": id, "content": content}))
         .collect::<Vec<_>>(), "options": {"evaluator": "wordstats"}});
-    let router = docket_lambda::api(pipeline.clone(), settings);
+    let router = upload_function(settings).await;
     let (status, accepted) = call_api(
         &router,
         api_request("POST", "/api/v1/batch/upload", &token, Some(&batch)),

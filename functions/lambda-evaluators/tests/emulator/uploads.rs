@@ -8,7 +8,7 @@ use super::*;
 async fn files_put_to_presigned_urls_make_a_batch_that_completes() {
     let (settings, pipeline, aws) = deployment().await;
     let token = api_key(&pipeline).await;
-    let router = docket_lambda::api(pipeline.clone(), &settings);
+    let router = upload_function(&settings).await;
     let pdf = docket_intake::pdf::write_text_pdf(&[
         "Diagnóstico del municipio y su línea base.".into(),
         "Metas con indicadores para 2027.".into(),

@@ -109,7 +109,7 @@ async fn results_past_what_one_response_carries_are_a_redirect_to_a_presigned_wh
     assert!(index.parts.len() > 1 && index.whole_files, "{index:?}");
 
     let token = api_key(&pipeline).await;
-    let router = docket_lambda::api(pipeline.clone(), &settings);
+    let router = upload_function(&settings).await;
     let client = reqwest::Client::new();
     for (query, format) in [
         ("", ResultsFormat::Json),
