@@ -39,6 +39,11 @@ pub use store::DynamoJobStore;
 pub struct Names {
     /// The prefix.
     pub prefix: String,
+    /// What every queue's URL starts with (`https://sqs.<region>.amazonaws.com/<account>/`),
+    /// when known: the queues are then addressed without asking SQS for
+    /// their URLs (twelve round trips a new Lambda container would pay
+    /// before its first message).
+    pub queue_url_prefix: Option<String>,
 }
 
 impl Names {
@@ -47,7 +52,16 @@ impl Names {
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
+            queue_url_prefix: None,
         }
+    }
+
+    /// These names with the queues' URLs starting with `url_prefix` (the
+    /// deploy template sets `DOCKET_QUEUE_URL_PREFIX` to it).
+    #[must_use]
+    pub fn with_queue_url_prefix(mut self, url_prefix: impl Into<String>) -> Self {
+        self.queue_url_prefix = Some(url_prefix.into());
+        self
     }
 
     /// The DynamoDB table.

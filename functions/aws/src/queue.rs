@@ -110,19 +110,26 @@ pub(crate) async fn provision(client: &Client, names: &Names) -> Result<(), Prov
 }
 
 impl SqsQueue {
-    /// The queues named by `names`, their URLs resolved.
+    /// The queues named by `names`, their URLs made from the names' URL
+    /// prefix when it is known, else asked of SQS.
     ///
     /// # Errors
-    /// When a queue does not exist.
+    /// When SQS is asked and a queue does not exist.
     pub async fn connect(client: Client, names: &Names) -> Result<Self, ProvisionError> {
         let mut urls = HashMap::new();
         let mut dead_urls = HashMap::new();
         for queue in QueueName::ALL {
-            urls.insert(queue, url_of(&client, &names.queue(queue)).await?);
-            dead_urls.insert(
-                queue,
-                url_of(&client, &names.dead_letter_queue(queue)).await?,
-            );
+            let (live, dead) = (names.queue(queue), names.dead_letter_queue(queue));
+            match &names.queue_url_prefix {
+                Some(prefix) => {
+                    urls.insert(queue, format!("{prefix}{live}"));
+                    dead_urls.insert(queue, format!("{prefix}{dead}"));
+                }
+                None => {
+                    urls.insert(queue, url_of(&client, &live).await?);
+                    dead_urls.insert(queue, url_of(&client, &dead).await?);
+                }
+            }
         }
         Ok(Self {
             client,

@@ -35,7 +35,9 @@ use docket_core::ports::{Delivery, QueueName, Receipt};
 /// What the functions read from their environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `DOCKET_PREFIX`: the stack name every resource is named from.
+    /// `DOCKET_PREFIX`: the stack name every resource is named from; with
+    /// `DOCKET_QUEUE_URL_PREFIX` (the template sets it) the queues are
+    /// addressed without asking SQS for their URLs at init.
     pub names: Names,
     /// `DOCKET_DEFAULT_EVALUATOR` (default `decalogo`).
     pub default_evaluator: String,
@@ -58,8 +60,12 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let prefix = std::env::var("DOCKET_PREFIX")
             .map_err(|_| anyhow::anyhow!("DOCKET_PREFIX is not set"))?;
+        let mut names = Names::new(prefix);
+        if let Ok(url_prefix) = std::env::var("DOCKET_QUEUE_URL_PREFIX") {
+            names = names.with_queue_url_prefix(url_prefix);
+        }
         Ok(Self {
-            names: Names::new(prefix),
+            names,
             default_evaluator: std::env::var("DOCKET_DEFAULT_EVALUATOR")
                 .unwrap_or_else(|_| "decalogo".into()),
             max_queue_depth: match std::env::var("DOCKET_MAX_QUEUE_DEPTH") {

@@ -96,3 +96,65 @@ async fn work_items_are_sent_in_their_tenants_message_group() {
         ]
     );
 }
+
+/// With the queues' URL prefix known (the template sets
+/// `DOCKET_QUEUE_URL_PREFIX`), connecting asks SQS for no URL, and the
+/// queues so addressed are the deployment's.
+#[tokio::test]
+async fn queues_addressed_by_url_prefix_need_no_lookups() {
+    use docket_core::model::Priority;
+    use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
+    let names = Names::new(format!(
+        "u{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
+    AwsBackend::provision(&names).await.expect("provision");
+    let looked_up = AwsBackend::connect_counting(&names, Some(docket_aws::CallCounter::default()))
+        .await
+        .expect("connect");
+    let queue = QueueName::Work(Priority::Normal);
+    // The URL prefix of this deployment, from one URL SQS gives.
+    let config = aws_config::load_from_env().await;
+    let url = aws_sdk_sqs::Client::new(&config)
+        .get_queue_url()
+        .queue_name(names.queue(queue))
+        .send()
+        .await
+        .expect("queue URL")
+        .queue_url
+        .expect("a URL");
+    let prefix = url
+        .strip_suffix(&names.queue(queue))
+        .expect("URL ends with the name");
+    let counter = docket_aws::CallCounter::default();
+    let addressed = AwsBackend::connect_counting(
+        &names.clone().with_queue_url_prefix(prefix),
+        Some(counter.clone()),
+    )
+    .await
+    .expect("connect");
+    assert_eq!(counter.counts(), Default::default(), "no call to connect");
+    addressed
+        .queue
+        .send(queue, vec![OutgoingMessage::new("by prefix")])
+        .await
+        .expect("send");
+    let received = looked_up
+        .queue
+        .receive(queue, 10, std::time::Duration::from_secs(30))
+        .await
+        .expect("receive");
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, "by prefix");
+    // A wrong prefix is not silently another queue: sending fails.
+    let wrong = AwsBackend::connect(&names.clone().with_queue_url_prefix(format!("{prefix}x")))
+        .await
+        .expect("connect");
+    assert!(
+        wrong
+            .queue
+            .send(queue, vec![OutgoingMessage::new("lost")])
+            .await
+            .is_err()
+    );
+}

@@ -32,7 +32,7 @@ impl ColdStart {
 
 /// Uploads one document and starts a new `processor` process with `tmp` as
 /// its `/tmp` (and `shipped` as its package's compiled code) on the work
-/// item it makes.
+/// item it makes, configured as the deploy template configures it.
 async fn start_processor(
     (settings, pipeline, aws): &(Settings, Pipeline, AwsBackend),
     tmp: &Path,
@@ -57,6 +57,16 @@ async fn start_processor(
     let log = Arc::new(std::sync::Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(tokio::sync::Notify::new());
     let api = runtime_api(event, log.clone(), answered.clone()).await;
+    // The queues' URL prefix, as the deploy template sets it.
+    let url = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await)
+        .get_queue_url()
+        .queue_name(settings.names.queue(queue))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let url_prefix = url.strip_suffix(&settings.names.queue(queue)).unwrap();
     let started = std::time::Instant::now();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_processor"));
     command
@@ -67,6 +77,7 @@ async fn start_processor(
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/processor")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "cold-start")
         .env("DOCKET_PREFIX", &prefix)
+        .env("DOCKET_QUEUE_URL_PREFIX", url_prefix)
         .env("TMPDIR", tmp)
         .env_remove("DOCKET_SHIPPED_CODE")
         .stdout(std::process::Stdio::piped());
@@ -195,6 +206,51 @@ async fn processor_cold_start() {
             );
         }
     }
+    // What the time after init is made of: the AWS calls one work item
+    // costs (the same handler in this process, counted) and the emulator's
+    // round trip.
+    let (settings, pipeline, aws) = &deployment;
+    let counter = docket_aws::CallCounter::default();
+    let counting = docket_lambda_evaluators::pipeline_counting(settings, Some(counter.clone()))
+        .await
+        .unwrap();
+    let queue = QueueName::Work(docket_core::Priority::Normal);
+    upload(
+        pipeline,
+        settings,
+        &[("doc", "A plan with goals and budget.")],
+    )
+    .await;
+    let deliveries = aws
+        .queue
+        .receive(queue, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let before = counter.counts();
+    let answer = docket_lambda::process(
+        &counting,
+        &settings.names,
+        sqs_event(&settings.names, queue, false, &deliveries),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let calls: Vec<String> = counter
+        .counts()
+        .into_iter()
+        .filter_map(|(key, n)| {
+            let n = n - before.get(&key).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{} {} × {n}", key.0, key.1))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let _missing = aws.store.job(&JobId::generate()).await;
+    }
+    println!(
+        "\nOne work item's AWS calls: {}; the emulator's round trip (GetItem): {:.1} ms",
+        calls.join(", "),
+        started.elapsed().as_secs_f64() * 1e3 / 20.0
+    );
 }
 
 /// What the fake Lambda Runtime API saw of one processor process.
