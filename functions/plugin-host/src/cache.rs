@@ -69,23 +69,25 @@ impl HostInner {
             .as_ref()
             .map(|(from, compiled)| (*from, compiled.as_slice())));
         let usable = offered.and_then(|(from, compiled)| match self.deserialize_verified(compiled) {
-            Ok(component) => Some((component, compiled.to_vec())),
+            // Shipped code is on disk already: copying it into the cache
+            // would only cost a write per new container.
+            Ok(component) => Some((component, (from != "shipped").then(|| compiled.to_vec()))),
             Err(e) => {
                 tracing::warn!(plugin = %digest_of_bytes, engine = %engine_id(&self.engine), error = %e, "{from} compiled code does not match this engine; recompiling");
                 None
             }
         });
-        let (component, compiled) = match usable {
+        let (component, to_cache) = match usable {
             Some(found) => found,
             None => {
                 let started = std::time::Instant::now();
                 let compiled = self.engine.precompile_component(bytes)?;
                 self.compilations.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(plugin = %digest_of_bytes, ms = started.elapsed().as_millis() as u64, "component compiled");
-                (self.deserialize_verified(&compiled)?, compiled)
+                (self.deserialize_verified(&compiled)?, Some(compiled))
             }
         };
-        if let Some(artifact) = &cache {
+        if let (Some(artifact), Some(compiled)) = (&cache, to_cache) {
             write_atomically(artifact, &compiled);
             write_atomically(
                 &recorded_digest_path(artifact),

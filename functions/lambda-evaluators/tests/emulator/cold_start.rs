@@ -32,13 +32,13 @@ impl ColdStart {
 
 /// Uploads one document and starts a new `processor` process with `tmp` as
 /// its `/tmp` (and `shipped` as its package's compiled code) on the work
-/// item it makes, configured as the deploy template configures it.
+/// item it makes.
 async fn start_processor(
-    (settings, pipeline, aws): &(Settings, Pipeline, AwsBackend),
+    deployment: &(Settings, Pipeline, AwsBackend),
     tmp: &Path,
     shipped: Option<&Path>,
 ) -> ColdStart {
-    let prefix = settings.names.table().trim_end_matches("-jobs").to_owned();
+    let (settings, pipeline, aws) = deployment;
     let queue = QueueName::Work(docket_core::Priority::Normal);
     upload(
         pipeline,
@@ -54,6 +54,22 @@ async fn start_processor(
     assert_eq!(deliveries.len(), 1);
     let event =
         serde_json::to_value(sqs_event(&settings.names, queue, false, &deliveries)).unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_processor"));
+    start_function(binary, event, settings, tmp, shipped).await
+}
+
+/// Starts the function `binary` as a new process, configured as the
+/// deploy template configures it, with `tmp` as its `/tmp` (and `shipped`
+/// as its package's compiled code), and hands it `event`.
+async fn start_function(
+    binary: &Path,
+    event: Value,
+    settings: &Settings,
+    tmp: &Path,
+    shipped: Option<&Path>,
+) -> ColdStart {
+    let prefix = settings.names.table().trim_end_matches("-jobs").to_owned();
+    let queue = QueueName::Work(docket_core::Priority::Normal);
     let log = Arc::new(std::sync::Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(tokio::sync::Notify::new());
     let api = runtime_api(event, log.clone(), answered.clone()).await;
@@ -67,14 +83,15 @@ async fn start_processor(
         .queue_url
         .unwrap();
     let url_prefix = url.strip_suffix(&settings.names.queue(queue)).unwrap();
+    let name = binary.file_name().unwrap().to_string_lossy().into_owned();
     let started = std::time::Instant::now();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_processor"));
+    let mut command = std::process::Command::new(binary);
     command
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "processor")
+        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/processor")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "cold-start")
         .env("DOCKET_PREFIX", &prefix)
         .env("DOCKET_QUEUE_URL_PREFIX", url_prefix)
@@ -87,11 +104,11 @@ async fn start_processor(
     let mut child = command.spawn().unwrap();
     tokio::time::timeout(Duration::from_secs(120), answered.notified())
         .await
-        .expect("the processor answered");
+        .unwrap_or_else(|_| panic!("{name} answered"));
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
     let log = log.lock().unwrap();
-    assert!(log.error.is_none(), "{:?}", log.error);
+    assert!(log.error.is_none(), "{name}: {:?}", log.error);
     let ms = |at: Option<std::time::Instant>| (at.unwrap() - started).as_secs_f64() * 1e3;
     ColdStart {
         init_ms: ms(log.next_at),
@@ -251,6 +268,47 @@ async fn processor_cold_start() {
         calls.join(", "),
         started.elapsed().as_secs_f64() * 1e3 / 20.0
     );
+}
+
+/// Figures, not a check: init of each function binary as a new container
+/// (empty `/tmp`), and its answer to a first event that needs no
+/// evaluation: an empty SQS batch, or for `upload` `GET /api/v1/health`
+/// (which reads the deployment). The binaries are the workspace build's,
+/// beside this package's `processor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a figure for docs/benchmarks.md, not a check (cargo nextest run --release --workspace -E 'binary(emulator)' --run-ignored only --no-capture function_cold_starts)"]
+async fn function_cold_starts() {
+    let (settings, _, _) = deployment().await;
+    let processor = Path::new(env!("CARGO_BIN_EXE_processor"));
+    let mut health: Value = serde_json::from_str(APIGW_FIXTURE).unwrap();
+    health["routeKey"] = json!("GET /api/v1/health");
+    health["rawPath"] = json!("/api/v1/health");
+    health["requestContext"]["http"]["method"] = json!("GET");
+    health["requestContext"]["http"]["path"] = json!("/api/v1/health");
+    println!(
+        "| function | run | init (exec → first event request) | first answer (exec → response) |"
+    );
+    println!("|---|---|---:|---:|");
+    for function in ["upload", "ingest", "processor", "finalizer", "webhook"] {
+        let binary = processor.with_file_name(function);
+        assert!(
+            binary.exists(),
+            "{} is not built: build the workspace",
+            binary.display()
+        );
+        for run in 1..=3 {
+            let event = match function {
+                "upload" => health.clone(),
+                _ => json!({"Records": []}),
+            };
+            let tmp = tempfile::tempdir().unwrap();
+            let started = start_function(&binary, event, &settings, tmp.path(), None).await;
+            println!(
+                "| {function} | {run} | {:.0} ms | {:.0} ms |",
+                started.init_ms, started.answer_ms
+            );
+        }
+    }
 }
 
 /// What the fake Lambda Runtime API saw of one processor process.

@@ -420,17 +420,21 @@ fn shipped_compiled_code_is_used_and_code_for_another_engine_is_recompiled() {
         )
     );
     let with_shipped = |dir: &std::path::Path| {
+        let cache = tempfile::tempdir().unwrap();
         let host = PluginHost::new(HostConfig {
             shipped_code: Some(dir.to_owned()),
+            cache_dir: Some(cache.path().to_owned()),
             ..HostConfig::default()
         })
         .unwrap();
         let evaluator = host.register_component("wordstats", "0.1.0", bytes);
         let report = evaluate(&host, &evaluator, "one two three").unwrap();
-        (host.compilations(), report.evaluation)
+        let cached = std::fs::read_dir(cache.path()).unwrap().count();
+        (host.compilations(), report.evaluation, cached)
     };
-    let (compiled, shipped_result) = with_shipped(shipped.path());
+    let (compiled, shipped_result, cached) = with_shipped(shipped.path());
     assert_eq!(compiled, 0, "the shipped code is used");
+    assert_eq!(cached, 0, "and not copied into the cache");
     let (_, compiled_result) = {
         let host = host();
         let evaluator = host.register_component("wordstats", "0.1.0", bytes);
@@ -458,13 +462,14 @@ fn shipped_compiled_code_is_used_and_code_for_another_engine_is_recompiled() {
         &docket_plugin_host::host_target(),
     )
     .unwrap();
-    let (compiled, foreign_result) = with_shipped(foreign.path());
+    let (compiled, foreign_result, cached) = with_shipped(foreign.path());
     assert_eq!(compiled, 1, "recompiled");
+    assert_eq!(cached, 2, "the compiled code cached, with its digest");
     assert_eq!(foreign_result, compiled_result);
 
     // Shipped code that does not match its digest is not deserialized.
     std::fs::write(&artifact, b"tampered").unwrap();
-    let (compiled, tampered_result) = with_shipped(shipped.path());
+    let (compiled, tampered_result, _) = with_shipped(shipped.path());
     assert_eq!(compiled, 1, "recompiled");
     assert_eq!(tampered_result, compiled_result);
 }
