@@ -38,6 +38,17 @@ async fn start_processor(
     tmp: &Path,
     shipped: Option<&Path>,
 ) -> ColdStart {
+    let binary = Path::new(env!("CARGO_BIN_EXE_processor"));
+    work_item_to(binary, deployment, tmp, shipped).await
+}
+
+/// [`start_processor`] with the processor `binary`.
+async fn work_item_to(
+    binary: &Path,
+    deployment: &(Settings, Pipeline, AwsBackend),
+    tmp: &Path,
+    shipped: Option<&Path>,
+) -> ColdStart {
     let (settings, pipeline, aws) = deployment;
     let queue = QueueName::Work(docket_core::Priority::Normal);
     upload(
@@ -54,7 +65,6 @@ async fn start_processor(
     assert_eq!(deliveries.len(), 1);
     let event =
         serde_json::to_value(sqs_event(&settings.names, queue, false, &deliveries)).unwrap();
-    let binary = Path::new(env!("CARGO_BIN_EXE_processor"));
     start_function(binary, event, settings, tmp, shipped).await
 }
 
@@ -83,9 +93,30 @@ async fn start_function(
         .queue_url
         .unwrap();
     let url_prefix = url.strip_suffix(&settings.names.queue(queue)).unwrap();
-    let name = binary.file_name().unwrap().to_string_lossy().into_owned();
+    // A package's binary is `<function>/bootstrap`.
+    let name = match binary.file_name().unwrap().to_string_lossy() {
+        bootstrap if bootstrap == "bootstrap" => binary
+            .parent()
+            .and_then(|p| p.file_name())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        name => name.into_owned(),
+    };
     let started = std::time::Instant::now();
-    let mut command = std::process::Command::new(binary);
+    // `DOCKET_LAMBDA_RUNNER`: a command the binary runs under (e.g.
+    // `qemu-aarch64 -L /usr/aarch64-linux-gnu` for the arm64 packages).
+    let runner: Vec<String> = std::env::var("DOCKET_LAMBDA_RUNNER")
+        .map(|r| r.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut command = match runner.split_first() {
+        Some((program, args)) => {
+            let mut command = std::process::Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => std::process::Command::new(binary),
+    };
     command
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", &name)
@@ -273,12 +304,17 @@ async fn processor_cold_start() {
 /// Figures, not a check: init of each function binary as a new container
 /// (empty `/tmp`), and its answer to a first event that needs no
 /// evaluation: an empty SQS batch, or for `upload` `GET /api/v1/health`
-/// (which reads the deployment). The binaries are the workspace build's,
-/// beside this package's `processor`.
+/// (which reads the deployment); for the processor also one work item.
+/// The binaries are the workspace build's, beside this package's
+/// `processor`, or with `DOCKET_LAMBDA_PACKAGES` the packages `infra/build`
+/// made (`<dir>/<function>/bootstrap`, the shipped code beside it), run
+/// under `DOCKET_LAMBDA_RUNNER` when set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a figure for docs/benchmarks.md, not a check (cargo nextest run --release --workspace -E 'binary(emulator)' --run-ignored only --no-capture function_cold_starts)"]
 async fn function_cold_starts() {
-    let (settings, _, _) = deployment().await;
+    let deployment = deployment().await;
+    let settings = &deployment.0;
+    let packages = std::env::var_os("DOCKET_LAMBDA_PACKAGES").map(std::path::PathBuf::from);
     let processor = Path::new(env!("CARGO_BIN_EXE_processor"));
     let mut health: Value = serde_json::from_str(APIGW_FIXTURE).unwrap();
     health["routeKey"] = json!("GET /api/v1/health");
@@ -290,10 +326,13 @@ async fn function_cold_starts() {
     );
     println!("|---|---|---:|---:|");
     for function in ["upload", "ingest", "processor", "finalizer", "webhook"] {
-        let binary = processor.with_file_name(function);
+        let binary = match &packages {
+            Some(dir) => dir.join(function).join("bootstrap"),
+            None => processor.with_file_name(function),
+        };
         assert!(
             binary.exists(),
-            "{} is not built: build the workspace",
+            "{} is not built: build the workspace (or run infra/build)",
             binary.display()
         );
         for run in 1..=3 {
@@ -302,11 +341,22 @@ async fn function_cold_starts() {
                 _ => json!({"Records": []}),
             };
             let tmp = tempfile::tempdir().unwrap();
-            let started = start_function(&binary, event, &settings, tmp.path(), None).await;
+            let started = start_function(&binary, event, settings, tmp.path(), None).await;
             println!(
                 "| {function} | {run} | {:.0} ms | {:.0} ms |",
                 started.init_ms, started.answer_ms
             );
+        }
+        if function == "processor" {
+            for run in 1..=3 {
+                let tmp = tempfile::tempdir().unwrap();
+                let started = work_item_to(&binary, &deployment, tmp.path(), None).await;
+                assert_eq!(started.response["batchItemFailures"], json!([]));
+                println!(
+                    "| processor, one work item | {run} | {:.0} ms | {:.0} ms |",
+                    started.init_ms, started.answer_ms
+                );
+            }
         }
     }
 }
