@@ -13,11 +13,7 @@ async fn subject() -> Subject {
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: start the emulator with `eval \"$(localstack/start)\"` (bin/test does)"
     );
-    let names = Names::new(format!(
-        "t{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    ));
-    AwsBackend::provision(&names).await.expect("provision");
+    let names = provisioned("t").await;
     let backend = AwsBackend::connect(&names).await.expect("connect");
     Subject {
         queue: backend.queue.clone(),
@@ -30,6 +26,17 @@ async fn subject() -> Subject {
     }
 }
 
+/// A fresh deployment under its own prefix (starting with `letter`),
+/// created as the deploy template declares it.
+async fn provisioned(letter: &str) -> Names {
+    let names = Names::new(format!(
+        "{letter}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
+    AwsBackend::provision(&names).await.expect("provision");
+    names
+}
+
 docket_conformance::conformance_tests!(subject);
 
 /// Work items go to SQS in their tenant's message group: on a standard
@@ -40,11 +47,7 @@ async fn work_items_are_sent_in_their_tenants_message_group() {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     use docket_core::model::Priority;
     use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
-    let names = Names::new(format!(
-        "g{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    ));
-    AwsBackend::provision(&names).await.expect("provision");
+    let names = provisioned("g").await;
     let backend = AwsBackend::connect(&names).await.expect("connect");
     let queue = QueueName::Work(Priority::Normal);
     let job = docket_conformance::sample_job("acme", 1);
@@ -104,11 +107,7 @@ async fn work_items_are_sent_in_their_tenants_message_group() {
 async fn queues_addressed_by_url_prefix_need_no_lookups() {
     use docket_core::model::Priority;
     use docket_core::ports::{OutgoingMessage, QueueName, WorkQueue};
-    let names = Names::new(format!(
-        "u{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    ));
-    AwsBackend::provision(&names).await.expect("provision");
+    let names = provisioned("u").await;
     let looked_up = AwsBackend::connect_counting(&names, Some(docket_aws::CallCounter::default()))
         .await
         .expect("connect");

@@ -49,7 +49,15 @@ async fn work_item_to(
     tmp: &Path,
     shipped: Option<&Path>,
 ) -> ColdStart {
-    let (settings, pipeline, aws) = deployment;
+    let event = serde_json::to_value(one_work_item(deployment).await).unwrap();
+    start_function(binary, event, &deployment.0, tmp, shipped).await
+}
+
+/// Uploads one document and returns the SQS event of the work item it
+/// makes, as the event source hands it to the processor.
+async fn one_work_item(
+    (settings, pipeline, aws): &(Settings, Pipeline, AwsBackend),
+) -> aws_lambda_events::event::sqs::SqsEvent {
     let queue = QueueName::Work(docket_core::Priority::Normal);
     upload(
         pipeline,
@@ -63,9 +71,7 @@ async fn work_item_to(
         .await
         .unwrap();
     assert_eq!(deliveries.len(), 1);
-    let event =
-        serde_json::to_value(sqs_event(&settings.names, queue, false, &deliveries)).unwrap();
-    start_function(binary, event, settings, tmp, shipped).await
+    sqs_event(&settings.names, queue, false, &deliveries)
 }
 
 /// Starts the function `binary` as a new process, configured as the
@@ -257,30 +263,14 @@ async fn processor_cold_start() {
     // What the time after init is made of: the AWS calls one work item
     // costs (the same handler in this process, counted) and the emulator's
     // round trip.
-    let (settings, pipeline, aws) = &deployment;
+    let (settings, _, aws) = &deployment;
     let counter = docket_aws::CallCounter::default();
     let counting = docket_lambda_evaluators::pipeline_counting(settings, Some(counter.clone()))
         .await
         .unwrap();
-    let queue = QueueName::Work(docket_core::Priority::Normal);
-    upload(
-        pipeline,
-        settings,
-        &[("doc", "A plan with goals and budget.")],
-    )
-    .await;
-    let deliveries = aws
-        .queue
-        .receive(queue, 10, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let event = one_work_item(&deployment).await;
     let before = counter.counts();
-    let answer = docket_lambda::process(
-        &counting,
-        &settings.names,
-        sqs_event(&settings.names, queue, false, &deliveries),
-    )
-    .await;
+    let answer = docket_lambda::process(&counting, &settings.names, event).await;
     assert!(answer.batch_item_failures.is_empty());
     let calls: Vec<String> = counter
         .counts()
