@@ -2,7 +2,7 @@
 //! from the environment once per warm container, and one handler per event
 //! source. The binaries in `src/bin` hand these to `lambda_runtime` /
 //! `lambda_http`; tests call the same handlers with real events (the
-//! event-source runner in `tests/`).
+//! event-source runner in `docket-lambda-evaluators`' `tests/`).
 //!
 //! | function | event | handler |
 //! |---|---|---|
@@ -10,11 +10,11 @@
 //! | `ingest` | S3 `ObjectCreated` under `inbox/`, through an SQS queue | [`ingest_messages`] |
 //! | `processor` | SQS batch of work items (three priority queues) | [`process`] |
 //! | `finalizer` | SQS batch of finalize messages | [`finalize`] |
+//! | `webhook` | SQS batch of callbacks | [`deliver_webhooks`] |
 //!
 //! `upload`, `ingest` and `webhook` are built here, with [`pipeline`]: no
 //! plugin engine. `processor` and `finalizer` run evaluators and are built
 //! in `docket-lambda-evaluators`, whose pipeline has the plugin host.
-//! | `webhook` | SQS batch of callbacks | [`deliver_webhooks`] |
 //!
 //! Every SQS handler reports partial batch failures (`SqsBatchResponse`):
 //! one bad message never fails its neighbours.
