@@ -157,6 +157,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The pinned reference of this version: name, version and digest.
+    pub fn reference(&self) -> EvaluatorRef {
+        EvaluatorRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            digest: self.sha256.clone(),
+        }
+    }
+
     /// A manifest for a component's `bytes` with the default limits of
     /// the language it says it was written in ([`component_language`];
     /// Rust's when it says none).

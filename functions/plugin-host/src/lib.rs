@@ -243,11 +243,7 @@ impl PluginHost {
         bytes: &'static [u8],
     ) -> EvaluatorRef {
         let manifest = Manifest::for_component(name, version, bytes);
-        let reference = EvaluatorRef {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            digest: manifest.sha256.clone(),
-        };
+        let reference = manifest.reference();
         if !self.inner.read_plugins().contains_key(&reference.digest) {
             self.inner
                 .deferred
@@ -460,11 +456,7 @@ impl HostInner {
                 name: manifest.name,
             });
         }
-        let reference = EvaluatorRef {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            digest: manifest.sha256.clone(),
-        };
+        let reference = manifest.reference();
         if self.read_plugins().contains_key(&reference.digest) {
             self.register_version(&reference);
             return Ok(reference);

@@ -81,11 +81,11 @@ impl Registry {
             .plugins(Some(&wanted.name))
             .await
             .map_err(unreadable)?;
-        known.extend(published.iter().map(reference));
+        known.extend(published.iter().map(Manifest::reference));
         if !known.iter().any(|r| r.name == wanted.name) {
             // Name the published plugins too when the name is unknown.
             if let Ok(all) = self.store.plugins(None).await {
-                known.extend(all.iter().map(reference));
+                known.extend(all.iter().map(Manifest::reference));
             }
         }
         resolve_among(spec, &known)
@@ -122,15 +122,6 @@ impl Registry {
     }
 }
 
-/// The pinned reference of a manifest.
-fn reference(manifest: &Manifest) -> EvaluatorRef {
-    EvaluatorRef {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        digest: manifest.sha256.clone(),
-    }
-}
-
 /// The `Evaluators` port of a process that submits jobs but runs no
 /// evaluator: it resolves among `bundled` and the published plugins and
 /// checks configurations; a call to run one is a `RESOURCE` failure (retried
@@ -163,7 +154,7 @@ impl Evaluators for Resolver {
     }
 
     fn loaded(&self) -> Vec<EvaluatorRef> {
-        self.bundled.iter().map(reference).collect()
+        self.bundled.iter().map(Manifest::reference).collect()
     }
 
     async fn check_config(
