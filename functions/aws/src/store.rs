@@ -344,11 +344,14 @@ impl DynamoJobStore {
         outcomes: &[&ItemOutcome],
         now: DateTime<Utc>,
     ) -> Result<Option<(RecordReceipt, bool)>, StoreError> {
-        let (mut job, version) = self.read_job(id).await?;
         let mut items: Vec<u32> = outcomes.iter().map(|o| o.item).collect();
         items.sort_unstable();
         items.dedup();
-        let already = self.recorded_items(id, &items).await?;
+        // Both reads at once: the write below is conditioned on what each
+        // found (the job's version, each outcome absent), so their order
+        // does not matter.
+        let ((mut job, version), already) =
+            tokio::try_join!(self.read_job(id), self.recorded_items(id, &items))?;
         let pending_before = job.counters.items_pending();
         let mut recorded = Vec::new();
         let mut duplicates = Vec::new();

@@ -99,7 +99,8 @@ macro_rules! conformance_tests {
             store_stats_count_jobs_and_documents,
             store_keeps_webhook_state_and_one_secret_per_tenant,
             store_registers_each_plugin_version_once,
-            pipeline_counts_exactly_once_under_duplicate_deliveries
+            pipeline_counts_exactly_once_under_duplicate_deliveries,
+            pipeline_evaluates_a_mixed_batch_item_by_item
         );
     };
     (@each $factory:path; $($check:ident),* $(,)?) => {

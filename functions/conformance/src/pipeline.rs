@@ -265,3 +265,128 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
         );
     }
 }
+
+/// One batch of deliveries mixing two jobs' items (one job cancelled), an
+/// item of a job that does not exist and a malformed message: each live
+/// item is evaluated on its own text (the jobs and the texts are read at
+/// once, so the texts must still go to their items), the cancelled job's
+/// are recorded skipped, the unknown job's dropped, the malformed one kept.
+pub async fn pipeline_evaluates_a_mixed_batch_item_by_item(subject: &Subject) {
+    let evaluators = Arc::new(FakeEvaluators::default());
+    let pipeline = fake_pipeline(subject, evaluators.clone());
+    let submit = |letter: char, lengths: &'static [usize]| {
+        let pipeline = pipeline.clone();
+        let evaluators = evaluators.clone();
+        async move {
+            let documents = lengths
+                .iter()
+                .map(|&len| {
+                    IntakeDocument::Accepted(DocumentSpec {
+                        id: format!("{letter}-{len}"),
+                        title: String::new(),
+                        body: DocumentBody::Text(letter.to_string().repeat(len)),
+                        metadata: serde_json::Value::Null,
+                    })
+                })
+                .collect();
+            pipeline
+                .submit(Submission {
+                    job_id: None,
+                    tenant: TenantId::local(),
+                    evaluator: evaluators.resolve("fake").await.expect("resolve"),
+                    config: serde_json::json!({}),
+                    options: JobOptions::default(),
+                    documents,
+                })
+                .await
+                .expect("submit")
+        }
+    };
+    let live = submit('a', &[11, 12, 13]).await;
+    let cancelled = submit('b', &[101, 102]).await;
+    let mut deliveries = Vec::new();
+    for _ in 0..50 {
+        let got = subject
+            .queue
+            .receive(NORMAL, 10, Duration::from_secs(30))
+            .await
+            .expect("receive");
+        deliveries.extend(got);
+        if deliveries.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(deliveries.len(), 5, "the two jobs' items");
+    subject
+        .store
+        .transition(
+            &cancelled.id,
+            &JobStatus::sources_of(JobStatus::Cancelled),
+            JobStatus::Cancelled,
+        )
+        .await
+        .expect("cancel");
+    let of = |job: &docket_core::model::JobId| {
+        let mut items: Vec<_> = deliveries
+            .iter()
+            .filter(|d| d.body.contains(job.as_str()))
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| a.body.cmp(&b.body));
+        items
+    };
+    let (a, b) = (of(&live.id), of(&cancelled.id));
+    assert_eq!((a.len(), b.len()), (3, 2));
+    let mut unknown = a[1].clone();
+    let mut body: serde_json::Value = serde_json::from_str(&unknown.body).expect("work item");
+    body["job_id"] = serde_json::json!(docket_core::model::JobId::generate().as_str());
+    unknown.body = body.to_string();
+    let mut malformed = a[0].clone();
+    malformed.body = "{\"job_id\": ".into();
+    let batch = [
+        b[0].clone(),
+        a[0].clone(),
+        unknown,
+        malformed,
+        b[1].clone(),
+        a[1].clone(),
+        a[2].clone(),
+    ];
+    let dispositions = pipeline.process(&batch, None).await;
+    use docket_core::pipeline::Disposition::{Done, Keep};
+    assert_eq!(dispositions, [Done, Done, Done, Keep, Done, Done, Done]);
+    let scores = |outcomes: Vec<docket_core::model::ItemOutcome>| {
+        outcomes
+            .into_iter()
+            .map(|o| {
+                let value = match o.result {
+                    docket_core::model::ItemResult::Succeeded { evaluation, .. } => {
+                        format!("{}", evaluation.scores[0].value)
+                    }
+                    other => format!("{other:?}"),
+                };
+                (o.document_id, value)
+            })
+            .collect::<Vec<_>>()
+    };
+    let recorded = |job| subject.store.outcomes_page(job, None, 10);
+    assert_eq!(
+        scores(recorded(&live.id).await.expect("outcomes")),
+        [
+            ("a-11".into(), "11".into()),
+            ("a-12".into(), "12".into()),
+            ("a-13".into(), "13".into())
+        ]
+    );
+    let skipped = recorded(&cancelled.id).await.expect("outcomes");
+    assert_eq!(skipped.len(), 2);
+    for outcome in skipped {
+        assert_eq!(
+            outcome.result,
+            docket_core::model::ItemResult::Skipped {
+                reason: "job cancelled".into()
+            }
+        );
+    }
+    assert_eq!(evaluators.calls.load(Ordering::Relaxed), 3, "calls");
+}

@@ -2,7 +2,7 @@
 //! outcomes recorded once per job, the finalize message sent by the call
 //! that recorded the last item; dead-lettered items recorded failed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,47 +45,56 @@ impl Pipeline {
         deadline: Option<Instant>,
     ) -> Vec<Disposition> {
         let mut dispositions = vec![Disposition::Keep; deliveries.len()];
-        let mut jobs: HashMap<JobId, Option<(Job, Arc<serde_json::Value>)>> = HashMap::new();
+        let mut parsed: Vec<(usize, WorkItem)> = Vec::with_capacity(deliveries.len());
+        for (n, delivery) in deliveries.iter().enumerate() {
+            match serde_json::from_str(&delivery.body) {
+                Ok(item) => parsed.push((n, item)),
+                Err(e) => {
+                    tracing::error!(message_id = %delivery.message_id, error = %e, "malformed work message left for the dead-letter queue");
+                }
+            }
+        }
+        // The jobs and the packed texts are read at once, so a new
+        // container's first message waits for one round trip, not two; the
+        // text of an item its job then skips is read for nothing (a ranged
+        // read of its pack).
+        let started = Instant::now();
+        let bodies: Vec<&BodyRef> = parsed
+            .iter()
+            .filter(|(_, item)| item.body.file.is_none())
+            .map(|(_, item)| &item.body)
+            .collect();
+        let (jobs, texts) = futures_util::future::join(
+            self.read_jobs(parsed.iter().map(|(_, item)| &item.job_id)),
+            self.load_texts(&bodies),
+        )
+        .await;
+        let mut texts = texts.into_iter();
         let mut decided: Vec<(usize, WorkItem, ItemResult)> = Vec::new();
-        let mut evaluating: Vec<Evaluating> = Vec::new();
         let mut to_load: Vec<(
             usize,
             WorkItem,
-            EvaluatorRef,
-            Arc<serde_json::Value>,
-            Chunking,
+            &(Job, Arc<serde_json::Value>),
+            Option<Result<String, Failure>>,
         )> = Vec::new();
-        let mut requests = Vec::new();
-        for (n, delivery) in deliveries.iter().enumerate() {
-            let item: WorkItem = match serde_json::from_str(&delivery.body) {
-                Ok(item) => item,
-                Err(e) => {
-                    tracing::error!(message_id = %delivery.message_id, error = %e, "malformed work message left for the dead-letter queue");
+        for (n, item) in parsed {
+            let text = if item.body.file.is_none() {
+                texts.next()
+            } else {
+                None
+            };
+            let job = match jobs.get(&item.job_id) {
+                Some(Ok(Some(job))) => job,
+                Some(Ok(None)) => {
+                    tracing::warn!(job_id = %item.job_id, "work item of an unknown job dropped");
+                    dispositions[n] = Disposition::Done;
                     continue;
                 }
+                // Not readable: kept, logged once per job by `read_jobs`.
+                Some(Err(())) | None => continue,
             };
-            if !jobs.contains_key(&item.job_id) {
-                let job = match self.jobs.job(&item.job_id).await {
-                    Ok(job) => {
-                        let config = Arc::new(job.config.clone());
-                        Some((job, config))
-                    }
-                    Err(StoreError::NotFound(_)) => None,
-                    Err(e) => {
-                        tracing::warn!(job_id = %item.job_id, error = %e, "job not readable; message kept");
-                        self.left_to_retry(e.category(), &e);
-                        continue;
-                    }
-                };
-                jobs.insert(item.job_id.clone(), job);
-            }
-            let Some(Some((job, config))) = jobs.get(&item.job_id) else {
-                tracing::warn!(job_id = %item.job_id, "work item of an unknown job dropped");
-                dispositions[n] = Disposition::Done;
-                continue;
-            };
-            if job.skips_items() {
-                let reason = match (&job.error, job.status) {
+            if job.0.skips_items() {
+                let reason = match (&job.0.error, job.0.status) {
                     (Some(error), _) => format!("job failing: {error}"),
                     (None, JobStatus::Cancelled) => "job cancelled".to_owned(),
                     _ => "job already finalized".to_owned(),
@@ -93,12 +102,12 @@ impl Pipeline {
                 decided.push((n, item, ItemResult::Skipped { reason }));
                 continue;
             }
-            if delivery.receive_count > self.settings.retry.max_receives {
+            if deliveries[n].receive_count > self.settings.retry.max_receives {
                 let failure = Failure::new(
                     FailureCategory::Permanent,
                     format!(
                         "gave up after {} deliveries without a recorded outcome",
-                        delivery.receive_count - 1
+                        deliveries[n].receive_count - 1
                     ),
                 );
                 decided.push((
@@ -111,22 +120,29 @@ impl Pipeline {
                 ));
                 continue;
             }
-            to_load.push((
-                n,
-                item,
-                job.evaluator.clone(),
-                config.clone(),
-                job.options.chunking,
-            ));
+            to_load.push((n, item, job, text));
         }
-        let started = Instant::now();
-        let items: Vec<(&WorkItem, &Chunking)> = to_load
-            .iter()
-            .map(|(_, item, _, _, chunking)| (item, chunking))
-            .collect();
-        let loaded = self.load_items(&items).await;
+        let mut loaded = Vec::with_capacity(to_load.len());
+        for (n, item, job, text) in to_load {
+            let chunks = match (text, &item.body.file) {
+                (Some(text), _) => text.map(|text| {
+                    vec![Chunk {
+                        info: item.chunk,
+                        text,
+                    }]
+                }),
+                (None, Some(name)) => {
+                    self.load_file(&item.body, name, &job.0.options.chunking)
+                        .await
+                }
+                (None, None) => Err(Failure::new(FailureCategory::Permanent, "text not read")),
+            };
+            loaded.push((n, item, job, chunks));
+        }
         let load_seconds = started.elapsed().as_secs_f64() / loaded.len().max(1) as f64;
-        for ((n, item, evaluator, config, _), chunks) in to_load.into_iter().zip(loaded) {
+        let mut evaluating: Vec<Evaluating> = Vec::new();
+        let mut requests = Vec::new();
+        for (n, item, (job, config), chunks) in loaded {
             match chunks {
                 Ok(chunks) => {
                     let parts = chunks
@@ -135,7 +151,7 @@ impl Pipeline {
                         .collect();
                     for chunk in chunks {
                         requests.push(EvaluationRequest {
-                            evaluator: evaluator.clone(),
+                            evaluator: job.evaluator.clone(),
                             id: item.document_id.clone(),
                             title: item.title.clone(),
                             content: chunk.text,
@@ -148,7 +164,7 @@ impl Pipeline {
                         n,
                         item,
                         load_seconds,
-                        evaluator,
+                        evaluator: job.evaluator.clone(),
                         parts,
                     });
                 }
@@ -211,7 +227,7 @@ impl Pipeline {
                 .push((n, ItemOutcome::of(&item, result)));
         }
         for (job_id, entries) in by_job {
-            let Some(Some((job, _))) = jobs.get(&job_id) else {
+            let Some(Ok(Some((job, _)))) = jobs.get(&job_id) else {
                 continue;
             };
             let outcomes: Vec<ItemOutcome> = entries.iter().map(|(_, o)| o.clone()).collect();
@@ -269,34 +285,33 @@ impl Pipeline {
         }
     }
 
-    /// The texts to evaluate of each item: its own chunk, read from its
-    /// pack; or, for a referenced document, its file read and extracted
-    /// here and split as `chunking` says (each chunk is one evaluator call
-    /// and the item's evaluation is their merge).
-    async fn load_items(
+    /// The jobs of `ids`, each read once and all at once, with their
+    /// configurations shared by their items' calls: `None` for a job that
+    /// does not exist; `Err` for one not readable (logged here, once; its
+    /// items are kept for redelivery).
+    async fn read_jobs<'a>(
         &self,
-        items: &[(&WorkItem, &Chunking)],
-    ) -> Vec<Result<Vec<Chunk>, Failure>> {
-        let packed: Vec<usize> = (0..items.len())
-            .filter(|&n| items[n].0.body.file.is_none())
-            .collect();
-        let bodies: Vec<&BodyRef> = packed.iter().map(|&n| &items[n].0.body).collect();
-        let mut loaded: Vec<Option<Result<Vec<Chunk>, Failure>>> = vec![None; items.len()];
-        for (n, text) in packed.into_iter().zip(self.load_texts(&bodies).await) {
-            let info = items[n].0.chunk;
-            loaded[n] = Some(text.map(|text| vec![Chunk { info, text }]));
+        ids: impl Iterator<Item = &'a JobId>,
+    ) -> HashMap<JobId, Result<Option<(Job, Arc<serde_json::Value>)>, ()>> {
+        let ids: BTreeSet<&JobId> = ids.collect();
+        let reads = ids.iter().map(|id| self.jobs.job(id));
+        let mut jobs = HashMap::with_capacity(ids.len());
+        for (id, read) in ids.iter().zip(futures_util::future::join_all(reads).await) {
+            let job = match read {
+                Ok(job) => {
+                    let config = Arc::new(job.config.clone());
+                    Ok(Some((job, config)))
+                }
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => {
+                    tracing::warn!(job_id = %id, error = %e, "job not readable; its messages kept");
+                    self.left_to_retry(e.category(), &e);
+                    Err(())
+                }
+            };
+            jobs.insert((*id).clone(), job);
         }
-        for (n, (item, chunking)) in items.iter().enumerate() {
-            if let Some(name) = &item.body.file {
-                loaded[n] = Some(self.load_file(&item.body, name, chunking).await);
-            }
-        }
-        loaded
-            .into_iter()
-            .map(|l| {
-                l.unwrap_or_else(|| Err(Failure::new(FailureCategory::Permanent, "text not read")))
-            })
-            .collect()
+        jobs
     }
 
     /// A referenced document's chunks: its file read whole (refused unread
@@ -385,16 +400,16 @@ impl Pipeline {
             .map(|own| own.unwrap_or_else(|| default_merge(chunks)))
     }
 
-    /// Reads the texts of `bodies`, one ranged read per blob: items of a
-    /// batch usually share a pack, so a batch costs a read or two, not one
-    /// per item.
+    /// Reads the texts of `bodies`, one ranged read per blob and all at
+    /// once: items of a batch usually share a pack, so a batch costs a read
+    /// or two, not one per item.
     async fn load_texts(&self, bodies: &[&BodyRef]) -> Vec<Result<String, Failure>> {
         let mut texts: Vec<Option<Result<String, Failure>>> = vec![None; bodies.len()];
         let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (n, body) in bodies.iter().enumerate() {
             by_key.entry(body.key.as_str()).or_default().push(n);
         }
-        for (key, members) in by_key {
+        let reads = by_key.into_iter().map(|(key, members)| async move {
             let start = members.iter().map(|&n| bodies[n].offset).min().unwrap_or(0);
             let end = members
                 .iter()
@@ -408,6 +423,9 @@ impl Pipeline {
                 .map_err(|e| {
                     Failure::new(e.category(), format!("reading the document's text: {e}"))
                 });
+            (start, members, read)
+        });
+        for (start, members, read) in futures_util::future::join_all(reads).await {
             for n in members {
                 texts[n] = Some(read.as_ref().map_err(Clone::clone).and_then(|bytes| {
                     let from = (bodies[n].offset - start) as usize;
