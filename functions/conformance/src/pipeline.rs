@@ -102,6 +102,35 @@ pub fn fake_pipeline(subject: &Subject, evaluators: Arc<FakeEvaluators>) -> Pipe
     )
 }
 
+/// Submits a job of the fake evaluator over `documents` (id, title, text).
+async fn submit_texts(
+    pipeline: &Pipeline,
+    evaluators: &FakeEvaluators,
+    documents: impl Iterator<Item = (String, String, String)>,
+) -> docket_core::model::Job {
+    let documents = documents
+        .map(|(id, title, text)| {
+            IntakeDocument::Accepted(DocumentSpec {
+                id,
+                title,
+                body: DocumentBody::Text(text),
+                metadata: serde_json::Value::Null,
+            })
+        })
+        .collect();
+    pipeline
+        .submit(Submission {
+            job_id: None,
+            tenant: TenantId::local(),
+            evaluator: evaluators.resolve("fake").await.expect("resolve"),
+            config: serde_json::json!({}),
+            options: JobOptions::default(),
+            documents,
+        })
+        .await
+        .expect("submit")
+}
+
 /// Receives finalize messages (as the queue delivers them), finalizes their
 /// jobs and counts the finalizations this round won.
 async fn finalize_round(
@@ -147,27 +176,14 @@ pub async fn pipeline_counts_exactly_once_under_duplicate_deliveries(subject: &S
     const DOCUMENTS: usize = 1000;
     let evaluators = Arc::new(FakeEvaluators::default());
     let pipeline = fake_pipeline(subject, evaluators.clone());
-    let documents = (0..DOCUMENTS)
-        .map(|n| {
-            IntakeDocument::Accepted(DocumentSpec {
-                id: format!("doc-{n}"),
-                title: format!("Document {n}"),
-                body: DocumentBody::Text("x".repeat(n % 50 + 1)),
-                metadata: serde_json::Value::Null,
-            })
-        })
-        .collect();
-    let job = pipeline
-        .submit(Submission {
-            job_id: None,
-            tenant: TenantId::local(),
-            evaluator: evaluators.resolve("fake").await.expect("resolve"),
-            config: serde_json::json!({}),
-            options: JobOptions::default(),
-            documents,
-        })
-        .await
-        .expect("submit");
+    let documents = (0..DOCUMENTS).map(|n| {
+        (
+            format!("doc-{n}"),
+            format!("Document {n}"),
+            "x".repeat(n % 50 + 1),
+        )
+    });
+    let job = submit_texts(&pipeline, &evaluators, documents).await;
     let finalized = Arc::new(AtomicU32::new(0));
     let workers: Vec<_> = (0..8)
         .map(|worker| {
@@ -275,32 +291,14 @@ pub async fn pipeline_evaluates_a_mixed_batch_item_by_item(subject: &Subject) {
     let evaluators = Arc::new(FakeEvaluators::default());
     let pipeline = fake_pipeline(subject, evaluators.clone());
     let submit = |letter: char, lengths: &'static [usize]| {
-        let pipeline = pipeline.clone();
-        let evaluators = evaluators.clone();
-        async move {
-            let documents = lengths
-                .iter()
-                .map(|&len| {
-                    IntakeDocument::Accepted(DocumentSpec {
-                        id: format!("{letter}-{len}"),
-                        title: String::new(),
-                        body: DocumentBody::Text(letter.to_string().repeat(len)),
-                        metadata: serde_json::Value::Null,
-                    })
-                })
-                .collect();
-            pipeline
-                .submit(Submission {
-                    job_id: None,
-                    tenant: TenantId::local(),
-                    evaluator: evaluators.resolve("fake").await.expect("resolve"),
-                    config: serde_json::json!({}),
-                    options: JobOptions::default(),
-                    documents,
-                })
-                .await
-                .expect("submit")
-        }
+        let documents = lengths.iter().map(move |&len| {
+            (
+                format!("{letter}-{len}"),
+                String::new(),
+                letter.to_string().repeat(len),
+            )
+        });
+        submit_texts(&pipeline, &evaluators, documents)
     };
     let live = submit('a', &[11, 12, 13]).await;
     let cancelled = submit('b', &[101, 102]).await;

@@ -19,6 +19,21 @@ use crate::ports::{
     QueueName, StoreError,
 };
 
+/// A job read for a round, with its configuration shared by its items'
+/// calls.
+type JobRead = (Job, Arc<serde_json::Value>);
+
+/// A delivery whose item is to be evaluated, before its text is loaded.
+struct ToLoad<'a> {
+    /// The delivery's position.
+    n: usize,
+    item: WorkItem,
+    job: &'a JobRead,
+    /// Its text, read with the jobs when it is in a pack; `None` for a
+    /// referenced file, read once the job says how to split it.
+    text: Option<Result<String, Failure>>,
+}
+
 /// A delivery whose item is being evaluated: one call per part.
 struct Evaluating {
     /// The delivery's position.
@@ -71,12 +86,7 @@ impl Pipeline {
         .await;
         let mut texts = texts.into_iter();
         let mut decided: Vec<(usize, WorkItem, ItemResult)> = Vec::new();
-        let mut to_load: Vec<(
-            usize,
-            WorkItem,
-            &(Job, Arc<serde_json::Value>),
-            Option<Result<String, Failure>>,
-        )> = Vec::new();
+        let mut to_load: Vec<ToLoad<'_>> = Vec::new();
         for (n, item) in parsed {
             let text = if item.body.file.is_none() {
                 texts.next()
@@ -120,10 +130,10 @@ impl Pipeline {
                 ));
                 continue;
             }
-            to_load.push((n, item, job, text));
+            to_load.push(ToLoad { n, item, job, text });
         }
         let mut loaded = Vec::with_capacity(to_load.len());
-        for (n, item, job, text) in to_load {
+        for ToLoad { n, item, job, text } in to_load {
             let chunks = match (text, &item.body.file) {
                 (Some(text), _) => text.map(|text| {
                     vec![Chunk {
@@ -292,7 +302,7 @@ impl Pipeline {
     async fn read_jobs<'a>(
         &self,
         ids: impl Iterator<Item = &'a JobId>,
-    ) -> HashMap<JobId, Result<Option<(Job, Arc<serde_json::Value>)>, ()>> {
+    ) -> HashMap<JobId, Result<Option<JobRead>, ()>> {
         let ids: BTreeSet<&JobId> = ids.collect();
         let reads = ids.iter().map(|id| self.jobs.job(id));
         let mut jobs = HashMap::with_capacity(ids.len());
