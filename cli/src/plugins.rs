@@ -14,7 +14,7 @@ use docket_core::plugin::{Limits, Manifest, WORLD, component_language};
 use docket_core::ports::{
     ApiKeyStore, BlobStore, DocumentView, PluginRegistry, Usage, WebhookSecrets,
 };
-use docket_plugin_host::{Catalog, HostConfig, PluginHost, PublishRequest};
+use docket_plugin_host::{Catalog, HostConfig, PluginHost, PublishRequest, recorded_digest_path};
 use serde_json::{Value, json};
 
 /// Where published plugins (and API keys) live.
@@ -225,6 +225,44 @@ pub struct TestRun {
     pub diff: Option<Vec<String>>,
 }
 
+/// Where `docket plugin test` keeps compiled code between runs, so a
+/// component is compiled once per build, not once per test:
+/// `$DOCKET_CACHE`, else `$XDG_CACHE_HOME/docket/plugins`, else
+/// `~/.cache/docket/plugins`; none when no home is known.
+fn author_cache() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("DOCKET_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("docket/plugins")))
+        .or_else(|| var("HOME").map(|home| home.join(".cache/docket/plugins")))
+}
+
+/// How many compiled components the author cache keeps (the newest).
+const KEPT_COMPILATIONS: usize = 8;
+
+/// Removes all but the `keep` newest compiled components in `dir`, with
+/// their digest files: each build of a component is new code, and a Python
+/// one is tens of megabytes compiled.
+fn prune_cache(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut compiled: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
+        .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
+        .collect();
+    compiled.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in compiled.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(recorded_digest_path(&path));
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// The component file of `path`: the file itself, or the newest `.wasm`
 /// a plugin project built (`target/wasm32-wasip2/release/*.wasm`, or
 /// `*.wasm` at the project's top level for Python and JavaScript).
@@ -297,6 +335,7 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         .unwrap_or_else(|| "plugin".into());
     let host = PluginHost::new(HostConfig {
         max_concurrent_instances: 2,
+        cache_dir: author_cache(),
         ..HostConfig::default()
     })?;
     let mut manifest = Manifest::for_language(&name, "0.0.0-test", &language, &bytes);
@@ -304,6 +343,9 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         manifest.limits = limits;
     }
     let evaluator = host.load(manifest, &bytes)?;
+    if let Some(dir) = author_cache() {
+        prune_cache(&dir, KEPT_COMPILATIONS);
+    }
     let manifest = host
         .manifest(&evaluator.digest)
         .context("loaded plugin has no manifest")?;
@@ -375,6 +417,7 @@ fn unlimited_host(
 ) -> anyhow::Result<(PluginHost, docket_core::EvaluatorRef)> {
     let host = PluginHost::new(HostConfig {
         max_concurrent_instances: 1,
+        cache_dir: author_cache(),
         ..HostConfig::default()
     })?;
     let mut manifest = manifest.clone();

@@ -34,6 +34,41 @@ export function invalidConfig(message) {
   return { tag: "invalid-config", val: message };
 }
 
+/** Throw it: anything else (a PERMANENT failure). */
+export function internal(message) {
+  return { tag: "internal", val: message };
+}
+
+const PLUGIN_ERRORS = new Set(["invalid-document", "invalid-config", "internal"]);
+
+/**
+ * Wraps an exported function (`export const evaluate = reported((document,
+ * config) => …)`): an exception it does not catch becomes an `internal`
+ * error naming the error, its message and its stack; without it the
+ * component traps and the failure says only that it trapped.
+ */
+export function reported(fn) {
+  return (...args) => {
+    try {
+      return fn(...args);
+    } catch (e) {
+      if (e !== null && typeof e === "object" && PLUGIN_ERRORS.has(e.tag)) throw e;
+      throw internal(describeError(e));
+    }
+  };
+}
+
+/** `<Name>: <message>` and the stack, innermost first, as the engine gives
+ * it, without the frames of this SDK and of the component's bindings. */
+export function describeError(e) {
+  if (!(e instanceof Error)) return `uncaught ${typeof e}: ${String(e)}`;
+  const first = `${e.name}: ${e.message}`;
+  const frames = (e.stack ?? "")
+    .split("\n")
+    .filter((frame) => frame && frame !== first && !/\bdocket\.js:|initializer\.js:/.test(frame));
+  return [first, ...frames].join("\n");
+}
+
 /** The job's configuration object (throws `invalid-config`). */
 export function parseConfig(config) {
   let value;

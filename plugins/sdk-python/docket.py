@@ -9,16 +9,42 @@ right category, and text helpers that behave exactly like the Rust SDK's
     import docket
     from wit_world import Document, Evaluation
 
+    @docket.evaluator
     class WitWorld(wit_world.WitWorld):
         def evaluate(self, document: Document, config: str) -> Evaluation:
             words = docket.words(document.content)
             return docket.evaluation(scores=[docket.score("length", min(len(words), 1000), 1000)])
+
+`@docket.evaluator` turns an exception the evaluator does not catch into
+an `internal` error (a PERMANENT failure) that names the exception, its
+message and the frames it passed through; without it the component traps
+and the failure says only `wasm 'unreachable' instruction executed`.
+
+A component has no files once built: every module it uses must be
+imported while it is built (at the top of a module). This SDK imports the
+standard library's own lazy imports (`heapq` for `Counter.most_common`,
+`_strptime` for `datetime.strptime`, the common codecs), and under
+`@docket.evaluator` any other import made while evaluating fails with an
+ImportError that says so instead of trapping.
 """
 
 import bisect
+import functools
+import importlib.machinery
 import json
 import math
+import sys
 from typing import Any, Iterable, List
+
+# What the standard library imports inside functions, imported now, while
+# the component is built: afterwards there are no files to import from.
+import _strptime  # noqa: F401  datetime.strptime, time.strptime
+import encodings.ascii  # noqa: F401
+import encodings.cp1252  # noqa: F401
+import encodings.latin_1  # noqa: F401
+import encodings.utf_16  # noqa: F401
+import encodings.utf_32  # noqa: F401
+import heapq  # noqa: F401  collections.Counter.most_common
 
 from componentize_py_types import Err
 from wit_world import (
@@ -83,6 +109,92 @@ def invalid_config(message: str) -> Err:
 def internal(message: str) -> Err:
     """`raise docket.internal(...)`: anything else (PERMANENT failure)."""
     return Err(PluginError_Internal(message))
+
+
+# The evaluator's methods the host calls.
+_EXPORTS = ("evaluate", "merge_chunks", "summarize", "combine_summaries")
+
+
+def evaluator(cls):
+    """Class decorator for the component's `WitWorld`: an exception its
+    methods do not catch becomes `docket.internal("<Type>: <message>" +
+    traceback)`, and a module imported while evaluating (which a built
+    component cannot load) raises an ImportError that says so."""
+    for name in _EXPORTS:
+        method = cls.__dict__.get(name)
+        if callable(method):
+            setattr(cls, name, _reported(method))
+    return cls
+
+
+def _reported(method):
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        _refuse_late_imports()
+        try:
+            return method(*args, **kwargs)
+        except Err:
+            raise
+        except Exception as e:
+            raise internal(describe_exception(e)) from None
+
+    return call
+
+
+def describe_exception(e: BaseException) -> str:
+    """`<Type>: <message>` and the frames the exception passed through,
+    innermost last, as Python prints them but without source lines (reading
+    the sources needs files a component does not have)."""
+    kind = type(e)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    lines = [f"{name}: {e}" if str(e) else name, "Traceback (most recent call last):"]
+    tb = e.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code not in _OWN_CODE:
+            lines.append(f'  File "{_source_name(code.co_filename)}", line {tb.tb_lineno}, in {code.co_name}')
+        tb = tb.tb_next
+    return "\n".join(lines)
+
+
+def _source_name(path: str) -> str:
+    """A source file's name as the author knows it: componentize-py mounts
+    each source directory at `/<n>/`, which is dropped."""
+    parts = path.split("/", 2)
+    if len(parts) == 3 and parts[0] == "" and parts[1].isdigit():
+        return parts[2]
+    return path
+
+
+class _LateImport:
+    """A finder ahead of the file system's: a module not imported when the
+    component was built cannot be loaded from files afterwards (the file
+    system calls trap), so its import fails with a reason instead."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        raise ImportError(
+            f"module {name!r} was not imported when the component was built; a docket "
+            "component has no files to import from while evaluating: import it at the "
+            "top of a module",
+            name=name,
+        )
+
+
+# The SDK's own frames, left out of tracebacks.
+_OWN_CODE = (_reported(lambda: None).__code__, _LateImport.find_spec.__code__)
+
+
+def _refuse_late_imports():
+    """Puts `_LateImport` ahead of the file system's finder, inside a
+    component only (a native test keeps its imports)."""
+    if sys.platform != "wasi":
+        return
+    finders = sys.meta_path
+    if any(f is _LateImport for f in finders):
+        return
+    at = next((i for i, f in enumerate(finders) if f is importlib.machinery.PathFinder), len(finders))
+    finders.insert(at, _LateImport)
 
 
 def round_half_away(x: float) -> float:

@@ -115,7 +115,7 @@ fn tally_evaluation(text: &str) -> Evaluation {
             }
             .into(),
         ],
-        data: json!({"words": words, "chars": text.len()}),
+        data: json!({"words": words, "chars": text.len()}).into(),
     }
 }
 

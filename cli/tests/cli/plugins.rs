@@ -720,3 +720,162 @@ fn plugin_test_takes_limits_and_says_the_fuel_a_document_needed() {
     );
     assert!(printed.contains(&format!("{needed} (100.0%)")), "{printed}");
 }
+
+/// The `faults` evaluators' documents: what each mode should produce is in
+/// the test below.
+fn faults_batch(work: &Path) -> PathBuf {
+    let batch = serde_json::json!({"documents": [
+        {"id": "raise", "title": "doc-7", "content": "raise\n"},
+        {"id": "most-common", "content": "most-common\nb a b c b a"},
+        {"id": "late-import", "content": "late-import\n"},
+        {"id": "floats", "content": "floats\n"},
+        {"id": "crlf", "content": "echo\r\nline two\r\n\u{feff}"},
+    ]});
+    let path = work.join("faults.json");
+    std::fs::write(&path, batch.to_string()).unwrap();
+    path
+}
+
+/// A document's `data` in `results.json` as written: the text of the value.
+fn data_text<'a>(results: &'a str, id: &str) -> &'a str {
+    let at = results
+        .find(&format!("\"id\":\"{id}\""))
+        .unwrap_or_else(|| panic!("no document {id} in {results}"));
+    let rest = &results[at..];
+    let rest = &rest[rest.find("\"data\":").expect("data") + "\"data\":".len()..];
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+    values.next().expect("a value").expect("JSON");
+    &rest[..values.byte_offset()]
+}
+
+#[test]
+fn python_and_javascript_errors_name_the_exception_its_message_and_frames_and_data_arrives_exactly()
+{
+    let guests = guests();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let batch = faults_batch(work);
+    for language in ["python", "js"] {
+        let component = guests.join(format!("faults-{language}.wasm"));
+        let out = work.join(format!("out-{language}"));
+        let output = docket(
+            work,
+            &[
+                "run",
+                "--quiet",
+                batch.to_str().unwrap(),
+                "--evaluator",
+                component.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        let written = std::fs::read_to_string(out.join("results.json"))
+            .unwrap_or_else(|e| panic!("{language}: no results ({e}): {output:?}"));
+        let results: Value = serde_json::from_str(&written).unwrap();
+        let document = |id: &str| {
+            results["documents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["id"] == id)
+                .unwrap_or_else(|| panic!("{language}: no {id}"))
+                .clone()
+        };
+        // The uncaught exception: its type, message and the helper's frame.
+        let raised = document("raise");
+        assert_eq!(raised["status"], "failed", "{language}: {raised}");
+        assert_eq!(raised["error"]["category"], "PERMANENT", "{raised}");
+        let message = raised["error"]["message"].as_str().unwrap();
+        match language {
+            "python" => {
+                assert!(
+                    message.starts_with(
+                        "evaluator failed: ValueError: the helper refused 'doc-7'\nTraceback (most recent call last):\n"
+                    ),
+                    "{message}"
+                );
+                assert!(message.contains(", in evaluate_text\n"), "{message}");
+                assert!(message.ends_with(", in checked"), "{message}");
+                assert!(message.contains("File \"app.py\", line "), "{message}");
+            }
+            _ => {
+                assert!(
+                    message.starts_with(
+                        "evaluator failed: RangeError: the helper refused \"doc-7\"\n"
+                    ),
+                    "{message}"
+                );
+                assert!(message.contains("checked@"), "{message}");
+            }
+        }
+        assert!(!message.contains("unreachable"), "{message}");
+        // Text passed as sent, CRLF and byte-order mark included; data
+        // as the plugin wrote it.
+        assert_eq!(document("crlf")["status"], "completed", "{language}");
+        assert_eq!(
+            data_text(&written, "crlf"),
+            r#"{"content":"echo\r\nline two\r\n\ufeff"}"#.replace("\\ufeff", "\u{feff}"),
+            "{language}"
+        );
+        let floats = match language {
+            "python" => {
+                r#"{"fifteen":15.000000000000005,"huge":1e+22,"sum":0.30000000000000004,"tiny":1e-07}"#
+            }
+            _ => {
+                r#"{"fifteen":15.000000000000005,"huge":1e+22,"sum":0.30000000000000004,"tiny":1e-7}"#
+            }
+        };
+        assert_eq!(data_text(&written, "floats"), floats, "{language}");
+        if language == "python" {
+            // A lazy import of the standard library works (the SDK made it
+            // at build time); one of the plugin's own is refused by name.
+            assert_eq!(
+                document("most-common")["data"],
+                serde_json::json!({"most_common": [["b", 3], ["a", 2]]})
+            );
+            let late = document("late-import");
+            assert_eq!(late["status"], "failed", "{late}");
+            let message = late["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with(
+                    "evaluator failed: ImportError: module 'colorsys' was not imported when the component was built;"
+                ),
+                "{message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plugin_test_compiles_a_component_once_and_reuses_the_code() {
+    let guests = guests();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let doc = work.join("doc.txt");
+    std::fs::write(&doc, "floats\n").unwrap();
+    let cache = work.join("cache");
+    let test = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_docket"))
+            .current_dir(work)
+            .env("DOCKET_CACHE", &cache)
+            .env("DOCKET_LOG", "info")
+            .args(["plugin", "test"])
+            .arg(guests.join("faults-python.wasm"))
+            .arg("--doc")
+            .arg(&doc)
+            .output()
+            .expect("run docket");
+        assert!(output.status.success(), "{output:?}");
+        let log = text(&output.stderr);
+        log.matches("component compiled").count()
+    };
+    assert_eq!(test(), 1, "the first test compiles");
+    assert_eq!(test(), 0, "the second reuses the compiled code");
+    let kept: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::evaluation::{ChunkEvaluation, Evaluation, Finding, Score, Severity};
+use crate::evaluation::{ChunkEvaluation, Data, Evaluation, Finding, Score, Severity};
 use crate::failure::{Failure, FailureCategory};
 use crate::model::{EvaluatorRef, ItemOutcome, ItemResult, Job, JobId, JobStatus};
 
@@ -51,8 +51,8 @@ pub struct DocumentResult {
     pub findings: Vec<Finding>,
     /// Labels.
     pub labels: Vec<String>,
-    /// The evaluator's free-form data.
-    pub data: serde_json::Value,
+    /// The evaluator's free-form data, as it wrote it.
+    pub data: Data,
     /// Why it failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
@@ -118,7 +118,10 @@ pub struct ResultsHeader {
 }
 
 /// `results.json`: the whole job's results, the header's fields first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Not `Deserialize`: serde reads a flattened struct from a buffered copy,
+/// which cannot keep each document's `data` as its text; a reader takes
+/// the header and the documents apart (`Pipeline::results`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResultsDocument {
     /// Everything but the documents.
     #[serde(flatten)]
@@ -143,7 +146,7 @@ impl DocumentResult {
                 .collect(),
             findings: Vec::new(),
             labels: self.labels.clone(),
-            data: serde_json::Value::Null,
+            data: Data::null(),
         }
     }
 
@@ -270,7 +273,7 @@ pub fn assemble_document(
         scores: BTreeMap::new(),
         findings: Vec::new(),
         labels: Vec::new(),
-        data: serde_json::Value::Null,
+        data: Data::null(),
         error: None,
     };
     let outcome = match (failure, skipped) {
@@ -527,7 +530,7 @@ mod tests {
                     })
                     .collect(),
                 labels: vec![],
-                data: serde_json::Value::Null,
+                data: Data::null(),
             },
             seconds: 0.5,
         }

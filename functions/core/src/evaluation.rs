@@ -5,8 +5,10 @@
 //! converts between the two.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// A named score, e.g. `decalogo` 72 of 100.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,8 +67,127 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// Free labels, e.g. `language:es`.
     pub labels: Vec<String>,
-    /// Free-form JSON the evaluator wants to keep.
-    pub data: serde_json::Value,
+    /// Free-form JSON the evaluator wants to keep, exactly as it wrote it.
+    pub data: Data,
+}
+
+/// An evaluator's free-form JSON, kept as the text it wrote: numbers are not
+/// re-printed and keys keep their order, so results carry `data` byte for
+/// byte (only the whitespace between tokens is dropped, which keeps each
+/// document on one line of JSONL).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Data(Box<RawValue>);
+
+impl Data {
+    /// JSON `null`: an evaluator that keeps nothing.
+    pub fn null() -> Self {
+        Self::from_compact("null".to_owned())
+    }
+
+    /// `text` checked to be one JSON value, with the whitespace between its
+    /// tokens removed; an empty text is `null`.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::null());
+        }
+        let checked: &RawValue = serde_json::from_str(text)?;
+        Ok(Self::from_compact(compact(checked.get())))
+    }
+
+    /// The JSON text of `value`.
+    pub fn of(value: &serde_json::Value) -> Self {
+        Self::from_compact(value.to_string())
+    }
+
+    /// The array of `items`, each kept as it is.
+    pub fn array<'a>(items: impl IntoIterator<Item = &'a Data>) -> Self {
+        let mut text = String::from("[");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(item.as_str());
+        }
+        text.push(']');
+        Self::from_compact(text)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether it is `null`.
+    pub fn is_null(&self) -> bool {
+        self.as_str() == "null"
+    }
+
+    /// Parsed into a value (numbers as serde_json reads them), for readers
+    /// that look inside.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.as_str()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `text` is valid JSON without whitespace between tokens.
+    fn from_compact(text: String) -> Self {
+        match RawValue::from_string(text) {
+            Ok(raw) => Self(raw),
+            Err(_) => unreachable!("compact JSON text is valid JSON"),
+        }
+    }
+}
+
+/// Valid JSON `text` without the whitespace between its tokens; the text
+/// inside strings is left alone.
+fn compact(text: &str) -> String {
+    let insignificant = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    if !text.bytes().any(insignificant) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_ascii() && insignificant(c as u8) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Self::null()
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<serde_json::Value> for Data {
+    fn from(value: serde_json::Value) -> Self {
+        Self::of(&value)
+    }
 }
 
 impl Evaluation {
@@ -139,7 +260,7 @@ pub fn default_merge(chunks: &[ChunkEvaluation]) -> Evaluation {
             .flat_map(|c| c.evaluation.findings.iter().cloned())
             .collect(),
         labels,
-        data: serde_json::Value::Array(chunks.iter().map(|c| c.evaluation.data.clone()).collect()),
+        data: Data::array(chunks.iter().map(|c| &c.evaluation.data)),
     }
 }
 
@@ -167,7 +288,7 @@ mod tests {
                     }),
                 }],
                 labels: vec![label.into()],
-                data: serde_json::json!({ "w": weight }),
+                data: serde_json::json!({ "w": weight }).into(),
             },
         }
     }
@@ -185,7 +306,56 @@ mod tests {
             .collect();
         assert_eq!(starts, [5, 310]);
         assert_eq!(merged.labels, ["a", "b"]);
-        assert_eq!(merged.data, serde_json::json!([{ "w": 300 }, { "w": 100 }]));
+        assert_eq!(merged.data.as_str(), r#"[{"w":300},{"w":100}]"#);
+    }
+
+    #[test]
+    fn data_keeps_the_evaluator_s_text_but_not_its_whitespace() {
+        let written = "{ \"z\": 15.000000000000005,\n  \"a\": [1e-07, 1E+22, -0.0],\t\"s\": \"two  spaces \\\" and\\n\" }";
+        let data = Data::parse(written).unwrap();
+        assert_eq!(
+            data.as_str(),
+            r#"{"z":15.000000000000005,"a":[1e-07,1E+22,-0.0],"s":"two  spaces \" and\n"}"#
+        );
+        assert_eq!(Data::parse("").unwrap(), Data::null());
+        assert_eq!(Data::parse("  \n").unwrap(), Data::null());
+        assert!(Data::parse("{\"a\": 1").is_err());
+        assert!(Data::parse("1 2").is_err());
+        assert!(Data::parse("nul").is_err());
+    }
+
+    #[test]
+    fn data_survives_storage_exactly() {
+        let evaluation = Evaluation {
+            data: Data::parse(r#"{"z":15.000000000000005,"a":1e-07}"#).unwrap(),
+            ..Evaluation::default()
+        };
+        let stored = crate::ItemResult::Succeeded {
+            evaluation,
+            seconds: 0.5,
+        };
+        let text = serde_json::to_string(&stored).unwrap();
+        assert_eq!(
+            text,
+            r#"{"status":"succeeded","evaluation":{"scores":[],"findings":[],"labels":[],"data":{"z":15.000000000000005,"a":1e-07}},"seconds":0.5}"#
+        );
+        let read: crate::ItemResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, stored);
+        let failed: crate::ItemResult =
+            serde_json::from_str(r#"{"status":"skipped","reason":"job cancelled"}"#).unwrap();
+        assert_eq!(
+            failed,
+            crate::ItemResult::Skipped {
+                reason: "job cancelled".into()
+            }
+        );
+        let missing =
+            serde_json::from_str::<crate::ItemResult>(r#"{"status":"failed","seconds":1.0}"#)
+                .unwrap_err();
+        assert!(
+            missing.to_string().contains("missing field `failure`"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod results;
 pub mod upload;
 pub mod webhook;
 
-pub use evaluation::{Evaluation, Finding, Score, Severity, Span};
+pub use evaluation::{Data, Evaluation, Finding, Score, Severity, Span};
 pub use failure::{Failure, FailureCategory, RetryPolicy};
 pub use model::{
     DocumentBody, DocumentSpec, EvaluatorRef, ItemOutcome, ItemResult, ItemStatus, Job,

@@ -25,8 +25,26 @@ pub fn shipped_code_path(dir: &Path, digest: &str, target: &str) -> PathBuf {
     ))
 }
 
+/// Where compiled code offered to the cache comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offered {
+    /// Published with the plugin (checked against its manifest).
+    Published,
+    /// Shipped beside the binary (checked against the digest beside it).
+    Shipped,
+}
+
+impl std::fmt::Display for Offered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Published => "published",
+            Self::Shipped => "shipped",
+        })
+    }
+}
+
 /// The digest file recorded beside a compiled artifact.
-pub(crate) fn recorded_digest_path(artifact: &Path) -> PathBuf {
+pub fn recorded_digest_path(artifact: &Path) -> PathBuf {
     let mut name = artifact.as_os_str().to_owned();
     name.push(".sha256");
     PathBuf::from(name)
@@ -61,17 +79,18 @@ impl HostInner {
         let shipped = match (published, &self.config.shipped_code) {
             (None, Some(dir)) => {
                 read_verified(&shipped_code_path(dir, digest_of_bytes, &host_target()))
-                    .map(|compiled| ("shipped", compiled))
             }
             _ => None,
         };
-        let offered = published.map(|compiled| ("published", compiled)).or(shipped
-            .as_ref()
-            .map(|(from, compiled)| (*from, compiled.as_slice())));
+        let offered = published
+            .map(|compiled| (Offered::Published, compiled))
+            .or(shipped
+                .as_deref()
+                .map(|compiled| (Offered::Shipped, compiled)));
         let usable = offered.and_then(|(from, compiled)| match self.deserialize_verified(compiled) {
             // Shipped code is on disk already: copying it into the cache
             // would only cost a write per new container.
-            Ok(component) => Some((component, (from != "shipped").then(|| compiled.to_vec()))),
+            Ok(component) => Some((component, (from == Offered::Published).then(|| compiled.to_vec()))),
             Err(e) => {
                 tracing::warn!(plugin = %digest_of_bytes, engine = %engine_id(&self.engine), error = %e, "{from} compiled code does not match this engine; recompiling");
                 None

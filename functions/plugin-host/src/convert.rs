@@ -4,7 +4,7 @@
 //! output cap limits.
 
 use docket_core::ports::DocumentView;
-use docket_core::{Evaluation, Failure, FailureCategory, Finding, Score, Severity, Span};
+use docket_core::{Data, Evaluation, Failure, FailureCategory, Finding, Score, Severity, Span};
 
 use crate::bindings;
 
@@ -82,11 +82,7 @@ pub(crate) fn evaluation_from(
             format!("invalid plugin output: {message}"),
         )
     };
-    let data = if e.data.trim().is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(&e.data).map_err(|err| invalid(format!("data is not JSON: {err}")))?
-    };
+    let data = Data::parse(&e.data).map_err(|err| invalid(format!("data is not JSON: {err}")))?;
     let mut scores = Vec::with_capacity(e.scores.len());
     for score in e.scores {
         if !score.value.is_finite() || !score.max.is_finite() {
@@ -163,6 +159,6 @@ pub(crate) fn evaluation_to(e: &Evaluation) -> bindings::Evaluation {
             })
             .collect(),
         labels: e.labels.clone(),
-        data: e.data.to_string(),
+        data: e.data.as_str().to_owned(),
     }
 }

@@ -43,7 +43,7 @@ mod convert;
 mod engine;
 mod sandbox;
 
-pub use cache::shipped_code_path;
+pub use cache::{recorded_digest_path, shipped_code_path};
 pub use calls::WarmInstance;
 pub use catalog::{ALWAYS_DENIED, Catalog, PublishError, PublishRequest, denied_imports};
 pub use docket_core::plugin::{Limits, Manifest, WORLD, WORLDS, digest};

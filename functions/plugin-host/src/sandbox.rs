@@ -229,6 +229,22 @@ fn panic_message(stderr: &str) -> Option<String> {
     Some(message.trim().to_owned())
 }
 
+/// The innermost named functions of a trap's backtrace, innermost first
+/// (`f ← g ← h`): where the plugin was when it trapped.
+fn last_frames(error: &wasmtime::Error) -> Option<String> {
+    let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>()?;
+    let names: Vec<&str> = backtrace
+        .frames()
+        .iter()
+        .filter_map(wasmtime::FrameInfo::func_name)
+        .take(LAST_FRAMES)
+        .collect();
+    (!names.is_empty()).then(|| names.join(" ← "))
+}
+
+/// How many frames a trap's message names.
+const LAST_FRAMES: usize = 4;
+
 fn host_failure(
     error: &wasmtime::Error,
     store: &Store<StoreState>,
@@ -267,11 +283,16 @@ fn host_failure(
         Some(Trap::StackOverflow) => permanent("stack overflow: call stack exhausted".into()),
         Some(trap) => match panic_message(&stderr_text) {
             Some(message) => permanent(format!("plugin panicked: {message}")),
-            None if stderr_text.trim().is_empty() => permanent(format!("plugin trapped: {trap}")),
-            None => permanent(format!(
-                "plugin trapped: {trap}; stderr: {}",
-                stderr_text.trim()
-            )),
+            None => {
+                let mut message = format!("plugin trapped: {trap}");
+                if let Some(frames) = last_frames(error) {
+                    message.push_str(&format!(" in {frames}"));
+                }
+                if !stderr_text.trim().is_empty() {
+                    message.push_str(&format!("; stderr: {}", stderr_text.trim()));
+                }
+                permanent(message)
+            }
         },
         None => permanent(format!("plugin failed: {error:#}")),
     }

@@ -38,6 +38,7 @@ def evaluate_text(text: str) -> Evaluation:
     )
 
 
+@docket.evaluator
 class WitWorld(wit_world.WitWorld):
     def evaluate(self, document: Document, config: str) -> Evaluation:
         return evaluate_text(document.content)

@@ -26,6 +26,7 @@ def evaluate_text(text: str, target_words: float) -> Evaluation:
     )
 
 
+@docket.evaluator
 class WitWorld(wit_world.WitWorld):
     def evaluate(self, document: Document, config: str) -> Evaluation:
         target = docket.parse_config(config).get("target_words", 500)

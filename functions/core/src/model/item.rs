@@ -157,8 +157,13 @@ pub struct WorkItem {
 }
 
 /// What happened to one work item.
+///
+/// Stored as one object tagged by `status`. It is read through
+/// [`StoredResult`], a plain struct, because serde reads an internally
+/// tagged enum from a buffered copy of the object, which cannot keep an
+/// evaluation's `data` as the text it was.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "status", rename_all = "snake_case", try_from = "StoredResult")]
 pub enum ItemResult {
     /// Evaluated.
     Succeeded {
@@ -179,6 +184,42 @@ pub enum ItemResult {
         /// Why.
         reason: String,
     },
+}
+
+/// An [`ItemResult`] as stored: every variant's fields, each optional.
+#[derive(Deserialize)]
+struct StoredResult {
+    status: ItemStatus,
+    evaluation: Option<Evaluation>,
+    seconds: Option<f64>,
+    failure: Option<Failure>,
+    reason: Option<String>,
+}
+
+impl TryFrom<StoredResult> for ItemResult {
+    type Error = String;
+
+    fn try_from(stored: StoredResult) -> Result<Self, String> {
+        Ok(match stored.status {
+            ItemStatus::Succeeded => ItemResult::Succeeded {
+                evaluation: required(stored.evaluation, "evaluation")?,
+                seconds: required(stored.seconds, "seconds")?,
+            },
+            ItemStatus::Failed => ItemResult::Failed {
+                failure: required(stored.failure, "failure")?,
+                seconds: required(stored.seconds, "seconds")?,
+            },
+            ItemStatus::Skipped => ItemResult::Skipped {
+                reason: required(stored.reason, "reason")?,
+            },
+        })
+    }
+}
+
+/// A field of one variant of a tagged enum read through a struct of every
+/// variant's fields: present, or the error serde would give.
+pub(crate) fn required<T>(field: Option<T>, name: &str) -> Result<T, String> {
+    field.ok_or_else(|| format!("missing field `{name}`"))
 }
 
 /// Which of the three terminal states an item reached: how stores index an

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 mod item;
 mod job;
 
+pub(crate) use item::required;
 pub use item::{
     BodyRef, ChunkInfo, DocumentBody, DocumentSpec, ItemOutcome, ItemResult, ItemStatus,
     ReferencedDocument, RejectedDocument, WorkItem,

@@ -11,7 +11,7 @@ use super::{Disposition, FinalizeMessage, Pipeline, PipelineError};
 use crate::aggregate::{
     self, DocumentGroups, DocumentResult, ResultsHeader, Summary, SummaryBuilder,
 };
-use crate::model::{ItemOutcome, Job, JobId};
+use crate::model::{ItemOutcome, Job, JobId, required};
 use crate::ports::{BlobError, Delivery, QueueName, StoreError};
 use crate::results::{
     PartWriter, ResultsFormat, ResultsIndex, ResultsStream, ResultsView, checkpoint_key,
@@ -85,9 +85,16 @@ struct WrittenDocuments {
     progressed: bool,
 }
 
-/// Where an interrupted finalize goes on.
+/// Where an interrupted finalize goes on. Stored tagged by `phase`, read
+/// through [`StoredCheckpoint`] (the documents' `data` in a summary group
+/// must be read from the text itself, which serde's reading of a tagged
+/// enum does not give).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
+#[serde(
+    tag = "phase",
+    rename_all = "snake_case",
+    try_from = "StoredCheckpoint"
+)]
 enum FinalizeCheckpoint {
     /// Writing documents: those up to and including item `after` are in
     /// `parts` (of `bytes`), the summaries folded over them.
@@ -101,6 +108,46 @@ enum FinalizeCheckpoint {
     /// Every document written and the index made (stored last, once the
     /// whole files are): `files` of [`ResultsFormat::ALL`] written.
     WholeFiles { index: ResultsIndex, files: usize },
+}
+
+/// A [`FinalizeCheckpoint`] as stored: every phase's fields, each optional.
+#[derive(Deserialize)]
+struct StoredCheckpoint {
+    phase: CheckpointPhase,
+    after: Option<u32>,
+    parts: Option<Vec<u32>>,
+    bytes: Option<u64>,
+    summary: Option<SummaryBuilder>,
+    evaluator_summary: Option<SummaryFold>,
+    index: Option<ResultsIndex>,
+    files: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CheckpointPhase {
+    Documents,
+    WholeFiles,
+}
+
+impl TryFrom<StoredCheckpoint> for FinalizeCheckpoint {
+    type Error = String;
+
+    fn try_from(stored: StoredCheckpoint) -> Result<Self, String> {
+        Ok(match stored.phase {
+            CheckpointPhase::Documents => FinalizeCheckpoint::Documents {
+                after: required(stored.after, "after")?,
+                parts: required(stored.parts, "parts")?,
+                bytes: required(stored.bytes, "bytes")?,
+                summary: required(stored.summary, "summary")?,
+                evaluator_summary: required(stored.evaluator_summary, "evaluator_summary")?,
+            },
+            CheckpointPhase::WholeFiles => FinalizeCheckpoint::WholeFiles {
+                index: required(stored.index, "index")?,
+                files: required(stored.files, "files")?,
+            },
+        })
+    }
 }
 
 /// How far [`Pipeline::write_documents`] got.

@@ -58,7 +58,7 @@ fn input_bytes(evaluation: &Evaluation) -> usize {
     let data = if evaluation.data.is_null() {
         0
     } else {
-        serde_json::to_string(&evaluation.data).map_or(0, |s| s.len())
+        evaluation.data.as_str().len()
     };
     16 + evaluation
         .scores

@@ -3,7 +3,7 @@
 //! jobs, cancel one, retry a finished job's failed documents.
 
 use super::{IntakeDocument, Pipeline, PipelineError, Submission};
-use crate::aggregate::ResultsDocument;
+use crate::aggregate::{DocumentResult, ResultsDocument, ResultsHeader};
 use crate::auth::Caller;
 use crate::chunking;
 use crate::model::{
@@ -142,7 +142,18 @@ impl Pipeline {
             .await?
             .collect()
             .await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        // The header and the documents are read apart: `ResultsDocument`
+        // flattens its header, and serde reads a flattened struct from a
+        // buffered copy that cannot keep each document's `data` as text.
+        #[derive(serde::Deserialize)]
+        struct Documents {
+            documents: Vec<DocumentResult>,
+        }
+        let parsed = serde_json::from_slice::<ResultsHeader>(&bytes).and_then(|header| {
+            let Documents { documents } = serde_json::from_slice(&bytes)?;
+            Ok(ResultsDocument { header, documents })
+        });
+        parsed.map_err(|e| {
             PipelineError::Blob(BlobError::Backend(crate::ports::BackendError::new(
                 crate::FailureCategory::Permanent,
                 format!("results of {job} do not parse: {e}"),

@@ -59,8 +59,11 @@ fn wordstats_component_gives_the_native_result() {
     let native = wordstats::evaluate_text(text);
     assert_eq!(report.evaluation.scores[0].name, "lexical_diversity");
     assert_eq!(report.evaluation.scores[0].value, 77.78);
-    assert_eq!(report.evaluation.data, native.data);
-    assert_eq!(report.evaluation.data["top_terms"][0]["term"], "water");
+    assert_eq!(report.evaluation.data.to_value(), native.data);
+    assert_eq!(
+        report.evaluation.data.to_value()["top_terms"][0]["term"],
+        "water"
+    );
     assert_eq!(report.evaluation.labels, ["length:short"]);
     assert!(report.usage.fuel > 0);
     assert!(report.usage.peak_memory > 0);
@@ -108,7 +111,7 @@ fn decalogo_component_matches_the_native_build() {
         })
         .collect();
     assert_eq!(spans, native_spans);
-    assert_eq!(report.evaluation.data, native.data);
+    assert_eq!(report.evaluation.data.to_value(), native.data);
     // Every evidence span points at the text it quotes.
     for finding in &report.evaluation.findings {
         if let Some(span) = &finding.evidence {
@@ -256,7 +259,7 @@ fn plugins_have_no_ambient_capabilities() {
     let host = host();
     let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
     let report = evaluate(&host, &evaluator, "hostile:ambient").expect("evaluate");
-    let seen = &report.evaluation.data;
+    let seen = &report.evaluation.data.to_value();
     assert_ne!(seen["file"], "read", "{seen}");
     assert_ne!(seen["dir"], "listed", "{seen}");
     assert_ne!(seen["network"], "connected", "{seen}");

@@ -5,6 +5,7 @@ import {
   compareCodePoints,
   evaluation,
   lowercase,
+  reported,
   roundHalfAway,
   score,
   words,
@@ -33,9 +34,7 @@ export function evaluateText(text) {
   });
 }
 
-export function evaluate(document, _config) {
-  return evaluateText(document.content);
-}
+export const evaluate = reported((document, _config) => evaluateText(document.content));
 
 export function mergeChunks(_chunks) {
   return undefined;

@@ -1,0 +1,56 @@
+"""`faults` in Python: a test evaluator for what an author meets. The
+document's first line says what it does:
+
+- `raise`: a helper raises ValueError (reported with its traceback);
+- `most-common`: `collections.Counter.most_common`, whose `heapq` the
+  standard library imports lazily (the SDK imported it at build time);
+- `late-import`: imports a module while evaluating (refused with a reason);
+- `floats`: `data` with floats that print differently in other languages;
+- anything else: `data` is the document's content, exactly as received.
+"""
+
+import collections
+from typing import List, Optional
+
+import wit_world
+from wit_world import Document, Evaluation
+
+import docket
+
+
+def checked(title: str) -> str:
+    raise ValueError(f"the helper refused {title!r}")
+
+
+def evaluate_text(title: str, text: str) -> Evaluation:
+    mode = text.split("\n", 1)[0].strip()
+    if mode == "raise":
+        return docket.evaluation(labels=[checked(title)])
+    if mode == "most-common":
+        common = collections.Counter(text.split()).most_common(2)
+        return docket.evaluation(data={"most_common": [[w, n] for w, n in common]})
+    if mode == "late-import":
+        import colorsys  # noqa: F401  on purpose: not imported at build time
+
+        return docket.evaluation()
+    if mode == "floats":
+        return docket.evaluation(
+            scores=[docket.score("third", 1 / 3, 1)],
+            data={"tiny": 1e-07, "huge": 1e22, "sum": 0.1 + 0.2, "fifteen": 15.000000000000005},
+        )
+    return docket.evaluation(data={"content": text})
+
+
+@docket.evaluator
+class WitWorld(wit_world.WitWorld):
+    def evaluate(self, document: Document, config: str) -> Evaluation:
+        return evaluate_text(document.title, document.content)
+
+    def merge_chunks(self, chunks: List[Evaluation]) -> Optional[Evaluation]:
+        return None
+
+    def summarize(self, evaluations: List[Evaluation]) -> Optional[str]:
+        return None
+
+    def combine_summaries(self, partials: List[str]) -> Optional[str]:
+        return None
