@@ -217,6 +217,23 @@ fn a_panic_becomes_a_permanent_failure_with_its_message() {
 }
 
 #[test]
+fn a_bare_trap_names_the_functions_it_happened_in() {
+    let host = host();
+    let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);
+    let message = permanent_message(evaluate(&host, &evaluator, "hostile:trap"));
+    let (trap, frames) = message
+        .split_once(" in ")
+        .unwrap_or_else(|| panic!("no frames in {message:?}"));
+    assert_eq!(
+        trap,
+        "plugin trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+    let innermost = frames.split(" ← ").next().unwrap();
+    assert!(innermost.contains("trap_in_a_helper"), "{message}");
+    assert!(frames.contains("evaluate"), "{message}");
+}
+
+#[test]
 fn huge_output_is_refused() {
     let host = host();
     let evaluator = load(&host, "hostile", docket_test_guests::HOSTILE);

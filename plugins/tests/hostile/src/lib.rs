@@ -6,6 +6,7 @@
 //! - `hostile:loop` — spins forever (stopped by fuel).
 //! - `hostile:alloc` — grows memory without end (stopped by the memory cap).
 //! - `hostile:panic` — panics with a message.
+//! - `hostile:trap` — executes `unreachable` in a helper (a bare trap).
 //! - `hostile:huge` — returns 8 MiB of labels (refused by the output cap).
 //! - `hostile:invalid` — reports the document invalid (a plugin error).
 //! - `hostile:ambient` — tries the filesystem, environment, clocks and
@@ -37,6 +38,7 @@ impl Evaluator for Hostile {
                 }
             }
             "hostile:panic" => panic!("the hostile plugin panicked on purpose"),
+            "hostile:trap" => trap_in_a_helper(),
             "hostile:huge" => Ok(Evaluation {
                 labels: vec!["x".repeat(1 << 10); 8 << 10],
                 ..ok()
@@ -54,6 +56,12 @@ impl Evaluator for Hostile {
 }
 
 docket_sdk::export_evaluator!(Hostile);
+
+/// A trap with no panic message: what the host can say is where it was.
+#[inline(never)]
+fn trap_in_a_helper() -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 fn ok() -> Evaluation {
     Evaluation {
