@@ -879,3 +879,56 @@ fn plugin_test_compiles_a_component_once_and_reuses_the_code() {
         .collect();
     assert_eq!(kept.len(), 2, "{kept:?}");
 }
+
+#[test]
+fn python_and_javascript_state_built_at_the_top_level_costs_nothing_per_document() {
+    let guests = guests();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    for mode in ["init-module", "init-call"] {
+        std::fs::write(
+            work.join(format!("{mode}.txt")),
+            format!("{mode}\nrule7 and term42s here\n"),
+        )
+        .unwrap();
+    }
+    for language in ["python", "js"] {
+        let output = docket(
+            work,
+            &[
+                "plugin",
+                "test",
+                guests.join(format!("faults-{language}.wasm")).to_str().unwrap(),
+                "--doc",
+                "init-module.txt",
+                "--doc",
+                "init-call.txt",
+            ],
+        );
+        let printed = text(&output.stdout);
+        // The table built when the component was built is there, within
+        // the language's default budget...
+        let row = printed
+            .lines()
+            .find(|l| l.starts_with("init-module.txt ") && l.ends_with(" ok"))
+            .unwrap_or_else(|| panic!("{language}: init-module did not pass: {printed}"));
+        let at_top: u64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let expected = match language {
+            "python" => r#"init-module.txt: {"data":{"matched":2},"#,
+            _ => r#"init-module.txt: {"data":{"primes":17984},"#,
+        };
+        assert!(printed.contains(expected), "{printed}");
+        // ...while building it in the call runs out of that budget.
+        let per_call: u64 = printed
+            .split("init-call.txt: {\"failure\":")
+            .nth(1)
+            .and_then(|rest| rest.split("it needed ").nth(1))
+            .and_then(|rest| rest.split(" fuel").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{language}: no fuel figure for init-call: {printed}"));
+        assert!(
+            per_call > 10 * at_top,
+            "{language}: {per_call} fuel per call vs {at_top} with the state built once"
+        );
+    }
+}
