@@ -347,7 +347,7 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         prune_cache(&dir, KEPT_COMPILATIONS);
     }
     let manifest = host
-        .manifest(&evaluator.digest)
+        .manifest_of(&evaluator)
         .context("loaded plugin has no manifest")?;
     // A document out of fuel is evaluated again without a fuel budget, to
     // say what it needed (a host of its own: the host keys plugins by

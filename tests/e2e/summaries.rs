@@ -264,8 +264,11 @@ async fn an_evaluator_of_contract_0_1_0_is_summarized_in_one_call_and_refused_wi
     let harness = harness_with(|_| {});
     // The host tells the contract from the exports.
     let world = |name: &str| {
-        let digest = harness.evaluator(name).digest;
-        harness.host.manifest(&digest).unwrap().world
+        harness
+            .host
+            .manifest_of(&harness.evaluator(name))
+            .unwrap()
+            .world
     };
     assert_eq!(world("legacy"), "docket:evaluator/evaluator@0.1.0");
     assert_eq!(world("tally"), "docket:evaluator/evaluator@0.2.0");

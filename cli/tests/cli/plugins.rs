@@ -898,7 +898,10 @@ fn python_and_javascript_state_built_at_the_top_level_costs_nothing_per_document
             &[
                 "plugin",
                 "test",
-                guests.join(format!("faults-{language}.wasm")).to_str().unwrap(),
+                guests
+                    .join(format!("faults-{language}.wasm"))
+                    .to_str()
+                    .unwrap(),
                 "--doc",
                 "init-module.txt",
                 "--doc",

@@ -186,7 +186,7 @@ impl Catalog {
             let manifest = manifest.clone();
             move || {
                 let loaded = host.load(manifest, &bytes)?;
-                Ok::<_, HostError>((host.manifest(&loaded.digest), bytes))
+                Ok::<_, HostError>((host.manifest_of(&loaded), bytes))
             }
         })
         .await?;
@@ -275,11 +275,11 @@ impl Catalog {
     /// compiled code published for this architecture when its digest
     /// matches the manifest's.
     async fn ensure_loaded(&self, evaluator: &EvaluatorRef) -> Result<(), Failure> {
-        if self.host.is_loaded(&evaluator.digest) {
+        if self.host.is_loaded(evaluator) {
             return Ok(());
         }
         let _one_at_a_time = self.loading.lock().await;
-        if self.host.is_loaded(&evaluator.digest) {
+        if self.host.is_loaded(evaluator) {
             return Ok(());
         }
         let unavailable = |category: FailureCategory, why: String| {
@@ -346,7 +346,7 @@ impl Evaluators for Catalog {
         config: &serde_json::Value,
     ) -> Result<(), Failure> {
         self.registry
-            .check_config(evaluator, self.host.manifest(&evaluator.digest), config)
+            .check_config(evaluator, self.host.manifest_of(evaluator), config)
             .await
     }
 

@@ -129,6 +129,8 @@ pub enum HostError {
     },
 }
 
+/// A loaded plugin version. Versions with the same bytes share the
+/// compiled component (`pre`), each with its own manifest: its limits.
 struct LoadedPlugin {
     manifest: Manifest,
     pre: bindings::EvaluatorPre<StoreState>,
@@ -154,8 +156,9 @@ struct HostInner {
     engine: Engine,
     linker: Linker<StoreState>,
     config: HostConfig,
+    /// Loaded versions, by [`identity`].
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
-    /// Registered, not loaded yet, by digest.
+    /// Registered, not loaded yet, by [`identity`].
     deferred: RwLock<HashMap<String, Deferred>>,
     /// Held while a deferred component loads: one compilation per
     /// component, however many calls wait for it.
@@ -164,6 +167,16 @@ struct HostInner {
     compilations: AtomicU64,
     versions: RwLock<BTreeMap<String, BTreeMap<VersionKey, EvaluatorRef>>>,
     _ticker: Option<EpochTicker>,
+}
+
+/// What a loaded or registered plugin is known by: its name, version and
+/// digest. Not the digest alone: the same bytes published under two names
+/// or versions may carry two sets of limits, and each runs under its own.
+fn identity(reference: &EvaluatorRef) -> String {
+    format!(
+        "{}@{} {}",
+        reference.name, reference.version, reference.digest
+    )
 }
 
 /// A loaded version's place among its name's versions: semver order
@@ -244,12 +257,16 @@ impl PluginHost {
     ) -> EvaluatorRef {
         let manifest = Manifest::for_component(name, version, bytes);
         let reference = manifest.reference();
-        if !self.inner.read_plugins().contains_key(&reference.digest) {
+        if !self
+            .inner
+            .read_plugins()
+            .contains_key(&identity(&reference))
+        {
             self.inner
                 .deferred
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(reference.digest.clone(), Deferred { manifest, bytes });
+                .insert(identity(&reference), Deferred { manifest, bytes });
         }
         self.inner.register_version(&reference);
         reference
@@ -265,7 +282,9 @@ impl PluginHost {
     /// compiles them (or loads the verified cached artifact) and
     /// pre-instantiates them against the docket world, so a component for
     /// another world or with imports docket does not provide is refused
-    /// here. Loading the same digest twice is a no-op.
+    /// here. Loading the same name, version and digest twice is a no-op;
+    /// another version with the same bytes shares the compiled component
+    /// and runs under its own manifest's limits.
     ///
     /// # Errors
     /// [`HostError::DigestMismatch`], [`HostError::InvalidManifest`],
@@ -368,21 +387,23 @@ impl PluginHost {
             .collect()
     }
 
-    /// Whether the plugin with this digest is loaded or registered to be
-    /// loaded on first use.
-    pub fn is_loaded(&self, digest: &str) -> bool {
-        self.inner.read_plugins().contains_key(digest) || self.inner.deferred(digest).is_some()
+    /// Whether this plugin version is loaded or registered to be loaded on
+    /// first use.
+    pub fn is_loaded(&self, evaluator: &EvaluatorRef) -> bool {
+        let key = identity(evaluator);
+        self.inner.read_plugins().contains_key(&key) || self.inner.deferred(&key).is_some()
     }
 
-    /// The manifest of a loaded plugin, or of a registered one (its imports
-    /// and contract are known once it is loaded).
-    pub fn manifest(&self, digest: &str) -> Option<Manifest> {
+    /// The manifest of a loaded plugin version, or of a registered one (its
+    /// imports and contract are known once it is loaded).
+    pub fn manifest_of(&self, evaluator: &EvaluatorRef) -> Option<Manifest> {
+        let key = identity(evaluator);
         let loaded = self
             .inner
             .read_plugins()
-            .get(digest)
+            .get(&key)
             .map(|p| p.manifest.clone());
-        loaded.or_else(|| self.inner.deferred(digest).map(|d| d.manifest))
+        loaded.or_else(|| self.inner.deferred(&key).map(|d| d.manifest))
     }
 
     /// Evaluates one document on the calling thread. Do not call it from an
@@ -457,9 +478,25 @@ impl HostInner {
             });
         }
         let reference = manifest.reference();
-        if self.read_plugins().contains_key(&reference.digest) {
+        let key = identity(&reference);
+        if self.read_plugins().contains_key(&key) {
             self.register_version(&reference);
             return Ok(reference);
+        }
+        let same_bytes = self
+            .read_plugins()
+            .values()
+            .find(|p| p.manifest.sha256 == manifest.sha256)
+            .cloned();
+        if let Some(compiled) = same_bytes {
+            manifest.imports = compiled.manifest.imports.clone();
+            manifest.world = compiled.manifest.world.clone();
+            let plugin = LoadedPlugin {
+                manifest,
+                pre: compiled.pre.clone(),
+                combine: compiled.combine,
+            };
+            return Ok(self.insert(reference, plugin));
         }
         let invalid = |message: String| HostError::InvalidComponent {
             name: manifest.name.clone(),
@@ -483,40 +520,47 @@ impl HostInner {
         // The contract a component implements is told by its exports.
         let combine = component.get_export_index(None, "combine-summaries");
         manifest.world = if combine.is_some() { WORLD } else { WORLDS[1] }.to_owned();
-        let plugin = Arc::new(LoadedPlugin {
+        let plugin = LoadedPlugin {
             manifest,
             pre,
             combine,
-        });
+        };
+        Ok(self.insert(reference, plugin))
+    }
+
+    /// Makes `plugin` the loaded `reference` (no longer deferred).
+    fn insert(&self, reference: EvaluatorRef, plugin: LoadedPlugin) -> EvaluatorRef {
+        let key = identity(&reference);
         self.plugins
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(reference.digest.clone(), plugin);
+            .insert(key.clone(), Arc::new(plugin));
         self.deferred
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&reference.digest);
+            .remove(&key);
         self.register_version(&reference);
-        Ok(reference)
+        reference
     }
 
     fn read_plugins(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
         self.plugins.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn deferred(&self, digest: &str) -> Option<Deferred> {
+    fn deferred(&self, key: &str) -> Option<Deferred> {
         self.deferred
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(digest)
+            .get(key)
             .cloned()
     }
 
-    /// Loads the registered component with this digest, once.
+    /// Loads the registered component of this version, once.
     fn load_deferred(&self, evaluator: &EvaluatorRef) -> Option<Result<(), Failure>> {
-        let deferred = self.deferred(&evaluator.digest)?;
+        let key = identity(evaluator);
+        let deferred = self.deferred(&key)?;
         let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
-        if self.read_plugins().contains_key(&evaluator.digest) {
+        if self.read_plugins().contains_key(&key) {
             return Some(Ok(()));
         }
         let started = Instant::now();
@@ -548,24 +592,22 @@ impl HostInner {
     /// from the blob store) takes it.
     /// A registered component is loaded here, on the calling thread.
     fn plugin(&self, evaluator: &EvaluatorRef) -> Result<Arc<LoadedPlugin>, Failure> {
-        if let Some(plugin) = self.read_plugins().get(&evaluator.digest) {
+        let key = identity(evaluator);
+        if let Some(plugin) = self.read_plugins().get(&key) {
             return Ok(plugin.clone());
         }
         if let Some(loaded) = self.load_deferred(evaluator) {
             loaded?;
         }
-        self.read_plugins()
-            .get(&evaluator.digest)
-            .cloned()
-            .ok_or_else(|| {
-                Failure::new(
-                    FailureCategory::Resource,
-                    format!(
-                        "evaluator {evaluator} ({}) is not loaded in this processor",
-                        evaluator.digest
-                    ),
-                )
-            })
+        self.read_plugins().get(&key).cloned().ok_or_else(|| {
+            Failure::new(
+                FailureCategory::Resource,
+                format!(
+                    "evaluator {evaluator} ({}) is not loaded in this processor",
+                    evaluator.digest
+                ),
+            )
+        })
     }
 }
 
@@ -601,7 +643,7 @@ impl Evaluators for PluginHost {
         evaluator: &EvaluatorRef,
         config: &serde_json::Value,
     ) -> Result<(), Failure> {
-        match self.manifest(&evaluator.digest) {
+        match self.manifest_of(evaluator) {
             Some(manifest) => check_config(&evaluator.name, &manifest.config_schema, config),
             None => Ok(()),
         }

@@ -378,15 +378,15 @@ fn a_registered_component_is_compiled_on_its_first_call_only() {
     // Known at once, compiled not yet.
     assert_eq!(host.compilations(), 0);
     assert_eq!(host.resolve_loaded("wordstats").unwrap(), wordstats);
-    assert!(host.is_loaded(&decalogo.digest));
-    assert_eq!(host.manifest(&decalogo.digest).unwrap().name, "decalogo");
+    assert!(host.is_loaded(&decalogo));
+    assert_eq!(host.manifest_of(&decalogo).unwrap().name, "decalogo");
     let first = evaluate(&host, &wordstats, "one two three").unwrap();
     assert_eq!(host.compilations(), 1, "only the evaluator used");
     let again = evaluate(&host, &wordstats, "one two three").unwrap();
     assert_eq!(host.compilations(), 1, "once");
     assert_eq!(first.evaluation, again.evaluation);
     // What loading finds is in the manifest from then on.
-    assert!(!host.manifest(&wordstats.digest).unwrap().imports.is_empty());
+    assert!(!host.manifest_of(&wordstats).unwrap().imports.is_empty());
     evaluate(&host, &decalogo, "Objetivo: metas y presupuesto.").unwrap();
     assert_eq!(host.compilations(), 2);
 }
@@ -612,4 +612,32 @@ fn an_evaluator_this_host_has_not_loaded_is_retried_elsewhere() {
         "{}",
         failure.message
     );
+}
+
+#[test]
+fn the_same_bytes_under_two_versions_run_each_under_its_own_limits() {
+    for starved_first in [false, true] {
+        let host = host();
+        let bytes = docket_bundled::WORDSTATS;
+        let generous = Manifest::for_component("wordstats", "0.1.0", bytes);
+        let mut starved = Manifest::for_component("starved", "1.0.0", bytes);
+        starved.limits.fuel_base = 1_000;
+        starved.limits.fuel_per_kib = 0;
+        let (generous, starved) = if starved_first {
+            let starved = host.load(starved, bytes).unwrap();
+            (host.load(generous, bytes).unwrap(), starved)
+        } else {
+            let generous = host.load(generous, bytes).unwrap();
+            (generous, host.load(starved, bytes).unwrap())
+        };
+        assert_eq!(generous.digest, starved.digest);
+        let text = "Water, water everywhere; nor any drop to drink.";
+        let failure = evaluate(&host, &starved, text).expect_err("starved runs out of fuel");
+        assert!(
+            failure.message.starts_with("fuel limit of 1000 exhausted"),
+            "starved first: {starved_first}: {failure}"
+        );
+        evaluate(&host, &generous, text).expect("wordstats keeps its own limits");
+        assert_eq!(host.manifest_of(&starved).unwrap().limits.fuel_base, 1_000);
+    }
 }
