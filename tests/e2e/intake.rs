@@ -323,6 +323,27 @@ async fn a_repeated_upload_reads_in_again_what_a_dead_first_one_left_open() {
         left.counters
     );
 
+    // The same count with an id twice (past the counted windows): refused
+    // by name, the job as it was.
+    let mut twice = all();
+    twice[2_000] = document(1_999);
+    let refused = harness
+        .pipeline
+        .submit_admitted(&caller, keyed("died", twice))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        docket_core::PipelineError::Invalid(
+            "documents[2000].id: duplicate id \"doc-01999\"".into()
+        )
+        .to_string()
+    );
+    assert_eq!(
+        harness.pipeline.job(&job_id).await.unwrap().counters,
+        left.counters
+    );
+
     // The same documents: read in again, completed once.
     let job = harness
         .pipeline

@@ -231,6 +231,9 @@ impl Pipeline {
         job: Job,
         documents: Vec<IntakeDocument>,
     ) -> Result<Job, PipelineError> {
+        // The first upload was checked; its repeat must be too, or the
+        // windows it reads in past the counted ones could repeat an id.
+        super::submit::check_batch(&documents)?;
         let id = job.id.clone();
         tracing::info!(job_id = %id, documents = job.counters.documents_total, "an upload repeated while its job's intake is open: read in again");
         match OpenIntake::reopen(self, job).read_in(documents).await {

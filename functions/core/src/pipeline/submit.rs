@@ -86,6 +86,26 @@ pub(super) fn referenced_item(
     }
 }
 
+/// A whole batch's own check: not empty, ids unique.
+///
+/// # Errors
+/// [`PipelineError::Invalid`] naming the first duplicate.
+pub(crate) fn check_batch(documents: &[IntakeDocument]) -> Result<(), PipelineError> {
+    if documents.is_empty() {
+        return Err(PipelineError::Invalid("the batch has no documents".into()));
+    }
+    let mut seen = HashSet::new();
+    for (n, document) in documents.iter().enumerate() {
+        if !seen.insert(document.id()) {
+            return Err(PipelineError::Invalid(format!(
+                "documents[{n}].id: duplicate id {:?}",
+                document.id()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Pipeline {
     /// Accepts a whole batch: checks it (not empty, ids unique), then
     /// submits it as [`Pipeline::open_intake`] does and closes the intake.
@@ -94,18 +114,7 @@ impl Pipeline {
     /// [`PipelineError::Invalid`] for an empty batch or duplicate document
     /// ids (nothing stored); port errors otherwise.
     pub async fn submit(&self, submission: Submission) -> Result<Job, PipelineError> {
-        if submission.documents.is_empty() {
-            return Err(PipelineError::Invalid("the batch has no documents".into()));
-        }
-        let mut seen = HashSet::new();
-        for (n, document) in submission.documents.iter().enumerate() {
-            if !seen.insert(document.id()) {
-                return Err(PipelineError::Invalid(format!(
-                    "documents[{n}].id: duplicate id {:?}",
-                    document.id()
-                )));
-            }
-        }
+        check_batch(&submission.documents)?;
         self.open_intake(submission).await?.close().await
     }
 

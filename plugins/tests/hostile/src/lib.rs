@@ -60,7 +60,10 @@ docket_sdk::export_evaluator!(Hostile);
 /// A trap with no panic message: what the host can say is where it was.
 #[inline(never)]
 fn trap_in_a_helper() -> ! {
-    core::arch::wasm32::unreachable()
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
 }
 
 fn ok() -> Evaluation {
