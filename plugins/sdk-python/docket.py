@@ -28,6 +28,7 @@ standard library's own lazy imports (`heapq` for `Counter.most_common`,
 ImportError that says so instead of trapping.
 """
 
+import abc
 import bisect
 import functools
 import importlib.machinery
@@ -115,15 +116,25 @@ def internal(message: str) -> Err:
 _EXPORTS = ("evaluate", "merge_chunks", "summarize", "combine_summaries")
 
 
+def _none(self, _values):
+    return None
+
+
 def evaluator(cls):
     """Class decorator for the component's `WitWorld`: an exception its
     methods do not catch becomes `docket.internal("<Type>: <message>" +
     traceback)`, and a module imported while evaluating (which a built
-    component cannot load) raises an ImportError that says so."""
+    component cannot load) raises an ImportError that says so. The hooks
+    it does not define (`merge_chunks`, `summarize`, `combine_summaries`)
+    return None: the host merges chunks, there is no evaluator summary."""
     for name in _EXPORTS:
-        method = cls.__dict__.get(name)
-        if callable(method):
+        method = getattr(cls, name, None)
+        if callable(method) and not getattr(method, "__isabstractmethod__", False):
             setattr(cls, name, _reported(method))
+        elif name != "evaluate":
+            setattr(cls, name, _none)
+    # The bindings' WitWorld declares every hook abstract.
+    abc.update_abstractmethods(cls)
     return cls
 
 

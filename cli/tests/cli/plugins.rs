@@ -782,6 +782,18 @@ fn python_and_javascript_errors_name_the_exception_its_message_and_frames_and_da
                 .unwrap_or_else(|| panic!("{language}: no {id}"))
                 .clone()
         };
+        // Python's hooks it does not define are the SDK's defaults (no
+        // summary); JavaScript's are its own, also none.
+        assert_eq!(
+            results["summary"].get("evaluator_summary"),
+            None,
+            "{language}"
+        );
+        assert_eq!(
+            results["summary"].get("evaluator_summary_error"),
+            None,
+            "{language}"
+        );
         // The uncaught exception: its type, message and the helper's frame.
         let raised = document("raise");
         assert_eq!(raised["status"], "failed", "{language}: {raised}");

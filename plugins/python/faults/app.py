@@ -14,7 +14,7 @@ document's first line says what it does:
 
 import collections
 import re
-from typing import List, Optional
+from typing import List
 
 import wit_world
 from wit_world import Document, Evaluation
@@ -67,14 +67,7 @@ def evaluate_text(title: str, text: str) -> Evaluation:
 
 @docket.evaluator
 class WitWorld(wit_world.WitWorld):
+    # merge_chunks, summarize and combine_summaries: the decorator's
+    # defaults (None).
     def evaluate(self, document: Document, config: str) -> Evaluation:
         return evaluate_text(document.title, document.content)
-
-    def merge_chunks(self, chunks: List[Evaluation]) -> Optional[Evaluation]:
-        return None
-
-    def summarize(self, evaluations: List[Evaluation]) -> Optional[str]:
-        return None
-
-    def combine_summaries(self, partials: List[str]) -> Optional[str]:
-        return None
