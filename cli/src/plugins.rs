@@ -333,9 +333,10 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
+    let cache = author_cache();
     let host = PluginHost::new(HostConfig {
         max_concurrent_instances: 2,
-        cache_dir: author_cache(),
+        cache_dir: cache.clone(),
         ..HostConfig::default()
     })?;
     let mut manifest = Manifest::for_language(&name, "0.0.0-test", &language, &bytes);
@@ -343,15 +344,14 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
         manifest.limits = limits;
     }
     let evaluator = host.load(manifest, &bytes)?;
-    if let Some(dir) = author_cache() {
-        prune_cache(&dir, KEPT_COMPILATIONS);
+    if let Some(dir) = &cache {
+        prune_cache(dir, KEPT_COMPILATIONS);
     }
     let manifest = host
         .manifest_of(&evaluator)
         .context("loaded plugin has no manifest")?;
     // A document out of fuel is evaluated again without a fuel budget, to
-    // say what it needed (a host of its own: the host keys plugins by
-    // their bytes).
+    // say what it needed.
     let mut unlimited = None;
     let mut inputs = request.documents.clone();
     if inputs.is_empty() {
@@ -373,10 +373,10 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
                     && message.starts_with("fuel limit of ")
                 {
                     if unlimited.is_none() {
-                        unlimited = Some(unlimited_host(&manifest, &bytes)?);
+                        unlimited = Some(load_unmetered(&host, &manifest, &bytes)?);
                     }
-                    if let Some((host, evaluator)) = &unlimited {
-                        let needed = match evaluate_one(host, evaluator, spec, &request.config) {
+                    if let Some(evaluator) = &unlimited {
+                        let needed = match evaluate_one(&host, evaluator, spec, &request.config) {
                             (_, Some(usage)) => format!("it needed {} fuel", usage.fuel),
                             (again, None) => format!(
                                 "with no fuel limit it still failed: {}",
@@ -409,23 +409,21 @@ pub fn test(request: &TestRequest) -> anyhow::Result<(Manifest, Vec<TestRun>)> {
     Ok((manifest, runs))
 }
 
-/// A host with `manifest`'s plugin loaded as good as unmetered: fuel for
-/// 2^60 instructions, a minute of time, the rest of its limits kept.
-fn unlimited_host(
+/// `manifest`'s plugin loaded again in `host` as good as unmetered, as a
+/// version of its own (`<version>-unmetered`: the host runs each version
+/// under its own limits and shares the compiled component): fuel for 2^60
+/// instructions, a minute of time, the rest of its limits kept.
+fn load_unmetered(
+    host: &PluginHost,
     manifest: &Manifest,
     bytes: &[u8],
-) -> anyhow::Result<(PluginHost, docket_core::EvaluatorRef)> {
-    let host = PluginHost::new(HostConfig {
-        max_concurrent_instances: 1,
-        cache_dir: author_cache(),
-        ..HostConfig::default()
-    })?;
+) -> anyhow::Result<docket_core::EvaluatorRef> {
     let mut manifest = manifest.clone();
+    manifest.version = format!("{}-unmetered", manifest.version);
     manifest.limits.fuel_base = 1 << 60;
     manifest.limits.fuel_per_kib = 0;
     manifest.limits.timeout_ms = manifest.limits.timeout_ms.max(60_000);
-    let evaluator = host.load(manifest, bytes)?;
-    Ok((host, evaluator))
+    Ok(host.load(manifest, bytes)?)
 }
 
 fn evaluate_one(

@@ -95,11 +95,6 @@ impl Data {
         Ok(Self::from_compact(compact(checked.get())))
     }
 
-    /// The JSON text of `value`.
-    pub fn of(value: &serde_json::Value) -> Self {
-        Self::from_compact(value.to_string())
-    }
-
     /// The array of `items`, each kept as it is.
     pub fn array<'a>(items: impl IntoIterator<Item = &'a Data>) -> Self {
         let mut text = String::from("[");
@@ -184,9 +179,10 @@ impl fmt::Debug for Data {
     }
 }
 
+/// The JSON text of `value`.
 impl From<serde_json::Value> for Data {
     fn from(value: serde_json::Value) -> Self {
-        Self::of(&value)
+        Self::from_compact(value.to_string())
     }
 }
 
